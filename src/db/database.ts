@@ -1,0 +1,175 @@
+import fs from "node:fs";
+import path from "node:path";
+import { PGlite } from "@electric-sql/pglite";
+import { Kysely, PGliteDialect, PostgresDialect, type Transaction } from "kysely";
+import pg from "pg";
+import type { Database } from "./schema.ts";
+
+export type Db = Kysely<Database>;
+export type Tx = Transaction<Database>;
+
+/** Runs raw SQL (several statements allowed) inside one transaction of the underlying driver. */
+export interface ScriptRunner {
+  query(sql: string, params?: unknown[]): Promise<Record<string, unknown>[]>;
+  exec(script: string): Promise<void>;
+}
+
+export interface FerryDatabase {
+  db: Db;
+  kind: "postgres" | "pglite";
+  /** Where the data lives, for messages: the PGlite directory or the PostgreSQL URL without password. */
+  location: string;
+  /** One driver-level transaction for scripts that Kysely's parameterised queries cannot run (migrations). */
+  withScriptTransaction<T>(fn: (runner: ScriptRunner) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  databaseUrl?: string | undefined;
+  /** PGlite directory; `memory://` (or undefined with no URL) keeps everything in memory. */
+  dataDir?: string | undefined;
+  poolSize?: number;
+}
+
+export class DataDirInUseError extends Error {
+  constructor(
+    readonly dataDir: string,
+    readonly pid: number,
+  ) {
+    super(
+      `the embedded database in ${dataDir} is in use by process ${pid}; stop that process first, or set DATABASE_URL to use PostgreSQL`,
+    );
+    this.name = "DataDirInUseError";
+  }
+}
+
+// NUMERIC and INT8 stay strings (never floats); Ferry turns them into bigint where it computes.
+pg.types.setTypeParser(pg.types.builtins.INT8, (value) => value);
+pg.types.setTypeParser(pg.types.builtins.NUMERIC, (value) => value);
+
+export async function openDatabase(options: DatabaseOptions): Promise<FerryDatabase> {
+  if (options.databaseUrl) return openPostgres(options.databaseUrl, options.poolSize ?? 16);
+  return openPglite(options.dataDir ?? "memory://");
+}
+
+function openPostgres(databaseUrl: string, poolSize: number): FerryDatabase {
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: poolSize, application_name: "ferry" });
+  // An idle client losing its connection must not crash the process; the pool replaces it.
+  pool.on("error", () => {});
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const location = redactUrl(databaseUrl);
+  return {
+    db,
+    kind: "postgres",
+    location,
+    async withScriptTransaction(fn) {
+      const client = await pool.connect();
+      try {
+        await client.query("BEGIN");
+        const result = await fn({
+          query: async (sql, params) => (await client.query(sql, params as unknown[])).rows,
+          exec: async (script) => {
+            await client.query(script);
+          },
+        });
+        await client.query("COMMIT");
+        return result;
+      } catch (error) {
+        await client.query("ROLLBACK").catch(() => {});
+        throw error;
+      } finally {
+        client.release();
+      }
+    },
+    async close() {
+      await db.destroy();
+    },
+  };
+}
+
+async function openPglite(dataDir: string): Promise<FerryDatabase> {
+  const inMemory = dataDir.startsWith("memory://");
+  let releaseLock = () => {};
+  if (!inMemory) {
+    fs.mkdirSync(dataDir, { recursive: true });
+    releaseLock = lockDataDir(dataDir);
+  }
+  let pglite: PGlite;
+  try {
+    pglite = await PGlite.create(inMemory ? undefined : path.join(dataDir, "pglite"));
+  } catch (error) {
+    releaseLock();
+    throw error;
+  }
+  const db = new Kysely<Database>({ dialect: new PGliteDialect({ pglite }) });
+  return {
+    db,
+    kind: "pglite",
+    location: inMemory ? "memory" : dataDir,
+    async withScriptTransaction(fn) {
+      // Through Kysely's connection so that its single-connection mutex orders us with other queries.
+      return db.connection().execute(() =>
+        pglite.transaction(async (tx) =>
+          fn({
+            query: async (sql, params) =>
+              (await tx.query<Record<string, unknown>>(sql, params as unknown[])).rows,
+            exec: async (script) => {
+              await tx.exec(script);
+            },
+          }),
+        ),
+      );
+    },
+    async close() {
+      await db.destroy();
+      releaseLock();
+    },
+  };
+}
+
+/**
+ * PGlite is one process's database: a second process opening the same directory would corrupt it.
+ * A lock file with our pid keeps a second Ferry (or CLI command) out while the first is alive.
+ */
+function lockDataDir(dataDir: string): () => void {
+  const lockFile = path.join(dataDir, "ferry.pid");
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      fs.writeFileSync(lockFile, String(process.pid), { flag: "wx" });
+      return () => {
+        try {
+          if (fs.readFileSync(lockFile, "utf8") === String(process.pid)) fs.unlinkSync(lockFile);
+        } catch {
+          // already gone
+        }
+      };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      const pid = Number.parseInt(fs.readFileSync(lockFile, "utf8"), 10);
+      if (Number.isInteger(pid) && pid !== process.pid && isProcessAlive(pid)) {
+        throw new DataDirInUseError(dataDir, pid);
+      }
+      fs.unlinkSync(lockFile); // stale: its process is gone
+    }
+  }
+  throw new Error(`could not lock ${dataDir}`);
+}
+
+function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = "***";
+    return parsed.toString();
+  } catch {
+    return "postgres://…";
+  }
+}
