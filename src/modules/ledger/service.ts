@@ -155,6 +155,11 @@ export async function applyInTransaction(tx: Db, operation: Operation): Promise<
   return result;
 }
 
+/** Applies operations in order as one batch in one transaction of its own (not queued with other callers). */
+export function submitBatch(db: Db, operations: Operation[]): Promise<OperationResult[]> {
+  return executeBatch(db, operations);
+}
+
 /** Releases holds whose expiry has passed; returns how many. Safe to run in several processes at once. */
 export async function expirePendingTransfers(db: Db, options: { now?: Date; limit?: number } = {}) {
   const now = options.now ?? new Date();
@@ -237,7 +242,7 @@ export class Ledger {
 
   /** Applies operations as one batch, in order, in one transaction (not queued). */
   submitBatch(operations: Operation[]): Promise<OperationResult[]> {
-    return executeBatch(this.db, operations);
+    return submitBatch(this.db, operations);
   }
 
   drained(): Promise<void> {
