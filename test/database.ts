@@ -10,9 +10,9 @@ export const postgresUrl = process.env.DATABASE_URL || undefined;
  * A fresh, migrated database for one test file: an in-memory PGlite, or — when DATABASE_URL is set —
  * a new database on that server, dropped again by `close()`.
  */
-export async function createTestDatabase(options: { poolSize?: number } = {}): Promise<
-  FerryDatabase & { url: string | undefined }
-> {
+export async function createTestDatabase(
+  options: { poolSize?: number } = {},
+): Promise<FerryDatabase & { url: string | undefined }> {
   if (!postgresUrl) {
     const database = await openDatabase({ dataDir: "memory://" });
     await migrate(database);

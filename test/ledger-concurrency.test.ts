@@ -18,7 +18,9 @@ let ledgers: ledger.Ledger[];
 beforeAll(async () => {
   primary = await createTestDatabase({ poolSize: 20 });
   if (primary.url) secondary = await openDatabase({ databaseUrl: primary.url, poolSize: 20 });
-  ledgers = [primary.db, secondary?.db ?? primary.db].map((db) => new ledger.Ledger(db, { maxBatchSize: 16, maxInFlight: 4 }));
+  ledgers = [primary.db, secondary?.db ?? primary.db].map(
+    (db) => new ledger.Ledger(db, { maxBatchSize: 16, maxInFlight: 4 }),
+  );
   await createClient(primary.db, { id: "acme", name: "Acme" });
   await ledger.createCurrency(primary.db, { clientId: "acme", code: "USD", scale: 2 });
 });
@@ -28,12 +30,35 @@ afterAll(async () => {
 });
 
 async function walletWith(amount: bigint) {
-  const issuing = await ledger.openAccount(primary.db, { clientId: "acme", currency: "USD", kind: "ISSUING" });
-  const wallet = await ledger.openAccount(primary.db, { clientId: "acme", currency: "USD", kind: "USER_WALLET", ownerId: "payer" });
-  const sink = await ledger.openAccount(primary.db, { clientId: "acme", currency: "USD", kind: "USER_WALLET", ownerId: "payee" });
+  const issuing = await ledger.openAccount(primary.db, {
+    clientId: "acme",
+    currency: "USD",
+    kind: "ISSUING",
+  });
+  const wallet = await ledger.openAccount(primary.db, {
+    clientId: "acme",
+    currency: "USD",
+    kind: "USER_WALLET",
+    ownerId: "payer",
+  });
+  const sink = await ledger.openAccount(primary.db, {
+    clientId: "acme",
+    currency: "USD",
+    kind: "USER_WALLET",
+    ownerId: "payee",
+  });
   const funded = await ledgers[0]?.submit({
     clientId: "acme",
-    legs: [{ type: "SINGLE", id: `fund-${wallet.id}`, debitAccountId: issuing.id, creditAccountId: wallet.id, amount, currency: "USD" }],
+    legs: [
+      {
+        type: "SINGLE",
+        id: `fund-${wallet.id}`,
+        debitAccountId: issuing.id,
+        creditAccountId: wallet.id,
+        amount,
+        currency: "USD",
+      },
+    ],
   });
   expect(funded?.ok).toBe(true);
   return { wallet, sink };
@@ -51,9 +76,19 @@ describe.each([
       Array.from({ length: 50 }, (_, i): Promise<OperationResult> => {
         const operation = {
           clientId: "acme",
-          legs: [{ type: "SINGLE" as const, id: `debit-${mode}-${wallet.id}-${i}`, debitAccountId: wallet.id, creditAccountId: sink.id, amount: 37n, currency: "USD" }],
+          legs: [
+            {
+              type: "SINGLE" as const,
+              id: `debit-${mode}-${wallet.id}-${i}`,
+              debitAccountId: wallet.id,
+              creditAccountId: sink.id,
+              amount: 37n,
+              currency: "USD",
+            },
+          ],
         };
-        if (mode === "batched") return ledgers[i % 2]?.submit(operation) ?? Promise.reject(new Error("no ledger"));
+        if (mode === "batched")
+          return ledgers[i % 2]?.submit(operation) ?? Promise.reject(new Error("no ledger"));
         const db = dbs()[i % 2] ?? primary.db;
         return inTransaction(db, (tx) => ledger.applyInTransaction(tx, operation));
       }),
@@ -77,17 +112,29 @@ describe.each([
     const { wallet, sink } = await walletWith(10_00n);
     const operation = {
       clientId: "acme",
-      legs: [{ type: "SINGLE" as const, id: `once-${mode}-${wallet.id}`, debitAccountId: wallet.id, creditAccountId: sink.id, amount: 1_00n, currency: "USD" }],
+      legs: [
+        {
+          type: "SINGLE" as const,
+          id: `once-${mode}-${wallet.id}`,
+          debitAccountId: wallet.id,
+          creditAccountId: sink.id,
+          amount: 1_00n,
+          currency: "USD",
+        },
+      ],
     };
     const results = await Promise.all(
       Array.from({ length: 20 }, (_, i) => {
-        if (mode === "batched") return ledgers[i % 2]?.submit(operation) ?? Promise.reject(new Error("no ledger"));
+        if (mode === "batched")
+          return ledgers[i % 2]?.submit(operation) ?? Promise.reject(new Error("no ledger"));
         return inTransaction(dbs()[i % 2] ?? primary.db, (tx) => ledger.applyInTransaction(tx, operation));
       }),
     );
     expect(results.every((r) => r.ok)).toBe(true);
     expect(results.filter((r) => r.ok && !r.replayed)).toHaveLength(1);
-    const ids = new Set(results.flatMap((r) => (r.ok ? r.transfers.map((t) => `${t.id}@${t.createdAt.toISOString()}`) : [])));
+    const ids = new Set(
+      results.flatMap((r) => (r.ok ? r.transfers.map((t) => `${t.id}@${t.createdAt.toISOString()}`) : [])),
+    );
     expect(ids.size).toBe(1);
     expect(accountFigures(await ledger.getAccount(primary.db, wallet.id)).balance).toBe(9_00n);
     const entries = await ledger.listEntries(primary.db, wallet.id, { offset: 0, limit: 100 });
@@ -101,14 +148,27 @@ describe("holds under concurrency", () => {
     const { wallet, sink } = await walletWith(10_00n);
     const hold = await ledgers[0]?.submit({
       clientId: "acme",
-      legs: [{ type: "PENDING", id: `race-hold-${wallet.id}`, debitAccountId: wallet.id, creditAccountId: sink.id, amount: 4_00n, currency: "USD" }],
+      legs: [
+        {
+          type: "PENDING",
+          id: `race-hold-${wallet.id}`,
+          debitAccountId: wallet.id,
+          creditAccountId: sink.id,
+          amount: 4_00n,
+          currency: "USD",
+        },
+      ],
     });
     expect(hold?.ok).toBe(true);
     const results = await Promise.all(
       Array.from({ length: 10 }, (_, i) =>
         ledgers[i % 2]?.submit({
           clientId: "acme",
-          legs: [i % 2 === 0 ? { type: "POST", id: `race-post-${wallet.id}-${i}`, pendingId: `race-hold-${wallet.id}` } : { type: "VOID", id: `race-void-${wallet.id}-${i}`, pendingId: `race-hold-${wallet.id}` }],
+          legs: [
+            i % 2 === 0
+              ? { type: "POST", id: `race-post-${wallet.id}-${i}`, pendingId: `race-hold-${wallet.id}` }
+              : { type: "VOID", id: `race-void-${wallet.id}-${i}`, pendingId: `race-hold-${wallet.id}` },
+          ],
         }),
       ),
     );

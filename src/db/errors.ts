@@ -24,7 +24,10 @@ export function isRetryableTransactionError(error: unknown): boolean {
 
 /** A transaction still failed with serialization or deadlock errors after its bounded retries. */
 export class TransactionConflictError extends Error {
-  constructor(readonly attempts: number, options?: { cause?: unknown }) {
+  constructor(
+    readonly attempts: number,
+    options?: { cause?: unknown },
+  ) {
     super(`transaction conflicted ${attempts} times; try again`, options);
     this.name = "TransactionConflictError";
   }

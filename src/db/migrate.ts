@@ -56,16 +56,17 @@ export async function migrate(database: FerryDatabase, migrations: Migration[] =
       const row = applied.get(migration.version);
       if (row) {
         if (row.checksum !== migration.checksum) {
-          throw new Error(`migration ${migration.name} was changed after it was applied; add a new migration instead`);
+          throw new Error(
+            `migration ${migration.name} was changed after it was applied; add a new migration instead`,
+          );
         }
         continue;
       }
       await runner.exec(migration.sql);
-      await runner.query("INSERT INTO ferry_schema_migrations (version, name, checksum) VALUES ($1, $2, $3)", [
-        migration.version,
-        migration.name,
-        migration.checksum,
-      ]);
+      await runner.query(
+        "INSERT INTO ferry_schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+        [migration.version, migration.name, migration.checksum],
+      );
       done.push(migration.name);
     }
     return { applied: done, total: migrations.length };

@@ -22,7 +22,7 @@ const DECIMAL = /^(-)?(\d+)(?:\.(\d+))?$/;
 export function parseAmount(value: string | number, scale: number): bigint {
   const text = typeof value === "number" ? numberToDecimalText(value) : value.trim();
   const match = DECIMAL.exec(text);
-  if (!match) throw new AmountError("must be a decimal number such as \"100.50\"");
+  if (!match) throw new AmountError('must be a decimal number such as "100.50"');
   const [, sign, whole = "", fraction = ""] = match;
   const significantFraction = fraction.replace(/0+$/, "");
   if (significantFraction.length > scale) {

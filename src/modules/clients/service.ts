@@ -1,4 +1,5 @@
 import type { Db } from "../../db/database.ts";
+import { DomainError } from "../../lib/errors.ts";
 import { CLIENT_CHOSEN_ID } from "../../lib/ids.ts";
 
 export interface Client {
@@ -8,19 +9,22 @@ export interface Client {
   createdAt: Date;
 }
 
-export class ClientError extends Error {
-  constructor(
-    readonly code: "CLIENT_EXISTS" | "INVALID_CLIENT" | "CLIENT_NOT_FOUND",
-    message: string,
-  ) {
-    super(message);
-    this.name = "ClientError";
+const kinds = {
+  CLIENT_EXISTS: "CONFLICT",
+  INVALID_CLIENT: "INVALID",
+  CLIENT_NOT_FOUND: "NOT_FOUND",
+} as const;
+
+export class ClientError extends DomainError {
+  constructor(code: keyof typeof kinds, message: string) {
+    super(kinds[code], code, message);
   }
 }
 
 /** Registers a tenant. Later issues add its keys, webhook and settings. */
 export async function createClient(db: Db, input: { id: string; name: string }): Promise<Client> {
-  if (!CLIENT_CHOSEN_ID.test(input.id)) throw new ClientError("INVALID_CLIENT", "a client id is 3–255 of A–Z a–z 0–9 _ -");
+  if (!CLIENT_CHOSEN_ID.test(input.id))
+    throw new ClientError("INVALID_CLIENT", "a client id is 3–255 of A–Z a–z 0–9 _ -");
   const row = await db
     .insertInto("clients")
     .values({ id: input.id, name: input.name })

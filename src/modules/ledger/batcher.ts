@@ -61,7 +61,10 @@ export class LedgerBatcher {
   async #run(batch: Waiting[]) {
     const started = performance.now();
     try {
-      const results = await executeBatch(this.db, batch.map((w) => w.operation));
+      const results = await executeBatch(
+        this.db,
+        batch.map((w) => w.operation),
+      );
       batch.forEach((w, i) => {
         const result = results[i];
         if (result) w.resolve(result);
@@ -100,7 +103,8 @@ export async function executeBatch(db: Db, operations: Operation[]): Promise<Ope
     try {
       return await inTransaction(db, (tx) => applyOperations(tx, operations, new Date()));
     } catch (error) {
-      const retryable = pgErrorCode(error) === PgErrorCode.uniqueViolation || isRetryableTransactionError(error);
+      const retryable =
+        pgErrorCode(error) === PgErrorCode.uniqueViolation || isRetryableTransactionError(error);
       if (!retryable || attempt >= 3) throw error;
     }
   }

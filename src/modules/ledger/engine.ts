@@ -1,6 +1,6 @@
 import type { Db } from "../../db/database.ts";
-import { MAX_AMOUNT } from "../../lib/money.ts";
 import { UUID } from "../../lib/ids.ts";
+import { MAX_AMOUNT } from "../../lib/money.ts";
 import { LedgerRejection, type LedgerRejectionCode } from "./errors.ts";
 import * as repo from "./repo.ts";
 import type { Account, Leg, Operation, OperationResult, Transfer } from "./types.ts";
@@ -67,7 +67,7 @@ export async function applyOperations(
 
   for (const k of expire) {
     const pending = transfers.get(key(k.clientId, k.id));
-    if (!pending || pending.status !== "PENDING") continue;
+    if (pending?.status !== "PENDING") continue;
     const debit = accounts.get(pending.debitAccountId);
     const credit = accounts.get(pending.creditAccountId);
     if (!debit || !credit) continue;
@@ -138,11 +138,14 @@ function reject(code: LedgerRejectionCode, message: string, legIndex: number | n
 
 /** One operation against the batch's state: either every leg applies, or nothing changes. */
 function applyOperation(op: Operation, state: BatchState): Applied {
-  if (op.legs.length === 0) return reject(LedgerRejection.EMPTY_OPERATION, "an operation needs at least one leg");
+  if (op.legs.length === 0)
+    return reject(LedgerRejection.EMPTY_OPERATION, "an operation needs at least one leg");
   const ids = new Set<string>();
   for (const [i, leg] of op.legs.entries()) {
-    if (!TRANSFER_ID.test(leg.id)) return reject(LedgerRejection.INVALID_ID, "transfer ids are 1–255 printable characters", i);
-    if (ids.has(leg.id)) return reject(LedgerRejection.DUPLICATE_ID_IN_OPERATION, `transfer id ${leg.id} appears twice`, i);
+    if (!TRANSFER_ID.test(leg.id))
+      return reject(LedgerRejection.INVALID_ID, "transfer ids are 1–255 printable characters", i);
+    if (ids.has(leg.id))
+      return reject(LedgerRejection.DUPLICATE_ID_IN_OPERATION, `transfer id ${leg.id} appears twice`, i);
     ids.add(leg.id);
   }
 
@@ -181,9 +184,12 @@ function applyOperation(op: Operation, state: BatchState): Applied {
     if (leg.type === "SINGLE" || leg.type === "PENDING") {
       const debit = account(leg.debitAccountId);
       const credit = account(leg.creditAccountId);
-      if (!debit) return reject(LedgerRejection.ACCOUNT_NOT_FOUND, `no debit account ${leg.debitAccountId}`, i);
-      if (!credit) return reject(LedgerRejection.ACCOUNT_NOT_FOUND, `no credit account ${leg.creditAccountId}`, i);
-      if (debit.id === credit.id) return reject(LedgerRejection.SAME_ACCOUNT, "debit and credit are the same account", i);
+      if (!debit)
+        return reject(LedgerRejection.ACCOUNT_NOT_FOUND, `no debit account ${leg.debitAccountId}`, i);
+      if (!credit)
+        return reject(LedgerRejection.ACCOUNT_NOT_FOUND, `no credit account ${leg.creditAccountId}`, i);
+      if (debit.id === credit.id)
+        return reject(LedgerRejection.SAME_ACCOUNT, "debit and credit are the same account", i);
       if (debit.currency !== leg.currency || credit.currency !== leg.currency) {
         return reject(
           LedgerRejection.CURRENCY_MISMATCH,
@@ -191,8 +197,10 @@ function applyOperation(op: Operation, state: BatchState): Applied {
           i,
         );
       }
-      if (leg.amount <= 0n) return reject(LedgerRejection.AMOUNT_NOT_POSITIVE, "the amount must be greater than zero", i);
-      if (leg.amount > MAX_AMOUNT) return reject(LedgerRejection.AMOUNT_TOO_LARGE, "the amount has more than 38 digits", i);
+      if (leg.amount <= 0n)
+        return reject(LedgerRejection.AMOUNT_NOT_POSITIVE, "the amount must be greater than zero", i);
+      if (leg.amount > MAX_AMOUNT)
+        return reject(LedgerRejection.AMOUNT_TOO_LARGE, "the amount has more than 38 digits", i);
       if (leg.type === "PENDING" && leg.expiresAt && leg.expiresAt.getTime() <= state.now.getTime()) {
         return reject(LedgerRejection.EXPIRY_NOT_IN_FUTURE, "a hold's expiry must be in the future", i);
       }
@@ -230,22 +238,30 @@ function applyOperation(op: Operation, state: BatchState): Applied {
       continue;
     }
 
-    const pending = pendingInOp.get(leg.pendingId) ?? state.transfers.get(state.key(op.clientId, leg.pendingId));
+    const pending =
+      pendingInOp.get(leg.pendingId) ?? state.transfers.get(state.key(op.clientId, leg.pendingId));
     const current = pending && (resolvedInOp.get(pending.id) ?? pending);
-    if (!current || current.type !== "PENDING") {
+    if (current?.type !== "PENDING") {
       return reject(LedgerRejection.PENDING_NOT_FOUND, `no pending transfer ${leg.pendingId}`, i);
     }
-    if (current.status === "POSTED") return reject(LedgerRejection.PENDING_ALREADY_POSTED, "the hold was already posted", i);
-    if (current.status === "VOIDED") return reject(LedgerRejection.PENDING_ALREADY_VOIDED, "the hold was already voided", i);
-    if (current.status === "EXPIRED" || (current.expiresAt && current.expiresAt.getTime() <= state.now.getTime())) {
+    if (current.status === "POSTED")
+      return reject(LedgerRejection.PENDING_ALREADY_POSTED, "the hold was already posted", i);
+    if (current.status === "VOIDED")
+      return reject(LedgerRejection.PENDING_ALREADY_VOIDED, "the hold was already voided", i);
+    if (
+      current.status === "EXPIRED" ||
+      (current.expiresAt && current.expiresAt.getTime() <= state.now.getTime())
+    ) {
       return reject(LedgerRejection.PENDING_EXPIRED, "the hold has expired", i);
     }
     const debit = account(current.debitAccountId);
     const credit = account(current.creditAccountId);
-    if (!debit || !credit) return reject(LedgerRejection.PENDING_NOT_FOUND, `no pending transfer ${leg.pendingId}`, i);
+    if (!debit || !credit)
+      return reject(LedgerRejection.PENDING_NOT_FOUND, `no pending transfer ${leg.pendingId}`, i);
     const amount = leg.type === "POST" ? (leg.amount ?? current.amount) : current.amount;
     if (leg.type === "POST") {
-      if (amount <= 0n) return reject(LedgerRejection.AMOUNT_NOT_POSITIVE, "the posted amount must be greater than zero", i);
+      if (amount <= 0n)
+        return reject(LedgerRejection.AMOUNT_NOT_POSITIVE, "the posted amount must be greater than zero", i);
       if (amount > current.amount) {
         return reject(LedgerRejection.POST_AMOUNT_EXCEEDS_PENDING, "the posted amount exceeds the hold", i);
       }

@@ -1,3 +1,5 @@
+import { DomainError, type DomainErrorKind } from "../../lib/errors.ts";
+
 /**
  * Why the ledger refused an operation. A refusal is a normal result (insufficient funds is not a
  * bug): operations return it, and the faces turn it into their own status codes.
@@ -24,19 +26,21 @@ export const LedgerRejection = {
 
 export type LedgerRejectionCode = (typeof LedgerRejection)[keyof typeof LedgerRejection];
 
+const kinds = {
+  CURRENCY_NOT_FOUND: "NOT_FOUND",
+  ACCOUNT_NOT_FOUND: "NOT_FOUND",
+  CLIENT_NOT_FOUND: "NOT_FOUND",
+  CURRENCY_EXISTS: "CONFLICT",
+  INVALID_CURRENCY: "INVALID",
+  INVALID_ACCOUNT: "INVALID",
+  INVALID_AMOUNT: "INVALID",
+} as const satisfies Record<string, DomainErrorKind>;
+
 /** Thrown by the ledger's set-up functions (currencies, accounts) for a caller's mistake. */
-export class LedgerError extends Error {
-  constructor(
-    readonly code:
-      | "CURRENCY_NOT_FOUND"
-      | "CURRENCY_EXISTS"
-      | "INVALID_CURRENCY"
-      | "ACCOUNT_NOT_FOUND"
-      | "INVALID_ACCOUNT"
-      | "CLIENT_NOT_FOUND",
-    message: string,
-  ) {
-    super(message);
-    this.name = "LedgerError";
+export class LedgerError extends DomainError {
+  declare readonly code: keyof typeof kinds;
+
+  constructor(code: keyof typeof kinds, message: string, field?: string) {
+    super(kinds[code], code, message, field);
   }
 }

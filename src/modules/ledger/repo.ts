@@ -1,6 +1,14 @@
 import { sql } from "kysely";
 import type { Db } from "../../db/database.ts";
-import type { Account, AccountKind, Currency, LimitRule, Transfer, TransferStatus, TransferType } from "./types.ts";
+import type {
+  Account,
+  AccountKind,
+  Currency,
+  LimitRule,
+  Transfer,
+  TransferStatus,
+  TransferType,
+} from "./types.ts";
 
 type AccountRow = {
   id: string;
@@ -260,7 +268,8 @@ export async function findSystemAccount(
     .where("currency", "=", key.currency)
     .where("kind", "=", key.kind);
   query = key.rail === null ? query.where("rail", "is", null) : query.where("rail", "=", key.rail);
-  query = key.ownerId === null ? query.where("owner_id", "is", null) : query.where("owner_id", "=", key.ownerId);
+  query =
+    key.ownerId === null ? query.where("owner_id", "is", null) : query.where("owner_id", "=", key.ownerId);
   const row = await query.executeTakeFirst();
   return row && toAccount(row as AccountRow);
 }
@@ -300,7 +309,9 @@ export async function listAccountTransfers(
       ) t ORDER BY seq DESC OFFSET ${page.offset} LIMIT ${page.limit}`.execute(db),
     sql<{ n: string }>`
       SELECT (SELECT count(*) FROM ledger_transfers WHERE debit_account_id = ${accountId}::uuid)
-           + (SELECT count(*) FROM ledger_transfers WHERE credit_account_id = ${accountId}::uuid) AS n`.execute(db),
+           + (SELECT count(*) FROM ledger_transfers WHERE credit_account_id = ${accountId}::uuid) AS n`.execute(
+      db,
+    ),
   ]);
   return { transfers: rows.map(toTransfer), total: Number(count.rows[0]?.n ?? 0) };
 }
@@ -320,8 +331,15 @@ export async function findUnbalancedCurrencies(db: Db, clientId?: string): Promi
     FROM ledger_accounts
     ${clientId === undefined ? sql`` : sql`WHERE client_id = ${clientId}`}
     GROUP BY client_id, currency
-    HAVING sum(credits_posted - debits_posted) <> 0 OR sum(credits_pending - debits_pending) <> 0`.execute(db);
-  return rows.map((r) => ({ clientId: r.client_id, currency: r.currency, postedSum: r.posted, pendingSum: r.pending }));
+    HAVING sum(credits_posted - debits_posted) <> 0 OR sum(credits_pending - debits_pending) <> 0`.execute(
+    db,
+  );
+  return rows.map((r) => ({
+    clientId: r.client_id,
+    currency: r.currency,
+    postedSum: r.posted,
+    pendingSum: r.pending,
+  }));
 }
 
 export interface EntrySumViolation {
@@ -332,7 +350,10 @@ export interface EntrySumViolation {
 }
 
 /** Every account's four balances must equal the sums of the transfers that touch it. */
-export async function findAccountsNotMatchingEntries(db: Db, clientId?: string): Promise<EntrySumViolation[]> {
+export async function findAccountsNotMatchingEntries(
+  db: Db,
+  clientId?: string,
+): Promise<EntrySumViolation[]> {
   const where = clientId === undefined ? sql`` : sql`WHERE client_id = ${clientId}`;
   const { rows } = await sql<{
     id: string;
@@ -373,22 +394,35 @@ export async function findAccountsNotMatchingEntries(db: Db, clientId?: string):
       debitsPending: r.debits_pending,
       creditsPending: r.credits_pending,
     },
-    fromEntries: { debitsPosted: r.e_dp, creditsPosted: r.e_cp, debitsPending: r.e_dpe, creditsPending: r.e_cpe },
+    fromEntries: {
+      debitsPosted: r.e_dp,
+      creditsPosted: r.e_cp,
+      debitsPending: r.e_dpe,
+      creditsPending: r.e_cpe,
+    },
   }));
 }
 
 /** Accounts whose debits exceed what their limit rule allows. */
-export async function findAccountsOverLimit(db: Db, clientId?: string): Promise<{ accountId: string; clientId: string }[]> {
+export async function findAccountsOverLimit(
+  db: Db,
+  clientId?: string,
+): Promise<{ accountId: string; clientId: string }[]> {
   const { rows } = await sql<{ id: string; client_id: string }>`
     SELECT id, client_id FROM ledger_accounts
     WHERE ${clientId === undefined ? sql`` : sql`client_id = ${clientId} AND`}
       ((limit_rule = 'NON_NEGATIVE' AND debits_posted + debits_pending > credits_posted)
-       OR (limit_rule = 'CREDIT_LIMIT' AND debits_posted + debits_pending > credits_posted + credit_limit))`.execute(db);
+       OR (limit_rule = 'CREDIT_LIMIT' AND debits_posted + debits_pending > credits_posted + credit_limit))`.execute(
+    db,
+  );
   return rows.map((r) => ({ accountId: r.id, clientId: r.client_id }));
 }
 
 /** Transfers whose accounts are of another client or currency than the transfer: never written, so never found. */
-export async function findMismatchedTransfers(db: Db, clientId?: string): Promise<{ transferId: string; clientId: string }[]> {
+export async function findMismatchedTransfers(
+  db: Db,
+  clientId?: string,
+): Promise<{ transferId: string; clientId: string }[]> {
   const { rows } = await sql<{ id: string; client_id: string }>`
     SELECT t.id, t.client_id FROM ledger_transfers t
     JOIN ledger_accounts d ON d.id = t.debit_account_id
@@ -403,8 +437,14 @@ export async function countLedger(db: Db, clientId?: string) {
   const accounts = db.selectFrom("ledger_accounts").select((eb) => eb.fn.countAll<string>().as("n"));
   const transfers = db.selectFrom("ledger_transfers").select((eb) => eb.fn.countAll<string>().as("n"));
   const [a, t] = await Promise.all([
-    (clientId === undefined ? accounts : accounts.where("client_id", "=", clientId)).executeTakeFirstOrThrow(),
-    (clientId === undefined ? transfers : transfers.where("client_id", "=", clientId)).executeTakeFirstOrThrow(),
+    (clientId === undefined
+      ? accounts
+      : accounts.where("client_id", "=", clientId)
+    ).executeTakeFirstOrThrow(),
+    (clientId === undefined
+      ? transfers
+      : transfers.where("client_id", "=", clientId)
+    ).executeTakeFirstOrThrow(),
   ]);
   return { accounts: Number(a.n), transfers: Number(t.n) };
 }

@@ -28,11 +28,25 @@ const id = (prefix: string) => `${prefix}-${++counter}`;
 
 async function fundedWallet(clientId: string, amount: bigint, currency = "USD") {
   const issuing = await ledger.openAccount(database.db, { clientId, currency, kind: "ISSUING" });
-  const wallet = await ledger.openAccount(database.db, { clientId, currency, kind: "USER_WALLET", ownerId: "u-1" });
+  const wallet = await ledger.openAccount(database.db, {
+    clientId,
+    currency,
+    kind: "USER_WALLET",
+    ownerId: "u-1",
+  });
   if (amount > 0n) {
     const result = await book.submit({
       clientId,
-      legs: [{ type: "SINGLE", id: id("fund"), debitAccountId: issuing.id, creditAccountId: wallet.id, amount, currency }],
+      legs: [
+        {
+          type: "SINGLE",
+          id: id("fund"),
+          debitAccountId: issuing.id,
+          creditAccountId: wallet.id,
+          amount,
+          currency,
+        },
+      ],
     });
     expect(result.ok).toBe(true);
   }
@@ -41,52 +55,99 @@ async function fundedWallet(clientId: string, amount: bigint, currency = "USD") 
 
 describe("currencies and accounts", () => {
   it("creates a currency once; a different scale for the same code is refused", async () => {
-    await expect(ledger.createCurrency(database.db, { clientId: "acme", code: "USD", scale: 2 })).resolves.toMatchObject({
+    await expect(
+      ledger.createCurrency(database.db, { clientId: "acme", code: "USD", scale: 2 }),
+    ).resolves.toMatchObject({
       scale: 2,
     });
-    await expect(ledger.createCurrency(database.db, { clientId: "acme", code: "USD", scale: 3 })).rejects.toMatchObject({
+    await expect(
+      ledger.createCurrency(database.db, { clientId: "acme", code: "USD", scale: 3 }),
+    ).rejects.toMatchObject({
       code: "CURRENCY_EXISTS",
     });
-    await expect(ledger.createCurrency(database.db, { clientId: "nobody", code: "USD", scale: 2 })).rejects.toMatchObject({
+    await expect(
+      ledger.createCurrency(database.db, { clientId: "nobody", code: "USD", scale: 2 }),
+    ).rejects.toMatchObject({
       code: "CLIENT_NOT_FOUND",
     });
-    await expect(ledger.createCurrency(database.db, { clientId: "acme", code: "usd", scale: 2 })).rejects.toBeInstanceOf(
-      LedgerError,
-    );
+    await expect(
+      ledger.createCurrency(database.db, { clientId: "acme", code: "usd", scale: 2 }),
+    ).rejects.toBeInstanceOf(LedgerError);
   });
 
   it("opens one system account per kind and currency, and many wallets", async () => {
     const fees1 = await ledger.openAccount(database.db, { clientId: "acme", currency: "EUR", kind: "FEES" });
     const fees2 = await ledger.openAccount(database.db, { clientId: "acme", currency: "EUR", kind: "FEES" });
     expect(fees2.id).toBe(fees1.id);
-    const card = await ledger.openAccount(database.db, { clientId: "acme", currency: "EUR", kind: "TRANSIT", rail: "card" });
-    const bank = await ledger.openAccount(database.db, { clientId: "acme", currency: "EUR", kind: "TRANSIT", rail: "bank" });
+    const card = await ledger.openAccount(database.db, {
+      clientId: "acme",
+      currency: "EUR",
+      kind: "TRANSIT",
+      rail: "card",
+    });
+    const bank = await ledger.openAccount(database.db, {
+      clientId: "acme",
+      currency: "EUR",
+      kind: "TRANSIT",
+      rail: "bank",
+    });
     expect(card.id).not.toBe(bank.id);
-    const w1 = await ledger.openAccount(database.db, { clientId: "acme", currency: "EUR", kind: "USER_WALLET", ownerId: "u" });
-    const w2 = await ledger.openAccount(database.db, { clientId: "acme", currency: "EUR", kind: "USER_WALLET", ownerId: "u" });
+    const w1 = await ledger.openAccount(database.db, {
+      clientId: "acme",
+      currency: "EUR",
+      kind: "USER_WALLET",
+      ownerId: "u",
+    });
+    const w2 = await ledger.openAccount(database.db, {
+      clientId: "acme",
+      currency: "EUR",
+      kind: "USER_WALLET",
+      ownerId: "u",
+    });
     expect(w1.id).not.toBe(w2.id);
     expect(w1.limitRule).toBe("NON_NEGATIVE");
     await expect(
-      ledger.openAccount(database.db, { clientId: "acme", currency: "GBP", kind: "USER_WALLET", ownerId: "u" }),
+      ledger.openAccount(database.db, {
+        clientId: "acme",
+        currency: "GBP",
+        kind: "USER_WALLET",
+        ownerId: "u",
+      }),
     ).rejects.toMatchObject({ code: "CURRENCY_NOT_FOUND" });
-    await expect(ledger.openAccount(database.db, { clientId: "acme", currency: "EUR", kind: "TRANSIT" })).rejects.toMatchObject(
-      { code: "INVALID_ACCOUNT" },
-    );
+    await expect(
+      ledger.openAccount(database.db, { clientId: "acme", currency: "EUR", kind: "TRANSIT" }),
+    ).rejects.toMatchObject({ code: "INVALID_ACCOUNT" });
   });
 
   it("hides another client's account", async () => {
     const { wallet } = await fundedWallet("acme", 0n);
-    await expect(ledger.getAccount(database.db, wallet.id, "globex")).rejects.toMatchObject({ code: "ACCOUNT_NOT_FOUND" });
+    await expect(ledger.getAccount(database.db, wallet.id, "globex")).rejects.toMatchObject({
+      code: "ACCOUNT_NOT_FOUND",
+    });
     await expect(ledger.getAccount(database.db, wallet.id, "acme")).resolves.toMatchObject({ id: wallet.id });
-    await expect(ledger.getAccount(database.db, "not-a-uuid")).rejects.toMatchObject({ code: "ACCOUNT_NOT_FOUND" });
+    await expect(ledger.getAccount(database.db, "not-a-uuid")).rejects.toMatchObject({
+      code: "ACCOUNT_NOT_FOUND",
+    });
   });
 });
 
 describe("transfers", () => {
   it("moves money, refuses an overdraft, and replays a retried id", async () => {
     const { wallet } = await fundedWallet("acme", 10_00n);
-    const other = await ledger.openAccount(database.db, { clientId: "acme", currency: "USD", kind: "USER_WALLET", ownerId: "u-2" });
-    const leg = { type: "SINGLE" as const, id: id("t"), debitAccountId: wallet.id, creditAccountId: other.id, amount: 6_00n, currency: "USD" };
+    const other = await ledger.openAccount(database.db, {
+      clientId: "acme",
+      currency: "USD",
+      kind: "USER_WALLET",
+      ownerId: "u-2",
+    });
+    const leg = {
+      type: "SINGLE" as const,
+      id: id("t"),
+      debitAccountId: wallet.id,
+      creditAccountId: other.id,
+      amount: 6_00n,
+      currency: "USD",
+    };
     const first = await book.submit({ clientId: "acme", legs: [leg] });
     expect(first).toMatchObject({ ok: true, replayed: false });
     const again = await book.submit({ clientId: "acme", legs: [leg] });
@@ -102,8 +163,18 @@ describe("transfers", () => {
 
   it("refuses mismatched currencies, the same account, another client's account, bad amounts", async () => {
     const { wallet } = await fundedWallet("acme", 10_00n);
-    const eur = await ledger.openAccount(database.db, { clientId: "acme", currency: "EUR", kind: "USER_WALLET", ownerId: "u" });
-    const theirs = await ledger.openAccount(database.db, { clientId: "globex", currency: "USD", kind: "USER_WALLET", ownerId: "u" });
+    const eur = await ledger.openAccount(database.db, {
+      clientId: "acme",
+      currency: "EUR",
+      kind: "USER_WALLET",
+      ownerId: "u",
+    });
+    const theirs = await ledger.openAccount(database.db, {
+      clientId: "globex",
+      currency: "USD",
+      kind: "USER_WALLET",
+      ownerId: "u",
+    });
     const base = { type: "SINGLE" as const, debitAccountId: wallet.id, amount: 1n, currency: "USD" };
     const cases: [Partial<typeof base> & { creditAccountId: string }, string][] = [
       [{ creditAccountId: eur.id }, "CURRENCY_MISMATCH"],
@@ -117,9 +188,17 @@ describe("transfers", () => {
       const result = await book.submit({ clientId: "acme", legs: [{ ...base, id: id("bad"), ...change }] });
       expect(result, code).toMatchObject({ ok: false, code });
     }
-    const other = await ledger.openAccount(database.db, { clientId: "acme", currency: "USD", kind: "USER_WALLET", ownerId: "u" });
+    const other = await ledger.openAccount(database.db, {
+      clientId: "acme",
+      currency: "USD",
+      kind: "USER_WALLET",
+      ownerId: "u",
+    });
     for (const amount of [0n, -5n, 10n ** 38n]) {
-      const result = await book.submit({ clientId: "acme", legs: [{ ...base, id: id("amt"), creditAccountId: other.id, amount }] });
+      const result = await book.submit({
+        clientId: "acme",
+        legs: [{ ...base, id: id("amt"), creditAccountId: other.id, amount }],
+      });
       expect(result.ok).toBe(false);
     }
     expect(accountFigures(await ledger.getAccount(database.db, wallet.id)).balance).toBe(10_00n);
@@ -128,13 +207,32 @@ describe("transfers", () => {
   it("commits all legs of an operation or none", async () => {
     const { wallet } = await fundedWallet("acme", 10_00n);
     const fees = await ledger.openAccount(database.db, { clientId: "acme", currency: "USD", kind: "FEES" });
-    const merchant = await ledger.openAccount(database.db, { clientId: "acme", currency: "USD", kind: "USER_WALLET", ownerId: "m" });
+    const merchant = await ledger.openAccount(database.db, {
+      clientId: "acme",
+      currency: "USD",
+      kind: "USER_WALLET",
+      ownerId: "m",
+    });
     const pay = (amount: bigint, fee: bigint) =>
       book.submit({
         clientId: "acme",
         legs: [
-          { type: "SINGLE", id: id("pay"), debitAccountId: wallet.id, creditAccountId: merchant.id, amount, currency: "USD" },
-          { type: "SINGLE", id: id("fee"), debitAccountId: wallet.id, creditAccountId: fees.id, amount: fee, currency: "USD" },
+          {
+            type: "SINGLE",
+            id: id("pay"),
+            debitAccountId: wallet.id,
+            creditAccountId: merchant.id,
+            amount,
+            currency: "USD",
+          },
+          {
+            type: "SINGLE",
+            id: id("fee"),
+            debitAccountId: wallet.id,
+            creditAccountId: fees.id,
+            amount: fee,
+            currency: "USD",
+          },
         ],
       });
     expect(await pay(9_50n, 1_00n)).toMatchObject({ ok: false, code: "EXCEEDS_LIMIT", legIndex: 1 });
@@ -146,11 +244,26 @@ describe("transfers", () => {
 
   it("holds, posts in part (releasing the rest), voids, and expires", async () => {
     const { wallet } = await fundedWallet("acme", 100_00n);
-    const transit = await ledger.openAccount(database.db, { clientId: "acme", currency: "USD", kind: "TRANSIT", rail: "bank" });
+    const transit = await ledger.openAccount(database.db, {
+      clientId: "acme",
+      currency: "USD",
+      kind: "TRANSIT",
+      rail: "bank",
+    });
     const hold = (amount: bigint, expiresAt?: Date) =>
       book.submit({
         clientId: "acme",
-        legs: [{ type: "PENDING", id: id("hold"), debitAccountId: wallet.id, creditAccountId: transit.id, amount, currency: "USD", expiresAt }],
+        legs: [
+          {
+            type: "PENDING",
+            id: id("hold"),
+            debitAccountId: wallet.id,
+            creditAccountId: transit.id,
+            amount,
+            currency: "USD",
+            expiresAt,
+          },
+        ],
       });
     const h1 = await hold(30_00n);
     const h2 = await hold(20_00n);
@@ -163,21 +276,40 @@ describe("transfers", () => {
     });
     expect(await hold(40_01n)).toMatchObject({ ok: false, code: "EXCEEDS_LIMIT" });
 
-    const post = await book.submit({ clientId: "acme", legs: [{ type: "POST", id: id("post"), pendingId: h1.transfers[0]?.id ?? "", amount: 25_00n }] });
+    const post = await book.submit({
+      clientId: "acme",
+      legs: [{ type: "POST", id: id("post"), pendingId: h1.transfers[0]?.id ?? "", amount: 25_00n }],
+    });
     expect(post).toMatchObject({ ok: true });
-    const again = await book.submit({ clientId: "acme", legs: [{ type: "POST", id: id("post"), pendingId: h1.transfers[0]?.id ?? "" }] });
+    const again = await book.submit({
+      clientId: "acme",
+      legs: [{ type: "POST", id: id("post"), pendingId: h1.transfers[0]?.id ?? "" }],
+    });
     expect(again).toMatchObject({ ok: false, code: "PENDING_ALREADY_POSTED" });
-    const tooMuch = await book.submit({ clientId: "acme", legs: [{ type: "POST", id: id("post"), pendingId: h2.transfers[0]?.id ?? "", amount: 20_01n }] });
+    const tooMuch = await book.submit({
+      clientId: "acme",
+      legs: [{ type: "POST", id: id("post"), pendingId: h2.transfers[0]?.id ?? "", amount: 20_01n }],
+    });
     expect(tooMuch).toMatchObject({ ok: false, code: "POST_AMOUNT_EXCEEDS_PENDING" });
-    const voided = await book.submit({ clientId: "acme", legs: [{ type: "VOID", id: id("void"), pendingId: h2.transfers[0]?.id ?? "" }] });
+    const voided = await book.submit({
+      clientId: "acme",
+      legs: [{ type: "VOID", id: id("void"), pendingId: h2.transfers[0]?.id ?? "" }],
+    });
     expect(voided).toMatchObject({ ok: true });
-    expect(await ledger.getTransfer(database.db, "acme", h2.transfers[0]?.id ?? "")).toMatchObject({ status: "VOIDED" });
+    expect(await ledger.getTransfer(database.db, "acme", h2.transfers[0]?.id ?? "")).toMatchObject({
+      status: "VOIDED",
+    });
 
     await new Promise((resolve) => setTimeout(resolve, 250));
-    const lateVoid = await book.submit({ clientId: "acme", legs: [{ type: "VOID", id: id("void"), pendingId: h3.transfers[0]?.id ?? "" }] });
+    const lateVoid = await book.submit({
+      clientId: "acme",
+      legs: [{ type: "VOID", id: id("void"), pendingId: h3.transfers[0]?.id ?? "" }],
+    });
     expect(lateVoid).toMatchObject({ ok: false, code: "PENDING_EXPIRED" });
     expect(await ledger.expirePendingTransfers(database.db)).toBeGreaterThanOrEqual(1);
-    expect(await ledger.getTransfer(database.db, "acme", h3.transfers[0]?.id ?? "")).toMatchObject({ status: "EXPIRED" });
+    expect(await ledger.getTransfer(database.db, "acme", h3.transfers[0]?.id ?? "")).toMatchObject({
+      status: "EXPIRED",
+    });
 
     expect(accountFigures(await ledger.getAccount(database.db, wallet.id))).toMatchObject({
       balance: 75_00n,
@@ -193,8 +325,20 @@ describe("transfers", () => {
 
   it("a batch with a refused operation still commits its neighbours", async () => {
     const { wallet } = await fundedWallet("acme", 5_00n);
-    const other = await ledger.openAccount(database.db, { clientId: "acme", currency: "USD", kind: "USER_WALLET", ownerId: "u" });
-    const leg = (amount: bigint) => ({ type: "SINGLE" as const, id: id("b"), debitAccountId: wallet.id, creditAccountId: other.id, amount, currency: "USD" });
+    const other = await ledger.openAccount(database.db, {
+      clientId: "acme",
+      currency: "USD",
+      kind: "USER_WALLET",
+      ownerId: "u",
+    });
+    const leg = (amount: bigint) => ({
+      type: "SINGLE" as const,
+      id: id("b"),
+      debitAccountId: wallet.id,
+      creditAccountId: other.id,
+      amount,
+      currency: "USD",
+    });
     const results = await book.submitBatch([
       { clientId: "acme", legs: [leg(3_00n)] },
       { clientId: "acme", legs: [leg(3_00n)] },

@@ -1,5 +1,5 @@
 import type { Db } from "../../db/database.ts";
-import { pgErrorCode, PgErrorCode } from "../../db/errors.ts";
+import { PgErrorCode, pgErrorCode } from "../../db/errors.ts";
 import { inTransaction } from "../../db/transaction.ts";
 import { newId, UUID } from "../../lib/ids.ts";
 import { AmountError, parsePositiveAmount } from "../../lib/money.ts";
@@ -7,7 +7,15 @@ import { type BatcherOptions, executeBatch, LedgerBatcher } from "./batcher.ts";
 import { applyOperations } from "./engine.ts";
 import { LedgerError } from "./errors.ts";
 import * as repo from "./repo.ts";
-import type { Account, AccountKind, Currency, LimitRule, Operation, OperationResult, Transfer } from "./types.ts";
+import type {
+  Account,
+  AccountKind,
+  Currency,
+  LimitRule,
+  Operation,
+  OperationResult,
+  Transfer,
+} from "./types.ts";
 
 export type { Account, Currency, Operation, OperationResult, Transfer };
 
@@ -53,7 +61,8 @@ export async function parseCurrencyAmount(
   try {
     return { currency, minor: parsePositiveAmount(amount, currency.scale) };
   } catch (error) {
-    if (error instanceof AmountError) throw new LedgerError("INVALID_CURRENCY", `amount ${error.message}`);
+    if (error instanceof AmountError)
+      throw new LedgerError("INVALID_AMOUNT", `amount ${error.message}`, "amount");
     throw error;
   }
 }

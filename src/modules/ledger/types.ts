@@ -58,19 +58,22 @@ export interface Transfer {
   createdAt: Date;
 }
 
+interface NewTransferLeg<T extends "SINGLE" | "PENDING"> {
+  type: T;
+  id: string;
+  debitAccountId: string;
+  creditAccountId: string;
+  amount: bigint;
+  currency: string;
+  /** PENDING only: when the worker releases the hold if nobody posted or voided it. */
+  expiresAt?: Date | undefined;
+  metadata?: unknown;
+}
+
 /** One leg of an operation. Ids are unique per client: a retry with the same id is a replay. */
 export type Leg =
-  | {
-      type: "SINGLE" | "PENDING";
-      id: string;
-      debitAccountId: string;
-      creditAccountId: string;
-      amount: bigint;
-      currency: string;
-      /** PENDING only: when the worker releases the hold if nobody posted or voided it. */
-      expiresAt?: Date | undefined;
-      metadata?: unknown;
-    }
+  | NewTransferLeg<"SINGLE">
+  | NewTransferLeg<"PENDING">
   | {
       /** Posts a pending transfer: `amount` (default: all of it) is posted, the rest released. */
       type: "POST";

@@ -1,0 +1,149 @@
+import { randomUUID } from "node:crypto";
+import fastifySwagger from "@fastify/swagger";
+import fastifySwaggerUi from "@fastify/swagger-ui";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import {
+  jsonSchemaTransform,
+  jsonSchemaTransformObject,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from "fastify-type-provider-zod";
+import { sql } from "kysely";
+import type { Logger } from "pino";
+import { z } from "zod";
+import type { Config } from "./config.ts";
+import type { FerryDatabase } from "./db/database.ts";
+import { adminLedgerRoutes } from "./faces/admin/ledger.ts";
+import { requirePlatformAdmin } from "./http/basic-auth.ts";
+import { ApiError, errorResponses, registerErrorHandling } from "./http/errors.ts";
+import type { Metrics } from "./http/metrics.ts";
+import { AdminAuthenticator } from "./modules/admins/service.ts";
+
+export const FERRY_VERSION = "0.1.0";
+
+export interface AppDependencies {
+  config: Pick<Config, "bodyLimitBytes" | "publicUrl" | "logLevel">;
+  database: FerryDatabase;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+/** Builds the Fastify app: plumbing, error handler, documentation, health, and each face's routes. */
+export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> {
+  const { database, metrics, config } = deps;
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    bodyLimit: config.bodyLimitBytes,
+    genReqId: () => randomUUID(),
+    requestIdHeader: false,
+    // Idle keep-alive sockets are closed at shutdown; requests in flight finish first.
+    forceCloseConnections: "idle",
+    routerOptions: { ignoreTrailingSlash: true },
+  }).withTypeProvider<ZodTypeProvider>();
+
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  registerErrorHandling(app);
+  metrics.register(app);
+
+  // JSON bodies: keep the raw bytes (request signatures and idempotency hash them), then parse
+  // with Fastify's own parser (which refuses __proto__ and constructor pollution).
+  const parseJson = app.getDefaultJsonParser("error", "error");
+  app.addContentTypeParser("application/json", { parseAs: "buffer" }, (request, body, done) => {
+    request.rawBody = body as Buffer;
+    parseJson(request, (body as Buffer).toString("utf8"), done);
+  });
+
+  app.addHook("onSend", async (request, reply) => {
+    reply.header("X-Trace-Id", request.id);
+  });
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: "3.1.0",
+      info: {
+        title: "Ferry",
+        version: FERRY_VERSION,
+        description:
+          "Ferry is a self-hostable payments and wallet platform. Amounts are decimal strings in major units; errors share one envelope.",
+      },
+      servers: [{ url: config.publicUrl }],
+      components: {
+        securitySchemes: {
+          adminBasic: { type: "http", scheme: "basic", description: "Platform admin (user `admin`)" },
+        },
+      },
+      tags: [
+        { name: "admin", description: "Platform administration (HTTP Basic)" },
+        { name: "operations", description: "Health and metrics" },
+      ],
+    },
+    transform: jsonSchemaTransform,
+    transformObject: jsonSchemaTransformObject,
+  });
+  await app.register(fastifySwaggerUi, { routePrefix: "/docs", uiConfig: { deepLinking: true } });
+
+  app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
+
+  app.get(
+    "/health/live",
+    {
+      schema: {
+        tags: ["operations"],
+        summary: "Liveness: the process answers",
+        response: { 200: z.object({ status: z.literal("ok") }) },
+      },
+      logLevel: "warn",
+    },
+    async () => ({ status: "ok" as const }),
+  );
+
+  app.get(
+    "/health/ready",
+    {
+      schema: {
+        tags: ["operations"],
+        summary: "Readiness: the database answers",
+        response: {
+          200: z.object({ status: z.literal("ok"), database: z.enum(["postgres", "pglite"]) }),
+          503: errorResponses(400)[400],
+        },
+      },
+      logLevel: "warn",
+    },
+    async () => {
+      try {
+        await sql`SELECT 1`.execute(database.db);
+      } catch (error) {
+        deps.logger.warn({ err: error }, "readiness check failed");
+        throw new ApiError("SERVICE_UNAVAILABLE", "the database does not answer");
+      }
+      return { status: "ok" as const, database: database.kind };
+    },
+  );
+
+  app.get(
+    "/metrics",
+    {
+      schema: { tags: ["operations"], summary: "Prometheus metrics", produces: ["text/plain"] },
+      logLevel: "warn",
+    },
+    async (_request, reply) => {
+      reply.type(metrics.registry.contentType);
+      return metrics.registry.metrics();
+    },
+  );
+
+  const authenticator = new AdminAuthenticator(database.db);
+  await app.register(
+    async (admin) => {
+      // onRequest: credentials are checked before the body and parameters are even parsed.
+      admin.addHook("onRequest", requirePlatformAdmin(authenticator));
+      await admin.register(adminLedgerRoutes, { db: database.db });
+    },
+    { prefix: "/admin" },
+  );
+
+  return app;
+}

@@ -1,0 +1,29 @@
+import type { FastifyRequest } from "fastify";
+import type { AdminAuthenticator } from "../modules/admins/service.ts";
+import { ApiError } from "./errors.ts";
+
+const challenge = { headers: { "WWW-Authenticate": 'Basic realm="ferry-admin", charset="UTF-8"' } };
+
+/** Parses `Authorization: Basic …` into username and password, or undefined. */
+export function parseBasicAuth(
+  header: string | undefined,
+): { username: string; password: string } | undefined {
+  const match = header && /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
+  if (!match?.[1]) return undefined;
+  const decoded = Buffer.from(match[1], "base64").toString("utf8");
+  const colon = decoded.indexOf(":");
+  if (colon < 0) return undefined;
+  return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+}
+
+/** A preHandler for platform-admin routes: HTTP Basic, 401 with a challenge otherwise. */
+export function requirePlatformAdmin(authenticator: AdminAuthenticator) {
+  return async (request: FastifyRequest) => {
+    const credentials = parseBasicAuth(request.headers.authorization);
+    if (!credentials)
+      throw new ApiError("UNAUTHORIZED", "platform admin credentials required (HTTP Basic)", challenge);
+    if (!(await authenticator.verify(credentials.username, credentials.password))) {
+      throw new ApiError("UNAUTHORIZED", "wrong username or password", challenge);
+    }
+  };
+}
