@@ -16,7 +16,7 @@ import type { Config } from "./config.ts";
 import type { FerryDatabase } from "./db/database.ts";
 import { adminLedgerRoutes } from "./faces/admin/ledger.ts";
 import { requirePlatformAdmin } from "./http/basic-auth.ts";
-import { ApiError, errorResponses, registerErrorHandling } from "./http/errors.ts";
+import { ApiError, envelope, errorResponses, registerErrorHandling } from "./http/errors.ts";
 import type { Metrics } from "./http/metrics.ts";
 import { AdminAuthenticator } from "./modules/admins/service.ts";
 
@@ -40,6 +40,11 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     // Idle keep-alive sockets are closed at shutdown; requests in flight finish first.
     forceCloseConnections: "idle",
     routerOptions: { ignoreTrailingSlash: true },
+    // Errors the router raises before any route runs (bad URL encoding, an oversize path parameter).
+    frameworkErrors: (error, request, reply) => {
+      const message = error.code === "FST_ERR_MAX_PARAM_LENGTH" ? "a path parameter is too long" : "the URL is malformed";
+      reply.code(400).send(envelope(new ApiError("INVALID_REQUEST", message, { errors: [{ field: "path", message }] }), request.id));
+    },
   }).withTypeProvider<ZodTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);
