@@ -42,8 +42,16 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     routerOptions: { ignoreTrailingSlash: true },
     // Errors the router raises before any route runs (bad URL encoding, an oversize path parameter).
     frameworkErrors: (error, request, reply) => {
-      const message = error.code === "FST_ERR_MAX_PARAM_LENGTH" ? "a path parameter is too long" : "the URL is malformed";
-      reply.code(400).send(envelope(new ApiError("INVALID_REQUEST", message, { errors: [{ field: "path", message }] }), request.id));
+      const message =
+        error.code === "FST_ERR_MAX_PARAM_LENGTH" ? "a path parameter is too long" : "the URL is malformed";
+      reply
+        .code(400)
+        .send(
+          envelope(
+            new ApiError("INVALID_REQUEST", message, { errors: [{ field: "path", message }] }),
+            request.id,
+          ),
+        );
     },
   }).withTypeProvider<ZodTypeProvider>();
 
@@ -60,8 +68,15 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     parseJson(request, (body as Buffer).toString("utf8"), done);
   });
 
+  // Shutting down: responses to requests still in flight close their keep-alive connection, so
+  // the server's close is not held up by clients that would otherwise keep it open.
+  let closing = false;
+  app.addHook("preClose", async () => {
+    closing = true;
+  });
   app.addHook("onSend", async (request, reply) => {
     reply.header("X-Trace-Id", request.id);
+    if (closing) reply.header("Connection", "close");
   });
 
   await app.register(fastifySwagger, {

@@ -4,7 +4,13 @@ import { ConfigError, loadConfig } from "./config.ts";
 describe("configuration", () => {
   it("has embedded defaults", () => {
     const config = loadConfig({});
-    expect(config).toMatchObject({ port: 3000, host: "127.0.0.1", databaseUrl: undefined, logLevel: "info", workersEnabled: true });
+    expect(config).toMatchObject({
+      port: 3000,
+      host: "127.0.0.1",
+      databaseUrl: undefined,
+      logLevel: "info",
+      workersEnabled: true,
+    });
     expect(config.dataDir).toMatch(/\/data$/);
     expect(config.publicUrl).toBe("http://127.0.0.1:3000");
     expect(config.ledgerBatchesInFlight).toBe(1);
@@ -19,7 +25,12 @@ describe("configuration", () => {
       LOG_LEVEL: "warn",
       FERRY_WORKERS: "false",
     });
-    expect(config).toMatchObject({ port: 8080, databaseUrl: "postgres://ferry@db:5432/ferry", logLevel: "warn", workersEnabled: false });
+    expect(config).toMatchObject({
+      port: 8080,
+      databaseUrl: "postgres://ferry@db:5432/ferry",
+      logLevel: "warn",
+      workersEnabled: false,
+    });
     expect(config.publicUrl).toBe("http://localhost:8080");
     expect(config.ledgerBatchesInFlight).toBe(4);
   });

@@ -19,12 +19,30 @@ beforeAll(async () => {
   }
   await createClient(t.database.db, { id: "acme", name: "Acme" });
   await ledger.createCurrency(t.database.db, { clientId: "acme", code: "EUR", scale: 2 });
-  const issuing = await ledger.openAccount(t.database.db, { clientId: "acme", currency: "EUR", kind: "ISSUING" });
-  const wallet = await ledger.openAccount(t.database.db, { clientId: "acme", currency: "EUR", kind: "USER_WALLET", ownerId: "u-1" });
+  const issuing = await ledger.openAccount(t.database.db, {
+    clientId: "acme",
+    currency: "EUR",
+    kind: "ISSUING",
+  });
+  const wallet = await ledger.openAccount(t.database.db, {
+    clientId: "acme",
+    currency: "EUR",
+    kind: "USER_WALLET",
+    ownerId: "u-1",
+  });
   walletId = wallet.id;
   const funded = await t.ledger.submit({
     clientId: "acme",
-    legs: [{ type: "SINGLE", id: "fund-1", debitAccountId: issuing.id, creditAccountId: wallet.id, amount: 12_345n, currency: "EUR" }],
+    legs: [
+      {
+        type: "SINGLE",
+        id: "fund-1",
+        debitAccountId: issuing.id,
+        creditAccountId: wallet.id,
+        amount: 12_345n,
+        currency: "EUR",
+      },
+    ],
   });
   expect(funded.ok).toBe(true);
 });
@@ -78,7 +96,11 @@ describe("admin routes", () => {
             const response = await t.app.inject({ ...request, headers });
             expect(response.statusCode, `${request.url} ${JSON.stringify(headers)}`).toBe(401);
             expect(response.headers["www-authenticate"]).toMatch(/^Basic/);
-            expect(response.json()).toMatchObject({ type: "UNAUTHORIZED", code: 2001, traceId: expect.any(String) });
+            expect(response.json()).toMatchObject({
+              type: "UNAUTHORIZED",
+              code: 2001,
+              traceId: expect.any(String),
+            });
           }
         }
       });
@@ -93,7 +115,12 @@ describe("admin routes", () => {
           const response = await t.app.inject({ ...request, headers: t.adminAuth });
           expect(response.statusCode, `${request.url}: ${response.body}`).toBe(400);
           const body = response.json();
-          expect(body).toMatchObject({ type: "INVALID_REQUEST", code: 1000, message: expect.any(String), traceId: expect.any(String) });
+          expect(body).toMatchObject({
+            type: "INVALID_REQUEST",
+            code: 1000,
+            message: expect.any(String),
+            traceId: expect.any(String),
+          });
           expect(body.errors.length).toBeGreaterThan(0);
         }
       });
@@ -103,7 +130,11 @@ describe("admin routes", () => {
 
 describe("ledger reads", () => {
   it("shows an account with its balances as decimal strings and its entries", async () => {
-    const response = await t.app.inject({ method: "GET", url: `/admin/ledger/accounts/${walletId}`, headers: t.adminAuth });
+    const response = await t.app.inject({
+      method: "GET",
+      url: `/admin/ledger/accounts/${walletId}`,
+      headers: t.adminAuth,
+    });
     const body = response.json();
     expect(body.account).toMatchObject({
       id: walletId,
@@ -115,7 +146,12 @@ describe("ledger reads", () => {
       availableBalance: "123.45",
     });
     expect(body.entries).toMatchObject({ pageNumber: 0, pageSize: 20, totalRecords: 1, totalPages: 1 });
-    expect(body.entries.records[0]).toMatchObject({ transferId: "fund-1", direction: "CREDIT", amount: "123.45", status: "POSTED" });
+    expect(body.entries.records[0]).toMatchObject({
+      transferId: "fund-1",
+      direction: "CREDIT",
+      amount: "123.45",
+      status: "POSTED",
+    });
   });
 
   it("answers 404 for an unknown account", async () => {
@@ -137,14 +173,30 @@ describe("ledger reads", () => {
 
   it("reports a broken ledger as broken", async () => {
     // Tamper with a balance behind the ledger's back: the check must notice.
-    await t.database.db.updateTable("ledger_accounts").set({ credits_posted: "99999" }).where("id", "=", walletId).execute();
+    await t.database.db
+      .updateTable("ledger_accounts")
+      .set({ credits_posted: "99999" })
+      .where("id", "=", walletId)
+      .execute();
     try {
-      const body = (await t.app.inject({ method: "GET", url: "/admin/ledger/invariants", headers: t.adminAuth })).json();
+      const body = (
+        await t.app.inject({ method: "GET", url: "/admin/ledger/invariants", headers: t.adminAuth })
+      ).json();
       expect(body.ok).toBe(false);
-      expect(body.unbalancedCurrencies).toEqual([{ clientId: "acme", currency: "EUR", postedSum: expect.any(String), pendingSum: "0" }]);
-      expect(body.accountsNotMatchingEntries[0]).toMatchObject({ accountId: walletId, stored: { creditsPosted: "99999" }, fromEntries: { creditsPosted: "12345" } });
+      expect(body.unbalancedCurrencies).toEqual([
+        { clientId: "acme", currency: "EUR", postedSum: expect.any(String), pendingSum: "0" },
+      ]);
+      expect(body.accountsNotMatchingEntries[0]).toMatchObject({
+        accountId: walletId,
+        stored: { creditsPosted: "99999" },
+        fromEntries: { creditsPosted: "12345" },
+      });
     } finally {
-      await t.database.db.updateTable("ledger_accounts").set({ credits_posted: "12345" }).where("id", "=", walletId).execute();
+      await t.database.db
+        .updateTable("ledger_accounts")
+        .set({ credits_posted: "12345" })
+        .where("id", "=", walletId)
+        .execute();
     }
   });
 });

@@ -26,7 +26,9 @@ export interface TestApp {
  * A Ferry app on a fresh database, for `app.inject()` tests. `extend` may add routes before the
  * app is made ready (plumbing tests use it).
  */
-export async function startTestApp(extend?: (app: FastifyInstance, database: FerryDatabase) => void | Promise<void>): Promise<TestApp> {
+export async function startTestApp(
+  extend?: (app: FastifyInstance, database: FerryDatabase) => void | Promise<void>,
+): Promise<TestApp> {
   const database = await createTestDatabase();
   await setAdminPassword(database.db, ADMIN_PASSWORD);
   const logs: string[] = [];

@@ -32,7 +32,7 @@ describe("the error envelope", () => {
 
   it("answers bad bodies with 400, never 500", async () => {
     const bad: [string, string, string | undefined][] = [
-      ["broken JSON", "{\"amount\": ", "application/json"],
+      ["broken JSON", '{"amount": ', "application/json"],
       ["empty JSON body", "", "application/json"],
       ["a missing field", JSON.stringify({ kind: "A" }), "application/json"],
       ["a wrong type", JSON.stringify({ amount: 5, kind: "A" }), "application/json"],
@@ -40,7 +40,11 @@ describe("the error envelope", () => {
       ["an oversize string", JSON.stringify({ amount: "9".repeat(21), kind: "A" }), "application/json"],
       ["an unknown field", JSON.stringify({ amount: "5", kind: "A", extra: true }), "application/json"],
       ["an oversize body", JSON.stringify({ amount: "x".repeat(70 * 1024), kind: "A" }), "application/json"],
-      ["a prototype pollution attempt", '{"amount":"1","kind":"A","__proto__":{"admin":true}}', "application/json"],
+      [
+        "a prototype pollution attempt",
+        '{"amount":"1","kind":"A","__proto__":{"admin":true}}',
+        "application/json",
+      ],
       ["an unsupported media type", "amount=5", "application/x-www-form-urlencoded"],
       ["an array instead of an object", "[]", "application/json"],
     ];
@@ -52,9 +56,17 @@ describe("the error envelope", () => {
         headers: contentType ? { "content-type": contentType } : {},
       });
       expect(response.statusCode, `${what}: ${response.body}`).toBe(400);
-      expect(response.json(), what).toMatchObject({ type: "INVALID_REQUEST", code: 1000, traceId: expect.any(String) });
+      expect(response.json(), what).toMatchObject({
+        type: "INVALID_REQUEST",
+        code: 1000,
+        traceId: expect.any(String),
+      });
     }
-    const fieldError = await t.app.inject({ method: "POST", url: "/test/echo", payload: { amount: 5, kind: "A" } });
+    const fieldError = await t.app.inject({
+      method: "POST",
+      url: "/test/echo",
+      payload: { amount: 5, kind: "A" },
+    });
     expect(fieldError.json().errors).toEqual([{ field: "amount", message: expect.any(String) }]);
   });
 
@@ -79,17 +91,37 @@ describe("operations endpoints", () => {
   it("serves Prometheus metrics with request counts, latencies and ledger transfers", async () => {
     await createClient(t.database.db, { id: "metrics-co", name: "Metrics" });
     await ledger.createCurrency(t.database.db, { clientId: "metrics-co", code: "USD", scale: 2 });
-    const issuing = await ledger.openAccount(t.database.db, { clientId: "metrics-co", currency: "USD", kind: "ISSUING" });
-    const wallet = await ledger.openAccount(t.database.db, { clientId: "metrics-co", currency: "USD", kind: "USER_WALLET", ownerId: "u" });
+    const issuing = await ledger.openAccount(t.database.db, {
+      clientId: "metrics-co",
+      currency: "USD",
+      kind: "ISSUING",
+    });
+    const wallet = await ledger.openAccount(t.database.db, {
+      clientId: "metrics-co",
+      currency: "USD",
+      kind: "USER_WALLET",
+      ownerId: "u",
+    });
     await t.ledger.submit({
       clientId: "metrics-co",
-      legs: [{ type: "SINGLE", id: "m-1", debitAccountId: issuing.id, creditAccountId: wallet.id, amount: 100n, currency: "USD" }],
+      legs: [
+        {
+          type: "SINGLE",
+          id: "m-1",
+          debitAccountId: issuing.id,
+          creditAccountId: wallet.id,
+          amount: 100n,
+          currency: "USD",
+        },
+      ],
     });
     await t.app.inject({ method: "GET", url: "/health/live" });
     const response = await t.app.inject({ method: "GET", url: "/metrics" });
     expect(response.statusCode).toBe(200);
     expect(response.headers["content-type"]).toMatch(/^text\/plain/);
-    expect(response.body).toMatch(/ferry_http_requests_total\{method="GET",route="\/health\/live",status="200"\} [1-9]/);
+    expect(response.body).toMatch(
+      /ferry_http_requests_total\{method="GET",route="\/health\/live",status="200"\} [1-9]/,
+    );
     expect(response.body).toMatch(/ferry_http_request_duration_seconds_bucket\{.*route="\/health\/live"/);
     expect(response.body).toMatch(/ferry_ledger_transfers_total\{type="SINGLE"\} 1/);
     expect(response.body).toMatch(/ferry_ledger_operations_total\{outcome="accepted"\} 1/);
@@ -100,7 +132,9 @@ describe("operations endpoints", () => {
     const doc = (await t.app.inject({ method: "GET", url: "/openapi.json" })).json();
     expect(doc.openapi).toBe("3.1.0");
     const account = doc.paths["/admin/ledger/accounts/{accountId}"].get;
-    expect(account.parameters.map((p: { name: string }) => p.name)).toEqual(expect.arrayContaining(["accountId", "page", "size"]));
+    expect(account.parameters.map((p: { name: string }) => p.name)).toEqual(
+      expect.arrayContaining(["accountId", "page", "size"]),
+    );
     expect(Object.keys(account.responses)).toEqual(expect.arrayContaining(["200", "400", "401", "404"]));
     expect(doc.paths["/admin/ledger/invariants"].get.security).toEqual([{ adminBasic: [] }]);
     const docs = await t.app.inject({ method: "GET", url: "/docs" });

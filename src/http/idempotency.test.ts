@@ -16,7 +16,11 @@ beforeAll(async () => {
   t = await startTestApp((app, database) => {
     const hooks = idempotency(
       database.db,
-      { header: "x-request-id", required: true, scope: (request) => String(request.headers["x-client-id"] ?? "none") },
+      {
+        header: "x-request-id",
+        required: true,
+        scope: (request) => String(request.headers["x-client-id"] ?? "none"),
+      },
       { ttlHours: 24 },
     );
     app.post(
@@ -24,7 +28,11 @@ beforeAll(async () => {
       {
         preHandler: hooks.preHandler,
         onSend: hooks.onSend,
-        schema: { body: z.object({ amount: z.string(), fail: z.enum(["500", "402", "409-retry"]).optional() }).strict() },
+        schema: {
+          body: z
+            .object({ amount: z.string(), fail: z.enum(["500", "402", "409-retry"]).optional() })
+            .strict(),
+        },
       },
       async (request, reply) => {
         runs++;
@@ -46,7 +54,11 @@ const post = (requestId: string | undefined, body: unknown, clientId = "acme") =
   t.app.inject({
     method: "POST",
     url: "/test/payments",
-    headers: { "content-type": "application/json", "x-client-id": clientId, ...(requestId ? { "x-request-id": requestId } : {}) },
+    headers: {
+      "content-type": "application/json",
+      "x-client-id": clientId,
+      ...(requestId ? { "x-request-id": requestId } : {}),
+    },
     payload: JSON.stringify(body),
   });
 
@@ -91,7 +103,9 @@ describe("idempotency", () => {
 
   it("of 20 identical requests at once, runs one; the others replay it or are told to retry", async () => {
     const before = runs;
-    const responses = await Promise.all(Array.from({ length: 20 }, () => post("req-burst", { amount: "1.00" })));
+    const responses = await Promise.all(
+      Array.from({ length: 20 }, () => post("req-burst", { amount: "1.00" })),
+    );
     expect(runs - before).toBe(1);
     const created = responses.filter((r) => r.statusCode === 201);
     const busy = responses.filter((r) => r.statusCode === 409 && r.json().retryable === true);

@@ -18,14 +18,31 @@ describe("log redaction", () => {
     logger.info(
       {
         password: "pw-top-secret",
-        body: { cardNumber: "4242424242424242", cvv: "123", firstName: "Ada", iban: "DE89370400440532013000" },
-        request: { headers: { authorization: "Basic c2VjcmV0", "x-signature": "sig-secret" }, user: { dateOfBirth: "1990-01-01" } },
+        body: {
+          cardNumber: "4242424242424242",
+          cvv: "123",
+          firstName: "Ada",
+          iban: "DE89370400440532013000",
+        },
+        request: {
+          headers: { authorization: "Basic c2VjcmV0", "x-signature": "sig-secret" },
+          user: { dateOfBirth: "1990-01-01" },
+        },
         amount: "10.00",
       },
       "something happened",
     );
     const line = lines.join("");
-    for (const secret of ["pw-top-secret", "4242424242424242", "123\"", "Ada", "DE89370400440532013000", "c2VjcmV0", "sig-secret", "1990-01-01"]) {
+    for (const secret of [
+      "pw-top-secret",
+      "4242424242424242",
+      '123"',
+      "Ada",
+      "DE89370400440532013000",
+      "c2VjcmV0",
+      "sig-secret",
+      "1990-01-01",
+    ]) {
       expect(line).not.toContain(secret);
     }
     expect(line).toContain("[REDACTED]");
@@ -33,7 +50,9 @@ describe("log redaction", () => {
   });
 
   it("masks sensitive query parameters in logged URLs", () => {
-    expect(redactUrl("/oauth/check_token?token=abc.def&x=1")).toBe("/oauth/check_token?token=%5BREDACTED%5D&x=1");
+    expect(redactUrl("/oauth/check_token?token=abc.def&x=1")).toBe(
+      "/oauth/check_token?token=%5BREDACTED%5D&x=1",
+    );
     expect(redactUrl("/v1/users?page=0")).toBe("/v1/users?page=0");
   });
 });

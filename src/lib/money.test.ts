@@ -47,9 +47,13 @@ describe("money", () => {
     expect(formatAmount(-5n, 2)).toBe("-0.05");
     expect(formatAmount(42n, 0)).toBe("42");
     fc.assert(
-      fc.property(fc.bigInt({ min: -MAX_AMOUNT, max: MAX_AMOUNT }), fc.integer({ min: 0, max: 18 }), (minor, scale) => {
-        expect(parseAmount(formatAmount(minor, scale), scale)).toBe(minor);
-      }),
+      fc.property(
+        fc.bigInt({ min: -MAX_AMOUNT, max: MAX_AMOUNT }),
+        fc.integer({ min: 0, max: 18 }),
+        (minor, scale) => {
+          expect(parseAmount(formatAmount(minor, scale), scale)).toBe(minor);
+        },
+      ),
     );
   });
 });

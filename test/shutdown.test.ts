@@ -1,0 +1,82 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { loadConfig } from "../src/config.ts";
+import { createClient } from "../src/modules/clients/service.ts";
+import * as ledger from "../src/modules/ledger/service.ts";
+import { createLogger, startFerry } from "../src/server.ts";
+import { startTestApp } from "./harness.ts";
+
+describe("graceful shutdown", () => {
+  it("lets a request in flight finish, then refuses new connections", async () => {
+    let release = () => {};
+    const t = await startTestApp((app) => {
+      app.get("/test/slow", async () => {
+        await new Promise<void>((resolve) => {
+          release = resolve;
+        });
+        return { finished: true };
+      });
+    });
+    const address = await t.app.listen({ port: 0, host: "127.0.0.1" });
+    const inFlight = fetch(`${address}/test/slow`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const closing = t.app.close();
+    setTimeout(() => release(), 200);
+    const response = await inFlight;
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ finished: true });
+    await closing;
+    await expect(fetch(`${address}/health/live`)).rejects.toThrow();
+    await t.database.close();
+  });
+
+  it("stop() answers every ledger operation already submitted, stops the workers, closes the database", async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "ferry-stop-"));
+    try {
+      const config = loadConfig({
+        PORT: "0",
+        FERRY_DATA_DIR: dataDir,
+        FERRY_ADMIN_PASSWORD: "shutdown-test-pw",
+        LOG_LEVEL: "silent",
+      });
+      const ferry = await startFerry(config, createLogger(config));
+      await createClient(ferry.database.db, { id: "acme", name: "Acme" });
+      await ledger.createCurrency(ferry.database.db, { clientId: "acme", code: "USD", scale: 2 });
+      const issuing = await ledger.openAccount(ferry.database.db, {
+        clientId: "acme",
+        currency: "USD",
+        kind: "ISSUING",
+      });
+      const wallet = await ledger.openAccount(ferry.database.db, {
+        clientId: "acme",
+        currency: "USD",
+        kind: "USER_WALLET",
+        ownerId: "u",
+      });
+      const submitted = Array.from({ length: 200 }, (_, i) =>
+        ferry.ledger.submit({
+          clientId: "acme",
+          legs: [
+            {
+              type: "SINGLE",
+              id: `s-${i}`,
+              debitAccountId: issuing.id,
+              creditAccountId: wallet.id,
+              amount: 1n,
+              currency: "USD",
+            },
+          ],
+        }),
+      );
+      await ferry.stop();
+      const results = await Promise.all(submitted);
+      expect(results.every((r) => r.ok)).toBe(true);
+      expect(fs.existsSync(path.join(dataDir, "ferry.pid"))).toBe(false);
+      await expect(ledger.getAccount(ferry.database.db, wallet.id)).rejects.toThrow();
+    } finally {
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
