@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import fastifySwagger from "@fastify/swagger";
 import fastifySwaggerUi from "@fastify/swagger-ui";
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from "fastify";
 import {
   jsonSchemaTransform,
   jsonSchemaTransformObject,
@@ -44,7 +44,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     frameworkErrors: (error, request, reply) => {
       const message =
         error.code === "FST_ERR_MAX_PARAM_LENGTH" ? "a path parameter is too long" : "the URL is malformed";
-      reply
+      (reply as unknown as FastifyReply)
         .code(400)
         .send(
           envelope(

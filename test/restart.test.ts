@@ -87,7 +87,10 @@ describe("the embedded database across restarts", () => {
         headers: { authorization: basic("admin", password) },
       });
       expect(response.status).toBe(200);
-      const body = await response.json();
+      const body = (await response.json()) as {
+        account: Record<string, string>;
+        entries: { totalRecords: number };
+      };
       expect(body.account).toMatchObject({
         balance: "250.00",
         availableBalance: "200.00",

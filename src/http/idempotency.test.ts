@@ -1,3 +1,4 @@
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { startTestApp, type TestApp } from "../../test/harness.ts";
@@ -23,7 +24,7 @@ beforeAll(async () => {
       },
       { ttlHours: 24 },
     );
-    app.post(
+    app.withTypeProvider<ZodTypeProvider>().post(
       "/test/payments",
       {
         preHandler: hooks.preHandler,
