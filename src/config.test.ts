@@ -32,7 +32,7 @@ describe("configuration", () => {
       workersEnabled: false,
     });
     expect(config.publicUrl).toBe("http://localhost:8080");
-    expect(config.ledgerBatchesInFlight).toBe(4);
+    expect(config.ledgerBatchesInFlight).toBe(2);
   });
 
   it("names the variable that is wrong, in one line", () => {

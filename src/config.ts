@@ -104,7 +104,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dbPoolSize: e.FERRY_DB_POOL_SIZE,
     ledgerBatchSize: e.FERRY_LEDGER_BATCH_SIZE,
     // PGlite has a single connection: more than one batch in flight only queues.
-    ledgerBatchesInFlight: e.FERRY_LEDGER_BATCHES_IN_FLIGHT ?? (e.DATABASE_URL ? 4 : 1),
+    ledgerBatchesInFlight: e.FERRY_LEDGER_BATCHES_IN_FLIGHT ?? (e.DATABASE_URL ? 2 : 1),
     holdExpiryIntervalMs: e.FERRY_HOLD_EXPIRY_INTERVAL_MS,
     idempotencyTtlHours: e.FERRY_IDEMPOTENCY_TTL_HOURS,
     shutdownTimeoutMs: e.FERRY_SHUTDOWN_TIMEOUT_MS,
