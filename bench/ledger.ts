@@ -40,7 +40,11 @@ const seconds = Number(args.seconds);
 const accountCount = Number(args.accounts);
 const baseUrl = process.env.DATABASE_URL || undefined;
 
-async function openBenchDatabase(): Promise<{ database: FerryDatabase; url?: string; cleanup: () => Promise<void> }> {
+async function openBenchDatabase(): Promise<{
+  database: FerryDatabase;
+  url?: string;
+  cleanup: () => Promise<void>;
+}> {
   if (baseUrl) {
     const name = `ferry_bench_${Date.now().toString(36)}_${randomBytes(3).toString("hex")}`;
     const admin = new pg.Client({ connectionString: baseUrl });
@@ -49,7 +53,10 @@ async function openBenchDatabase(): Promise<{ database: FerryDatabase; url?: str
     await admin.end();
     const url = new URL(baseUrl);
     url.pathname = `/${name}`;
-    const database = await openDatabase({ databaseUrl: url.toString(), poolSize: Number(process.env.FERRY_DB_POOL_SIZE ?? 16) });
+    const database = await openDatabase({
+      databaseUrl: url.toString(),
+      poolSize: Number(process.env.FERRY_DB_POOL_SIZE ?? 16),
+    });
     return {
       database,
       url: url.toString(),
@@ -91,7 +98,9 @@ function report(o: Outcome) {
   const sorted = o.latencies.slice().sort();
   const line = [
     o.name.padEnd(22),
-    `${Math.round(o.transfers / o.seconds).toLocaleString("en-US").padStart(8)} transfers/s`,
+    `${Math.round(o.transfers / o.seconds)
+      .toLocaleString("en-US")
+      .padStart(8)} transfers/s`,
     `p50 ${percentile(sorted, 50).toFixed(1).padStart(6)} ms`,
     `p99 ${percentile(sorted, 99).toFixed(1).padStart(6)} ms`,
     `${o.transfers.toLocaleString("en-US")} ok`,
@@ -102,7 +111,11 @@ function report(o: Outcome) {
 }
 
 /** Runs `call` from `concurrency` loops for `seconds`; records each call's latency. */
-async function drive(name: string, call: (caller: number) => Promise<boolean>, batches?: () => number): Promise<Outcome> {
+async function drive(
+  name: string,
+  call: (caller: number) => Promise<boolean>,
+  batches?: () => number,
+): Promise<Outcome> {
   const latencies: number[] = [];
   let refused = 0;
   const batchesBefore = batches?.() ?? 0;
@@ -142,7 +155,12 @@ async function main() {
     for (let i = 0; i < accountCount; i += 500) {
       const opened = await Promise.all(
         Array.from({ length: Math.min(500, accountCount - i) }, (_, j) =>
-          ledger.openAccount(db, { clientId, currency: "USD", kind: "USER_WALLET", ownerId: `user-${i + j}` }),
+          ledger.openAccount(db, {
+            clientId,
+            currency: "USD",
+            kind: "USER_WALLET",
+            ownerId: `user-${i + j}`,
+          }),
         ),
       );
       wallets.push(...opened.map((a) => a.id));
@@ -172,7 +190,9 @@ async function main() {
     let batchCount = 0;
     const book = new ledger.Ledger(db, {
       maxBatchSize: Number(args["batch-size"] ?? process.env.FERRY_LEDGER_BATCH_SIZE ?? 512),
-      maxInFlight: Number(args["in-flight"] ?? process.env.FERRY_LEDGER_BATCHES_IN_FLIGHT ?? (baseUrl ? 2 : 1)),
+      maxInFlight: Number(
+        args["in-flight"] ?? process.env.FERRY_LEDGER_BATCHES_IN_FLIGHT ?? (baseUrl ? 2 : 1),
+      ),
       onBatch: () => {
         batchCount++;
       },
@@ -181,7 +201,16 @@ async function main() {
     const transfer = async (debit: string, credit: string) => {
       const result = await book.submit({
         clientId,
-        legs: [{ type: "SINGLE", id: newId(), debitAccountId: debit, creditAccountId: credit, amount: 1n + BigInt(Math.floor(Math.random() * 100)), currency: "USD" }],
+        legs: [
+          {
+            type: "SINGLE",
+            id: newId(),
+            debitAccountId: debit,
+            creditAccountId: credit,
+            amount: 1n + BigInt(Math.floor(Math.random() * 100)),
+            currency: "USD",
+          },
+        ],
       });
       return result.ok;
     };
@@ -227,7 +256,10 @@ async function main() {
                WHERE id = $1 AND credits_posted - debits_posted - debits_pending >= $2`,
               [debit, amount],
             );
-            await client.query("UPDATE ledger_accounts SET credits_posted = credits_posted + $2 WHERE id = $1", [credit, amount]);
+            await client.query(
+              "UPDATE ledger_accounts SET credits_posted = credits_posted + $2 WHERE id = $1",
+              [credit, amount],
+            );
             await client.query(debited.rowCount === 1 ? "COMMIT" : "ROLLBACK");
             return debited.rowCount === 1;
           } catch (error) {
