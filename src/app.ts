@@ -16,7 +16,7 @@ import type { Config } from "./config.ts";
 import type { FerryDatabase } from "./db/database.ts";
 import { adminLedgerRoutes } from "./faces/admin/ledger.ts";
 import { requirePlatformAdmin } from "./http/basic-auth.ts";
-import { ApiError, envelope, errorResponses, registerErrorHandling } from "./http/errors.ts";
+import { ApiError, envelope, errorEnvelopeSchema, registerErrorHandling } from "./http/errors.ts";
 import type { Metrics } from "./http/metrics.ts";
 import { AdminAuthenticator } from "./modules/admins/service.ts";
 
@@ -127,7 +127,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
         summary: "Readiness: the database answers",
         response: {
           200: z.object({ status: z.literal("ok"), database: z.enum(["postgres", "pglite"]) }),
-          503: errorResponses(400)[400],
+          503: errorEnvelopeSchema,
         },
       },
       logLevel: "warn",

@@ -5,6 +5,7 @@ import { createClient } from "../src/modules/clients/service.ts";
 import * as ledger from "../src/modules/ledger/service.ts";
 import { accountFigures, type OperationResult } from "../src/modules/ledger/types.ts";
 import { createTestDatabase } from "./database.ts";
+import { openFundedWallet } from "./fixtures.ts";
 
 /**
  * Concurrency on the ledger. On PostgreSQL (DATABASE_URL set) the callers are spread over two
@@ -30,15 +31,10 @@ afterAll(async () => {
 });
 
 async function walletWith(amount: bigint) {
-  const issuing = await ledger.openAccount(primary.db, {
+  const { wallet } = await openFundedWallet(primary.db, {
     clientId: "acme",
     currency: "USD",
-    kind: "ISSUING",
-  });
-  const wallet = await ledger.openAccount(primary.db, {
-    clientId: "acme",
-    currency: "USD",
-    kind: "USER_WALLET",
+    amount,
     ownerId: "payer",
   });
   const sink = await ledger.openAccount(primary.db, {
@@ -47,20 +43,6 @@ async function walletWith(amount: bigint) {
     kind: "USER_WALLET",
     ownerId: "payee",
   });
-  const funded = await ledgers[0]?.submit({
-    clientId: "acme",
-    legs: [
-      {
-        type: "SINGLE",
-        id: `fund-${wallet.id}`,
-        debitAccountId: issuing.id,
-        creditAccountId: wallet.id,
-        amount,
-        currency: "USD",
-      },
-    ],
-  });
-  expect(funded?.ok).toBe(true);
   return { wallet, sink };
 }
 

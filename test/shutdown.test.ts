@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { loadConfig } from "../src/config.ts";
 import { createClient } from "../src/modules/clients/service.ts";
 import * as ledger from "../src/modules/ledger/service.ts";
@@ -55,6 +55,33 @@ describe("graceful shutdown", () => {
         kind: "USER_WALLET",
         ownerId: "u",
       });
+      // The hold-expiry worker runs in the server: a hold that expires is released without anyone asking.
+      const hold = await ferry.ledger.submit({
+        clientId: "acme",
+        legs: [
+          {
+            type: "PENDING",
+            id: "h-1",
+            debitAccountId: issuing.id,
+            creditAccountId: wallet.id,
+            amount: 5n,
+            currency: "USD",
+            expiresAt: new Date(Date.now() + 200),
+          },
+        ],
+      });
+      expect(hold.ok).toBe(true);
+      await vi.waitFor(
+        async () =>
+          expect(await ledger.getTransfer(ferry.database.db, "acme", "h-1")).toMatchObject({
+            status: "EXPIRED",
+          }),
+        {
+          timeout: 5000,
+          interval: 100,
+        },
+      );
+      expect((await ledger.getAccount(ferry.database.db, wallet.id)).creditsPending).toBe(0n);
       const submitted = Array.from({ length: 200 }, (_, i) =>
         ferry.ledger.submit({
           clientId: "acme",

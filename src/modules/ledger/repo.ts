@@ -1,5 +1,6 @@
-import { sql } from "kysely";
+import { type Selectable, sql } from "kysely";
 import type { Db } from "../../db/database.ts";
+import type { LedgerAccountsTable, LedgerTransfersTable } from "../../db/schema.ts";
 import type {
   Account,
   AccountKind,
@@ -10,40 +11,8 @@ import type {
   TransferType,
 } from "./types.ts";
 
-type AccountRow = {
-  id: string;
-  client_id: string;
-  currency: string;
-  kind: string;
-  owner_id: string | null;
-  rail: string | null;
-  label: string | null;
-  limit_rule: string;
-  credit_limit: string;
-  debits_posted: string;
-  credits_posted: string;
-  debits_pending: string;
-  credits_pending: string;
-  created_at: Date;
-};
-
-type TransferRow = {
-  client_id: string;
-  id: string;
-  operation_id: string;
-  type: string;
-  status: string;
-  debit_account_id: string;
-  credit_account_id: string;
-  currency: string;
-  amount: string;
-  pending_id: string | null;
-  posted_amount: string | null;
-  expires_at: Date | null;
-  resolved_at: Date | null;
-  metadata: unknown;
-  created_at: Date;
-};
+type AccountRow = Selectable<LedgerAccountsTable>;
+type TransferRow = Omit<Selectable<LedgerTransfersTable>, "seq">;
 
 export function toAccount(row: AccountRow): Account {
   return {
@@ -254,7 +223,7 @@ export async function insertAccount(db: Db, account: NewAccountRow): Promise<Acc
   const row = await (account.kind === "USER_WALLET" ? query : query.onConflict((oc) => oc.doNothing()))
     .returningAll()
     .executeTakeFirst();
-  return row && toAccount(row as AccountRow);
+  return row && toAccount(row);
 }
 
 export async function findSystemAccount(
@@ -271,12 +240,12 @@ export async function findSystemAccount(
   query =
     key.ownerId === null ? query.where("owner_id", "is", null) : query.where("owner_id", "=", key.ownerId);
   const row = await query.executeTakeFirst();
-  return row && toAccount(row as AccountRow);
+  return row && toAccount(row);
 }
 
 export async function findAccount(db: Db, id: string): Promise<Account | undefined> {
   const row = await db.selectFrom("ledger_accounts").selectAll().where("id", "=", id).executeTakeFirst();
-  return row && toAccount(row as AccountRow);
+  return row && toAccount(row);
 }
 
 export async function listAccounts(
@@ -291,7 +260,7 @@ export async function listAccounts(
     query.selectAll().orderBy("id").offset(page.offset).limit(page.limit).execute(),
     query.select((eb) => eb.fn.countAll<string>().as("n")).executeTakeFirstOrThrow(),
   ]);
-  return { accounts: rows.map((r) => toAccount(r as AccountRow)), total: Number(count.n) };
+  return { accounts: rows.map(toAccount), total: Number(count.n) };
 }
 
 /** The transfers that touch an account, newest first. */

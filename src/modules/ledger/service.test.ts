@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase } from "../../../test/database.ts";
+import { openFundedWallet } from "../../../test/fixtures.ts";
 import type { FerryDatabase } from "../../db/database.ts";
 import { createClient } from "../clients/service.ts";
 import { LedgerError } from "./errors.ts";
@@ -26,32 +27,8 @@ afterAll(async () => {
 let counter = 0;
 const id = (prefix: string) => `${prefix}-${++counter}`;
 
-async function fundedWallet(clientId: string, amount: bigint, currency = "USD") {
-  const issuing = await ledger.openAccount(database.db, { clientId, currency, kind: "ISSUING" });
-  const wallet = await ledger.openAccount(database.db, {
-    clientId,
-    currency,
-    kind: "USER_WALLET",
-    ownerId: "u-1",
-  });
-  if (amount > 0n) {
-    const result = await book.submit({
-      clientId,
-      legs: [
-        {
-          type: "SINGLE",
-          id: id("fund"),
-          debitAccountId: issuing.id,
-          creditAccountId: wallet.id,
-          amount,
-          currency,
-        },
-      ],
-    });
-    expect(result.ok).toBe(true);
-  }
-  return { issuing, wallet };
-}
+const fundedWallet = (clientId: string, amount: bigint, currency = "USD") =>
+  openFundedWallet(database.db, { clientId, currency, amount, ownerId: "u-1" });
 
 describe("currencies and accounts", () => {
   it("creates a currency once; a different scale for the same code is refused", async () => {
@@ -73,6 +50,37 @@ describe("currencies and accounts", () => {
     await expect(
       ledger.createCurrency(database.db, { clientId: "acme", code: "usd", scale: 2 }),
     ).rejects.toBeInstanceOf(LedgerError);
+  });
+
+  it("parses amounts at the currency's scale, refusing extra decimals, zero and negatives", async () => {
+    await ledger.createCurrency(database.db, { clientId: "acme", code: "JPY", scale: 0 });
+    await expect(ledger.parseCurrencyAmount(database.db, "acme", "USD", "10.50")).resolves.toMatchObject({
+      minor: 1050n,
+    });
+    await expect(ledger.parseCurrencyAmount(database.db, "acme", "JPY", 1200)).resolves.toMatchObject({
+      minor: 1200n,
+    });
+    for (const [code, amount] of [
+      ["USD", "10.505"],
+      ["JPY", "1.5"],
+      ["USD", "0"],
+      ["USD", "-1"],
+      ["USD", "9".repeat(39)],
+    ] as const) {
+      await expect(
+        ledger.parseCurrencyAmount(database.db, "acme", code, amount),
+        `${code} ${amount}`,
+      ).rejects.toMatchObject({
+        code: "INVALID_AMOUNT",
+        kind: "INVALID",
+      });
+    }
+    await expect(ledger.parseCurrencyAmount(database.db, "acme", "XAU", "1")).rejects.toMatchObject({
+      code: "CURRENCY_NOT_FOUND",
+    });
+    await expect(ledger.parseCurrencyAmount(database.db, "globex", "JPY", "1")).rejects.toMatchObject({
+      code: "CURRENCY_NOT_FOUND",
+    });
   });
 
   it("opens one system account per kind and currency, and many wallets", async () => {
