@@ -44,6 +44,22 @@ const envSchema = z.object({
   FERRY_SHUTDOWN_TIMEOUT_MS: intFrom(0, 600_000).default(10_000),
   FERRY_BODY_LIMIT_BYTES: intFrom(1024, 50 * 1024 * 1024).default(1024 * 1024),
   FERRY_WORKERS: booleanFrom.default(true),
+  FERRY_MASTER_KEY: z
+    .string()
+    .trim()
+    .refine((v) => /^[A-Za-z0-9+/]{43}=$/.test(v), "must be 32 bytes in base64 (openssl rand -base64 32)")
+    .optional(),
+  FERRY_USER_TOKEN_TTL_SECONDS: intFrom(10, 86_400).default(300),
+  FERRY_RATE_LIMIT_PER_MINUTE: intFrom(1, 1_000_000).default(1200),
+  FERRY_SANDBOX_KYC_DELAY_MS: intFrom(0, 3_600_000).default(1000),
+  FERRY_WEBHOOK_RETRY_SCHEDULE: z
+    .string()
+    .trim()
+    .regex(/^\d+(,\d+)*$/, "must be comma-separated seconds, e.g. 5,30,120")
+    .default("5,30,120,600,1800,3600,10800,21600,43200,86400"),
+  FERRY_WEBHOOK_TIMEOUT_MS: intFrom(100, 60_000).default(10_000),
+  FERRY_WEBHOOK_INTERVAL_MS: intFrom(20, 60_000).default(500),
+  FERRY_DEMO_CLIENT: booleanFrom.default(true),
 });
 
 export interface Config {
@@ -63,6 +79,17 @@ export interface Config {
   shutdownTimeoutMs: number;
   bodyLimitBytes: number;
   workersEnabled: boolean;
+  /** Base64 of 32 bytes; absent means a key file in dataDir. */
+  masterKey: string | undefined;
+  userTokenTtlSeconds: number;
+  rateLimitPerMinute: number;
+  sandboxKycDelayMs: number;
+  /** Seconds to wait before each retry of a webhook delivery; its length is the number of retries. */
+  webhookRetrySchedule: number[];
+  webhookTimeoutMs: number;
+  webhookIntervalMs: number;
+  /** Create a demo client with a key pair on the first start of an embedded install. */
+  demoClient: boolean;
 }
 
 export class ConfigError extends Error {
@@ -88,7 +115,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const issue = parsed.error.issues[0];
     const variable = String(issue?.path[0] ?? "environment");
     const got = env[variable];
-    const shown = variable === "FERRY_ADMIN_PASSWORD" || variable === "DATABASE_URL" ? "" : ` (got "${got}")`;
+    const secret = ["FERRY_ADMIN_PASSWORD", "DATABASE_URL", "FERRY_MASTER_KEY"].includes(variable);
+    const shown = secret ? "" : ` (got "${got}")`;
     throw new ConfigError(variable, `${issue?.message ?? "is invalid"}${shown}`);
   }
   const e = parsed.data;
@@ -110,5 +138,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdownTimeoutMs: e.FERRY_SHUTDOWN_TIMEOUT_MS,
     bodyLimitBytes: e.FERRY_BODY_LIMIT_BYTES,
     workersEnabled: e.FERRY_WORKERS,
+    masterKey: e.FERRY_MASTER_KEY,
+    userTokenTtlSeconds: e.FERRY_USER_TOKEN_TTL_SECONDS,
+    rateLimitPerMinute: e.FERRY_RATE_LIMIT_PER_MINUTE,
+    sandboxKycDelayMs: e.FERRY_SANDBOX_KYC_DELAY_MS,
+    webhookRetrySchedule: e.FERRY_WEBHOOK_RETRY_SCHEDULE.split(",").map(Number),
+    webhookTimeoutMs: e.FERRY_WEBHOOK_TIMEOUT_MS,
+    webhookIntervalMs: e.FERRY_WEBHOOK_INTERVAL_MS,
+    demoClient: e.FERRY_DEMO_CLIENT,
   };
 }

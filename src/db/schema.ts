@@ -6,12 +6,126 @@ type CreatedAt = ColumnType<Date, Date | undefined, never>;
 type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
 type Json = ColumnType<unknown, string | undefined, string>;
 
+type JsonColumn = ColumnType<unknown, string | undefined, string>;
+type NullableJson = ColumnType<unknown, string | null | undefined, string | null>;
+
 export interface ClientsTable {
   id: string;
   name: string;
   status: ColumnType<string, string | undefined, string>;
+  webhook_url: string | null;
+  webhook_encryption_key: NullableJson;
+  allowed_origins: ColumnType<string[], string[] | undefined, string[]>;
+  settings: JsonColumn;
   created_at: CreatedAt;
   updated_at: Timestamp;
+}
+
+export interface ClientSigningKeysTable {
+  client_id: string;
+  kid: string;
+  jwk: JsonColumn;
+  status: ColumnType<string, string | undefined, string>;
+  expires_at: Timestamp | null;
+  created_at: CreatedAt;
+  revoked_at: Timestamp | null;
+}
+
+export interface FerrySigningKeysTable {
+  kid: string;
+  public_jwk: JsonColumn;
+  encrypted_private_jwk: string;
+  status: string;
+  created_at: CreatedAt;
+  retired_at: Timestamp | null;
+}
+
+export interface RequestSignaturesTable {
+  client_id: string;
+  signature_hash: string;
+  expires_at: Timestamp;
+}
+
+export interface UsersTable {
+  client_id: string;
+  id: string;
+  type: string;
+  status: ColumnType<string, string | undefined, string>;
+  status_reason: string | null;
+  tier: ColumnType<number, number | undefined, number>;
+  event_sequence: ColumnType<string, string | undefined, string>;
+  pii_version: ColumnType<number, number | undefined, number>;
+  created_at: CreatedAt;
+  updated_at: Timestamp;
+}
+
+export interface UserPiiTable {
+  client_id: string;
+  user_id: string;
+  ciphertext: string;
+  updated_at: Timestamp;
+}
+
+export interface UserAssessmentsTable {
+  client_id: string;
+  request_id: string;
+  user_id: string;
+  status: string;
+  tier: ColumnType<number, number | undefined, number>;
+  refusal_reason: string | null;
+  intended_usd_value: ColumnType<string | null, string | null | undefined, string | null>;
+  provider: string;
+  provider_reference: string | null;
+  result_due_at: Timestamp | null;
+  locked_until: Timestamp | null;
+  solicited: ColumnType<boolean, boolean | undefined, boolean>;
+  created_at: CreatedAt;
+  updated_at: Timestamp;
+  completed_at: Timestamp | null;
+}
+
+export interface UserTokensTable {
+  jti: string;
+  client_id: string;
+  user_id: string | null;
+  method: string;
+  path: string;
+  expires_at: Timestamp;
+  used_at: Timestamp | null;
+  created_at: CreatedAt;
+}
+
+export interface OutboxEventsTable {
+  id: string;
+  client_id: string;
+  user_id: string | null;
+  sequence: ColumnType<string | null, string | null | undefined, string | null>;
+  type: string;
+  data: JsonColumn;
+  created_at: Timestamp;
+}
+
+export interface WebhookDeliveriesTable {
+  id: string;
+  event_id: string;
+  client_id: string;
+  status: string;
+  attempts: ColumnType<number, number | undefined, number>;
+  next_attempt_at: Timestamp;
+  locked_until: Timestamp | null;
+  last_status_code: number | null;
+  last_error: string | null;
+  created_at: CreatedAt;
+  delivered_at: Timestamp | null;
+}
+
+export interface WebhookAttemptsTable {
+  delivery_id: string;
+  attempt: number;
+  started_at: Timestamp;
+  duration_ms: number;
+  status_code: number | null;
+  error: string | null;
 }
 
 export interface PlatformAdminsTable {
@@ -92,6 +206,16 @@ export interface Database {
   ledger_transfers: LedgerTransfersTable;
   idempotency_keys: IdempotencyKeysTable;
   ferry_schema_migrations: SchemaMigrationsTable;
+  client_signing_keys: ClientSigningKeysTable;
+  ferry_signing_keys: FerrySigningKeysTable;
+  request_signatures: RequestSignaturesTable;
+  users: UsersTable;
+  user_pii: UserPiiTable;
+  user_assessments: UserAssessmentsTable;
+  user_tokens: UserTokensTable;
+  outbox_events: OutboxEventsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  webhook_attempts: WebhookAttemptsTable;
 }
 
 export type { Json };

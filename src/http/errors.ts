@@ -108,6 +108,7 @@ const domainErrorTypes: Record<DomainErrorKind, ErrorType> = {
   NOT_FOUND: "NOT_FOUND",
   CONFLICT: "CONFLICT",
   INVALID: "INVALID_REQUEST",
+  UNAUTHENTICATED: "UNAUTHORIZED",
   FORBIDDEN: "FORBIDDEN",
   PAYMENT_FAILED: "PAYMENT_FAILED",
 };
@@ -125,7 +126,8 @@ export function toApiError(error: unknown): ApiError | undefined {
     return new ApiError("INVALID_REQUEST", `invalid ${where ?? "request"}: ${summary}`, { errors });
   }
   if (error instanceof DomainError) {
-    const type = domainErrorTypes[error.kind];
+    // A module may name one of the envelope's types itself (TOKEN_USED); otherwise its kind decides.
+    const type = error.code in errorTypes ? (error.code as ErrorType) : domainErrorTypes[error.kind];
     return new ApiError(
       type,
       error.message,

@@ -1,41 +1,255 @@
+import { randomBytes } from "node:crypto";
+import type { JWK } from "jose";
 import type { Db } from "../../db/database.ts";
 import { DomainError } from "../../lib/errors.ts";
 import { CLIENT_CHOSEN_ID } from "../../lib/ids.ts";
+import { normalizeEncryptionJwk, normalizeSigningJwk } from "../../lib/jwk.ts";
+
+/** Per-client settings; absent members take the installation's defaults. */
+export interface ClientSettings {
+  rateLimitPerMinute?: number;
+  userTokenTtlSeconds?: number;
+  /** KYC tiers and scenarios (validated by the kyc module). */
+  kyc?: unknown;
+}
+
+export interface SigningKey {
+  kid: string;
+  jwk: JWK;
+  status: "ACTIVE" | "REVOKED";
+  expiresAt: Date | null;
+  createdAt: Date;
+  revokedAt: Date | null;
+}
 
 export interface Client {
   id: string;
   name: string;
   status: string;
+  webhookUrl: string | null;
+  webhookEncryptionKey: (JWK & { kid: string }) | null;
+  allowedOrigins: string[];
+  settings: ClientSettings;
   createdAt: Date;
+  updatedAt: Date;
 }
 
 const kinds = {
   CLIENT_EXISTS: "CONFLICT",
   INVALID_CLIENT: "INVALID",
   CLIENT_NOT_FOUND: "NOT_FOUND",
+  KEY_NOT_FOUND: "NOT_FOUND",
+  KEY_EXISTS: "CONFLICT",
 } as const;
 
 export class ClientError extends DomainError {
-  constructor(code: keyof typeof kinds, message: string) {
-    super(kinds[code], code, message);
+  constructor(code: keyof typeof kinds, message: string, field?: string) {
+    super(kinds[code], code, message, field);
   }
 }
 
-/** Registers a tenant. Later issues add its keys, webhook and settings. */
-export async function createClient(db: Db, input: { id: string; name: string }): Promise<Client> {
-  if (!CLIENT_CHOSEN_ID.test(input.id))
-    throw new ClientError("INVALID_CLIENT", "a client id is 3–255 of A–Z a–z 0–9 _ -");
-  const row = await db
-    .insertInto("clients")
-    .values({ id: input.id, name: input.name })
-    .onConflict((oc) => oc.column("id").doNothing())
-    .returningAll()
-    .executeTakeFirst();
-  if (!row) throw new ClientError("CLIENT_EXISTS", `client ${input.id} already exists`);
-  return { id: row.id, name: row.name, status: row.status, createdAt: new Date(row.created_at) };
+const ORIGIN = /^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/;
+
+export function validateWebhookUrl(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new ClientError("INVALID_CLIENT", "webhookUrl must be an absolute http(s) URL", "webhookUrl");
+  }
+  if (parsed.protocol !== "https:" && parsed.protocol !== "http:") {
+    throw new ClientError("INVALID_CLIENT", "webhookUrl must be an http(s) URL", "webhookUrl");
+  }
+  if (parsed.username || parsed.password) {
+    throw new ClientError("INVALID_CLIENT", "webhookUrl must not carry credentials", "webhookUrl");
+  }
+  return parsed.toString();
 }
 
-export async function getClient(db: Db, id: string): Promise<Client | undefined> {
+function validateOrigins(origins: string[]): string[] {
+  for (const origin of origins) {
+    if (!ORIGIN.test(origin)) {
+      throw new ClientError("INVALID_CLIENT", `allowedOrigins: ${origin} is not an origin such as https://app.example.com`, "allowedOrigins");
+    }
+  }
+  return [...new Set(origins)];
+}
+
+function generateClientId(name: string): string {
+  const slug = name
+    .normalize("NFKD")
+    .replace(/[^A-Za-z0-9]+/g, "-")
+    .replace(/^-+|-+$/g, "")
+    .toLowerCase()
+    .slice(0, 40);
+  return `${slug || "client"}-${randomBytes(4).toString("hex")}`;
+}
+
+type ClientRow = {
+  id: string;
+  name: string;
+  status: string;
+  webhook_url: string | null;
+  webhook_encryption_key: unknown;
+  allowed_origins: string[];
+  settings: unknown;
+  created_at: Date;
+  updated_at: Date;
+};
+
+const json = <T>(value: unknown): T => (typeof value === "string" ? JSON.parse(value) : value) as T;
+
+function toClient(row: ClientRow): Client {
+  return {
+    id: row.id,
+    name: row.name,
+    status: row.status,
+    webhookUrl: row.webhook_url,
+    webhookEncryptionKey: row.webhook_encryption_key ? json<JWK & { kid: string }>(row.webhook_encryption_key) : null,
+    allowedOrigins: row.allowed_origins ?? [],
+    settings: json<ClientSettings>(row.settings ?? {}),
+    createdAt: new Date(row.created_at),
+    updatedAt: new Date(row.updated_at),
+  };
+}
+
+export interface CreateClientInput {
+  id?: string | undefined;
+  name: string;
+  signingKeys?: unknown[] | undefined;
+  webhookUrl?: string | undefined;
+  webhookEncryptionKey?: unknown;
+  allowedOrigins?: string[] | undefined;
+  settings?: ClientSettings | undefined;
+}
+
+/** Registers a tenant with its signing keys, webhook and browser origins, in one transaction. */
+export async function createClient(db: Db, input: CreateClientInput): Promise<Client> {
+  const id = input.id ?? generateClientId(input.name);
+  if (!CLIENT_CHOSEN_ID.test(id)) throw new ClientError("INVALID_CLIENT", "a client id is 3–255 of A–Z a–z 0–9 _ -", "id");
+  const keys = await Promise.all((input.signingKeys ?? []).map((k, i) => normalizeSigningJwk(k, `signingKeys.${i}`)));
+  const encryption = input.webhookEncryptionKey === undefined ? undefined : await normalizeEncryptionJwk(input.webhookEncryptionKey);
+  const webhookUrl = input.webhookUrl === undefined ? null : validateWebhookUrl(input.webhookUrl);
+  const origins = validateOrigins(input.allowedOrigins ?? []);
+  return db.transaction().execute(async (tx) => {
+    const row = await tx
+      .insertInto("clients")
+      .values({
+        id,
+        name: input.name,
+        webhook_url: webhookUrl,
+        webhook_encryption_key: encryption ? JSON.stringify({ ...encryption.jwk, kid: encryption.kid }) : null,
+        allowed_origins: origins,
+        settings: JSON.stringify(input.settings ?? {}),
+      })
+      .onConflict((oc) => oc.column("id").doNothing())
+      .returningAll()
+      .executeTakeFirst();
+    if (!row) throw new ClientError("CLIENT_EXISTS", `client ${id} already exists`, "id");
+    const unique = new Map(keys.map((k) => [k.kid, k]));
+    if (unique.size > 0) {
+      await tx
+        .insertInto("client_signing_keys")
+        .values([...unique.values()].map((k) => ({ client_id: id, kid: k.kid, jwk: JSON.stringify(k.jwk) })))
+        .execute();
+    }
+    return toClient(row as ClientRow);
+  });
+}
+
+export async function findClient(db: Db, id: string): Promise<Client | undefined> {
   const row = await db.selectFrom("clients").selectAll().where("id", "=", id).executeTakeFirst();
-  return row && { id: row.id, name: row.name, status: row.status, createdAt: new Date(row.created_at) };
+  return row && toClient(row as ClientRow);
+}
+
+export async function getClient(db: Db, id: string): Promise<Client> {
+  const client = await findClient(db, id);
+  if (!client) throw new ClientError("CLIENT_NOT_FOUND", `no client ${id}`);
+  return client;
+}
+
+export interface UpdateClientInput {
+  name?: string | undefined;
+  status?: "ACTIVE" | "SUSPENDED" | undefined;
+  webhookUrl?: string | null | undefined;
+  webhookEncryptionKey?: unknown;
+  allowedOrigins?: string[] | undefined;
+  settings?: ClientSettings | undefined;
+}
+
+/** Changes what is given; `null` clears the webhook URL or key. Settings are merged. */
+export async function updateClient(db: Db, id: string, input: UpdateClientInput): Promise<Client> {
+  const current = await getClient(db, id);
+  const encryption =
+    input.webhookEncryptionKey === undefined || input.webhookEncryptionKey === null
+      ? input.webhookEncryptionKey
+      : await normalizeEncryptionJwk(input.webhookEncryptionKey);
+  const row = await db
+    .updateTable("clients")
+    .set({
+      ...(input.name !== undefined ? { name: input.name } : {}),
+      ...(input.status !== undefined ? { status: input.status } : {}),
+      ...(input.webhookUrl !== undefined ? { webhook_url: input.webhookUrl === null ? null : validateWebhookUrl(input.webhookUrl) } : {}),
+      ...(encryption !== undefined
+        ? { webhook_encryption_key: encryption === null ? null : JSON.stringify({ ...encryption.jwk, kid: encryption.kid }) }
+        : {}),
+      ...(input.allowedOrigins !== undefined ? { allowed_origins: validateOrigins(input.allowedOrigins) } : {}),
+      ...(input.settings !== undefined ? { settings: JSON.stringify({ ...current.settings, ...input.settings }) } : {}),
+      updated_at: new Date(),
+    })
+    .where("id", "=", id)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  return toClient(row as ClientRow);
+}
+
+export async function listSigningKeys(db: Db, clientId: string): Promise<SigningKey[]> {
+  const rows = await db.selectFrom("client_signing_keys").selectAll().where("client_id", "=", clientId).orderBy("created_at").execute();
+  return rows.map((r) => ({
+    kid: r.kid,
+    jwk: json<JWK>(r.jwk),
+    status: r.status as SigningKey["status"],
+    expiresAt: r.expires_at ? new Date(r.expires_at) : null,
+    createdAt: new Date(r.created_at),
+    revokedAt: r.revoked_at ? new Date(r.revoked_at) : null,
+  }));
+}
+
+/** Adds a public key (rotation: several may be active at once). */
+export async function addSigningKey(db: Db, clientId: string, jwk: unknown, expiresAt?: Date): Promise<SigningKey> {
+  await getClient(db, clientId);
+  const key = await normalizeSigningJwk(jwk, "jwk");
+  if (expiresAt && expiresAt.getTime() <= Date.now()) throw new ClientError("INVALID_CLIENT", "expiresAt must be in the future", "expiresAt");
+  const row = await db
+    .insertInto("client_signing_keys")
+    .values({ client_id: clientId, kid: key.kid, jwk: JSON.stringify(key.jwk), expires_at: expiresAt ?? null })
+    .onConflict((oc) => oc.columns(["client_id", "kid"]).doNothing())
+    .returningAll()
+    .executeTakeFirst();
+  if (!row) throw new ClientError("KEY_EXISTS", `key ${key.kid} is already registered`, "jwk");
+  return { kid: row.kid, jwk: key.jwk, status: "ACTIVE", expiresAt: expiresAt ?? null, createdAt: new Date(row.created_at), revokedAt: null };
+}
+
+/** Revokes a key: requests signed with it are refused from now on. */
+export async function revokeSigningKey(db: Db, clientId: string, kid: string): Promise<void> {
+  const result = await db
+    .updateTable("client_signing_keys")
+    .set({ status: "REVOKED", revoked_at: new Date() })
+    .where("client_id", "=", clientId)
+    .where("kid", "=", kid)
+    .executeTakeFirst();
+  if (Number(result.numUpdatedRows) === 0) throw new ClientError("KEY_NOT_FOUND", `no key ${kid} for client ${clientId}`);
+}
+
+/** The key a signature names, if it is active and unexpired. */
+export async function findActiveSigningKey(db: Db, clientId: string, kid: string): Promise<JWK | undefined> {
+  const row = await db
+    .selectFrom("client_signing_keys")
+    .select(["jwk", "expires_at"])
+    .where("client_id", "=", clientId)
+    .where("kid", "=", kid)
+    .where("status", "=", "ACTIVE")
+    .executeTakeFirst();
+  if (!row || (row.expires_at && new Date(row.expires_at).getTime() <= Date.now())) return undefined;
+  return json<JWK>(row.jwk);
 }
