@@ -1,0 +1,183 @@
+import { sql } from "kysely";
+import type { Db } from "../../db/database.ts";
+import { DomainError } from "../../lib/errors.ts";
+import type { Sealer } from "../../lib/sealer.ts";
+import type { UserInfo, UserStatus, UserType } from "./schemas.ts";
+
+export interface User {
+  clientId: string;
+  id: string;
+  type: UserType;
+  status: UserStatus;
+  statusReason: string | null;
+  tier: number;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+const kinds = { USER_EXISTS: "CONFLICT", USER_NOT_FOUND: "NOT_FOUND", INVALID_USER: "INVALID" } as const;
+
+export class UserError extends DomainError {
+  constructor(code: keyof typeof kinds, message: string, field?: string) {
+    super(kinds[code], code, message, field);
+  }
+}
+
+type UserRow = {
+  client_id: string;
+  id: string;
+  type: string;
+  status: string;
+  status_reason: string | null;
+  tier: number;
+  created_at: Date;
+  updated_at: Date;
+};
+
+function toUser(row: UserRow): User {
+  return {
+    clientId: row.client_id,
+    id: row.id,
+    type: row.type as UserType,
+    status: row.status as UserStatus,
+    statusReason: row.status_reason,
+    tier: Number(row.tier),
+    createdAt: new Date(row.created_at),
+    updatedAt: new Date(row.updated_at),
+  };
+}
+
+/** PII is sealed with the user's identity as associated data: it cannot be moved to another user. */
+const aad = (clientId: string, userId: string) => `user-pii:${clientId}:${userId}`;
+
+export class Users {
+  constructor(
+    private readonly db: Db,
+    private readonly sealer: Sealer,
+  ) {}
+
+  async create(tx: Db, input: { clientId: string; id: string; type: UserType; info: UserInfo }): Promise<User> {
+    const row = await tx
+      .insertInto("users")
+      .values({ client_id: input.clientId, id: input.id, type: input.type })
+      .onConflict((oc) => oc.columns(["client_id", "id"]).doNothing())
+      .returningAll()
+      .executeTakeFirst();
+    if (!row) throw new UserError("USER_EXISTS", `user ${input.id} already exists`, "id");
+    await tx
+      .insertInto("user_pii")
+      .values({ client_id: input.clientId, user_id: input.id, ciphertext: this.seal(input.clientId, input.id, input.info) })
+      .execute();
+    return toUser(row as UserRow);
+  }
+
+  async get(db: Db, clientId: string, userId: string, options: { forUpdate?: boolean } = {}): Promise<User> {
+    let query = db.selectFrom("users").selectAll().where("client_id", "=", clientId).where("id", "=", userId);
+    if (options.forUpdate) query = query.forUpdate();
+    const row = await query.executeTakeFirst();
+    if (!row) throw new UserError("USER_NOT_FOUND", `no user ${userId}`);
+    return toUser(row as UserRow);
+  }
+
+  async list(clientId: string, page: { offset: number; limit: number }): Promise<{ users: User[]; total: number }> {
+    const base = this.db.selectFrom("users").where("client_id", "=", clientId);
+    const [rows, count] = await Promise.all([
+      base.selectAll().orderBy("created_at").orderBy("id").offset(page.offset).limit(page.limit).execute(),
+      base.select((eb) => eb.fn.countAll<string>().as("n")).executeTakeFirstOrThrow(),
+    ]);
+    return { users: rows.map((r) => toUser(r as UserRow)), total: Number(count.n) };
+  }
+
+  async info(db: Db, clientId: string, userId: string): Promise<UserInfo> {
+    const row = await db
+      .selectFrom("user_pii")
+      .select("ciphertext")
+      .where("client_id", "=", clientId)
+      .where("user_id", "=", userId)
+      .executeTakeFirst();
+    if (!row) throw new UserError("USER_NOT_FOUND", `no user ${userId}`);
+    return JSON.parse(this.sealer.open(row.ciphertext, aad(clientId, userId))) as UserInfo;
+  }
+
+  /**
+   * Replaces (`mode: "replace"`) or merges into (`"merge"`) the user's information, in the caller's
+   * transaction. Returns whether anything changed, so callers can start a KYC refresh.
+   */
+  async writeInfo(
+    tx: Db,
+    clientId: string,
+    userId: string,
+    info: UserInfo,
+    mode: "replace" | "merge",
+    type?: UserType,
+  ): Promise<{ user: User; info: UserInfo; changed: boolean }> {
+    const user = await this.get(tx, clientId, userId, { forUpdate: true });
+    const before = await this.info(tx, clientId, userId);
+    const after = mode === "replace" ? info : mergeInfo(before, info);
+    const changed = JSON.stringify(normalize(before)) !== JSON.stringify(normalize(after));
+    if (changed || (type && type !== user.type)) {
+      await tx
+        .updateTable("user_pii")
+        .set({ ciphertext: this.seal(clientId, userId, after), updated_at: new Date() })
+        .where("client_id", "=", clientId)
+        .where("user_id", "=", userId)
+        .execute();
+      const row = await tx
+        .updateTable("users")
+        .set({ updated_at: new Date(), pii_version: sql`pii_version + 1`, ...(type ? { type } : {}) })
+        .where("client_id", "=", clientId)
+        .where("id", "=", userId)
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      return { user: toUser(row as UserRow), info: after, changed };
+    }
+    return { user, info: after, changed: false };
+  }
+
+  async setTier(tx: Db, clientId: string, userId: string, tier: number): Promise<void> {
+    await tx.updateTable("users").set({ tier, updated_at: new Date() }).where("client_id", "=", clientId).where("id", "=", userId).execute();
+  }
+
+  /** The next value of the user's event sequence (webhook ordering), in the caller's transaction. */
+  async nextEventSequence(tx: Db, clientId: string, userId: string): Promise<string> {
+    const row = await tx
+      .updateTable("users")
+      .set({ event_sequence: sql`event_sequence + 1` })
+      .where("client_id", "=", clientId)
+      .where("id", "=", userId)
+      .returning("event_sequence")
+      .executeTakeFirstOrThrow();
+    return String(row.event_sequence);
+  }
+
+  private seal(clientId: string, userId: string, info: UserInfo): string {
+    return this.sealer.seal(JSON.stringify(info), aad(clientId, userId));
+  }
+}
+
+/** Merge: objects merge member by member; arrays and scalars given replace what was there. */
+export function mergeInfo(before: UserInfo, patch: UserInfo): UserInfo {
+  const merged: Record<string, unknown> = { ...before };
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === undefined) continue;
+    const existing = merged[key];
+    merged[key] =
+      value && typeof value === "object" && !Array.isArray(value) && existing && typeof existing === "object" && !Array.isArray(existing)
+        ? { ...existing, ...value }
+        : value;
+  }
+  return merged as UserInfo;
+}
+
+function normalize(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(normalize);
+  if (value && typeof value === "object") {
+    return Object.fromEntries(
+      Object.entries(value)
+        .filter(([, v]) => v !== undefined)
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([k, v]) => [k, normalize(v)]),
+    );
+  }
+  return value;
+}

@@ -1,0 +1,32 @@
+import { FlattenedEncrypt, FlattenedSign, importJWK, type JWK } from "jose";
+import type { FerrySigningKey } from "../keys/service.ts";
+
+export interface WebhookEvent {
+  id: string;
+  type: string;
+  createdAt: string;
+  clientId: string;
+  sequence?: number;
+  data: Record<string, unknown>;
+}
+
+/**
+ * Sign-then-encrypt (webhooks.md): the event JSON is signed by Ferry (RS512 JWS, JSON flattened),
+ * and the serialized JWS is encrypted for the client (RSA-OAEP-256 / A256CBC-HS512 JWE, JSON
+ * flattened). Returns the body to POST.
+ */
+export async function sealEvent(
+  event: WebhookEvent,
+  signingKey: FerrySigningKey,
+  jwksUrl: string,
+  clientEncryptionKey: JWK & { kid: string },
+): Promise<string> {
+  const jws = await new FlattenedSign(new TextEncoder().encode(JSON.stringify(event)))
+    .setProtectedHeader({ alg: "RS512", kid: signingKey.kid, jku: jwksUrl })
+    .sign(signingKey.privateKey);
+  const key = await importJWK(clientEncryptionKey, "RSA-OAEP-256");
+  const jwe = await new FlattenedEncrypt(new TextEncoder().encode(JSON.stringify(jws)))
+    .setProtectedHeader({ alg: "RSA-OAEP-256", enc: "A256CBC-HS512", kid: clientEncryptionKey.kid })
+    .encrypt(key);
+  return JSON.stringify(jwe);
+}

@@ -1,0 +1,215 @@
+import type { JWK } from "jose";
+import { sql } from "kysely";
+import type { Db } from "../../db/database.ts";
+import { DomainError } from "../../lib/errors.ts";
+import { newId } from "../../lib/ids.ts";
+import type { SigningKeys } from "../keys/service.ts";
+import { sealEvent, type WebhookEvent } from "./envelope.ts";
+
+export const EVENT_TYPES = ["USER_ASSESSMENT", "USER", "TRANSACTION_MONITORING", "TRANSACTION_STATUS", "WALLET_BALANCE", "TEST"] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+export interface NewEvent {
+  clientId: string;
+  /** Events about a user carry the user's increasing `sequence`. */
+  userId?: string | undefined;
+  type: EventType;
+  /** No PII, ever: ids, statuses, amounts. */
+  data: Record<string, unknown>;
+  /** `X-Disable-Webhook: true`: the event is recorded but not delivered. */
+  suppressDelivery?: boolean | undefined;
+}
+
+/**
+ * Records an event in the caller's transaction (the transactional outbox), with a delivery to the
+ * client's webhook if it has one. A crash after the commit loses nothing: the worker delivers it.
+ */
+export async function recordEvent(tx: Db, event: NewEvent): Promise<string> {
+  const id = `evt_${newId()}`;
+  let sequence: string | null = null;
+  if (event.userId) {
+    const row = await tx
+      .updateTable("users")
+      .set({ event_sequence: sql`event_sequence + 1` })
+      .where("client_id", "=", event.clientId)
+      .where("id", "=", event.userId)
+      .returning("event_sequence")
+      .executeTakeFirst();
+    sequence = row ? String(row.event_sequence) : null;
+  }
+  await tx
+    .insertInto("outbox_events")
+    .values({ id, client_id: event.clientId, user_id: event.userId ?? null, sequence, type: event.type, data: JSON.stringify(event.data), created_at: new Date() })
+    .execute();
+  if (!event.suppressDelivery) {
+    const client = await tx.selectFrom("clients").select("webhook_url").where("id", "=", event.clientId).executeTakeFirst();
+    if (client?.webhook_url) {
+      await tx.insertInto("webhook_deliveries").values({ id: `whd_${newId()}`, event_id: id, client_id: event.clientId, status: "PENDING" }).execute();
+    }
+  }
+  return id;
+}
+
+export interface DeliverySettings {
+  /** Seconds before each retry; after the last, the delivery is FAILED. */
+  retrySchedule: number[];
+  timeoutMs: number;
+  /** Ferry's public base URL, for the `jku` header. */
+  publicUrl: string;
+}
+
+type ClaimedDelivery = { id: string; event_id: string; client_id: string; attempts: number };
+
+/**
+ * One round of the delivery worker: claims due deliveries (FOR UPDATE SKIP LOCKED, with a lease
+ * longer than a delivery can take, so two processes never send one attempt twice), sends each,
+ * and records the outcome. Returns how many it claimed.
+ */
+export async function deliverDueWebhooks(db: Db, keys: SigningKeys, settings: DeliverySettings, limit = 20): Promise<number> {
+  const leaseSeconds = Math.ceil(settings.timeoutMs / 1000) + 30;
+  const { rows } = await sql<ClaimedDelivery>`
+    UPDATE webhook_deliveries SET locked_until = now() + make_interval(secs => ${leaseSeconds}), attempts = attempts + 1
+    WHERE id IN (
+      SELECT id FROM webhook_deliveries
+      WHERE status = 'PENDING' AND next_attempt_at <= now() AND (locked_until IS NULL OR locked_until < now())
+      ORDER BY next_attempt_at
+      LIMIT ${limit}
+      FOR UPDATE SKIP LOCKED)
+    RETURNING id, event_id, client_id, attempts`.execute(db);
+  await Promise.all(rows.map((delivery) => attempt(db, keys, settings, delivery)));
+  return rows.length;
+}
+
+async function attempt(db: Db, keys: SigningKeys, settings: DeliverySettings, delivery: ClaimedDelivery) {
+  const started = new Date();
+  let statusCode: number | null = null;
+  let error: string | null = null;
+  try {
+    const [event, client] = await Promise.all([
+      db.selectFrom("outbox_events").selectAll().where("id", "=", delivery.event_id).executeTakeFirstOrThrow(),
+      db.selectFrom("clients").select(["webhook_url", "webhook_encryption_key"]).where("id", "=", delivery.client_id).executeTakeFirstOrThrow(),
+    ]);
+    if (!client.webhook_url) throw new Error("the client has no webhook URL");
+    if (!client.webhook_encryption_key) throw new Error("the client has no webhook encryption key");
+    const encryptionKey = (typeof client.webhook_encryption_key === "string"
+      ? JSON.parse(client.webhook_encryption_key)
+      : client.webhook_encryption_key) as JWK & { kid: string };
+    const payload: WebhookEvent = {
+      id: event.id,
+      type: event.type,
+      createdAt: new Date(event.created_at).toISOString(),
+      clientId: event.client_id,
+      ...(event.sequence !== null ? { sequence: Number(event.sequence) } : {}),
+      data: (typeof event.data === "string" ? JSON.parse(event.data) : event.data) as Record<string, unknown>,
+    };
+    const body = await sealEvent(payload, await keys.current(), `${settings.publicUrl}/.well-known/jwks.json`, encryptionKey);
+    const response = await fetch(client.webhook_url, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "webhook-id": event.id,
+        "webhook-timestamp": String(Math.floor(Date.now() / 1000)),
+        "user-agent": "Ferry-Webhooks/1",
+      },
+      body,
+      redirect: "manual",
+      signal: AbortSignal.timeout(settings.timeoutMs),
+    });
+    statusCode = response.status;
+    await response.body?.cancel().catch(() => {});
+    if (statusCode < 200 || statusCode >= 300) error = `HTTP ${statusCode}`;
+  } catch (caught) {
+    error = caught instanceof Error ? (caught.name === "TimeoutError" ? `no answer within ${settings.timeoutMs} ms` : caught.message) : String(caught);
+  }
+  const durationMs = Date.now() - started.getTime();
+  const succeeded = error === null;
+  const retryIn = settings.retrySchedule[delivery.attempts - 1];
+  await db.transaction().execute(async (tx) => {
+    await tx
+      .insertInto("webhook_attempts")
+      .values({ delivery_id: delivery.id, attempt: delivery.attempts, started_at: started, duration_ms: durationMs, status_code: statusCode, error: error?.slice(0, 500) ?? null })
+      .execute();
+    await tx
+      .updateTable("webhook_deliveries")
+      .set(
+        succeeded
+          ? { status: "SUCCEEDED", delivered_at: new Date(), locked_until: null, last_status_code: statusCode, last_error: null }
+          : retryIn === undefined
+            ? { status: "FAILED", locked_until: null, last_status_code: statusCode, last_error: error }
+            : {
+                // Exponential schedule with ±20 % jitter, so a recovering receiver is not hit by a wave.
+                next_attempt_at: new Date(Date.now() + retryIn * 1000 * (0.8 + Math.random() * 0.4)),
+                locked_until: null,
+                last_status_code: statusCode,
+                last_error: error,
+              },
+      )
+      .where("id", "=", delivery.id)
+      .execute();
+  });
+}
+
+export interface DeliveryView {
+  id: string;
+  eventId: string;
+  eventType: string;
+  status: string;
+  attempts: { attempt: number; startedAt: string; durationMs: number; statusCode: number | null; error: string | null }[];
+  nextAttemptAt: string | null;
+  createdAt: string;
+  deliveredAt: string | null;
+}
+
+export async function listDeliveries(db: Db, clientId: string, page: { offset: number; limit: number }) {
+  const base = db.selectFrom("webhook_deliveries as d").where("d.client_id", "=", clientId);
+  const [rows, count] = await Promise.all([
+    base
+      .innerJoin("outbox_events as e", "e.id", "d.event_id")
+      .select(["d.id", "d.event_id", "e.type", "d.status", "d.next_attempt_at", "d.created_at", "d.delivered_at"])
+      .orderBy("d.created_at", "desc")
+      .orderBy("d.id", "desc")
+      .offset(page.offset)
+      .limit(page.limit)
+      .execute(),
+    base.select((eb) => eb.fn.countAll<string>().as("n")).executeTakeFirstOrThrow(),
+  ]);
+  const attempts =
+    rows.length === 0
+      ? []
+      : await db.selectFrom("webhook_attempts").selectAll().where("delivery_id", "in", rows.map((r) => r.id)).orderBy("attempt").execute();
+  const records: DeliveryView[] = rows.map((r) => ({
+    id: r.id,
+    eventId: r.event_id,
+    eventType: r.type,
+    status: r.status,
+    attempts: attempts
+      .filter((a) => a.delivery_id === r.id)
+      .map((a) => ({
+        attempt: a.attempt,
+        startedAt: new Date(a.started_at).toISOString(),
+        durationMs: a.duration_ms,
+        statusCode: a.status_code,
+        error: a.error,
+      })),
+    nextAttemptAt: r.status === "PENDING" ? new Date(r.next_attempt_at).toISOString() : null,
+    createdAt: new Date(r.created_at).toISOString(),
+    deliveredAt: r.delivered_at ? new Date(r.delivered_at).toISOString() : null,
+  }));
+  return { records, total: Number(count.n) };
+}
+
+/** Sends a delivery's event again, as a new delivery (the old one keeps its history). */
+export async function redeliver(db: Db, clientId: string, deliveryId: string): Promise<{ id: string; eventId: string }> {
+  const existing = await db
+    .selectFrom("webhook_deliveries")
+    .select(["event_id"])
+    .where("client_id", "=", clientId)
+    .where("id", "=", deliveryId)
+    .executeTakeFirst();
+  if (!existing) throw new DomainError("NOT_FOUND", "DELIVERY_NOT_FOUND", `no delivery ${deliveryId}`);
+  const client = await db.selectFrom("clients").select("webhook_url").where("id", "=", clientId).executeTakeFirstOrThrow();
+  if (!client.webhook_url) throw new DomainError("CONFLICT", "NO_WEBHOOK", "the client has no webhook URL");
+  const id = `whd_${newId()}`;
+  await db.insertInto("webhook_deliveries").values({ id, event_id: existing.event_id, client_id: clientId, status: "PENDING" }).execute();
+  return { id, eventId: existing.event_id };
+}
