@@ -44,6 +44,10 @@ export async function createCurrency(db: Db, input: Currency): Promise<Currency>
   return currency;
 }
 
+export function findCurrency(db: Db, clientId: string, code: string): Promise<Currency | undefined> {
+  return repo.findCurrency(db, clientId, code);
+}
+
 export async function getCurrency(db: Db, clientId: string, code: string): Promise<Currency> {
   const currency = await repo.findCurrency(db, clientId, code);
   if (!currency) throw new LedgerError("CURRENCY_NOT_FOUND", `no currency ${code}`);

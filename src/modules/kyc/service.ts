@@ -1,0 +1,336 @@
+import { sql } from "kysely";
+import type { Db } from "../../db/database.ts";
+import { DomainError } from "../../lib/errors.ts";
+import { newId } from "../../lib/ids.ts";
+import type { KycCheckRequest, KycDecision, KycProvider } from "../../providers/kyc/interface.ts";
+import { getClient } from "../clients/service.ts";
+import type { UserInfo } from "../users/schemas.ts";
+import type { User, Users } from "../users/service.ts";
+import { recordEvent } from "../webhooks/service.ts";
+import { AmountError, parsePositiveAmount } from "../../lib/money.ts";
+import { KNOWN_SCALES, type RatesProvider, toUsdCents } from "../../providers/rates/sandbox.ts";
+import { findCurrency } from "../ledger/service.ts";
+import {
+  type KycConfig,
+  type KycRules,
+  kycRules,
+  supportedTier,
+  type TransactionType,
+  type ValidationOutcome,
+  validateTransaction,
+} from "./rules.ts";
+
+export const ASSESSMENT_STATUSES = ["PENDING", "UNDER_REVIEW", "REQUESTED_MORE_INFORMATION", "ACCEPTED", "REFUSED", "ERROR"] as const;
+export type AssessmentStatus = (typeof ASSESSMENT_STATUSES)[number];
+
+export interface Assessment {
+  requestId: string;
+  userId: string;
+  status: AssessmentStatus;
+  tier: number;
+  refusalReason: string | null;
+  date: Date;
+  solicited: boolean;
+}
+
+const kinds = { ASSESSMENT_EXISTS: "CONFLICT", ASSESSMENT_NOT_FOUND: "NOT_FOUND", NOT_UNDER_REVIEW: "CONFLICT" } as const;
+
+export class KycError extends DomainError {
+  constructor(code: keyof typeof kinds, message: string) {
+    super(kinds[code], code, message);
+  }
+}
+
+type AssessmentRow = {
+  client_id: string;
+  request_id: string;
+  user_id: string;
+  status: string;
+  tier: number;
+  refusal_reason: string | null;
+  provider_reference: string | null;
+  solicited: boolean;
+  updated_at: Date;
+};
+
+function toAssessment(row: AssessmentRow): Assessment {
+  return {
+    requestId: row.request_id,
+    userId: row.user_id,
+    status: row.status as AssessmentStatus,
+    tier: Number(row.tier),
+    refusalReason: row.refusal_reason,
+    date: new Date(row.updated_at),
+    solicited: row.solicited,
+  };
+}
+
+function eventData(a: Assessment) {
+  return {
+    requestId: a.requestId,
+    userId: a.userId,
+    status: a.status,
+    tier: a.tier,
+    ...(a.refusalReason ? { refusalReason: a.refusalReason } : {}),
+    date: a.date.toISOString(),
+  };
+}
+
+/**
+ * KYC assessments: recorded and announced (PENDING) in one transaction, checked by the provider
+ * outside any transaction, completed by the worker (final status, the user's tier, the webhook).
+ * A crash between recording and submitting is recovered by the worker, which submits what has no
+ * provider reference yet.
+ */
+export class Kyc {
+  constructor(
+    private readonly db: Db,
+    private readonly users: Users,
+    private readonly provider: KycProvider,
+    private readonly rates: RatesProvider,
+    private readonly usage: UsageSource,
+  ) {}
+
+  /**
+   * What the validations endpoint answers and every transaction checks: whether the user's tier
+   * covers the transaction under the scenario's brackets (the user's 30-day total of this type,
+   * this transaction included, in USD), and if not, which information or assessment is missing.
+   */
+  async validate(input: {
+    clientId: string;
+    userId: string;
+    type: TransactionType;
+    amount: string | number;
+    currency: string;
+    scenarioId?: string | undefined;
+  }): Promise<ValidationOutcome> {
+    const rules = await this.rulesFor(input.clientId);
+    const scenario = rules.scenarios.get(input.scenarioId ?? rules.defaultScenarioId);
+    if (!scenario) throw new DomainError("INVALID", "UNKNOWN_SCENARIO", `no scenario ${input.scenarioId}`, "X-Scenario-Id");
+    const [user, info] = await Promise.all([
+      this.users.get(this.db, input.clientId, input.userId),
+      this.users.info(this.db, input.clientId, input.userId),
+    ]);
+    const scale = (await findCurrency(this.db, input.clientId, input.currency))?.scale ?? KNOWN_SCALES[input.currency];
+    const price = await this.rates.usdPrice(input.currency);
+    if (scale === undefined || price === undefined) {
+      throw new DomainError("INVALID", "UNKNOWN_CURRENCY", `no rate for currency ${input.currency}`, "currency");
+    }
+    let minor: bigint;
+    try {
+      minor = parsePositiveAmount(input.amount, scale);
+    } catch (error) {
+      if (error instanceof AmountError) throw new DomainError("INVALID", "INVALID_AMOUNT", `amount ${error.message}`, "amount");
+      throw error;
+    }
+    const since = new Date(Date.now() - 30 * 86_400_000);
+    const prior = await this.usage.priorUsdCents(input.clientId, input.userId, input.type, since);
+    return validateTransaction(rules, scenario, { tier: user.tier, info }, input.type, prior + toUsdCents(minor, scale, price));
+  }
+
+  async rulesFor(clientId: string): Promise<KycRules> {
+    const client = await getClient(this.db, clientId);
+    return kycRules(client.settings.kyc as KycConfig | undefined);
+  }
+
+  /**
+   * Starts an assessment. `solicited: false` is Ferry's own refresh after a user's information
+   * changed: it announces nothing unless it changes the user's tier.
+   */
+  async start(input: {
+    clientId: string;
+    userId: string;
+    requestId?: string | undefined;
+    info?: UserInfo | undefined;
+    intendedUsdCents?: bigint | undefined;
+    solicited?: boolean;
+    suppressWebhook?: boolean;
+  }): Promise<Assessment> {
+    const solicited = input.solicited ?? true;
+    const requestId = input.requestId ?? `kyc-refresh-${newId()}`;
+    const assessment = await this.db.transaction().execute(async (tx) => {
+      await this.users.get(tx, input.clientId, input.userId, { forUpdate: true });
+      if (input.info) await this.users.writeInfo(tx, input.clientId, input.userId, input.info, "merge");
+      const row = await tx
+        .insertInto("user_assessments")
+        .values({
+          client_id: input.clientId,
+          request_id: requestId,
+          user_id: input.userId,
+          status: "PENDING",
+          intended_usd_value: input.intendedUsdCents?.toString() ?? null,
+          provider: this.provider.name,
+          solicited,
+        })
+        .onConflict((oc) => oc.columns(["client_id", "request_id"]).doNothing())
+        .returningAll()
+        .executeTakeFirst();
+      if (!row) throw new KycError("ASSESSMENT_EXISTS", `request id ${requestId} was already used for an assessment`);
+      const created = toAssessment(row as AssessmentRow);
+      if (solicited) {
+        await recordEvent(tx, {
+          clientId: input.clientId,
+          userId: input.userId,
+          type: "USER_ASSESSMENT",
+          data: eventData(created),
+          suppressDelivery: input.suppressWebhook,
+        });
+      }
+      return created;
+    });
+    await this.submit(input.clientId, requestId).catch(() => {
+      // The worker submits it again: the assessment stays PENDING without a provider reference.
+    });
+    return assessment;
+  }
+
+  private async checkRequest(clientId: string, userId: string, requestId: string): Promise<KycCheckRequest> {
+    const [user, info, rules] = await Promise.all([
+      this.users.get(this.db, clientId, userId),
+      this.users.info(this.db, clientId, userId),
+      this.rulesFor(clientId),
+    ]);
+    return { reference: `${clientId}/${requestId}`, userType: user.type, info, supportedTier: supportedTier(rules, info) };
+  }
+
+  /** Hands the assessment to the provider (outside any transaction) and records its reference. */
+  private async submit(clientId: string, requestId: string) {
+    const row = await this.db
+      .selectFrom("user_assessments")
+      .select(["user_id"])
+      .where("client_id", "=", clientId)
+      .where("request_id", "=", requestId)
+      .executeTakeFirstOrThrow();
+    const { providerReference, resultDueAt } = await this.provider.submit(await this.checkRequest(clientId, row.user_id, requestId));
+    await this.db
+      .updateTable("user_assessments")
+      .set({ provider_reference: providerReference, result_due_at: resultDueAt, updated_at: new Date() })
+      .where("client_id", "=", clientId)
+      .where("request_id", "=", requestId)
+      .where("provider_reference", "is", null)
+      .execute();
+  }
+
+  /**
+   * One round of the KYC worker: claims PENDING assessments that are due (or were never submitted),
+   * with a lease so two processes do not work on one, and moves each on. Returns how many.
+   */
+  async pollDue(limit = 50): Promise<number> {
+    const { rows } = await sql<AssessmentRow>`
+      UPDATE user_assessments SET locked_until = now() + interval '30 seconds'
+      WHERE (client_id, request_id) IN (
+        SELECT client_id, request_id FROM user_assessments
+        WHERE status = 'PENDING' AND (locked_until IS NULL OR locked_until < now())
+          AND ((provider_reference IS NOT NULL AND result_due_at <= now())
+               OR (provider_reference IS NULL AND created_at < now() - interval '5 seconds'))
+        ORDER BY result_due_at NULLS FIRST
+        LIMIT ${limit}
+        FOR UPDATE SKIP LOCKED)
+      RETURNING *`.execute(this.db);
+    for (const row of rows) {
+      if (row.provider_reference === null) {
+        await this.submit(row.client_id, row.request_id);
+        continue;
+      }
+      const request = await this.checkRequest(row.client_id, row.user_id, row.request_id);
+      const decision = await this.provider.result(row.provider_reference, request);
+      if (decision === null) {
+        await this.db
+          .updateTable("user_assessments")
+          .set({ result_due_at: new Date(Date.now() + 1000), locked_until: null })
+          .where("client_id", "=", row.client_id)
+          .where("request_id", "=", row.request_id)
+          .execute();
+        continue;
+      }
+      await this.complete(row.client_id, row.request_id, decision);
+    }
+    return rows.length;
+  }
+
+  /** Records a decision: the assessment's status, the user's tier, and the webhook(s), in one transaction. */
+  async complete(clientId: string, requestId: string, decision: KycDecision): Promise<Assessment> {
+    return this.db.transaction().execute(async (tx) => {
+      const row = await tx
+        .selectFrom("user_assessments")
+        .selectAll()
+        .where("client_id", "=", clientId)
+        .where("request_id", "=", requestId)
+        .forUpdate()
+        .executeTakeFirst();
+      if (!row) throw new KycError("ASSESSMENT_NOT_FOUND", `no assessment ${requestId}`);
+      const user: User = await this.users.get(tx, clientId, row.user_id, { forUpdate: true });
+      const tier = decision.status === "ACCEPTED" ? decision.tier : user.tier;
+      const updated = await tx
+        .updateTable("user_assessments")
+        .set({
+          status: decision.status,
+          tier,
+          refusal_reason: decision.status === "REFUSED" ? decision.refusalReason : null,
+          locked_until: null,
+          updated_at: new Date(),
+          completed_at: decision.status === "UNDER_REVIEW" ? null : new Date(),
+        })
+        .where("client_id", "=", clientId)
+        .where("request_id", "=", requestId)
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      const assessment = toAssessment(updated as AssessmentRow);
+      const tierChanged = tier !== user.tier;
+      if (tierChanged) await this.users.setTier(tx, clientId, row.user_id, tier);
+      if (row.solicited || tierChanged) {
+        await recordEvent(tx, { clientId, userId: row.user_id, type: "USER_ASSESSMENT", data: eventData(assessment) });
+      }
+      return assessment;
+    });
+  }
+
+  /** A staff decision on an assessment UNDER_REVIEW: accept (at the supported tier, or the one given) or refuse. */
+  async decideReview(
+    clientId: string,
+    requestId: string,
+    decision: { decision: "ACCEPT" | "REFUSE"; tier?: number | undefined; refusalReason?: string | undefined },
+  ): Promise<Assessment> {
+    const row = await this.db
+      .selectFrom("user_assessments")
+      .select(["status", "user_id"])
+      .where("client_id", "=", clientId)
+      .where("request_id", "=", requestId)
+      .executeTakeFirst();
+    if (!row) throw new KycError("ASSESSMENT_NOT_FOUND", `no assessment ${requestId}`);
+    if (row.status !== "UNDER_REVIEW") throw new KycError("NOT_UNDER_REVIEW", `the assessment is ${row.status}, not UNDER_REVIEW`);
+    if (decision.decision === "REFUSE") {
+      return this.complete(clientId, requestId, { status: "REFUSED", refusalReason: decision.refusalReason ?? "STAFF_DECISION" });
+    }
+    const request = await this.checkRequest(clientId, row.user_id, requestId);
+    return this.complete(clientId, requestId, { status: "ACCEPTED", tier: Math.min(decision.tier ?? request.supportedTier, 5) });
+  }
+
+  async latest(clientId: string, userId: string): Promise<Assessment | undefined> {
+    await this.users.get(this.db, clientId, userId);
+    const row = await this.db
+      .selectFrom("user_assessments")
+      .selectAll()
+      .where("client_id", "=", clientId)
+      .where("user_id", "=", userId)
+      .orderBy("created_at", "desc")
+      .orderBy("request_id", "desc")
+      .executeTakeFirst();
+    return row && toAssessment(row as AssessmentRow);
+  }
+}
+
+/**
+ * A user's cumulative USD total of a transaction type over a window: the brackets of a scenario
+ * apply to it. The transactions module (next issue) provides the real source; until transactions
+ * exist, a user's prior total is zero.
+ */
+export interface UsageSource {
+  priorUsdCents(clientId: string, userId: string, type: string, since: Date): Promise<bigint>;
+}
+
+export const NO_TRANSACTIONS_YET: UsageSource = {
+  async priorUsdCents() {
+    return 0n;
+  },
+};
