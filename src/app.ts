@@ -13,25 +13,35 @@ import { sql } from "kysely";
 import type { Logger } from "pino";
 import { z } from "zod";
 import type { Config } from "./config.ts";
-import type { FerryDatabase } from "./db/database.ts";
+import { adminClientRoutes } from "./faces/admin/clients.ts";
 import { adminLedgerRoutes } from "./faces/admin/ledger.ts";
+import { platformFace } from "./faces/platform/index.ts";
 import { requirePlatformAdmin } from "./http/basic-auth.ts";
 import { ApiError, envelope, errorEnvelopeSchema, registerErrorHandling } from "./http/errors.ts";
 import type { Metrics } from "./http/metrics.ts";
 import { AdminAuthenticator } from "./modules/admins/service.ts";
+import { publishedJwks } from "./modules/keys/service.ts";
+import type { Services } from "./services.ts";
 
 export const FERRY_VERSION = "0.1.0";
 
+declare module "fastify" {
+  interface FastifyInstance {
+    routeTable: { method: string; url: string }[];
+  }
+}
+
 export interface AppDependencies {
   config: Pick<Config, "bodyLimitBytes" | "publicUrl" | "logLevel">;
-  database: FerryDatabase;
+  services: Services;
   metrics: Metrics;
   logger: Logger;
 }
 
 /** Builds the Fastify app: plumbing, error handler, documentation, health, and each face's routes. */
 export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> {
-  const { database, metrics, config } = deps;
+  const { services, metrics, config } = deps;
+  const { database } = services;
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     bodyLimit: config.bodyLimitBytes,
@@ -54,6 +64,14 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
         );
     },
   }).withTypeProvider<ZodTypeProvider>();
+
+  // Every route the app serves, for tests that must cover each one (auth, bad input).
+  const routeTable: { method: string; url: string }[] = [];
+  app.addHook("onRoute", (route) => {
+    for (const method of [route.method].flat())
+      if (method !== "HEAD") routeTable.push({ method, url: route.url });
+  });
+  app.decorate("routeTable", routeTable);
 
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
@@ -92,9 +110,27 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       components: {
         securitySchemes: {
           adminBasic: { type: "http", scheme: "basic", description: "Platform admin (user `admin`)" },
+          clientId: { type: "apiKey", in: "header", name: "X-Client-Id", description: "The client's id" },
+          signature: {
+            type: "apiKey",
+            in: "header",
+            name: "X-Signature",
+            description:
+              "Detached JWS over the six-line string to sign, with a Date header (see docs/platform-api.md)",
+          },
+          userToken: {
+            type: "apiKey",
+            in: "header",
+            name: "X-User-Token",
+            description: "A one-time user token",
+          },
         },
       },
       tags: [
+        { name: "platform: users", description: "Platform API: users" },
+        { name: "platform: kyc", description: "Platform API: assessments and validations" },
+        { name: "platform: auth", description: "Platform API: user tokens" },
+        { name: "platform: webhooks", description: "Platform API: webhook deliveries" },
         { name: "admin", description: "Platform administration (HTTP Basic)" },
         { name: "operations", description: "Health and metrics" },
       ],
@@ -155,12 +191,30 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     },
   );
 
+  app.get(
+    "/.well-known/jwks.json",
+    {
+      schema: {
+        tags: ["operations"],
+        summary: "Ferry's public signing keys (current and previous), to verify webhooks",
+        response: { 200: z.object({ keys: z.array(z.record(z.string(), z.unknown())) }) },
+      },
+    },
+    async (_request, reply) => {
+      reply.header("Cache-Control", "public, max-age=300");
+      return publishedJwks(database.db);
+    },
+  );
+
+  await app.register(platformFace, { prefix: "/v1", services });
+
   const authenticator = new AdminAuthenticator(database.db);
   await app.register(
     async (admin) => {
       // onRequest: credentials are checked before the body and parameters are even parsed.
       admin.addHook("onRequest", requirePlatformAdmin(authenticator));
       await admin.register(adminLedgerRoutes, { db: database.db });
+      await admin.register(adminClientRoutes, { services });
     },
     { prefix: "/admin" },
   );

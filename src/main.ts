@@ -21,6 +21,12 @@ export async function serve(): Promise<void> {
     `  OpenAPI:         ${ferry.url}/openapi.json`,
     `  Health:          ${ferry.url}/health/ready`,
   ];
+  if (ferry.demoClient) {
+    banner.push(
+      `  Demo client:     id "${ferry.demoClient.clientId}", private signing key in ${ferry.demoClient.privateKeyFile}`,
+      "                   (see docs/platform-api.md to sign a request with it)",
+    );
+  }
   if (ferry.generatedAdminPassword) {
     banner.push(
       `  Platform admin:  user "admin", password ${ferry.generatedAdminPassword}`,

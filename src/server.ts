@@ -1,4 +1,7 @@
+import fs from "node:fs";
+import path from "node:path";
 import type { FastifyInstance } from "fastify";
+import { exportJWK, generateKeyPair } from "jose";
 import pino, { type Logger } from "pino";
 import { buildApp } from "./app.ts";
 import type { Config } from "./config.ts";
@@ -6,8 +9,12 @@ import { type FerryDatabase, openDatabase } from "./db/database.ts";
 import { migrate } from "./db/migrate.ts";
 import { loggerOptions } from "./http/logging.ts";
 import { Metrics } from "./http/metrics.ts";
+import { loadMasterKey, Sealer } from "./lib/sealer.ts";
 import { ensurePlatformAdmin } from "./modules/admins/service.ts";
-import { Ledger } from "./modules/ledger/service.ts";
+import { createClient } from "./modules/clients/service.ts";
+import { ensureSigningKey } from "./modules/keys/service.ts";
+import type { Ledger } from "./modules/ledger/service.ts";
+import { createServices, type Services } from "./services.ts";
 import { startWorkers } from "./workers/index.ts";
 import type { Worker } from "./workers/worker.ts";
 
@@ -15,10 +22,13 @@ export interface RunningFerry {
   app: FastifyInstance;
   database: FerryDatabase;
   ledger: Ledger;
+  services: Services;
   /** Where it listens, e.g. http://127.0.0.1:3000 */
   url: string;
   /** Set on the first start when no FERRY_ADMIN_PASSWORD was configured. */
   generatedAdminPassword: string | undefined;
+  /** Set on the first start of an embedded install: the demo client and its private key file. */
+  demoClient: { clientId: string; privateKeyFile: string } | undefined;
   stop(): Promise<void>;
 }
 
@@ -26,7 +36,7 @@ export function createLogger(config: Pick<Config, "logLevel">): Logger {
   return pino(loggerOptions(config.logLevel));
 }
 
-/** config → database (migrated) → admin → ledger → app → workers → listen. */
+/** config → database (migrated) → keys and admin → services → app → workers → listen. */
 export async function startFerry(
   config: Config,
   logger: Logger = createLogger(config),
@@ -39,17 +49,18 @@ export async function startFerry(
   try {
     const migrations = await migrate(database);
     if (migrations.applied.length > 0) logger.info({ applied: migrations.applied }, "database migrated");
+    const sealer = new Sealer(loadMasterKey(config.masterKey, config.dataDir));
+    await ensureSigningKey(database.db, sealer);
     const { generatedPassword } = await ensurePlatformAdmin(database.db, config.adminPassword);
+    const demoClient =
+      config.demoClient && database.kind === "pglite" && migrations.applied.includes("0001_foundation")
+        ? await createDemoClient(database, config.dataDir)
+        : undefined;
 
     const metrics = new Metrics();
-    const ledger = new Ledger(database.db, {
-      maxBatchSize: config.ledgerBatchSize,
-      maxInFlight: config.ledgerBatchesInFlight,
-      onBatch: metrics.recordLedgerBatch,
-      onResult: metrics.recordLedgerResult,
-    });
-    const app = await buildApp({ config, database, metrics, logger });
-    const workers: Worker[] = config.workersEnabled ? startWorkers(database.db, config, logger) : [];
+    const services = createServices(database, sealer, config, metrics);
+    const app = await buildApp({ config, services, metrics, logger });
+    const workers: Worker[] = config.workersEnabled ? startWorkers(services, config, logger) : [];
     const address = await app.listen({ port: config.port, host: config.host });
     const port = new URL(address).port;
     const url = config.publicUrl.replace(/:\d+$/, `:${port}`);
@@ -59,15 +70,17 @@ export async function startFerry(
     return {
       app,
       database,
-      ledger,
+      ledger: services.ledger,
+      services,
       url,
       generatedAdminPassword: generatedPassword,
+      demoClient,
       stop() {
         stopping ??= (async () => {
           // Stop taking requests and let those in flight finish; then the workers and the ledger's queue.
           await app.close();
           await Promise.all(workers.map((w) => w.stop()));
-          await ledger.drained();
+          await services.ledger.drained();
           await database.close();
           logger.info("ferry stopped");
         })();
@@ -78,4 +91,22 @@ export async function startFerry(
     await database.close().catch(() => {});
     throw error;
   }
+}
+
+/**
+ * The first start of an embedded install creates a client "demo" with an ES256 key pair: the public
+ * half registered, the private half written next to the data (so a newcomer can sign requests at once).
+ */
+async function createDemoClient(database: FerryDatabase, dataDir: string) {
+  const { publicKey, privateKey } = await generateKeyPair("ES256", { extractable: true });
+  const client = await createClient(database.db, {
+    id: "demo",
+    name: "Demo client",
+    signingKeys: [await exportJWK(publicKey)],
+    allowedOrigins: ["http://localhost:5173", "http://localhost:8080"],
+  }).catch(() => undefined);
+  if (!client) return undefined;
+  const privateKeyFile = path.join(dataDir, "demo-client.private.jwk.json");
+  fs.writeFileSync(privateKeyFile, JSON.stringify(await exportJWK(privateKey), null, 2), { mode: 0o600 });
+  return { clientId: client.id, privateKeyFile };
 }

@@ -1,22 +1,20 @@
 import type { InjectOptions } from "fastify";
+import { calculateJwkThumbprint, exportJWK, generateKeyPair } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createClient } from "../src/modules/clients/service.ts";
+import { addSigningKey, createClient } from "../src/modules/clients/service.ts";
 import * as ledger from "../src/modules/ledger/service.ts";
 import { basic, startTestApp, type TestApp } from "./harness.ts";
+import { createUser } from "./platform.ts";
 
 let t: TestApp;
 const adminRoutes: { method: string; url: string }[] = [];
 let walletId = "";
+let revocableKid = "";
+let freshKey: Record<string, unknown> = {};
 
 beforeAll(async () => {
   t = await startTestApp();
-  // Every route the app serves under /admin, from Fastify's own route table.
-  for (const line of t.app.printRoutes({ commonPrefix: false }).split("\n")) {
-    const match = /(\/admin\/\S*) \(([A-Z, ]+)\)/.exec(line);
-    for (const method of match?.[2]?.split(", ") ?? []) {
-      if (match?.[1] && method !== "HEAD") adminRoutes.push({ method, url: match[1] });
-    }
-  }
+  adminRoutes.push(...t.app.routeTable.filter((r) => r.url.startsWith("/admin")));
   await createClient(t.database.db, { id: "acme", name: "Acme" });
   await ledger.createCurrency(t.database.db, { clientId: "acme", code: "EUR", scale: 2 });
   const issuing = await ledger.openAccount(t.database.db, {
@@ -31,6 +29,15 @@ beforeAll(async () => {
     ownerId: "u-1",
   });
   walletId = wallet.id;
+  const keyA = await generateKeyPair("ES256", { extractable: true });
+  const keyB = await generateKeyPair("ES256", { extractable: true });
+  const jwkA = await exportJWK(keyA.publicKey);
+  freshKey = { ...(await exportJWK(keyB.publicKey)) };
+  revocableKid = await calculateJwkThumbprint(jwkA);
+  await addSigningKey(t.database.db, "acme", jwkA);
+  await createUser(t, "acme", "reviewed-user", "Review");
+  await t.services.kyc.start({ clientId: "acme", userId: "reviewed-user", requestId: "review-1" });
+  await t.services.kyc.complete("acme", "review-1", { status: "UNDER_REVIEW" });
   const funded = await t.ledger.submit({
     clientId: "acme",
     legs: [
@@ -51,7 +58,77 @@ afterAll(async () => {
 });
 
 /** A valid request for each admin route, and requests that are bad input for it. */
+const json = (method: "POST" | "PATCH", url: string, body: unknown): InjectOptions => ({
+  method,
+  url,
+  headers: { "content-type": "application/json" },
+  payload: typeof body === "string" ? body : JSON.stringify(body),
+});
+
 const cases: Record<string, { valid: () => InjectOptions; invalid: () => InjectOptions[] }> = {
+  "POST /admin/clients": {
+    valid: () =>
+      json("POST", "/admin/clients", { name: "Route Test", allowedOrigins: ["https://app.example.com"] }),
+    invalid: () => [
+      json("POST", "/admin/clients", {}),
+      json("POST", "/admin/clients", { name: 5 }),
+      json("POST", "/admin/clients", { name: "x".repeat(201) }),
+      json("POST", "/admin/clients", { name: "x", webhookUrl: "not a url" }),
+      json("POST", "/admin/clients", { name: "x", webhookUrl: "ftp://files.example.com" }),
+      json("POST", "/admin/clients", { name: "x", signingKeys: [{ kty: "RSA" }] }),
+      json("POST", "/admin/clients", { name: "x", signingKeys: [{ ...freshKey, d: "private" }] }),
+      json("POST", "/admin/clients", { name: "x", allowedOrigins: ["nope"] }),
+      json("POST", "/admin/clients", { name: "x", clientId: "no" }),
+      json("POST", "/admin/clients", { name: "x", settings: { rateLimitPerMinute: 0 } }),
+      json("POST", "/admin/clients", { name: "x", unknown: 1 }),
+      json("POST", "/admin/clients", '{"name": '),
+    ],
+  },
+  "GET /admin/clients/:clientId": {
+    valid: () => ({ method: "GET", url: "/admin/clients/acme" }),
+    invalid: () => [
+      { method: "GET", url: "/admin/clients/x" },
+      { method: "GET", url: "/admin/clients/bad%20id" },
+    ],
+  },
+  "PATCH /admin/clients/:clientId": {
+    valid: () => json("PATCH", "/admin/clients/acme", { allowedOrigins: ["https://shop.example.com"] }),
+    invalid: () => [
+      json("PATCH", "/admin/clients/acme", { status: "GONE" }),
+      json("PATCH", "/admin/clients/acme", { webhookUrl: "ftp://x" }),
+      json("PATCH", "/admin/clients/acme", {
+        settings: { kyc: { scenarios: [{ id: "x", brackets: { DEPOSIT: [] } }] } },
+      }),
+      json("PATCH", "/admin/clients/acme", { webhookEncryptionKey: freshKey }),
+      json("PATCH", "/admin/clients/x", {}),
+    ],
+  },
+  "POST /admin/clients/:clientId/signing-keys": {
+    valid: () => json("POST", "/admin/clients/acme/signing-keys", { jwk: freshKey }),
+    invalid: () => [
+      json("POST", "/admin/clients/acme/signing-keys", {}),
+      json("POST", "/admin/clients/acme/signing-keys", { jwk: {} }),
+      json("POST", "/admin/clients/acme/signing-keys", { jwk: { ...freshKey, crv: "P-384" } }),
+      json("POST", "/admin/clients/acme/signing-keys", { jwk: freshKey, expiresAt: "tomorrow" }),
+      json("POST", "/admin/clients/acme/signing-keys", { jwk: freshKey, expiresAt: "2001-01-01T00:00:00Z" }),
+    ],
+  },
+  "DELETE /admin/clients/:clientId/signing-keys/:kid": {
+    valid: () => ({ method: "DELETE", url: `/admin/clients/acme/signing-keys/${revocableKid}` }),
+    invalid: () => [{ method: "DELETE", url: "/admin/clients/acme/signing-keys/short" }],
+  },
+  "POST /admin/clients/:clientId/assessments/:requestId/decision": {
+    valid: () => json("POST", "/admin/clients/acme/assessments/review-1/decision", { decision: "ACCEPT" }),
+    invalid: () => [
+      json("POST", "/admin/clients/acme/assessments/review-1/decision", { decision: "MAYBE" }),
+      json("POST", "/admin/clients/acme/assessments/review-1/decision", { decision: "ACCEPT", tier: 9 }),
+      json("POST", "/admin/clients/acme/assessments/r/decision", { decision: "ACCEPT" }),
+    ],
+  },
+  "POST /admin/keys/rotate": {
+    valid: () => ({ method: "POST", url: "/admin/keys/rotate" }),
+    invalid: () => [json("POST", "/admin/keys/rotate", "{broken")],
+  },
   "GET /admin/ledger/invariants": {
     valid: () => ({ method: "GET", url: "/admin/ledger/invariants" }),
     invalid: () => [
@@ -93,7 +170,7 @@ describe("admin routes", () => {
         for (const headers of attempts) {
           // (An oversize path is refused by the router before any route, so before authentication.)
           for (const request of [c.valid(), ...c.invalid()].filter((r) => String(r.url).length < 1000)) {
-            const response = await t.app.inject({ ...request, headers });
+            const response = await t.app.inject({ ...request, headers: { ...request.headers, ...headers } });
             expect(response.statusCode, `${request.url} ${JSON.stringify(headers)}`).toBe(401);
             expect(response.headers["www-authenticate"]).toMatch(/^Basic/);
             expect(response.json()).toMatchObject({
@@ -105,14 +182,19 @@ describe("admin routes", () => {
         }
       });
 
-      it("answers 200 to a valid request", async () => {
-        const response = await t.app.inject({ ...c.valid(), headers: t.adminAuth });
-        expect(response.statusCode, response.body).toBe(200);
+      it("answers a valid request with success", async () => {
+        const request = c.valid();
+        const response = await t.app.inject({ ...request, headers: { ...request.headers, ...t.adminAuth } });
+        expect(response.statusCode, response.body).toBeGreaterThanOrEqual(200);
+        expect(response.statusCode, response.body).toBeLessThan(300);
       });
 
       it("answers bad input with 400 in the envelope, never 500", async () => {
         for (const request of c.invalid()) {
-          const response = await t.app.inject({ ...request, headers: t.adminAuth });
+          const response = await t.app.inject({
+            ...request,
+            headers: { ...request.headers, ...t.adminAuth },
+          });
           expect(response.statusCode, `${request.url}: ${response.body}`).toBe(400);
           const body = response.json();
           expect(body).toMatchObject({
@@ -167,7 +249,7 @@ describe("ledger reads", () => {
   it("reports the invariants, per client or in all", async () => {
     for (const url of ["/admin/ledger/invariants", "/admin/ledger/invariants?clientId=acme"]) {
       const body = (await t.app.inject({ method: "GET", url, headers: t.adminAuth })).json();
-      expect(body).toMatchObject({ ok: true, accounts: 2, transfers: 1, unbalancedCurrencies: [] });
+      expect(body).toMatchObject({ ok: true, transfers: 1, unbalancedCurrencies: [] });
     }
   });
 

@@ -91,7 +91,11 @@ export function errorResponses(...statuses: (400 | 401 | 402 | 403 | 404 | 409 |
 }
 
 export function envelope(error: ApiError, traceId: string): ErrorEnvelope {
-  const { errors, retryable, fields, assessment } = error.details;
+  const { retryable, fields, assessment } = error.details;
+  // Every 400 says what was wrong with which part, even when no single field is to blame.
+  const errors =
+    error.details.errors ??
+    (error.type === "INVALID_REQUEST" ? [{ field: "request", message: error.message }] : undefined);
   return {
     type: error.type,
     code: errorTypes[error.type].code,

@@ -55,7 +55,8 @@ export function platformAuthentication(options: PlatformAuthOptions) {
       throw unauthorized(`the Date header is more than ${SIGNATURE_WINDOW_SECONDS} s from Ferry's clock`);
     }
     const match = /^([A-Za-z0-9_-]+)\.\.([A-Za-z0-9_-]+)$/.exec(signature);
-    if (!match?.[1] || !match[2]) throw unauthorized("X-Signature must be a JWS with a detached payload (header..signature)");
+    if (!match?.[1] || !match[2])
+      throw unauthorized("X-Signature must be a JWS with a detached payload (header..signature)");
     let protectedHeader: { alg?: unknown; kid?: unknown; crit?: unknown; b64?: unknown };
     try {
       protectedHeader = JSON.parse(Buffer.from(match[1], "base64url").toString("utf8"));
@@ -67,10 +68,12 @@ export function platformAuthentication(options: PlatformAuthOptions) {
       throw unauthorized(`alg must be one of ${CLIENT_SIGNATURE_ALGORITHMS.join(", ")}`);
     }
     if (typeof kid !== "string" || kid.length > 100) throw unauthorized("the signature's kid is missing");
-    if (protectedHeader.crit !== undefined || protectedHeader.b64 !== undefined) throw unauthorized("crit and b64 are not supported");
+    if (protectedHeader.crit !== undefined || protectedHeader.b64 !== undefined)
+      throw unauthorized("crit and b64 are not supported");
     const jwk = await findActiveSigningKey(options.db, client.id, kid);
     if (!jwk) throw unauthorized("unknown, revoked or expired signing key");
-    if (!algorithmsFor(jwk).includes(alg as ClientSignatureAlgorithm)) throw unauthorized(`the key ${kid} cannot sign ${alg}`);
+    if (!algorithmsFor(jwk).includes(alg as ClientSignatureAlgorithm))
+      throw unauthorized(`the key ${kid} cannot sign ${alg}`);
     const payload = stringToSign({
       method: request.method,
       target: request.url,
@@ -81,7 +84,11 @@ export function platformAuthentication(options: PlatformAuthOptions) {
     });
     try {
       await flattenedVerify(
-        { protected: match[1], payload: Buffer.from(payload, "utf8").toString("base64url"), signature: match[2] },
+        {
+          protected: match[1],
+          payload: Buffer.from(payload, "utf8").toString("base64url"),
+          signature: match[2],
+        },
         await importKey(client.id, kid, jwk, alg),
         { algorithms: [alg] },
       );
@@ -114,7 +121,7 @@ export function platformAuthentication(options: PlatformAuthOptions) {
       const clientId = header(request, "x-client-id");
       if (!clientId) throw unauthorized("X-Client-Id is required");
       const client = await findClient(options.db, clientId);
-      if (!client || client.status !== "ACTIVE") throw unauthorized("unknown client, or not active");
+      if (client?.status !== "ACTIVE") throw unauthorized("unknown client, or not active");
       const origin = header(request, "origin");
       if (origin !== undefined && !client.allowedOrigins.includes(origin)) {
         throw new ApiError("FORBIDDEN", "this origin is not allowed for the client");
@@ -128,7 +135,8 @@ export function platformAuthentication(options: PlatformAuthOptions) {
       }
       const token = header(request, "x-user-token");
       if (token !== undefined && header(request, "x-signature") === undefined) {
-        if (!routeOptions.allowUserToken) throw new ApiError("FORBIDDEN", "this operation cannot be called with a user token");
+        if (!routeOptions.allowUserToken)
+          throw new ApiError("FORBIDDEN", "this operation cannot be called with a user token");
         request.userToken = await consumeUserToken(options.db, token, {
           clientId: client.id,
           method: request.method,
@@ -186,6 +194,9 @@ export class RateLimiter {
 
 /** Purges remembered signatures past their window. */
 export async function purgeExpiredSignatures(db: Db): Promise<number> {
-  const result = await db.deleteFrom("request_signatures").where("expires_at", "<", new Date()).executeTakeFirst();
+  const result = await db
+    .deleteFrom("request_signatures")
+    .where("expires_at", "<", new Date())
+    .executeTakeFirst();
   return Number(result.numDeletedRows);
 }

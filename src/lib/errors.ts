@@ -2,7 +2,13 @@
  * The base of every module's errors. `kind` says what went wrong in terms the faces share, so the
  * one HTTP error handler can answer it (404, 409, 400, …) without routes mapping errors by hand.
  */
-export type DomainErrorKind = "NOT_FOUND" | "CONFLICT" | "INVALID" | "UNAUTHENTICATED" | "FORBIDDEN" | "PAYMENT_FAILED";
+export type DomainErrorKind =
+  | "NOT_FOUND"
+  | "CONFLICT"
+  | "INVALID"
+  | "UNAUTHENTICATED"
+  | "FORBIDDEN"
+  | "PAYMENT_FAILED";
 
 export class DomainError extends Error {
   constructor(

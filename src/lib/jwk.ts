@@ -15,11 +15,15 @@ function invalid(field: string, message: string): never {
  * Checks that a JWK is a public key Ferry can verify client signatures with (RSA ≥ 2048 bits,
  * EC P-256, or Ed25519), and returns it reduced to its public members with its RFC 7638 thumbprint.
  */
-export async function normalizeSigningJwk(jwk: unknown, field = "signingKeys"): Promise<{ kid: string; jwk: JWK }> {
+export async function normalizeSigningJwk(
+  jwk: unknown,
+  field = "signingKeys",
+): Promise<{ kid: string; jwk: JWK }> {
   const key = publicMembers(jwk, field);
   if (key.kty === "RSA") requireRsa(key, field);
   else if (key.kty === "EC") {
-    if (key.crv !== "P-256" || typeof key.x !== "string" || typeof key.y !== "string") invalid(field, "EC keys must be P-256");
+    if (key.crv !== "P-256" || typeof key.x !== "string" || typeof key.y !== "string")
+      invalid(field, "EC keys must be P-256");
   } else if (key.kty === "OKP") {
     if (key.crv !== "Ed25519" || typeof key.x !== "string") invalid(field, "OKP keys must be Ed25519");
   } else invalid(field, "kty must be RSA, EC or OKP");
@@ -28,7 +32,10 @@ export async function normalizeSigningJwk(jwk: unknown, field = "signingKeys"): 
 }
 
 /** A client's webhook encryption key: RSA ≥ 2048 bits (RSA-OAEP-256). */
-export async function normalizeEncryptionJwk(jwk: unknown, field = "webhookEncryptionKey"): Promise<{ kid: string; jwk: JWK }> {
+export async function normalizeEncryptionJwk(
+  jwk: unknown,
+  field = "webhookEncryptionKey",
+): Promise<{ kid: string; jwk: JWK }> {
   const key = publicMembers(jwk, field);
   if (key.kty !== "RSA") invalid(field, "the webhook encryption key must be an RSA key (RSA-OAEP-256)");
   requireRsa(key, field);
@@ -46,13 +53,15 @@ export function algorithmsFor(jwk: JWK): ClientSignatureAlgorithm[] {
 function publicMembers(jwk: unknown, field: string): JWK {
   if (typeof jwk !== "object" || jwk === null || Array.isArray(jwk)) invalid(field, "must be a JWK object");
   const source = jwk as Record<string, unknown>;
-  if (PRIVATE_MEMBERS.some((m) => m in source)) invalid(field, "must be a public key: it contains private key material");
+  if (PRIVATE_MEMBERS.some((m) => m in source))
+    invalid(field, "must be a public key: it contains private key material");
   const keep = ["kty", "crv", "x", "y", "n", "e"];
   const key: Record<string, string> = {};
   for (const member of keep) {
     const value = source[member];
     if (value === undefined) continue;
-    if (typeof value !== "string" || value.length > 2048) invalid(field, `${member} must be a base64url string`);
+    if (typeof value !== "string" || value.length > 2048)
+      invalid(field, `${member} must be a base64url string`);
     key[member] = value;
   }
   return key as JWK;
@@ -60,7 +69,8 @@ function publicMembers(jwk: unknown, field: string): JWK {
 
 function requireRsa(key: JWK, field: string) {
   if (typeof key.n !== "string" || typeof key.e !== "string") invalid(field, "RSA keys need n and e");
-  if (Buffer.from(key.n, "base64url").length * 8 < 2048) invalid(field, "RSA keys must be at least 2048 bits");
+  if (Buffer.from(key.n, "base64url").length * 8 < 2048)
+    invalid(field, "RSA keys must be at least 2048 bits");
 }
 
 async function importable(key: JWK, alg: string, field: string) {

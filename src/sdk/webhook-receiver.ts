@@ -73,7 +73,9 @@ export function createWebhookReceiver(options: WebhookReceiverOptions) {
       });
       jws = JSON.parse(new TextDecoder().decode(plaintext)) as FlattenedJWS;
     } catch (error) {
-      throw new WebhookVerificationError("the webhook could not be decrypted with this key", { cause: error });
+      throw new WebhookVerificationError("the webhook could not be decrypted with this key", {
+        cause: error,
+      });
     }
     let event: FerryWebhookEvent;
     try {
@@ -83,9 +85,14 @@ export function createWebhookReceiver(options: WebhookReceiverOptions) {
       throw new WebhookVerificationError("the webhook's signature is not Ferry's", { cause: error });
     }
     const id = first(headers["webhook-id"]);
-    if (id !== undefined && id !== event.id) throw new WebhookVerificationError("Webhook-Id does not match the event");
+    if (id !== undefined && id !== event.id)
+      throw new WebhookVerificationError("Webhook-Id does not match the event");
     const timestamp = Number(first(headers["webhook-timestamp"]));
-    if (options.maxAgeSeconds && Number.isFinite(timestamp) && Date.now() / 1000 - timestamp > options.maxAgeSeconds) {
+    if (
+      options.maxAgeSeconds &&
+      Number.isFinite(timestamp) &&
+      Date.now() / 1000 - timestamp > options.maxAgeSeconds
+    ) {
       throw new WebhookVerificationError("the webhook is too old");
     }
     return event;

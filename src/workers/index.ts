@@ -1,14 +1,27 @@
 import type { Logger } from "pino";
 import type { Config } from "../config.ts";
-import type { Db } from "../db/database.ts";
 import { purgeExpiredIdempotencyKeys } from "../http/idempotency.ts";
+import { purgeExpiredSignatures } from "../http/platform-auth.ts";
 import { expirePendingTransfers } from "../modules/ledger/service.ts";
+import { purgeExpiredUserTokens } from "../modules/tokens/service.ts";
+import { deliverDueWebhooks } from "../modules/webhooks/service.ts";
+import type { Services } from "../services.ts";
 import { startWorker, type Worker } from "./worker.ts";
 
 const EXPIRY_BATCH = 500;
+const DELIVERY_BATCH = 20;
+const KYC_BATCH = 50;
 
 /** Starts Ferry's background loops. Each is safe to run in several processes at once. */
-export function startWorkers(db: Db, config: Pick<Config, "holdExpiryIntervalMs">, logger: Logger): Worker[] {
+export function startWorkers(
+  services: Services,
+  config: Pick<
+    Config,
+    "holdExpiryIntervalMs" | "webhookIntervalMs" | "publicUrl" | "webhookRetrySchedule" | "webhookTimeoutMs"
+  >,
+  logger: Logger,
+): Worker[] {
+  const db = services.database.db;
   return [
     startWorker({
       name: "hold-expiry",
@@ -21,11 +34,35 @@ export function startWorkers(db: Db, config: Pick<Config, "holdExpiryIntervalMs"
       },
     }),
     startWorker({
-      name: "idempotency-purge",
-      intervalMs: 10 * 60_000,
+      name: "webhook-delivery",
+      intervalMs: config.webhookIntervalMs,
+      logger,
+      round: async () =>
+        (await deliverDueWebhooks(
+          db,
+          services.signingKeys,
+          {
+            retrySchedule: config.webhookRetrySchedule,
+            timeoutMs: config.webhookTimeoutMs,
+            publicUrl: config.publicUrl,
+          },
+          DELIVERY_BATCH,
+        )) === DELIVERY_BATCH,
+    }),
+    startWorker({
+      name: "kyc-results",
+      intervalMs: Math.min(500, config.webhookIntervalMs * 2),
+      logger,
+      round: async () => (await services.kyc.pollDue(KYC_BATCH)) === KYC_BATCH,
+    }),
+    startWorker({
+      name: "purge",
+      intervalMs: 60_000,
       logger,
       round: async () => {
         await purgeExpiredIdempotencyKeys(db);
+        await purgeExpiredSignatures(db);
+        await purgeExpiredUserTokens(db);
         return false;
       },
     }),

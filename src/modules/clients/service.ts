@@ -69,7 +69,11 @@ export function validateWebhookUrl(url: string): string {
 function validateOrigins(origins: string[]): string[] {
   for (const origin of origins) {
     if (!ORIGIN.test(origin)) {
-      throw new ClientError("INVALID_CLIENT", `allowedOrigins: ${origin} is not an origin such as https://app.example.com`, "allowedOrigins");
+      throw new ClientError(
+        "INVALID_CLIENT",
+        `allowedOrigins: ${origin} is not an origin such as https://app.example.com`,
+        "allowedOrigins",
+      );
     }
   }
   return [...new Set(origins)];
@@ -105,7 +109,9 @@ function toClient(row: ClientRow): Client {
     name: row.name,
     status: row.status,
     webhookUrl: row.webhook_url,
-    webhookEncryptionKey: row.webhook_encryption_key ? json<JWK & { kid: string }>(row.webhook_encryption_key) : null,
+    webhookEncryptionKey: row.webhook_encryption_key
+      ? json<JWK & { kid: string }>(row.webhook_encryption_key)
+      : null,
     allowedOrigins: row.allowed_origins ?? [],
     settings: json<ClientSettings>(row.settings ?? {}),
     createdAt: new Date(row.created_at),
@@ -126,9 +132,15 @@ export interface CreateClientInput {
 /** Registers a tenant with its signing keys, webhook and browser origins, in one transaction. */
 export async function createClient(db: Db, input: CreateClientInput): Promise<Client> {
   const id = input.id ?? generateClientId(input.name);
-  if (!CLIENT_CHOSEN_ID.test(id)) throw new ClientError("INVALID_CLIENT", "a client id is 3–255 of A–Z a–z 0–9 _ -", "id");
-  const keys = await Promise.all((input.signingKeys ?? []).map((k, i) => normalizeSigningJwk(k, `signingKeys.${i}`)));
-  const encryption = input.webhookEncryptionKey === undefined ? undefined : await normalizeEncryptionJwk(input.webhookEncryptionKey);
+  if (!CLIENT_CHOSEN_ID.test(id))
+    throw new ClientError("INVALID_CLIENT", "a client id is 3–255 of A–Z a–z 0–9 _ -", "id");
+  const keys = await Promise.all(
+    (input.signingKeys ?? []).map((k, i) => normalizeSigningJwk(k, `signingKeys.${i}`)),
+  );
+  const encryption =
+    input.webhookEncryptionKey === undefined
+      ? undefined
+      : await normalizeEncryptionJwk(input.webhookEncryptionKey);
   const webhookUrl = input.webhookUrl === undefined ? null : validateWebhookUrl(input.webhookUrl);
   const origins = validateOrigins(input.allowedOrigins ?? []);
   return db.transaction().execute(async (tx) => {
@@ -138,7 +150,9 @@ export async function createClient(db: Db, input: CreateClientInput): Promise<Cl
         id,
         name: input.name,
         webhook_url: webhookUrl,
-        webhook_encryption_key: encryption ? JSON.stringify({ ...encryption.jwk, kid: encryption.kid }) : null,
+        webhook_encryption_key: encryption
+          ? JSON.stringify({ ...encryption.jwk, kid: encryption.kid })
+          : null,
         allowed_origins: origins,
         settings: JSON.stringify(input.settings ?? {}),
       })
@@ -189,12 +203,21 @@ export async function updateClient(db: Db, id: string, input: UpdateClientInput)
     .set({
       ...(input.name !== undefined ? { name: input.name } : {}),
       ...(input.status !== undefined ? { status: input.status } : {}),
-      ...(input.webhookUrl !== undefined ? { webhook_url: input.webhookUrl === null ? null : validateWebhookUrl(input.webhookUrl) } : {}),
-      ...(encryption !== undefined
-        ? { webhook_encryption_key: encryption === null ? null : JSON.stringify({ ...encryption.jwk, kid: encryption.kid }) }
+      ...(input.webhookUrl !== undefined
+        ? { webhook_url: input.webhookUrl === null ? null : validateWebhookUrl(input.webhookUrl) }
         : {}),
-      ...(input.allowedOrigins !== undefined ? { allowed_origins: validateOrigins(input.allowedOrigins) } : {}),
-      ...(input.settings !== undefined ? { settings: JSON.stringify({ ...current.settings, ...input.settings }) } : {}),
+      ...(encryption !== undefined
+        ? {
+            webhook_encryption_key:
+              encryption === null ? null : JSON.stringify({ ...encryption.jwk, kid: encryption.kid }),
+          }
+        : {}),
+      ...(input.allowedOrigins !== undefined
+        ? { allowed_origins: validateOrigins(input.allowedOrigins) }
+        : {}),
+      ...(input.settings !== undefined
+        ? { settings: JSON.stringify({ ...current.settings, ...input.settings }) }
+        : {}),
       updated_at: new Date(),
     })
     .where("id", "=", id)
@@ -204,7 +227,12 @@ export async function updateClient(db: Db, id: string, input: UpdateClientInput)
 }
 
 export async function listSigningKeys(db: Db, clientId: string): Promise<SigningKey[]> {
-  const rows = await db.selectFrom("client_signing_keys").selectAll().where("client_id", "=", clientId).orderBy("created_at").execute();
+  const rows = await db
+    .selectFrom("client_signing_keys")
+    .selectAll()
+    .where("client_id", "=", clientId)
+    .orderBy("created_at")
+    .execute();
   return rows.map((r) => ({
     kid: r.kid,
     jwk: json<JWK>(r.jwk),
@@ -216,18 +244,36 @@ export async function listSigningKeys(db: Db, clientId: string): Promise<Signing
 }
 
 /** Adds a public key (rotation: several may be active at once). */
-export async function addSigningKey(db: Db, clientId: string, jwk: unknown, expiresAt?: Date): Promise<SigningKey> {
+export async function addSigningKey(
+  db: Db,
+  clientId: string,
+  jwk: unknown,
+  expiresAt?: Date,
+): Promise<SigningKey> {
   await getClient(db, clientId);
   const key = await normalizeSigningJwk(jwk, "jwk");
-  if (expiresAt && expiresAt.getTime() <= Date.now()) throw new ClientError("INVALID_CLIENT", "expiresAt must be in the future", "expiresAt");
+  if (expiresAt && expiresAt.getTime() <= Date.now())
+    throw new ClientError("INVALID_CLIENT", "expiresAt must be in the future", "expiresAt");
   const row = await db
     .insertInto("client_signing_keys")
-    .values({ client_id: clientId, kid: key.kid, jwk: JSON.stringify(key.jwk), expires_at: expiresAt ?? null })
+    .values({
+      client_id: clientId,
+      kid: key.kid,
+      jwk: JSON.stringify(key.jwk),
+      expires_at: expiresAt ?? null,
+    })
     .onConflict((oc) => oc.columns(["client_id", "kid"]).doNothing())
     .returningAll()
     .executeTakeFirst();
   if (!row) throw new ClientError("KEY_EXISTS", `key ${key.kid} is already registered`, "jwk");
-  return { kid: row.kid, jwk: key.jwk, status: "ACTIVE", expiresAt: expiresAt ?? null, createdAt: new Date(row.created_at), revokedAt: null };
+  return {
+    kid: row.kid,
+    jwk: key.jwk,
+    status: "ACTIVE",
+    expiresAt: expiresAt ?? null,
+    createdAt: new Date(row.created_at),
+    revokedAt: null,
+  };
 }
 
 /** Revokes a key: requests signed with it are refused from now on. */
@@ -238,7 +284,8 @@ export async function revokeSigningKey(db: Db, clientId: string, kid: string): P
     .where("client_id", "=", clientId)
     .where("kid", "=", kid)
     .executeTakeFirst();
-  if (Number(result.numUpdatedRows) === 0) throw new ClientError("KEY_NOT_FOUND", `no key ${kid} for client ${clientId}`);
+  if (Number(result.numUpdatedRows) === 0)
+    throw new ClientError("KEY_NOT_FOUND", `no key ${kid} for client ${clientId}`);
 }
 
 /** The key a signature names, if it is active and unexpired. */

@@ -1,4 +1,11 @@
-import { type CryptoKey, calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from "jose";
+import {
+  type CryptoKey,
+  calculateJwkThumbprint,
+  exportJWK,
+  generateKeyPair,
+  importJWK,
+  type JWK,
+} from "jose";
 import type { Db } from "../../db/database.ts";
 import type { Sealer } from "../../lib/sealer.ts";
 
@@ -11,7 +18,10 @@ export interface FerrySigningKey {
 }
 
 async function newKeyRow(sealer: Sealer) {
-  const { publicKey, privateKey } = await generateKeyPair(FERRY_SIGNING_ALG, { modulusLength: 3072, extractable: true });
+  const { publicKey, privateKey } = await generateKeyPair(FERRY_SIGNING_ALG, {
+    modulusLength: 3072,
+    extractable: true,
+  });
   const publicJwk = { ...(await exportJWK(publicKey)), alg: FERRY_SIGNING_ALG, use: "sig" };
   const kid = await calculateJwkThumbprint(publicJwk, "sha256");
   const privateJwk = await exportJWK(privateKey);
@@ -24,7 +34,11 @@ async function newKeyRow(sealer: Sealer) {
 
 /** Makes sure Ferry has a current signing key (created at first start; concurrent starts agree). */
 export async function ensureSigningKey(db: Db, sealer: Sealer): Promise<void> {
-  const current = await db.selectFrom("ferry_signing_keys").select("kid").where("status", "=", "CURRENT").executeTakeFirst();
+  const current = await db
+    .selectFrom("ferry_signing_keys")
+    .select("kid")
+    .where("status", "=", "CURRENT")
+    .executeTakeFirst();
   if (current) return;
   const row = await newKeyRow(sealer);
   await db
@@ -38,7 +52,10 @@ export async function ensureSigningKey(db: Db, sealer: Sealer): Promise<void> {
  * A new current key; the current one becomes the previous (still published, so receivers verify
  * events signed just before the rotation); the previous one is retired.
  */
-export async function rotateSigningKey(db: Db, sealer: Sealer): Promise<{ kid: string; previousKid: string | null }> {
+export async function rotateSigningKey(
+  db: Db,
+  sealer: Sealer,
+): Promise<{ kid: string; previousKid: string | null }> {
   const row = await newKeyRow(sealer);
   return db.transaction().execute(async (tx) => {
     const current = await tx
@@ -47,9 +64,21 @@ export async function rotateSigningKey(db: Db, sealer: Sealer): Promise<{ kid: s
       .where("status", "=", "CURRENT")
       .forUpdate()
       .executeTakeFirst();
-    await tx.updateTable("ferry_signing_keys").set({ status: "RETIRED", retired_at: new Date() }).where("status", "=", "PREVIOUS").execute();
-    if (current) await tx.updateTable("ferry_signing_keys").set({ status: "PREVIOUS" }).where("kid", "=", current.kid).execute();
-    await tx.insertInto("ferry_signing_keys").values({ ...row, status: "CURRENT" }).execute();
+    await tx
+      .updateTable("ferry_signing_keys")
+      .set({ status: "RETIRED", retired_at: new Date() })
+      .where("status", "=", "PREVIOUS")
+      .execute();
+    if (current)
+      await tx
+        .updateTable("ferry_signing_keys")
+        .set({ status: "PREVIOUS" })
+        .where("kid", "=", current.kid)
+        .execute();
+    await tx
+      .insertInto("ferry_signing_keys")
+      .values({ ...row, status: "CURRENT" })
+      .execute();
     return { kid: row.kid, previousKid: current?.kid ?? null };
   });
 }
@@ -62,7 +91,11 @@ export async function publishedJwks(db: Db): Promise<{ keys: JWK[] }> {
     .where("status", "in", ["CURRENT", "PREVIOUS"])
     .orderBy("created_at", "desc")
     .execute();
-  return { keys: rows.map((r) => (typeof r.public_jwk === "string" ? JSON.parse(r.public_jwk) : r.public_jwk) as JWK) };
+  return {
+    keys: rows.map(
+      (r) => (typeof r.public_jwk === "string" ? JSON.parse(r.public_jwk) : r.public_jwk) as JWK,
+    ),
+  };
 }
 
 /** The current private key, cached per kid (a rotation by another process is picked up within 30 s). */
@@ -85,9 +118,13 @@ export class SigningKeys {
       this.#cached.checkedAt = Date.now();
       return this.#cached.key;
     }
-    const privateJwk = JSON.parse(this.sealer.open(row.encrypted_private_jwk, `ferry-signing-key:${row.kid}`)) as JWK;
+    const privateJwk = JSON.parse(
+      this.sealer.open(row.encrypted_private_jwk, `ferry-signing-key:${row.kid}`),
+    ) as JWK;
     const privateKey = (await importJWK(privateJwk, FERRY_SIGNING_ALG)) as CryptoKey;
-    const publicJwk = (typeof row.public_jwk === "string" ? JSON.parse(row.public_jwk) : row.public_jwk) as JWK;
+    const publicJwk = (
+      typeof row.public_jwk === "string" ? JSON.parse(row.public_jwk) : row.public_jwk
+    ) as JWK;
     const key = { kid: row.kid, privateKey, publicJwk };
     this.#cached = { key, checkedAt: Date.now() };
     return key;

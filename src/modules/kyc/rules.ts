@@ -45,7 +45,11 @@ export function hasField(info: UserInfo, field: InfoField): boolean {
 const infoField = z.enum(INFO_FIELDS);
 const bracket = z
   .object({
-    upToUsd: z.string().regex(/^\d+(\.\d{1,2})?$/).nullable().describe("Cumulative 30-day USD total this bracket covers; null: no upper bound"),
+    upToUsd: z
+      .string()
+      .regex(/^\d+(\.\d{1,2})?$/)
+      .nullable()
+      .describe("Cumulative 30-day USD total this bracket covers; null: no upper bound"),
     requiredTier: z.number().int().min(0).max(5),
   })
   .strict();
@@ -54,7 +58,13 @@ export const kycConfigSchema = z
   .object({
     /** What each tier adds to the one below (cumulative). */
     tiers: z
-      .object({ "1": z.array(infoField), "2": z.array(infoField), "3": z.array(infoField), "4": z.array(infoField), "5": z.array(infoField) })
+      .object({
+        "1": z.array(infoField),
+        "2": z.array(infoField),
+        "3": z.array(infoField),
+        "4": z.array(infoField),
+        "5": z.array(infoField),
+      })
       .strict()
       .optional(),
     scenarios: z
@@ -141,9 +151,16 @@ export function kycRules(config: KycConfig | undefined): KycRules {
     });
   }
   const tiers = config?.tiers
-    ? { 1: config.tiers["1"], 2: config.tiers["2"], 3: config.tiers["3"], 4: config.tiers["4"], 5: config.tiers["5"] }
+    ? {
+        1: config.tiers["1"],
+        2: config.tiers["2"],
+        3: config.tiers["3"],
+        4: config.tiers["4"],
+        5: config.tiers["5"],
+      }
     : DEFAULT_TIERS;
-  const defaultScenarioId = config?.defaultScenario && scenarios.has(config.defaultScenario) ? config.defaultScenario : "default";
+  const defaultScenarioId =
+    config?.defaultScenario && scenarios.has(config.defaultScenario) ? config.defaultScenario : "default";
   return { tiers, scenarios, defaultScenarioId };
 }
 
@@ -191,5 +208,9 @@ export function validateTransaction(
   if (user.tier >= needed) return { type: "NO_ERROR", code: 0 };
   const fields = missingFields(rules, user.info, needed);
   if (fields.length > 0) return { type: "MIN_INFO_MISSING", code: 1001, fields };
-  return { type: "MIN_ASSESSMENT_MISSING", code: 1002, assessment: { requiredTier: needed, currentTier: user.tier } };
+  return {
+    type: "MIN_ASSESSMENT_MISSING",
+    code: 1002,
+    assessment: { requiredTier: needed, currentTier: user.tier },
+  };
 }

@@ -2,14 +2,14 @@ import { sql } from "kysely";
 import type { Db } from "../../db/database.ts";
 import { DomainError } from "../../lib/errors.ts";
 import { newId } from "../../lib/ids.ts";
+import { AmountError, parsePositiveAmount } from "../../lib/money.ts";
 import type { KycCheckRequest, KycDecision, KycProvider } from "../../providers/kyc/interface.ts";
+import { KNOWN_SCALES, type RatesProvider, toUsdCents } from "../../providers/rates/sandbox.ts";
 import { getClient } from "../clients/service.ts";
+import { findCurrency } from "../ledger/service.ts";
 import type { UserInfo } from "../users/schemas.ts";
 import type { User, Users } from "../users/service.ts";
 import { recordEvent } from "../webhooks/service.ts";
-import { AmountError, parsePositiveAmount } from "../../lib/money.ts";
-import { KNOWN_SCALES, type RatesProvider, toUsdCents } from "../../providers/rates/sandbox.ts";
-import { findCurrency } from "../ledger/service.ts";
 import {
   type KycConfig,
   type KycRules,
@@ -20,7 +20,14 @@ import {
   validateTransaction,
 } from "./rules.ts";
 
-export const ASSESSMENT_STATUSES = ["PENDING", "UNDER_REVIEW", "REQUESTED_MORE_INFORMATION", "ACCEPTED", "REFUSED", "ERROR"] as const;
+export const ASSESSMENT_STATUSES = [
+  "PENDING",
+  "UNDER_REVIEW",
+  "REQUESTED_MORE_INFORMATION",
+  "ACCEPTED",
+  "REFUSED",
+  "ERROR",
+] as const;
 export type AssessmentStatus = (typeof ASSESSMENT_STATUSES)[number];
 
 export interface Assessment {
@@ -33,7 +40,11 @@ export interface Assessment {
   solicited: boolean;
 }
 
-const kinds = { ASSESSMENT_EXISTS: "CONFLICT", ASSESSMENT_NOT_FOUND: "NOT_FOUND", NOT_UNDER_REVIEW: "CONFLICT" } as const;
+const kinds = {
+  ASSESSMENT_EXISTS: "CONFLICT",
+  ASSESSMENT_NOT_FOUND: "NOT_FOUND",
+  NOT_UNDER_REVIEW: "CONFLICT",
+} as const;
 
 export class KycError extends DomainError {
   constructor(code: keyof typeof kinds, message: string) {
@@ -106,26 +117,45 @@ export class Kyc {
   }): Promise<ValidationOutcome> {
     const rules = await this.rulesFor(input.clientId);
     const scenario = rules.scenarios.get(input.scenarioId ?? rules.defaultScenarioId);
-    if (!scenario) throw new DomainError("INVALID", "UNKNOWN_SCENARIO", `no scenario ${input.scenarioId}`, "X-Scenario-Id");
+    if (!scenario)
+      throw new DomainError(
+        "INVALID",
+        "UNKNOWN_SCENARIO",
+        `no scenario ${input.scenarioId}`,
+        "X-Scenario-Id",
+      );
     const [user, info] = await Promise.all([
       this.users.get(this.db, input.clientId, input.userId),
       this.users.info(this.db, input.clientId, input.userId),
     ]);
-    const scale = (await findCurrency(this.db, input.clientId, input.currency))?.scale ?? KNOWN_SCALES[input.currency];
+    const scale =
+      (await findCurrency(this.db, input.clientId, input.currency))?.scale ?? KNOWN_SCALES[input.currency];
     const price = await this.rates.usdPrice(input.currency);
     if (scale === undefined || price === undefined) {
-      throw new DomainError("INVALID", "UNKNOWN_CURRENCY", `no rate for currency ${input.currency}`, "currency");
+      throw new DomainError(
+        "INVALID",
+        "UNKNOWN_CURRENCY",
+        `no rate for currency ${input.currency}`,
+        "currency",
+      );
     }
     let minor: bigint;
     try {
       minor = parsePositiveAmount(input.amount, scale);
     } catch (error) {
-      if (error instanceof AmountError) throw new DomainError("INVALID", "INVALID_AMOUNT", `amount ${error.message}`, "amount");
+      if (error instanceof AmountError)
+        throw new DomainError("INVALID", "INVALID_AMOUNT", `amount ${error.message}`, "amount");
       throw error;
     }
     const since = new Date(Date.now() - 30 * 86_400_000);
     const prior = await this.usage.priorUsdCents(input.clientId, input.userId, input.type, since);
-    return validateTransaction(rules, scenario, { tier: user.tier, info }, input.type, prior + toUsdCents(minor, scale, price));
+    return validateTransaction(
+      rules,
+      scenario,
+      { tier: user.tier, info },
+      input.type,
+      prior + toUsdCents(minor, scale, price),
+    );
   }
 
   async rulesFor(clientId: string): Promise<KycRules> {
@@ -165,7 +195,8 @@ export class Kyc {
         .onConflict((oc) => oc.columns(["client_id", "request_id"]).doNothing())
         .returningAll()
         .executeTakeFirst();
-      if (!row) throw new KycError("ASSESSMENT_EXISTS", `request id ${requestId} was already used for an assessment`);
+      if (!row)
+        throw new KycError("ASSESSMENT_EXISTS", `request id ${requestId} was already used for an assessment`);
       const created = toAssessment(row as AssessmentRow);
       if (solicited) {
         await recordEvent(tx, {
@@ -190,7 +221,12 @@ export class Kyc {
       this.users.info(this.db, clientId, userId),
       this.rulesFor(clientId),
     ]);
-    return { reference: `${clientId}/${requestId}`, userType: user.type, info, supportedTier: supportedTier(rules, info) };
+    return {
+      reference: `${clientId}/${requestId}`,
+      userType: user.type,
+      info,
+      supportedTier: supportedTier(rules, info),
+    };
   }
 
   /** Hands the assessment to the provider (outside any transaction) and records its reference. */
@@ -201,7 +237,9 @@ export class Kyc {
       .where("client_id", "=", clientId)
       .where("request_id", "=", requestId)
       .executeTakeFirstOrThrow();
-    const { providerReference, resultDueAt } = await this.provider.submit(await this.checkRequest(clientId, row.user_id, requestId));
+    const { providerReference, resultDueAt } = await this.provider.submit(
+      await this.checkRequest(clientId, row.user_id, requestId),
+    );
     await this.db
       .updateTable("user_assessments")
       .set({ provider_reference: providerReference, result_due_at: resultDueAt, updated_at: new Date() })
@@ -279,7 +317,12 @@ export class Kyc {
       const tierChanged = tier !== user.tier;
       if (tierChanged) await this.users.setTier(tx, clientId, row.user_id, tier);
       if (row.solicited || tierChanged) {
-        await recordEvent(tx, { clientId, userId: row.user_id, type: "USER_ASSESSMENT", data: eventData(assessment) });
+        await recordEvent(tx, {
+          clientId,
+          userId: row.user_id,
+          type: "USER_ASSESSMENT",
+          data: eventData(assessment),
+        });
       }
       return assessment;
     });
@@ -289,7 +332,11 @@ export class Kyc {
   async decideReview(
     clientId: string,
     requestId: string,
-    decision: { decision: "ACCEPT" | "REFUSE"; tier?: number | undefined; refusalReason?: string | undefined },
+    decision: {
+      decision: "ACCEPT" | "REFUSE";
+      tier?: number | undefined;
+      refusalReason?: string | undefined;
+    },
   ): Promise<Assessment> {
     const row = await this.db
       .selectFrom("user_assessments")
@@ -298,12 +345,19 @@ export class Kyc {
       .where("request_id", "=", requestId)
       .executeTakeFirst();
     if (!row) throw new KycError("ASSESSMENT_NOT_FOUND", `no assessment ${requestId}`);
-    if (row.status !== "UNDER_REVIEW") throw new KycError("NOT_UNDER_REVIEW", `the assessment is ${row.status}, not UNDER_REVIEW`);
+    if (row.status !== "UNDER_REVIEW")
+      throw new KycError("NOT_UNDER_REVIEW", `the assessment is ${row.status}, not UNDER_REVIEW`);
     if (decision.decision === "REFUSE") {
-      return this.complete(clientId, requestId, { status: "REFUSED", refusalReason: decision.refusalReason ?? "STAFF_DECISION" });
+      return this.complete(clientId, requestId, {
+        status: "REFUSED",
+        refusalReason: decision.refusalReason ?? "STAFF_DECISION",
+      });
     }
     const request = await this.checkRequest(clientId, row.user_id, requestId);
-    return this.complete(clientId, requestId, { status: "ACCEPTED", tier: Math.min(decision.tier ?? request.supportedTier, 5) });
+    return this.complete(clientId, requestId, {
+      status: "ACCEPTED",
+      tier: Math.min(decision.tier ?? request.supportedTier, 5),
+    });
   }
 
   async latest(clientId: string, userId: string): Promise<Assessment | undefined> {

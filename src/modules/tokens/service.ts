@@ -86,10 +86,12 @@ export async function consumeUserToken(
       clockTolerance: 0,
     }));
   } catch (error) {
-    if ((error as { code?: string }).code === "ERR_JWT_EXPIRED") throw new TokenError("TOKEN_EXPIRED", "the user token has expired");
+    if ((error as { code?: string }).code === "ERR_JWT_EXPIRED")
+      throw new TokenError("TOKEN_EXPIRED", "the user token has expired");
     throw new TokenError("TOKEN_INVALID", "the user token is not valid for this client");
   }
-  if (!payload.jti || payload.cid !== request.clientId) throw new TokenError("TOKEN_INVALID", "the user token is not valid for this client");
+  if (!payload.jti || payload.cid !== request.clientId)
+    throw new TokenError("TOKEN_INVALID", "the user token is not valid for this client");
   const row = await db
     .selectFrom("user_tokens")
     .selectAll()
@@ -106,7 +108,11 @@ export async function consumeUserToken(
     WHERE jti = ${payload.jti} AND used_at IS NULL AND expires_at > now()
     RETURNING jti`.execute(db);
   if (spent.rows.length === 0) {
-    const again = await db.selectFrom("user_tokens").select("used_at").where("jti", "=", payload.jti).executeTakeFirst();
+    const again = await db
+      .selectFrom("user_tokens")
+      .select("used_at")
+      .where("jti", "=", payload.jti)
+      .executeTakeFirst();
     if (again?.used_at) throw new TokenError("TOKEN_USED", "the user token was already used");
     throw new TokenError("TOKEN_EXPIRED", "the user token has expired");
   }

@@ -21,7 +21,11 @@ export const addressSchema = z
 export const userInfoSchema = z
   .object({
     name: z
-      .object({ firstName: text(100).optional(), lastName: text(100).optional(), middleName: text(100).optional() })
+      .object({
+        firstName: text(100).optional(),
+        lastName: text(100).optional(),
+        middleName: text(100).optional(),
+      })
       .strict()
       .optional(),
     emails: z.array(z.email().max(254)).max(10).optional(),

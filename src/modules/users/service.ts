@@ -56,7 +56,10 @@ export class Users {
     private readonly sealer: Sealer,
   ) {}
 
-  async create(tx: Db, input: { clientId: string; id: string; type: UserType; info: UserInfo }): Promise<User> {
+  async create(
+    tx: Db,
+    input: { clientId: string; id: string; type: UserType; info: UserInfo },
+  ): Promise<User> {
     const row = await tx
       .insertInto("users")
       .values({ client_id: input.clientId, id: input.id, type: input.type })
@@ -66,7 +69,11 @@ export class Users {
     if (!row) throw new UserError("USER_EXISTS", `user ${input.id} already exists`, "id");
     await tx
       .insertInto("user_pii")
-      .values({ client_id: input.clientId, user_id: input.id, ciphertext: this.seal(input.clientId, input.id, input.info) })
+      .values({
+        client_id: input.clientId,
+        user_id: input.id,
+        ciphertext: this.seal(input.clientId, input.id, input.info),
+      })
       .execute();
     return toUser(row as UserRow);
   }
@@ -79,7 +86,10 @@ export class Users {
     return toUser(row as UserRow);
   }
 
-  async list(clientId: string, page: { offset: number; limit: number }): Promise<{ users: User[]; total: number }> {
+  async list(
+    clientId: string,
+    page: { offset: number; limit: number },
+  ): Promise<{ users: User[]; total: number }> {
     const base = this.db.selectFrom("users").where("client_id", "=", clientId);
     const [rows, count] = await Promise.all([
       base.selectAll().orderBy("created_at").orderBy("id").offset(page.offset).limit(page.limit).execute(),
@@ -135,7 +145,12 @@ export class Users {
   }
 
   async setTier(tx: Db, clientId: string, userId: string, tier: number): Promise<void> {
-    await tx.updateTable("users").set({ tier, updated_at: new Date() }).where("client_id", "=", clientId).where("id", "=", userId).execute();
+    await tx
+      .updateTable("users")
+      .set({ tier, updated_at: new Date() })
+      .where("client_id", "=", clientId)
+      .where("id", "=", userId)
+      .execute();
   }
 
   /** The next value of the user's event sequence (webhook ordering), in the caller's transaction. */
@@ -162,7 +177,12 @@ export function mergeInfo(before: UserInfo, patch: UserInfo): UserInfo {
     if (value === undefined) continue;
     const existing = merged[key];
     merged[key] =
-      value && typeof value === "object" && !Array.isArray(value) && existing && typeof existing === "object" && !Array.isArray(existing)
+      value &&
+      typeof value === "object" &&
+      !Array.isArray(value) &&
+      existing &&
+      typeof existing === "object" &&
+      !Array.isArray(existing)
         ? { ...existing, ...value }
         : value;
   }

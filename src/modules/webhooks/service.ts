@@ -6,7 +6,14 @@ import { newId } from "../../lib/ids.ts";
 import type { SigningKeys } from "../keys/service.ts";
 import { sealEvent, type WebhookEvent } from "./envelope.ts";
 
-export const EVENT_TYPES = ["USER_ASSESSMENT", "USER", "TRANSACTION_MONITORING", "TRANSACTION_STATUS", "WALLET_BALANCE", "TEST"] as const;
+export const EVENT_TYPES = [
+  "USER_ASSESSMENT",
+  "USER",
+  "TRANSACTION_MONITORING",
+  "TRANSACTION_STATUS",
+  "WALLET_BALANCE",
+  "TEST",
+] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
 export interface NewEvent {
@@ -39,12 +46,27 @@ export async function recordEvent(tx: Db, event: NewEvent): Promise<string> {
   }
   await tx
     .insertInto("outbox_events")
-    .values({ id, client_id: event.clientId, user_id: event.userId ?? null, sequence, type: event.type, data: JSON.stringify(event.data), created_at: new Date() })
+    .values({
+      id,
+      client_id: event.clientId,
+      user_id: event.userId ?? null,
+      sequence,
+      type: event.type,
+      data: JSON.stringify(event.data),
+      created_at: new Date(),
+    })
     .execute();
   if (!event.suppressDelivery) {
-    const client = await tx.selectFrom("clients").select("webhook_url").where("id", "=", event.clientId).executeTakeFirst();
+    const client = await tx
+      .selectFrom("clients")
+      .select("webhook_url")
+      .where("id", "=", event.clientId)
+      .executeTakeFirst();
     if (client?.webhook_url) {
-      await tx.insertInto("webhook_deliveries").values({ id: `whd_${newId()}`, event_id: id, client_id: event.clientId, status: "PENDING" }).execute();
+      await tx
+        .insertInto("webhook_deliveries")
+        .values({ id: `whd_${newId()}`, event_id: id, client_id: event.clientId, status: "PENDING" })
+        .execute();
     }
   }
   return id;
@@ -65,7 +87,12 @@ type ClaimedDelivery = { id: string; event_id: string; client_id: string; attemp
  * longer than a delivery can take, so two processes never send one attempt twice), sends each,
  * and records the outcome. Returns how many it claimed.
  */
-export async function deliverDueWebhooks(db: Db, keys: SigningKeys, settings: DeliverySettings, limit = 20): Promise<number> {
+export async function deliverDueWebhooks(
+  db: Db,
+  keys: SigningKeys,
+  settings: DeliverySettings,
+  limit = 20,
+): Promise<number> {
   const leaseSeconds = Math.ceil(settings.timeoutMs / 1000) + 30;
   const { rows } = await sql<ClaimedDelivery>`
     UPDATE webhook_deliveries SET locked_until = now() + make_interval(secs => ${leaseSeconds}), attempts = attempts + 1
@@ -86,14 +113,24 @@ async function attempt(db: Db, keys: SigningKeys, settings: DeliverySettings, de
   let error: string | null = null;
   try {
     const [event, client] = await Promise.all([
-      db.selectFrom("outbox_events").selectAll().where("id", "=", delivery.event_id).executeTakeFirstOrThrow(),
-      db.selectFrom("clients").select(["webhook_url", "webhook_encryption_key"]).where("id", "=", delivery.client_id).executeTakeFirstOrThrow(),
+      db
+        .selectFrom("outbox_events")
+        .selectAll()
+        .where("id", "=", delivery.event_id)
+        .executeTakeFirstOrThrow(),
+      db
+        .selectFrom("clients")
+        .select(["webhook_url", "webhook_encryption_key"])
+        .where("id", "=", delivery.client_id)
+        .executeTakeFirstOrThrow(),
     ]);
     if (!client.webhook_url) throw new Error("the client has no webhook URL");
     if (!client.webhook_encryption_key) throw new Error("the client has no webhook encryption key");
-    const encryptionKey = (typeof client.webhook_encryption_key === "string"
-      ? JSON.parse(client.webhook_encryption_key)
-      : client.webhook_encryption_key) as JWK & { kid: string };
+    const encryptionKey = (
+      typeof client.webhook_encryption_key === "string"
+        ? JSON.parse(client.webhook_encryption_key)
+        : client.webhook_encryption_key
+    ) as JWK & { kid: string };
     const payload: WebhookEvent = {
       id: event.id,
       type: event.type,
@@ -102,7 +139,12 @@ async function attempt(db: Db, keys: SigningKeys, settings: DeliverySettings, de
       ...(event.sequence !== null ? { sequence: Number(event.sequence) } : {}),
       data: (typeof event.data === "string" ? JSON.parse(event.data) : event.data) as Record<string, unknown>,
     };
-    const body = await sealEvent(payload, await keys.current(), `${settings.publicUrl}/.well-known/jwks.json`, encryptionKey);
+    const body = await sealEvent(
+      payload,
+      await keys.current(),
+      `${settings.publicUrl}/.well-known/jwks.json`,
+      encryptionKey,
+    );
     const response = await fetch(client.webhook_url, {
       method: "POST",
       headers: {
@@ -119,7 +161,12 @@ async function attempt(db: Db, keys: SigningKeys, settings: DeliverySettings, de
     await response.body?.cancel().catch(() => {});
     if (statusCode < 200 || statusCode >= 300) error = `HTTP ${statusCode}`;
   } catch (caught) {
-    error = caught instanceof Error ? (caught.name === "TimeoutError" ? `no answer within ${settings.timeoutMs} ms` : caught.message) : String(caught);
+    error =
+      caught instanceof Error
+        ? caught.name === "TimeoutError"
+          ? `no answer within ${settings.timeoutMs} ms`
+          : caught.message
+        : String(caught);
   }
   const durationMs = Date.now() - started.getTime();
   const succeeded = error === null;
@@ -127,13 +174,26 @@ async function attempt(db: Db, keys: SigningKeys, settings: DeliverySettings, de
   await db.transaction().execute(async (tx) => {
     await tx
       .insertInto("webhook_attempts")
-      .values({ delivery_id: delivery.id, attempt: delivery.attempts, started_at: started, duration_ms: durationMs, status_code: statusCode, error: error?.slice(0, 500) ?? null })
+      .values({
+        delivery_id: delivery.id,
+        attempt: delivery.attempts,
+        started_at: started,
+        duration_ms: durationMs,
+        status_code: statusCode,
+        error: error?.slice(0, 500) ?? null,
+      })
       .execute();
     await tx
       .updateTable("webhook_deliveries")
       .set(
         succeeded
-          ? { status: "SUCCEEDED", delivered_at: new Date(), locked_until: null, last_status_code: statusCode, last_error: null }
+          ? {
+              status: "SUCCEEDED",
+              delivered_at: new Date(),
+              locked_until: null,
+              last_status_code: statusCode,
+              last_error: null,
+            }
           : retryIn === undefined
             ? { status: "FAILED", locked_until: null, last_status_code: statusCode, last_error: error }
             : {
@@ -153,8 +213,14 @@ export interface DeliveryView {
   id: string;
   eventId: string;
   eventType: string;
-  status: string;
-  attempts: { attempt: number; startedAt: string; durationMs: number; statusCode: number | null; error: string | null }[];
+  status: "PENDING" | "SUCCEEDED" | "FAILED";
+  attempts: {
+    attempt: number;
+    startedAt: string;
+    durationMs: number;
+    statusCode: number | null;
+    error: string | null;
+  }[];
   nextAttemptAt: string | null;
   createdAt: string;
   deliveredAt: string | null;
@@ -165,7 +231,15 @@ export async function listDeliveries(db: Db, clientId: string, page: { offset: n
   const [rows, count] = await Promise.all([
     base
       .innerJoin("outbox_events as e", "e.id", "d.event_id")
-      .select(["d.id", "d.event_id", "e.type", "d.status", "d.next_attempt_at", "d.created_at", "d.delivered_at"])
+      .select([
+        "d.id",
+        "d.event_id",
+        "e.type",
+        "d.status",
+        "d.next_attempt_at",
+        "d.created_at",
+        "d.delivered_at",
+      ])
       .orderBy("d.created_at", "desc")
       .orderBy("d.id", "desc")
       .offset(page.offset)
@@ -176,12 +250,21 @@ export async function listDeliveries(db: Db, clientId: string, page: { offset: n
   const attempts =
     rows.length === 0
       ? []
-      : await db.selectFrom("webhook_attempts").selectAll().where("delivery_id", "in", rows.map((r) => r.id)).orderBy("attempt").execute();
+      : await db
+          .selectFrom("webhook_attempts")
+          .selectAll()
+          .where(
+            "delivery_id",
+            "in",
+            rows.map((r) => r.id),
+          )
+          .orderBy("attempt")
+          .execute();
   const records: DeliveryView[] = rows.map((r) => ({
     id: r.id,
     eventId: r.event_id,
     eventType: r.type,
-    status: r.status,
+    status: r.status as DeliveryView["status"],
     attempts: attempts
       .filter((a) => a.delivery_id === r.id)
       .map((a) => ({
@@ -199,7 +282,11 @@ export async function listDeliveries(db: Db, clientId: string, page: { offset: n
 }
 
 /** Sends a delivery's event again, as a new delivery (the old one keeps its history). */
-export async function redeliver(db: Db, clientId: string, deliveryId: string): Promise<{ id: string; eventId: string }> {
+export async function redeliver(
+  db: Db,
+  clientId: string,
+  deliveryId: string,
+): Promise<{ id: string; eventId: string }> {
   const existing = await db
     .selectFrom("webhook_deliveries")
     .select(["event_id"])
@@ -207,9 +294,16 @@ export async function redeliver(db: Db, clientId: string, deliveryId: string): P
     .where("id", "=", deliveryId)
     .executeTakeFirst();
   if (!existing) throw new DomainError("NOT_FOUND", "DELIVERY_NOT_FOUND", `no delivery ${deliveryId}`);
-  const client = await db.selectFrom("clients").select("webhook_url").where("id", "=", clientId).executeTakeFirstOrThrow();
+  const client = await db
+    .selectFrom("clients")
+    .select("webhook_url")
+    .where("id", "=", clientId)
+    .executeTakeFirstOrThrow();
   if (!client.webhook_url) throw new DomainError("CONFLICT", "NO_WEBHOOK", "the client has no webhook URL");
   const id = `whd_${newId()}`;
-  await db.insertInto("webhook_deliveries").values({ id, event_id: existing.event_id, client_id: clientId, status: "PENDING" }).execute();
+  await db
+    .insertInto("webhook_deliveries")
+    .values({ id, event_id: existing.event_id, client_id: clientId, status: "PENDING" })
+    .execute();
   return { id, eventId: existing.event_id };
 }

@@ -16,7 +16,10 @@ export class SandboxKycProvider implements KycProvider {
   async submit(request: KycCheckRequest) {
     const submittedAt = Date.now();
     const digest = createHash("sha256").update(request.reference).digest("hex").slice(0, 16);
-    return { providerReference: `sbxkyc_${submittedAt}_${digest}`, resultDueAt: new Date(submittedAt + this.delayMs) };
+    return {
+      providerReference: `sbxkyc_${submittedAt}_${digest}`,
+      resultDueAt: new Date(submittedAt + this.delayMs),
+    };
   }
 
   async result(providerReference: string, request: KycCheckRequest): Promise<KycDecision | null> {

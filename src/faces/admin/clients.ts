@@ -1,0 +1,250 @@
+import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
+import { z } from "zod";
+import { errorResponses } from "../../http/errors.ts";
+import { CLIENT_CHOSEN_ID } from "../../lib/ids.ts";
+import {
+  addSigningKey,
+  type Client,
+  createClient,
+  getClient,
+  listSigningKeys,
+  revokeSigningKey,
+  type SigningKey,
+  updateClient,
+} from "../../modules/clients/service.ts";
+import { rotateSigningKey } from "../../modules/keys/service.ts";
+import { kycConfigSchema } from "../../modules/kyc/rules.ts";
+import type { Services } from "../../services.ts";
+
+const jwk = z
+  .record(z.string(), z.unknown())
+  .meta({ description: "A public JWK", example: { kty: "EC", crv: "P-256", x: "…", y: "…" } });
+const settingsSchema = z
+  .object({
+    rateLimitPerMinute: z.number().int().min(1).max(1_000_000).optional(),
+    userTokenTtlSeconds: z.number().int().min(10).max(86_400).optional(),
+    kyc: kycConfigSchema.optional(),
+  })
+  .strict();
+
+const keySchema = z.object({
+  kid: z.string(),
+  kty: z.string(),
+  status: z.enum(["ACTIVE", "REVOKED"]),
+  expiresAt: z.string().nullable(),
+  createdAt: z.string(),
+  revokedAt: z.string().nullable(),
+});
+
+const clientSchema = z
+  .object({
+    clientId: z.string(),
+    name: z.string(),
+    status: z.string(),
+    webhookUrl: z.string().nullable(),
+    webhookEncryptionKeyId: z.string().nullable(),
+    allowedOrigins: z.array(z.string()),
+    settings: z.record(z.string(), z.unknown()),
+    signingKeys: z.array(keySchema),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .meta({ id: "Client" });
+
+const showKey = (k: SigningKey) => ({
+  kid: k.kid,
+  kty: String(k.jwk.kty),
+  status: k.status,
+  expiresAt: k.expiresAt?.toISOString() ?? null,
+  createdAt: k.createdAt.toISOString(),
+  revokedAt: k.revokedAt?.toISOString() ?? null,
+});
+
+const showClient = (client: Client, keys: SigningKey[]) => ({
+  clientId: client.id,
+  name: client.name,
+  status: client.status,
+  webhookUrl: client.webhookUrl,
+  webhookEncryptionKeyId: client.webhookEncryptionKey?.kid ?? null,
+  allowedOrigins: client.allowedOrigins,
+  settings: client.settings as Record<string, unknown>,
+  signingKeys: keys.map(showKey),
+  createdAt: client.createdAt.toISOString(),
+  updatedAt: client.updatedAt.toISOString(),
+});
+
+const clientParams = z.object({ clientId: z.string().regex(CLIENT_CHOSEN_ID) });
+const admin = { tags: ["admin"], security: [{ adminBasic: [] }] };
+
+/** Platform-admin management of clients (tenants), their keys, and Ferry's own signing key. */
+export const adminClientRoutes: FastifyPluginAsyncZod<{ services: Services }> = async (app, { services }) => {
+  const db = services.database.db;
+  const view = async (client: Client) => showClient(client, await listSigningKeys(db, client.id));
+
+  app.post(
+    "/clients",
+    {
+      schema: {
+        ...admin,
+        summary: "Create a client",
+        body: z
+          .object({
+            clientId: z
+              .string()
+              .regex(CLIENT_CHOSEN_ID)
+              .optional()
+              .describe("Defaults to one made from the name"),
+            name: z.string().trim().min(1).max(200),
+            signingKeys: z.array(jwk).max(10).optional(),
+            webhookUrl: z.string().max(2000).optional(),
+            webhookEncryptionKey: jwk.optional(),
+            allowedOrigins: z.array(z.string().max(300)).max(50).optional(),
+            settings: settingsSchema.optional(),
+          })
+          .strict()
+          .meta({ id: "CreateClientRequest" }),
+        response: { 201: clientSchema, ...errorResponses(400, 401, 409) },
+      },
+    },
+    async (request, reply) => {
+      const { clientId, ...rest } = request.body;
+      const client = await createClient(db, { id: clientId, ...rest });
+      reply.code(201);
+      return view(client);
+    },
+  );
+
+  app.get(
+    "/clients/:clientId",
+    {
+      schema: {
+        ...admin,
+        summary: "A client",
+        params: clientParams,
+        response: { 200: clientSchema, ...errorResponses(400, 401, 404) },
+      },
+    },
+    async (request) => view(await getClient(db, request.params.clientId)),
+  );
+
+  app.patch(
+    "/clients/:clientId",
+    {
+      schema: {
+        ...admin,
+        summary: "Change a client's webhook, origins, settings or status",
+        params: clientParams,
+        body: z
+          .object({
+            name: z.string().trim().min(1).max(200).optional(),
+            status: z.enum(["ACTIVE", "SUSPENDED"]).optional(),
+            webhookUrl: z.string().max(2000).nullable().optional(),
+            webhookEncryptionKey: jwk.nullable().optional(),
+            allowedOrigins: z.array(z.string().max(300)).max(50).optional(),
+            settings: settingsSchema.optional(),
+          })
+          .strict()
+          .meta({ id: "UpdateClientRequest" }),
+        response: { 200: clientSchema, ...errorResponses(400, 401, 404) },
+      },
+    },
+    async (request) => view(await updateClient(db, request.params.clientId, request.body)),
+  );
+
+  app.post(
+    "/clients/:clientId/signing-keys",
+    {
+      schema: {
+        ...admin,
+        summary: "Add a signing key (rotation: several may be active)",
+        params: clientParams,
+        body: z.object({ jwk, expiresAt: z.iso.datetime().optional() }).strict(),
+        response: { 201: keySchema, ...errorResponses(400, 401, 404, 409) },
+      },
+    },
+    async (request, reply) => {
+      const key = await addSigningKey(
+        db,
+        request.params.clientId,
+        request.body.jwk,
+        request.body.expiresAt ? new Date(request.body.expiresAt) : undefined,
+      );
+      reply.code(201);
+      return showKey(key);
+    },
+  );
+
+  app.delete(
+    "/clients/:clientId/signing-keys/:kid",
+    {
+      schema: {
+        ...admin,
+        summary: "Revoke a signing key",
+        params: clientParams.extend({
+          kid: z.string().regex(/^[A-Za-z0-9_-]{43}$/, "an RFC 7638 SHA-256 thumbprint"),
+        }),
+        response: { 204: z.null(), ...errorResponses(400, 401, 404) },
+      },
+    },
+    async (request, reply) => {
+      await revokeSigningKey(db, request.params.clientId, request.params.kid);
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.post(
+    "/clients/:clientId/assessments/:requestId/decision",
+    {
+      schema: {
+        ...admin,
+        summary: "Decide an assessment UNDER_REVIEW",
+        params: clientParams.extend({ requestId: z.string().regex(CLIENT_CHOSEN_ID) }),
+        body: z
+          .object({
+            decision: z.enum(["ACCEPT", "REFUSE"]),
+            tier: z.number().int().min(0).max(5).optional(),
+            refusalReason: z
+              .string()
+              .regex(/^[A-Z_]{2,64}$/)
+              .optional(),
+          })
+          .strict(),
+        response: {
+          200: z.object({
+            requestId: z.string(),
+            status: z.string(),
+            tier: z.number().int(),
+            refusalReason: z.string().nullable(),
+          }),
+          ...errorResponses(400, 401, 404, 409),
+        },
+      },
+    },
+    async (request) => {
+      await getClient(db, request.params.clientId);
+      const a = await services.kyc.decideReview(
+        request.params.clientId,
+        request.params.requestId,
+        request.body,
+      );
+      return { requestId: a.requestId, status: a.status, tier: a.tier, refusalReason: a.refusalReason };
+    },
+  );
+
+  app.post(
+    "/keys/rotate",
+    {
+      schema: {
+        ...admin,
+        summary: "Rotate Ferry's webhook signing key",
+        description:
+          "The new key signs from now on; the previous one stays published in /.well-known/jwks.json.",
+        response: {
+          200: z.object({ kid: z.string(), previousKid: z.string().nullable() }),
+          ...errorResponses(401),
+        },
+      },
+    },
+    async () => rotateSigningKey(db, services.sealer),
+  );
+};

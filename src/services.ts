@@ -1,0 +1,64 @@
+import type { Config } from "./config.ts";
+import type { FerryDatabase } from "./db/database.ts";
+import type { Metrics } from "./http/metrics.ts";
+import type { Sealer } from "./lib/sealer.ts";
+import { SigningKeys } from "./modules/keys/service.ts";
+import { Kyc, NO_TRANSACTIONS_YET } from "./modules/kyc/service.ts";
+import { Ledger } from "./modules/ledger/service.ts";
+import { Users } from "./modules/users/service.ts";
+import { SandboxKycProvider } from "./providers/kyc/sandbox.ts";
+import { SandboxRatesProvider } from "./providers/rates/sandbox.ts";
+
+export type ServiceSettings = Pick<
+  Config,
+  | "ledgerBatchSize"
+  | "ledgerBatchesInFlight"
+  | "sandboxKycDelayMs"
+  | "userTokenTtlSeconds"
+  | "rateLimitPerMinute"
+  | "idempotencyTtlHours"
+  | "publicUrl"
+  | "webhookRetrySchedule"
+  | "webhookTimeoutMs"
+>;
+
+/** The modules' long-lived objects, built once per process and handed to the faces and workers. */
+export interface Services {
+  database: FerryDatabase;
+  sealer: Sealer;
+  settings: ServiceSettings;
+  ledger: Ledger;
+  signingKeys: SigningKeys;
+  users: Users;
+  kyc: Kyc;
+}
+
+export function createServices(
+  database: FerryDatabase,
+  sealer: Sealer,
+  settings: ServiceSettings,
+  metrics?: Metrics,
+): Services {
+  const db = database.db;
+  const users = new Users(db, sealer);
+  return {
+    database,
+    sealer,
+    settings,
+    ledger: new Ledger(db, {
+      maxBatchSize: settings.ledgerBatchSize,
+      maxInFlight: settings.ledgerBatchesInFlight,
+      onBatch: metrics?.recordLedgerBatch,
+      onResult: metrics?.recordLedgerResult,
+    }),
+    signingKeys: new SigningKeys(db, sealer),
+    users,
+    kyc: new Kyc(
+      db,
+      users,
+      new SandboxKycProvider(settings.sandboxKycDelayMs),
+      new SandboxRatesProvider(),
+      NO_TRANSACTIONS_YET,
+    ),
+  };
+}
