@@ -1,0 +1,148 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { addSigningKey, revokeSigningKey } from "../src/modules/clients/service.ts";
+import { keyId, type SigningAlgorithm, signRequest } from "../src/sdk/signing.ts";
+import { startTestApp, type TestApp } from "./harness.ts";
+import { createTestClient, createUser, type TestClient } from "./platform.ts";
+
+let t: TestApp;
+let client: TestClient;
+
+beforeAll(async () => {
+  t = await startTestApp();
+  client = await createTestClient(t);
+  await createUser(t, client, "u-1");
+  await createUser(t, client, "u-2");
+});
+afterAll(async () => {
+  await t.close();
+});
+
+async function send(method: string, url: string, headers: Record<string, string>, payload?: string) {
+  return t.app.inject({ method: method as "GET", url, headers, payload });
+}
+
+describe("signed requests", () => {
+  it.each(["RS512", "PS256", "ES256", "EdDSA"] as SigningAlgorithm[])("accepts a valid %s signature", async (alg) => {
+    const c = await createTestClient(t, { alg });
+    const response = await c.request("GET", "/v1/users?page=0&size=5");
+    expect(response.statusCode, response.body).toBe(200);
+    expect(response.json()).toMatchObject({ records: [], pageNumber: 0, pageSize: 5, totalRecords: 0 });
+    const created = await c.request("POST", "/v1/users", { id: "alg-user", type: "PERSON" });
+    expect(created.statusCode, created.body).toBe(201);
+  });
+
+  it("refuses a request changed by one character in method, path, query, date, client id or body", async () => {
+    const body = JSON.stringify({ name: { firstName: "Ada" } });
+    const sign = (method: string, target: string, payload?: string, date?: Date) =>
+      signRequest({ clientId: client.clientId, privateJwk: client.privateJwk, method, target, body: payload, date });
+
+    // The untouched request passes (the control).
+    const control = await send("PATCH", "/v1/users/u-1", await sign("PATCH", "/v1/users/u-1", body), body);
+    expect(control.statusCode, control.body).toBe(200);
+
+    const tampered: [string, () => Promise<Awaited<ReturnType<typeof send>>>][] = [
+      ["method", async () => send("PUT", "/v1/users/u-1", await sign("PATCH", "/v1/users/u-1", body), body)],
+      ["path", async () => send("PATCH", "/v1/users/u-2", await sign("PATCH", "/v1/users/u-1", body), body)],
+      ["query", async () => send("GET", "/v1/users?page=1", await sign("GET", "/v1/users?page=0"))],
+      [
+        "date",
+        async () => {
+          const headers = await sign("PATCH", "/v1/users/u-1", body);
+          const date = new Date(Date.parse(headers.Date ?? "") + 1000).toUTCString();
+          return send("PATCH", "/v1/users/u-1", { ...headers, Date: date }, body);
+        },
+      ],
+      [
+        "client id",
+        async () => {
+          // Another client holding the same public key: the signature names a client, too.
+          const twin = await createTestClient(t);
+          await addSigningKey(t.database.db, twin.clientId, publicOf(client.privateJwk));
+          const headers = await sign("GET", "/v1/users");
+          return send("GET", "/v1/users", { ...headers, "X-Client-Id": twin.clientId });
+        },
+      ],
+      ["body", async () => send("PATCH", "/v1/users/u-1", await sign("PATCH", "/v1/users/u-1", body), body.replace("Ada", "Adb"))],
+      [
+        "signature",
+        async () => {
+          const headers = await sign("GET", "/v1/users");
+          const signature = headers["X-Signature"] ?? "";
+          const last = signature.at(-1) === "A" ? "B" : "A";
+          return send("GET", "/v1/users", { ...headers, "X-Signature": signature.slice(0, -1) + last });
+        },
+      ],
+    ];
+    for (const [what, attempt] of tampered) {
+      const response = await attempt();
+      expect(response.statusCode, `${what}: ${response.body}`).toBe(401);
+      expect(response.json()).toMatchObject({ type: "UNAUTHORIZED", code: 2001 });
+    }
+  });
+
+  it("refuses a Date more than 300 s away, either way", async () => {
+    for (const offset of [-301_000, 301_000]) {
+      const headers = await signRequest({
+        clientId: client.clientId,
+        privateJwk: client.privateJwk,
+        method: "GET",
+        target: "/v1/users",
+        date: new Date(Date.now() + offset),
+      });
+      const response = await send("GET", "/v1/users", headers);
+      expect(response.statusCode).toBe(401);
+      expect(response.json().message).toMatch(/300 s/);
+    }
+    const near = await signRequest({ clientId: client.clientId, privateJwk: client.privateJwk, method: "GET", target: "/v1/users", date: new Date(Date.now() - 200_000) });
+    expect((await send("GET", "/v1/users", near)).statusCode).toBe(200);
+  });
+
+  it("refuses a replayed signature", async () => {
+    const headers = await signRequest({ clientId: client.clientId, privateJwk: client.privateJwk, method: "GET", target: "/v1/users" });
+    expect((await send("GET", "/v1/users", headers)).statusCode).toBe(200);
+    const replay = await send("GET", "/v1/users", headers);
+    expect(replay.statusCode).toBe(401);
+    expect(replay.json().message).toMatch(/replay/);
+  });
+
+  it("refuses a revoked key, and accepts a second key during rotation", async () => {
+    const c = await createTestClient(t);
+    const next = await createTestClient(t); // just for a second key pair
+    await addSigningKey(t.database.db, c.clientId, publicOf(next.privateJwk));
+    const withSecond = await signRequest({ clientId: c.clientId, privateJwk: next.privateJwk, method: "GET", target: "/v1/users" });
+    expect((await send("GET", "/v1/users", withSecond)).statusCode).toBe(200);
+    await revokeSigningKey(t.database.db, c.clientId, await keyId(c.privateJwk));
+    const revoked = await c.request("GET", "/v1/users");
+    expect(revoked.statusCode).toBe(401);
+    expect(revoked.json().message).toMatch(/revoked/);
+  });
+
+  it("answers 401 before looking at the body when the request is not signed", async () => {
+    for (const headers of [
+      {},
+      { "x-client-id": client.clientId },
+      { "x-client-id": "nobody-here", date: new Date().toUTCString(), "x-signature": "a..b" },
+      { "x-client-id": client.clientId, date: new Date().toUTCString(), "x-signature": "not-a-jws" },
+      { "x-client-id": client.clientId, date: "yesterday", "x-signature": "a..b" },
+    ]) {
+      const response = await t.app.inject({ method: "POST", url: "/v1/users", headers: { ...headers, "content-type": "application/json" }, payload: "{}" });
+      expect(response.statusCode, JSON.stringify(headers)).toBe(401);
+    }
+  });
+
+  it("refuses an algorithm outside the whitelist", async () => {
+    const headers = await signRequest({ clientId: client.clientId, privateJwk: client.privateJwk, method: "GET", target: "/v1/users" });
+    const [protectedB64, , sig] = (headers["X-Signature"] ?? "").split(".");
+    const header = JSON.parse(Buffer.from(protectedB64 ?? "", "base64url").toString());
+    for (const alg of ["none", "HS256", "ES512"]) {
+      const forged = `${Buffer.from(JSON.stringify({ ...header, alg })).toString("base64url")}..${sig}`;
+      const response = await send("GET", "/v1/users", { ...headers, "X-Signature": forged });
+      expect(response.statusCode, alg).toBe(401);
+    }
+  });
+});
+
+function publicOf(privateJwk: Record<string, unknown>) {
+  const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, ...rest } = privateJwk;
+  return rest;
+}
