@@ -22,19 +22,29 @@ async function send(method: string, url: string, headers: Record<string, string>
 }
 
 describe("signed requests", () => {
-  it.each(["RS512", "PS256", "ES256", "EdDSA"] as SigningAlgorithm[])("accepts a valid %s signature", async (alg) => {
-    const c = await createTestClient(t, { alg });
-    const response = await c.request("GET", "/v1/users?page=0&size=5");
-    expect(response.statusCode, response.body).toBe(200);
-    expect(response.json()).toMatchObject({ records: [], pageNumber: 0, pageSize: 5, totalRecords: 0 });
-    const created = await c.request("POST", "/v1/users", { id: "alg-user", type: "PERSON" });
-    expect(created.statusCode, created.body).toBe(201);
-  });
+  it.each(["RS512", "PS256", "ES256", "EdDSA"] as SigningAlgorithm[])(
+    "accepts a valid %s signature",
+    async (alg) => {
+      const c = await createTestClient(t, { alg });
+      const response = await c.request("GET", "/v1/users?page=0&size=5");
+      expect(response.statusCode, response.body).toBe(200);
+      expect(response.json()).toMatchObject({ records: [], pageNumber: 0, pageSize: 5, totalRecords: 0 });
+      const created = await c.request("POST", "/v1/users", { id: "alg-user", type: "PERSON" });
+      expect(created.statusCode, created.body).toBe(201);
+    },
+  );
 
   it("refuses a request changed by one character in method, path, query, date, client id or body", async () => {
     const body = JSON.stringify({ name: { firstName: "Ada" } });
     const sign = (method: string, target: string, payload?: string, date?: Date) =>
-      signRequest({ clientId: client.clientId, privateJwk: client.privateJwk, method, target, body: payload, date });
+      signRequest({
+        clientId: client.clientId,
+        privateJwk: client.privateJwk,
+        method,
+        target,
+        body: payload,
+        date,
+      });
 
     // The untouched request passes (the control).
     const control = await send("PATCH", "/v1/users/u-1", await sign("PATCH", "/v1/users/u-1", body), body);
@@ -62,7 +72,16 @@ describe("signed requests", () => {
           return send("GET", "/v1/users", { ...headers, "X-Client-Id": twin.clientId });
         },
       ],
-      ["body", async () => send("PATCH", "/v1/users/u-1", await sign("PATCH", "/v1/users/u-1", body), body.replace("Ada", "Adb"))],
+      [
+        "body",
+        async () =>
+          send(
+            "PATCH",
+            "/v1/users/u-1",
+            await sign("PATCH", "/v1/users/u-1", body),
+            body.replace("Ada", "Adb"),
+          ),
+      ],
       [
         "signature",
         async () => {
@@ -93,12 +112,23 @@ describe("signed requests", () => {
       expect(response.statusCode).toBe(401);
       expect(response.json().message).toMatch(/300 s/);
     }
-    const near = await signRequest({ clientId: client.clientId, privateJwk: client.privateJwk, method: "GET", target: "/v1/users", date: new Date(Date.now() - 200_000) });
+    const near = await signRequest({
+      clientId: client.clientId,
+      privateJwk: client.privateJwk,
+      method: "GET",
+      target: "/v1/users",
+      date: new Date(Date.now() - 200_000),
+    });
     expect((await send("GET", "/v1/users", near)).statusCode).toBe(200);
   });
 
   it("refuses a replayed signature", async () => {
-    const headers = await signRequest({ clientId: client.clientId, privateJwk: client.privateJwk, method: "GET", target: "/v1/users" });
+    const headers = await signRequest({
+      clientId: client.clientId,
+      privateJwk: client.privateJwk,
+      method: "GET",
+      target: "/v1/users",
+    });
     expect((await send("GET", "/v1/users", headers)).statusCode).toBe(200);
     const replay = await send("GET", "/v1/users", headers);
     expect(replay.statusCode).toBe(401);
@@ -109,7 +139,12 @@ describe("signed requests", () => {
     const c = await createTestClient(t);
     const next = await createTestClient(t); // just for a second key pair
     await addSigningKey(t.database.db, c.clientId, publicOf(next.privateJwk));
-    const withSecond = await signRequest({ clientId: c.clientId, privateJwk: next.privateJwk, method: "GET", target: "/v1/users" });
+    const withSecond = await signRequest({
+      clientId: c.clientId,
+      privateJwk: next.privateJwk,
+      method: "GET",
+      target: "/v1/users",
+    });
     expect((await send("GET", "/v1/users", withSecond)).statusCode).toBe(200);
     await revokeSigningKey(t.database.db, c.clientId, await keyId(c.privateJwk));
     const revoked = await c.request("GET", "/v1/users");
@@ -125,13 +160,23 @@ describe("signed requests", () => {
       { "x-client-id": client.clientId, date: new Date().toUTCString(), "x-signature": "not-a-jws" },
       { "x-client-id": client.clientId, date: "yesterday", "x-signature": "a..b" },
     ]) {
-      const response = await t.app.inject({ method: "POST", url: "/v1/users", headers: { ...headers, "content-type": "application/json" }, payload: "{}" });
+      const response = await t.app.inject({
+        method: "POST",
+        url: "/v1/users",
+        headers: { ...headers, "content-type": "application/json" },
+        payload: "{}",
+      });
       expect(response.statusCode, JSON.stringify(headers)).toBe(401);
     }
   });
 
   it("refuses an algorithm outside the whitelist", async () => {
-    const headers = await signRequest({ clientId: client.clientId, privateJwk: client.privateJwk, method: "GET", target: "/v1/users" });
+    const headers = await signRequest({
+      clientId: client.clientId,
+      privateJwk: client.privateJwk,
+      method: "GET",
+      target: "/v1/users",
+    });
     const [protectedB64, , sig] = (headers["X-Signature"] ?? "").split(".");
     const header = JSON.parse(Buffer.from(protectedB64 ?? "", "base64url").toString());
     for (const alg of ["none", "HS256", "ES512"]) {

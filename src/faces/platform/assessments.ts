@@ -67,7 +67,7 @@ export const assessmentRoutes: FastifyPluginAsyncZod<PlatformRouteOptions> = asy
         body: userInfoSchema
           .extend({ intendedTransactionUsdValue: amount.optional() })
           .strict()
-          .optional()
+          .nullish()
           .meta({ id: "StartAssessmentRequest" }),
         response: {
           202: z
