@@ -141,6 +141,7 @@ export function platformAuthentication(options: PlatformAuthOptions) {
           clientId: client.id,
           method: request.method,
           path: request.url.split("?")[0] ?? request.url,
+          userId: requestedUser(request),
         });
       } else {
         await verifySignature(request, client);
@@ -151,6 +152,14 @@ export function platformAuthentication(options: PlatformAuthOptions) {
         reply.header("Vary", "Origin");
       }
     };
+}
+
+/** The user a request acts on, from its path or its body, before validation (for token binding). */
+function requestedUser(request: FastifyRequest): string | undefined {
+  const fromPath = (request.params as { userId?: unknown } | undefined)?.userId;
+  if (typeof fromPath === "string") return fromPath;
+  const fromBody = (request.body as { userId?: unknown } | null | undefined)?.userId;
+  return typeof fromBody === "string" ? fromBody : undefined;
 }
 
 /** The client of an authenticated Platform API request. */

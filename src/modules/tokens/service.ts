@@ -68,13 +68,13 @@ export async function issueUserToken(db: Db, keys: SigningKeys, grant: UserToken
 
 /**
  * Verifies and consumes a token for this request. Checks, in order: signature and client, expiry,
- * method and path (403, the token is not spent), then spends it atomically: of two concurrent
+ * method, path and bound user (403, the token is not spent), then spends it atomically: of two concurrent
  * uses exactly one succeeds, the other gets TOKEN_USED.
  */
 export async function consumeUserToken(
   db: Db,
   token: string,
-  request: { clientId: string; method: string; path: string },
+  request: { clientId: string; method: string; path: string; userId?: string | undefined },
 ): Promise<ConsumedToken> {
   let payload: { jti?: string; cid?: unknown; exp?: number };
   try {
@@ -102,6 +102,9 @@ export async function consumeUserToken(
   if (row.used_at) throw new TokenError("TOKEN_USED", "the user token was already used");
   if (row.method !== request.method.toUpperCase() || row.path !== request.path) {
     throw new TokenError("TOKEN_SCOPE", `the user token is for ${row.method} ${row.path}`);
+  }
+  if (row.user_id && request.userId !== undefined && request.userId !== row.user_id) {
+    throw new TokenError("TOKEN_SCOPE", "the user token is bound to another user");
   }
   const spent = await sql<{ jti: string }>`
     UPDATE user_tokens SET used_at = now()
