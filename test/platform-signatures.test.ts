@@ -86,9 +86,11 @@ describe("signed requests", () => {
         "signature",
         async () => {
           const headers = await sign("GET", "/v1/users");
+          // A character in the middle of the signature (the last one may only carry padding bits).
           const signature = headers["X-Signature"] ?? "";
-          const last = signature.at(-1) === "A" ? "B" : "A";
-          return send("GET", "/v1/users", { ...headers, "X-Signature": signature.slice(0, -1) + last });
+          const at = signature.length - 20;
+          const swapped = signature[at] === "A" ? "B" : "A";
+          return send("GET", "/v1/users", { ...headers, "X-Signature": signature.slice(0, at) + swapped + signature.slice(at + 1) });
         },
       ],
     ];
