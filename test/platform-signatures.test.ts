@@ -90,7 +90,10 @@ describe("signed requests", () => {
           const signature = headers["X-Signature"] ?? "";
           const at = signature.length - 20;
           const swapped = signature[at] === "A" ? "B" : "A";
-          return send("GET", "/v1/users", { ...headers, "X-Signature": signature.slice(0, at) + swapped + signature.slice(at + 1) });
+          return send("GET", "/v1/users", {
+            ...headers,
+            "X-Signature": signature.slice(0, at) + swapped + signature.slice(at + 1),
+          });
         },
       ],
     ];
