@@ -24,9 +24,15 @@ async function loadOrCreateKeys(): Promise<{ privateJwk: JWK; publicJwk: JWK }> 
   const privateFile = path.join(keyDir, "webhook-encryption.private.jwk.json");
   const publicFile = path.join(keyDir, "webhook-encryption.public.jwk.json");
   if (fs.existsSync(privateFile)) {
-    return { privateJwk: JSON.parse(fs.readFileSync(privateFile, "utf8")), publicJwk: JSON.parse(fs.readFileSync(publicFile, "utf8")) };
+    return {
+      privateJwk: JSON.parse(fs.readFileSync(privateFile, "utf8")),
+      publicJwk: JSON.parse(fs.readFileSync(publicFile, "utf8")),
+    };
   }
-  const { publicKey, privateKey } = await generateKeyPair("RSA-OAEP-256", { modulusLength: 2048, extractable: true });
+  const { publicKey, privateKey } = await generateKeyPair("RSA-OAEP-256", {
+    modulusLength: 2048,
+    extractable: true,
+  });
   const keys = { privateJwk: await exportJWK(privateKey), publicJwk: await exportJWK(publicKey) };
   fs.mkdirSync(keyDir, { recursive: true });
   fs.writeFileSync(privateFile, JSON.stringify(keys.privateJwk, null, 2), { mode: 0o600 });

@@ -153,18 +153,6 @@ export class Users {
       .execute();
   }
 
-  /** The next value of the user's event sequence (webhook ordering), in the caller's transaction. */
-  async nextEventSequence(tx: Db, clientId: string, userId: string): Promise<string> {
-    const row = await tx
-      .updateTable("users")
-      .set({ event_sequence: sql`event_sequence + 1` })
-      .where("client_id", "=", clientId)
-      .where("id", "=", userId)
-      .returning("event_sequence")
-      .executeTakeFirstOrThrow();
-    return String(row.event_sequence);
-  }
-
   private seal(clientId: string, userId: string, info: UserInfo): string {
     return this.sealer.seal(JSON.stringify(info), aad(clientId, userId));
   }
