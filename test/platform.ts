@@ -122,7 +122,7 @@ export async function startWebhookReceiver(ferryUrl: string) {
   let port = 0;
   const start = () =>
     new Promise<void>((resolve) => {
-      server = http.createServer((request, response) => {
+      const listening = http.createServer((request, response) => {
         let body = "";
         request.on("data", (chunk) => {
           body += String(chunk);
@@ -144,8 +144,9 @@ export async function startWebhookReceiver(ferryUrl: string) {
           );
         });
       });
-      server.listen(port, "127.0.0.1", () => {
-        port = (server?.address() as AddressInfo).port;
+      server = listening;
+      listening.listen(port, "127.0.0.1", () => {
+        port = (listening.address() as AddressInfo).port;
         resolve();
       });
     });
