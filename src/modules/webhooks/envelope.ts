@@ -1,14 +1,9 @@
 import { FlattenedEncrypt, FlattenedSign, importJWK, type JWK } from "jose";
+import type { FerryWebhookEvent } from "../../sdk/webhook-receiver.ts";
 import type { FerrySigningKey } from "../keys/service.ts";
 
-export interface WebhookEvent {
-  id: string;
-  type: string;
-  createdAt: string;
-  clientId: string;
-  sequence?: number;
-  data: Record<string, unknown>;
-}
+/** The event as the receiver sees it once opened (one type for both sides). */
+export type WebhookEvent = FerryWebhookEvent;
 
 /**
  * Sign-then-encrypt (webhooks.md): the event JSON is signed by Ferry (RS512 JWS, JSON flattened),
