@@ -163,6 +163,23 @@ describe("CORS", () => {
 });
 
 describe("rate limiting", () => {
+  it("does not count requests whose signature fails against the client's quota", async () => {
+    const limited = await createTestClient(t, { settings: { rateLimitPerMinute: 2 } });
+    for (let i = 0; i < 5; i++) {
+      const forged = await t.app.inject({
+        method: "GET",
+        url: "/v1/users",
+        headers: {
+          "x-client-id": limited.clientId,
+          date: new Date().toUTCString(),
+          "x-signature": "eyJhbGciOiJFUzI1NiJ9..c2ln",
+        },
+      });
+      expect(forged.statusCode).toBe(401);
+    }
+    expect((await limited.request("GET", "/v1/users")).statusCode).toBe(200);
+  });
+
   it("answers 429 with Retry-After past the client's limit, per client", async () => {
     const limited = await createTestClient(t, { settings: { rateLimitPerMinute: 3 } });
     const statuses: number[] = [];

@@ -126,17 +126,24 @@ export function platformAuthentication(options: PlatformAuthOptions) {
       if (origin !== undefined && !client.allowedOrigins.includes(origin)) {
         throw new ApiError("FORBIDDEN", "this origin is not allowed for the client");
       }
-      const limit = client.settings.rateLimitPerMinute ?? options.rateLimitPerMinute;
-      const retryAfter = limiter.take(client.id, limit);
-      if (retryAfter > 0) {
-        throw new ApiError("RATE_LIMITED", `more than ${limit} requests a minute`, {
-          headers: { "Retry-After": String(retryAfter) },
-        });
-      }
+      // The quota is the authenticated client's: a signed request is counted once its signature
+      // verifies (so nobody can spend another client's quota); a token request before the token
+      // is spent (so a 429 does not burn it).
+      const enforceLimit = () => {
+        const limit = client.settings.rateLimitPerMinute ?? options.rateLimitPerMinute;
+        const retryAfter = limiter.take(client.id, limit);
+        if (retryAfter > 0) {
+          throw new ApiError("RATE_LIMITED", `more than ${limit} requests a minute`, {
+            headers: { "Retry-After": String(retryAfter) },
+          });
+        }
+      };
       const token = header(request, "x-user-token");
       if (token !== undefined && header(request, "x-signature") === undefined) {
-        if (!routeOptions.allowUserToken)
+        if (!routeOptions.allowUserToken) {
           throw new ApiError("FORBIDDEN", "this operation cannot be called with a user token");
+        }
+        enforceLimit();
         request.userToken = await consumeUserToken(options.db, token, {
           clientId: client.id,
           method: request.method,
@@ -145,6 +152,7 @@ export function platformAuthentication(options: PlatformAuthOptions) {
         });
       } else {
         await verifySignature(request, client);
+        enforceLimit();
       }
       request.client = client;
       if (origin !== undefined) {
