@@ -131,6 +131,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
         { name: "platform: kyc", description: "Platform API: assessments and validations" },
         { name: "platform: auth", description: "Platform API: user tokens" },
         { name: "platform: webhooks", description: "Platform API: webhook deliveries" },
+        { name: "platform: wallets", description: "Platform API: wallets and payment information" },
         { name: "admin", description: "Platform administration (HTTP Basic)" },
         { name: "operations", description: "Health and metrics" },
       ],

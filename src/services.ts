@@ -5,7 +5,9 @@ import type { Sealer } from "./lib/sealer.ts";
 import { SigningKeys } from "./modules/keys/service.ts";
 import { Kyc, NO_TRANSACTIONS_YET } from "./modules/kyc/service.ts";
 import { Ledger } from "./modules/ledger/service.ts";
+import { PaymentMethods } from "./modules/payment-methods/service.ts";
 import { Users } from "./modules/users/service.ts";
+import { Wallets } from "./modules/wallets/service.ts";
 import { SandboxKycProvider } from "./providers/kyc/sandbox.ts";
 import { SandboxRatesProvider } from "./providers/rates/sandbox.ts";
 
@@ -31,6 +33,8 @@ export interface Services {
   signingKeys: SigningKeys;
   users: Users;
   kyc: Kyc;
+  wallets: Wallets;
+  paymentMethods: PaymentMethods;
 }
 
 export function createServices(
@@ -60,5 +64,7 @@ export function createServices(
       new SandboxRatesProvider(),
       NO_TRANSACTIONS_YET,
     ),
+    wallets: new Wallets(db),
+    paymentMethods: new PaymentMethods(db, sealer),
   };
 }

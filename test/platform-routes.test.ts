@@ -11,6 +11,7 @@ let t: TestApp;
 let a: TestClient;
 let b: TestClient;
 let deliveryOfA = "";
+let walletOfA = "";
 
 beforeAll(async () => {
   t = await startTestApp();
@@ -29,6 +30,7 @@ beforeAll(async () => {
     .where("client_id", "=", a.clientId)
     .executeTakeFirstOrThrow();
   deliveryOfA = row.id;
+  walletOfA = (await a.request("POST", "/v1/users/only-a/wallets", { currency: "EUR" })).json().id;
   await receiver.stop();
 });
 afterAll(async () => {
@@ -222,6 +224,122 @@ const routes: Record<string, { foreign: () => Case[]; invalid: () => Case[] }> =
   "POST /v1/webhooks/test": {
     foreign: () => [],
     invalid: () => [{ method: "POST", url: "/v1/webhooks/test", body: "{oops" }],
+  },
+  "GET /v1/users/:userId/wallets": {
+    foreign: () => [{ method: "GET", url: "/v1/users/only-a/wallets" }],
+    invalid: () => [{ method: "GET", url: "/v1/users/a/wallets" }],
+  },
+  "POST /v1/users/:userId/wallets": {
+    foreign: () => [{ method: "POST", url: "/v1/users/only-a/wallets", body: { currency: "EUR" } }],
+    invalid: () => [
+      { method: "POST", url: "/v1/users/shared-id/wallets", body: {} },
+      { method: "POST", url: "/v1/users/shared-id/wallets", body: { currency: "eur" } },
+      { method: "POST", url: "/v1/users/shared-id/wallets", body: { currency: "ZZZ" } },
+      { method: "POST", url: "/v1/users/shared-id/wallets", body: { currency: "EUR", label: oversize } },
+    ],
+  },
+  "GET /v1/users/:userId/wallets/:walletId/history": {
+    foreign: () => [
+      { method: "GET", url: `/v1/users/only-a/wallets/${walletOfA}/history` },
+      { method: "GET", url: `/v1/users/shared-id/wallets/${walletOfA}/history` },
+    ],
+    invalid: () => [
+      { method: "GET", url: "/v1/users/shared-id/wallets/not-a-uuid/history" },
+      { method: "GET", url: `/v1/users/shared-id/wallets/${walletOfA}/history?size=0` },
+    ],
+  },
+  "GET /v1/users/:userId/payment-information": {
+    foreign: () => [{ method: "GET", url: "/v1/users/only-a/payment-information" }],
+    invalid: () => [{ method: "GET", url: `/v1/users/${oversize}/payment-information` }],
+  },
+  "POST /v1/users/:userId/payment-information": {
+    foreign: () => [
+      {
+        method: "POST",
+        url: "/v1/users/only-a/payment-information",
+        body: {
+          type: "CREDIT_CARD",
+          cardNumber: "4242424242424242",
+          expirationMonth: 12,
+          expirationYear: 2030,
+        },
+      },
+    ],
+    invalid: () => [
+      { method: "POST", url: "/v1/users/shared-id/payment-information", body: {} },
+      { method: "POST", url: "/v1/users/shared-id/payment-information", body: { type: "PAYPAL" } },
+      {
+        method: "POST",
+        url: "/v1/users/shared-id/payment-information",
+        body: {
+          type: "CREDIT_CARD",
+          cardNumber: "4242424242424241",
+          expirationMonth: 12,
+          expirationYear: 2030,
+        },
+      },
+      {
+        method: "POST",
+        url: "/v1/users/shared-id/payment-information",
+        body: {
+          type: "CREDIT_CARD",
+          cardNumber: "4242424242424242",
+          expirationMonth: 13,
+          expirationYear: 2030,
+        },
+      },
+      {
+        method: "POST",
+        url: "/v1/users/shared-id/payment-information",
+        body: {
+          type: "CREDIT_CARD",
+          cardNumber: "4242424242424242",
+          expirationMonth: 1,
+          expirationYear: 2020,
+        },
+      },
+      {
+        method: "POST",
+        url: "/v1/users/shared-id/payment-information",
+        body: {
+          type: "CREDIT_CARD",
+          cardNumber: "4242424242424242",
+          expirationMonth: 12,
+          expirationYear: 2030,
+          cvv: "12",
+        },
+      },
+      {
+        method: "POST",
+        url: "/v1/users/shared-id/payment-information",
+        body: {
+          type: "CREDIT_CARD",
+          cardNumber: "4242424242424242",
+          expirationMonth: "12",
+          expirationYear: 2030,
+        },
+      },
+      {
+        method: "POST",
+        url: "/v1/users/shared-id/payment-information",
+        body: { type: "BANK_ACCOUNT", iban: "DE89370400440532013001", accountHolderName: "A" },
+      },
+      {
+        method: "POST",
+        url: "/v1/users/shared-id/payment-information",
+        body: { type: "BANK_ACCOUNT", accountHolderName: "A" },
+      },
+      {
+        method: "POST",
+        url: "/v1/users/shared-id/payment-information",
+        body: { type: "BANK_ACCOUNT", bankAccountNumber: "12345678", accountHolderName: "A" },
+      },
+      {
+        method: "POST",
+        url: "/v1/users/shared-id/payment-information",
+        body: { type: "CRYPTO", currency: "BTC", address: "short" },
+      },
+    ],
   },
   "OPTIONS /v1/*": { foreign: () => [], invalid: () => [] },
 };

@@ -191,6 +191,23 @@ export interface IdempotencyKeysTable {
   expires_at: Timestamp;
 }
 
+export interface PaymentMethodsTable {
+  client_id: string;
+  id: string;
+  user_id: string;
+  type: string;
+  fingerprint: string;
+  sealed_details: string;
+  last4: string | null;
+  bin: string | null;
+  brand: string | null;
+  exp_month: number | null;
+  exp_year: number | null;
+  bank_code: string | null;
+  currency: string | null;
+  created_at: CreatedAt;
+}
+
 export interface SchemaMigrationsTable {
   version: number;
   name: string;
@@ -216,6 +233,7 @@ export interface Database {
   outbox_events: OutboxEventsTable;
   webhook_deliveries: WebhookDeliveriesTable;
   webhook_attempts: WebhookAttemptsTable;
+  payment_methods: PaymentMethodsTable;
 }
 
 export type { Json };

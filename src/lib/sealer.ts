@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 
@@ -9,10 +9,20 @@ import path from "node:path";
  */
 export class Sealer {
   readonly #key: Buffer;
+  readonly #fingerprintKey: Buffer;
 
   constructor(key: Buffer) {
     if (key.length !== 32) throw new Error("the master key must be 32 bytes");
     this.#key = key;
+    this.#fingerprintKey = Buffer.from(hkdfSync("sha256", key, Buffer.alloc(0), "ferry fingerprints v1", 32));
+  }
+
+  /**
+   * A keyed fingerprint (HMAC-SHA256 under a key derived from the master key): finds the same card
+   * or account again without storing it in the clear, and cannot be reversed by hashing guesses.
+   */
+  fingerprint(value: string): string {
+    return createHmac("sha256", this.#fingerprintKey).update(value).digest("base64url");
   }
 
   seal(plaintext: string, aad = ""): string {

@@ -4,7 +4,9 @@ import { platformAuthentication } from "../../http/platform-auth.ts";
 import type { Services } from "../../services.ts";
 import { assessmentRoutes } from "./assessments.ts";
 import { authRoutes } from "./auth.ts";
+import { paymentInformationRoutes } from "./payment-information.ts";
 import { userRoutes } from "./users.ts";
+import { walletRoutes } from "./wallets.ts";
 import { webhookRoutes } from "./webhooks.ts";
 
 const CORS_HEADERS =
@@ -43,4 +45,6 @@ export const platformFace: FastifyPluginAsyncZod<{ services: Services }> = async
   await app.register(assessmentRoutes, options);
   await app.register(authRoutes, options);
   await app.register(webhookRoutes, options);
+  await app.register(walletRoutes, options);
+  await app.register(paymentInformationRoutes, options);
 };
