@@ -16,6 +16,7 @@ import type { Config } from "./config.ts";
 import { adminClientRoutes } from "./faces/admin/clients.ts";
 import { adminLedgerRoutes } from "./faces/admin/ledger.ts";
 import { platformFace } from "./faces/platform/index.ts";
+import { sandboxAcquirerRoutes } from "./faces/sandbox/acquirer.ts";
 import { requirePlatformAdmin } from "./http/basic-auth.ts";
 import { ApiError, envelope, errorEnvelopeSchema, registerErrorHandling } from "./http/errors.ts";
 import type { Metrics } from "./http/metrics.ts";
@@ -132,6 +133,8 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
         { name: "platform: auth", description: "Platform API: user tokens" },
         { name: "platform: webhooks", description: "Platform API: webhook deliveries" },
         { name: "platform: wallets", description: "Platform API: wallets and payment information" },
+        { name: "platform: transactions", description: "Platform API: deposits and other transactions" },
+        { name: "sandbox", description: "The sandbox providers' pages and simulators" },
         { name: "admin", description: "Platform administration (HTTP Basic)" },
         { name: "operations", description: "Health and metrics" },
       ],
@@ -208,6 +211,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   );
 
   await app.register(platformFace, { prefix: "/v1", services });
+  await app.register(sandboxAcquirerRoutes, { prefix: "/sandbox", services });
 
   const authenticator = new AdminAuthenticator(database.db);
   await app.register(

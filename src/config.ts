@@ -60,6 +60,8 @@ const envSchema = z.object({
   FERRY_WEBHOOK_TIMEOUT_MS: intFrom(100, 60_000).default(10_000),
   FERRY_WEBHOOK_INTERVAL_MS: intFrom(20, 60_000).default(500),
   FERRY_DEMO_CLIENT: booleanFrom.default(true),
+  FERRY_SANCTIONS_FILE: z.string().trim().min(1).optional(),
+  FERRY_RECOVERY_INTERVAL_MS: intFrom(50, 600_000).default(2000),
 });
 
 export interface Config {
@@ -90,6 +92,10 @@ export interface Config {
   webhookIntervalMs: number;
   /** Create a demo client with a key pair on the first start of an embedded install. */
   demoClient: boolean;
+  /** A CSV of sanctioned names (header `name[,country]`) replacing the shipped list. */
+  sanctionsFile: string | undefined;
+  /** How often provider steps a crash left open are looked for. */
+  recoveryIntervalMs: number;
 }
 
 export class ConfigError extends Error {
@@ -146,5 +152,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webhookTimeoutMs: e.FERRY_WEBHOOK_TIMEOUT_MS,
     webhookIntervalMs: e.FERRY_WEBHOOK_INTERVAL_MS,
     demoClient: e.FERRY_DEMO_CLIENT,
+    sanctionsFile: e.FERRY_SANCTIONS_FILE,
+    recoveryIntervalMs: e.FERRY_RECOVERY_INTERVAL_MS,
   };
 }

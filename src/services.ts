@@ -3,11 +3,14 @@ import type { FerryDatabase } from "./db/database.ts";
 import type { Metrics } from "./http/metrics.ts";
 import type { Sealer } from "./lib/sealer.ts";
 import { SigningKeys } from "./modules/keys/service.ts";
-import { Kyc, NO_TRANSACTIONS_YET } from "./modules/kyc/service.ts";
+import { Kyc } from "./modules/kyc/service.ts";
 import { Ledger } from "./modules/ledger/service.ts";
+import { SanctionsList } from "./modules/monitoring/rules.ts";
 import { PaymentMethods } from "./modules/payment-methods/service.ts";
+import { Transactions, transactionsUsage } from "./modules/transactions/service.ts";
 import { Users } from "./modules/users/service.ts";
 import { Wallets } from "./modules/wallets/service.ts";
+import { SandboxAcquirer } from "./providers/acquirer/sandbox.ts";
 import { SandboxKycProvider } from "./providers/kyc/sandbox.ts";
 import { SandboxRatesProvider } from "./providers/rates/sandbox.ts";
 
@@ -22,6 +25,7 @@ export type ServiceSettings = Pick<
   | "publicUrl"
   | "webhookRetrySchedule"
   | "webhookTimeoutMs"
+  | "sanctionsFile"
 >;
 
 /** The modules' long-lived objects, built once per process and handed to the faces and workers. */
@@ -35,6 +39,7 @@ export interface Services {
   kyc: Kyc;
   wallets: Wallets;
   paymentMethods: PaymentMethods;
+  transactions: Transactions;
 }
 
 export function createServices(
@@ -45,6 +50,16 @@ export function createServices(
 ): Services {
   const db = database.db;
   const users = new Users(db, sealer);
+  const rates = new SandboxRatesProvider();
+  const kyc = new Kyc(
+    db,
+    users,
+    new SandboxKycProvider(settings.sandboxKycDelayMs),
+    rates,
+    transactionsUsage(db),
+  );
+  const wallets = new Wallets(db);
+  const paymentMethods = new PaymentMethods(db, sealer);
   return {
     database,
     sealer,
@@ -57,14 +72,18 @@ export function createServices(
     }),
     signingKeys: new SigningKeys(db, sealer),
     users,
-    kyc: new Kyc(
+    kyc,
+    wallets,
+    paymentMethods,
+    transactions: new Transactions({
       db,
       users,
-      new SandboxKycProvider(settings.sandboxKycDelayMs),
-      new SandboxRatesProvider(),
-      NO_TRANSACTIONS_YET,
-    ),
-    wallets: new Wallets(db),
-    paymentMethods: new PaymentMethods(db, sealer),
+      kyc,
+      wallets,
+      paymentMethods,
+      acquirer: new SandboxAcquirer(db, settings.publicUrl),
+      rates,
+      sanctions: SanctionsList.load(settings.sanctionsFile),
+    }),
   };
 }

@@ -41,6 +41,7 @@ export const testSettings: ServiceSettings = {
   publicUrl: "http://localhost:3000",
   webhookRetrySchedule: [1, 1, 1],
   webhookTimeoutMs: 2000,
+  sanctionsFile: undefined,
 };
 
 /**
@@ -94,6 +95,7 @@ export async function startTestApp(
         publicUrl: url ?? settings.publicUrl,
         webhookRetrySchedule: settings.webhookRetrySchedule,
         webhookTimeoutMs: settings.webhookTimeoutMs,
+        recoveryIntervalMs: 200,
       },
       logger,
     );

@@ -31,6 +31,10 @@ beforeAll(async () => {
     .executeTakeFirstOrThrow();
   deliveryOfA = row.id;
   walletOfA = (await a.request("POST", "/v1/users/only-a/wallets", { currency: "EUR" })).json().id;
+  const captured = await a.request("POST", "/v1/transactions/deposits", deposit("only-a"), {
+    "x-request-id": "deposit-of-a",
+  });
+  expect(captured.statusCode, captured.body).toBe(201);
   await receiver.stop();
 });
 afterAll(async () => {
@@ -39,6 +43,17 @@ afterAll(async () => {
 
 type Case = { method: string; url: string; body?: unknown; headers?: Record<string, string> };
 const rid = () => `req-${Math.random().toString(36).slice(2)}`;
+const deposit = (userId: string) => ({
+  userId,
+  amount: "10.00",
+  currency: "EUR",
+  sourceMethod: {
+    paymentMethodType: "CREDIT_CARD",
+    cardNumber: "5555555555554444",
+    expirationMonth: 12,
+    expirationYear: 2031,
+  },
+});
 const oversize = "x".repeat(300);
 
 const routes: Record<string, { foreign: () => Case[]; invalid: () => Case[] }> = {
@@ -340,6 +355,84 @@ const routes: Record<string, { foreign: () => Case[]; invalid: () => Case[] }> =
         body: { type: "CRYPTO", currency: "BTC", address: "short" },
       },
     ],
+  },
+  "POST /v1/transactions/deposits": {
+    foreign: () => [
+      {
+        method: "POST",
+        url: "/v1/transactions/deposits",
+        headers: { "x-request-id": rid() },
+        body: deposit("only-a"),
+      },
+    ],
+    invalid: () => [
+      { method: "POST", url: "/v1/transactions/deposits", body: deposit("shared-id") },
+      { method: "POST", url: "/v1/transactions/deposits", headers: { "x-request-id": rid() }, body: {} },
+      {
+        method: "POST",
+        url: "/v1/transactions/deposits",
+        headers: { "x-request-id": rid() },
+        body: { ...deposit("shared-id"), amount: "ten" },
+      },
+      {
+        method: "POST",
+        url: "/v1/transactions/deposits",
+        headers: { "x-request-id": rid() },
+        body: { ...deposit("shared-id"), amount: "10.001" },
+      },
+      {
+        method: "POST",
+        url: "/v1/transactions/deposits",
+        headers: { "x-request-id": rid() },
+        body: { ...deposit("shared-id"), currency: "XYZ" },
+      },
+      {
+        method: "POST",
+        url: "/v1/transactions/deposits",
+        headers: { "x-request-id": rid() },
+        body: { ...deposit("shared-id"), sourceMethod: { paymentMethodType: "CHEQUE" } },
+      },
+      {
+        method: "POST",
+        url: "/v1/transactions/deposits",
+        headers: { "x-request-id": rid() },
+        body: { ...deposit("shared-id"), sourceMethod: { paymentMethodType: "CREDIT_CARD" } },
+      },
+      {
+        method: "POST",
+        url: "/v1/transactions/deposits",
+        headers: { "x-request-id": rid() },
+        body: {
+          ...deposit("shared-id"),
+          sourceMethod: { ...deposit("shared-id").sourceMethod, cardNumber: "4242424242424241" },
+        },
+      },
+      {
+        method: "POST",
+        url: "/v1/transactions/deposits",
+        headers: { "x-request-id": rid() },
+        body: {
+          ...deposit("shared-id"),
+          sourceMethod: { ...deposit("shared-id").sourceMethod, expirationYear: 2019 },
+        },
+      },
+      {
+        method: "POST",
+        url: "/v1/transactions/deposits",
+        headers: { "x-request-id": rid() },
+        body: { ...deposit("shared-id"), pii: { name: "x" } },
+      },
+      {
+        method: "POST",
+        url: "/v1/transactions/deposits",
+        headers: { "x-request-id": rid() },
+        body: { ...deposit("shared-id"), destinationWalletId: "w-1" },
+      },
+    ],
+  },
+  "GET /v1/transactions/:requestId": {
+    foreign: () => [{ method: "GET", url: "/v1/transactions/deposit-of-a" }],
+    invalid: () => [{ method: "GET", url: "/v1/transactions/x" }],
   },
   "OPTIONS /v1/*": { foreign: () => [], invalid: () => [] },
 };

@@ -33,6 +33,7 @@ beforeAll(async () => {
       publicUrl: t.url ?? "",
       webhookRetrySchedule: [1, 1, 1],
       webhookTimeoutMs: 2000,
+      recoveryIntervalMs: 200,
     },
     pino({ level: "silent" }),
   );

@@ -208,6 +208,60 @@ export interface PaymentMethodsTable {
   created_at: CreatedAt;
 }
 
+export interface TransactionsTable {
+  client_id: string;
+  request_id: string;
+  type: string;
+  user_id: string;
+  counterparty_user_id: string | null;
+  status: string;
+  amount: string;
+  currency: string;
+  fee: ColumnType<string, string | undefined, string>;
+  usd_value: ColumnType<string, string | undefined, string>;
+  target_currency: string | null;
+  target_amount: string | null;
+  rate: string | null;
+  wallet_id: string | null;
+  counterparty_wallet_id: string | null;
+  payment_method: NullableJson;
+  monitoring: NullableJson;
+  provider: string | null;
+  provider_reference: string | null;
+  provider_step: string | null;
+  status_detail: NullableJson;
+  redirect_url: string | null;
+  payment_instructions: NullableJson;
+  feedback: string | null;
+  locked_until: Timestamp | null;
+  created_at: CreatedAt;
+  updated_at: Timestamp;
+}
+
+export interface SandboxAcquirerChargesTable {
+  idempotency_key: string;
+  reference: string;
+  card_last4: string;
+  amount: string;
+  currency: string;
+  outcome: string;
+  decline_code: string | null;
+  attempts: ColumnType<number, number | undefined, number>;
+  created_at: CreatedAt;
+  updated_at: Timestamp;
+}
+
+export interface SandboxBankPayoutsTable {
+  idempotency_key: string;
+  reference: string;
+  account_last4: string;
+  amount: string;
+  currency: string;
+  outcome: string;
+  settles_at: Timestamp;
+  created_at: CreatedAt;
+}
+
 export interface SchemaMigrationsTable {
   version: number;
   name: string;
@@ -234,6 +288,9 @@ export interface Database {
   webhook_deliveries: WebhookDeliveriesTable;
   webhook_attempts: WebhookAttemptsTable;
   payment_methods: PaymentMethodsTable;
+  transactions: TransactionsTable;
+  sandbox_acquirer_charges: SandboxAcquirerChargesTable;
+  sandbox_bank_payouts: SandboxBankPayoutsTable;
 }
 
 export type { Json };

@@ -115,6 +115,7 @@ const domainErrorTypes: Record<DomainErrorKind, ErrorType> = {
   UNAUTHENTICATED: "UNAUTHORIZED",
   FORBIDDEN: "FORBIDDEN",
   PAYMENT_FAILED: "PAYMENT_FAILED",
+  MORE_INFORMATION_NEEDED: "MIN_INFO_MISSING",
 };
 
 /** Translates anything thrown into an ApiError; unknown errors become a 500 (and are logged). */

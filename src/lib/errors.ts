@@ -8,7 +8,8 @@ export type DomainErrorKind =
   | "INVALID"
   | "UNAUTHENTICATED"
   | "FORBIDDEN"
-  | "PAYMENT_FAILED";
+  | "PAYMENT_FAILED"
+  | "MORE_INFORMATION_NEEDED";
 
 export class DomainError extends Error {
   constructor(
@@ -16,6 +17,8 @@ export class DomainError extends Error {
     readonly code: string,
     message: string,
     readonly field?: string,
+    /** Extra members for the error envelope (422: `fields`, `assessment`). */
+    readonly details?: { fields?: string[]; assessment?: { requiredTier: number; currentTier: number } },
   ) {
     super(message);
     this.name = new.target.name;

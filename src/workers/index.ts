@@ -11,13 +11,19 @@ import { startWorker, type Worker } from "./worker.ts";
 const EXPIRY_BATCH = 500;
 const DELIVERY_BATCH = 20;
 const KYC_BATCH = 50;
+const RECOVERY_BATCH = 20;
 
 /** Starts Ferry's background loops. Each is safe to run in several processes at once. */
 export function startWorkers(
   services: Services,
   config: Pick<
     Config,
-    "holdExpiryIntervalMs" | "webhookIntervalMs" | "publicUrl" | "webhookRetrySchedule" | "webhookTimeoutMs"
+    | "holdExpiryIntervalMs"
+    | "webhookIntervalMs"
+    | "publicUrl"
+    | "webhookRetrySchedule"
+    | "webhookTimeoutMs"
+    | "recoveryIntervalMs"
   >,
   logger: Logger,
 ): Worker[] {
@@ -54,6 +60,12 @@ export function startWorkers(
       intervalMs: Math.min(500, config.webhookIntervalMs * 2),
       logger,
       round: async () => (await services.kyc.pollDue(KYC_BATCH)) === KYC_BATCH,
+    }),
+    startWorker({
+      name: "transaction-recovery",
+      intervalMs: config.recoveryIntervalMs,
+      logger,
+      round: async () => (await services.transactions.resumeProviderSteps(RECOVERY_BATCH)) === RECOVERY_BATCH,
     }),
     startWorker({
       name: "purge",

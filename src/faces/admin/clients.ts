@@ -12,8 +12,10 @@ import {
   type SigningKey,
   updateClient,
 } from "../../modules/clients/service.ts";
+import { feesConfigSchema } from "../../modules/fees/service.ts";
 import { rotateSigningKey } from "../../modules/keys/service.ts";
 import { kycConfigSchema } from "../../modules/kyc/rules.ts";
+import { monitoringConfigSchema } from "../../modules/monitoring/rules.ts";
 import type { Services } from "../../services.ts";
 
 const jwk = z
@@ -24,6 +26,8 @@ const settingsSchema = z
     rateLimitPerMinute: z.number().int().min(1).max(1_000_000).optional(),
     userTokenTtlSeconds: z.number().int().min(10).max(86_400).optional(),
     kyc: kycConfigSchema.optional(),
+    monitoring: monitoringConfigSchema.optional(),
+    fees: feesConfigSchema.optional(),
   })
   .strict();
 
@@ -228,6 +232,32 @@ export const adminClientRoutes: FastifyPluginAsyncZod<{ services: Services }> = 
         request.body,
       );
       return { requestId: a.requestId, status: a.status, tier: a.tier, refusalReason: a.refusalReason };
+    },
+  );
+
+  app.post(
+    "/clients/:clientId/transactions/:requestId/review",
+    {
+      schema: {
+        ...admin,
+        summary: "Decide a transaction in MANUAL_REVIEW",
+        description: "APPROVE: the transaction executes; DENY: it is REFUSED with no ledger effect.",
+        params: clientParams.extend({ requestId: z.string().regex(CLIENT_CHOSEN_ID) }),
+        body: z.object({ decision: z.enum(["APPROVE", "DENY"]) }).strict(),
+        response: {
+          200: z.object({ requestId: z.string(), status: z.string() }),
+          ...errorResponses(400, 401, 404, 409),
+        },
+      },
+    },
+    async (request) => {
+      await getClient(db, request.params.clientId);
+      const t = await services.transactions.decideReview(
+        request.params.clientId,
+        request.params.requestId,
+        request.body.decision,
+      );
+      return { requestId: t.requestId, status: t.status };
     },
   );
 

@@ -5,6 +5,7 @@ import type { Services } from "../../services.ts";
 import { assessmentRoutes } from "./assessments.ts";
 import { authRoutes } from "./auth.ts";
 import { paymentInformationRoutes } from "./payment-information.ts";
+import { transactionRoutes } from "./transactions.ts";
 import { userRoutes } from "./users.ts";
 import { walletRoutes } from "./wallets.ts";
 import { webhookRoutes } from "./webhooks.ts";
@@ -47,4 +48,5 @@ export const platformFace: FastifyPluginAsyncZod<{ services: Services }> = async
   await app.register(webhookRoutes, options);
   await app.register(walletRoutes, options);
   await app.register(paymentInformationRoutes, options);
+  await app.register(transactionRoutes, options);
 };

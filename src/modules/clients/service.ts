@@ -11,6 +11,10 @@ export interface ClientSettings {
   userTokenTtlSeconds?: number;
   /** KYC tiers and scenarios (validated by the kyc module). */
   kyc?: unknown;
+  /** Monitoring thresholds and country lists (validated by the monitoring module). */
+  monitoring?: unknown;
+  /** Fee rules (validated by the fees module). */
+  fees?: unknown;
 }
 
 export interface SigningKey {

@@ -376,15 +376,8 @@ export class Kyc {
 
 /**
  * A user's cumulative USD total of a transaction type over a window: the brackets of a scenario
- * apply to it. The transactions module (next issue) provides the real source; until transactions
- * exist, a user's prior total is zero.
+ * apply to it. The transactions module provides it (transactionsUsage).
  */
 export interface UsageSource {
   priorUsdCents(clientId: string, userId: string, type: string, since: Date): Promise<bigint>;
 }
-
-export const NO_TRANSACTIONS_YET: UsageSource = {
-  async priorUsdCents() {
-    return 0n;
-  },
-};

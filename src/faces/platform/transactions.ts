@@ -1,0 +1,178 @@
+import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
+import { z } from "zod";
+import { ApiError, errorResponses } from "../../http/errors.ts";
+import { idempotency } from "../../http/idempotency.ts";
+import { assertTokenUser, clientOf } from "../../http/platform-auth.ts";
+import { CLIENT_CHOSEN_ID } from "../../lib/ids.ts";
+import { formatAmount } from "../../lib/money.ts";
+import { TRANSACTION_STATUSES, type Transaction } from "../../modules/transactions/service.ts";
+import { addressSchema, userInfoSchema } from "../../modules/users/schemas.ts";
+import {
+  type PlatformRouteOptions,
+  requestIdHeaders,
+  signedSecurity,
+  userIdSchema,
+  webhooksDisabled,
+} from "./schemas.ts";
+
+const amount = z.union([z.string().max(60), z.number()]).meta({ example: "100.50" });
+const currency = z.string().regex(/^[A-Z0-9]{2,12}$/, "an upper-case currency code such as EUR");
+
+const cardSource = z
+  .object({
+    paymentMethodType: z.literal("CREDIT_CARD"),
+    paymentInformationId: z
+      .string()
+      .regex(/^pm_[0-9a-f-]{36}$/)
+      .optional(),
+    cardNumber: z
+      .string()
+      .regex(/^[0-9 -]{12,23}$/, "12–19 digits")
+      .optional(),
+    expirationMonth: z.number().int().min(1).max(12).optional(),
+    expirationYear: z.number().int().min(0).max(2100).optional(),
+    cvv: z
+      .string()
+      .regex(/^\d{3,4}$/, "3 or 4 digits")
+      .optional(),
+    cardHolder: z.string().trim().min(1).max(100).optional(),
+    billingAddress: addressSchema.optional(),
+  })
+  .strict();
+
+export const transactionSchema = z
+  .object({
+    requestId: z.string(),
+    type: z.enum(["DEPOSIT", "WITHDRAWAL", "TRANSFER", "TRADE", "PAYMENT"]),
+    status: z.enum(TRANSACTION_STATUSES),
+    userId: z.string(),
+    amount: z.string(),
+    currency: z.string(),
+    fee: z.string(),
+    total: z.string(),
+    walletId: z.string().nullable(),
+    paymentMethod: z.object({ type: z.string(), last4: z.string().nullable().optional() }).nullable(),
+    monitoring: z.object({ status: z.string(), risk: z.string(), reasons: z.array(z.string()) }).nullable(),
+    statusDetail: z
+      .object({ responseCode: z.string(), responseCategory: z.string(), message: z.string().optional() })
+      .nullable(),
+    redirectUrl: z.string().nullable(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .meta({ id: "Transaction" });
+
+export function showTransaction(t: Transaction) {
+  return {
+    requestId: t.requestId,
+    type: t.type,
+    status: t.status,
+    userId: t.userId,
+    amount: formatAmount(t.amount, t.scale),
+    currency: t.currency,
+    fee: formatAmount(t.fee, t.scale),
+    total: formatAmount(t.amount, t.scale),
+    walletId: t.walletId,
+    paymentMethod: t.paymentMethod
+      ? { type: t.paymentMethod.type, last4: t.paymentMethod.last4 ?? null }
+      : null,
+    monitoring: t.monitoring,
+    statusDetail: t.statusDetail,
+    redirectUrl: t.redirectUrl,
+    createdAt: t.createdAt.toISOString(),
+    updatedAt: t.updatedAt.toISOString(),
+  };
+}
+
+/** The outcome of a money-moving request as an HTTP answer: done 201, under way 202, refused 402. */
+function answerFor(t: Transaction): 201 | 202 {
+  if (t.status === "REFUSED") {
+    const insufficient = t.statusDetail?.responseCategory === "INSUFFICIENT_FUNDS";
+    const message =
+      t.statusDetail?.message ??
+      (t.monitoring?.status === "DENY"
+        ? `refused by transaction monitoring (${t.monitoring.reasons.join(", ")})`
+        : "refused");
+    throw new ApiError(insufficient ? "INSUFFICIENT_FUNDS" : "PAYMENT_FAILED", message);
+  }
+  return t.status === "CAPTURED" || t.status === "SETTLED" ? 201 : 202;
+}
+
+/** Transactions of the Platform API. */
+export const transactionRoutes: FastifyPluginAsyncZod<PlatformRouteOptions> = async (
+  app,
+  { services, authenticate },
+) => {
+  const { transactions, database, settings } = services;
+  const idempotent = idempotency(
+    database.db,
+    { header: "x-request-id", required: true, scope: (request) => `v1:${clientOf(request).id}` },
+    { ttlHours: settings.idempotencyTtlHours },
+  );
+
+  app.post(
+    "/transactions/deposits",
+    {
+      preValidation: authenticate({ allowUserToken: true }),
+      preHandler: idempotent.preHandler,
+      onSend: idempotent.onSend,
+      schema: {
+        tags: ["platform: transactions"],
+        summary: "Fiat in by card",
+        description:
+          "KYC gate (422), monitoring (MANUAL_REVIEW → 202, DENY → 402), then the charge: approved → CAPTURED (201, the wallet credited net of fees); 3-D Secure → AWAITING_PAYMENT with redirectUrl (202); declined → 402. `pii` is merged into the user; a change refreshes the KYC in the background.",
+        security: signedSecurity,
+        headers: requestIdHeaders,
+        body: z
+          .object({
+            userId: userIdSchema,
+            amount,
+            currency,
+            sourceMethod: cardSource,
+            destinationWalletId: z.uuid().optional(),
+            pii: userInfoSchema.optional(),
+          })
+          .strict()
+          .meta({ id: "DepositRequest" }),
+        response: {
+          201: transactionSchema,
+          202: transactionSchema,
+          ...errorResponses(400, 401, 402, 403, 404, 409, 422, 429),
+        },
+      },
+    },
+    async (request, reply) => {
+      assertTokenUser(request, request.body.userId);
+      const transaction = await transactions.deposit({
+        clientId: clientOf(request).id,
+        userId: request.body.userId,
+        requestId: request.headers["x-request-id"],
+        amount: request.body.amount,
+        currency: request.body.currency,
+        sourceMethod: request.body.sourceMethod,
+        destinationWalletId: request.body.destinationWalletId,
+        pii: request.body.pii,
+        scenarioId: request.headers["x-scenario-id"],
+        suppressWebhook: webhooksDisabled(request),
+      });
+      reply.code(answerFor(transaction));
+      return showTransaction(transaction);
+    },
+  );
+
+  app.get(
+    "/transactions/:requestId",
+    {
+      preValidation: authenticate(),
+      schema: {
+        tags: ["platform: transactions"],
+        summary: "A transaction by its request id",
+        security: signedSecurity,
+        params: z.object({ requestId: z.string().regex(CLIENT_CHOSEN_ID) }),
+        response: { 200: transactionSchema, ...errorResponses(400, 401, 404, 429) },
+      },
+    },
+    async (request) =>
+      showTransaction(await transactions.get(clientOf(request).id, request.params.requestId)),
+  );
+};

@@ -1,0 +1,71 @@
+import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
+import { z } from "zod";
+import type { Services } from "../../services.ts";
+
+const escape = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+function page(title: string, body: string) {
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escape(title)}</title>
+<style>body{font-family:system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1rem}button{font-size:1rem;padding:.6rem 1.2rem;margin-right:.5rem}</style>
+</head><body>${body}</body></html>`;
+}
+
+const reference = z.object({
+  reference: z.string().regex(/^sbxch_[0-9a-f-]{36}$/, "a sandbox charge reference"),
+});
+
+/**
+ * The sandbox acquirer's hosted 3-D Secure challenge page: "Complete" approves the charge,
+ * "Fail" declines it; either way Ferry records the outcome at once.
+ */
+export const sandboxAcquirerRoutes: FastifyPluginAsyncZod<{ services: Services }> = async (
+  app,
+  { services },
+) => {
+  // The page's forms post application/x-www-form-urlencoded.
+  app.addContentTypeParser(
+    "application/x-www-form-urlencoded",
+    { parseAs: "string", bodyLimit: 4096 },
+    (_request, body, done) => {
+      done(null, Object.fromEntries(new URLSearchParams(String(body))));
+    },
+  );
+
+  app.get(
+    "/acquirer/challenge/:reference",
+    { schema: { tags: ["sandbox"], summary: "The sandbox 3-D Secure challenge page", params: reference } },
+    async (request, reply) => {
+      const ref = escape(request.params.reference);
+      reply.type("text/html; charset=utf-8");
+      return page(
+        "Sandbox 3-D Secure",
+        `<h1>Sandbox 3-D Secure</h1><p>This page plays your bank's card check.</p>
+<form method="post" action="/sandbox/acquirer/challenge/${ref}"><input type="hidden" name="decision" value="complete"><button id="complete">Complete</button></form>
+<form method="post" action="/sandbox/acquirer/challenge/${ref}"><input type="hidden" name="decision" value="fail"><button id="fail">Fail</button></form>`,
+      );
+    },
+  );
+
+  app.post(
+    "/acquirer/challenge/:reference",
+    {
+      schema: {
+        tags: ["sandbox"],
+        summary: "Finish the sandbox 3-D Secure challenge",
+        params: reference,
+        body: z.object({ decision: z.enum(["complete", "fail"]) }),
+      },
+    },
+    async (request, reply) => {
+      const transaction = await services.transactions.completeChallenge(
+        request.params.reference,
+        request.body.decision === "complete",
+      );
+      reply.type("text/html; charset=utf-8");
+      return page(
+        "Sandbox 3-D Secure",
+        `<h1 id="outcome">${transaction.status === "CAPTURED" ? "Payment approved" : "Payment declined"}</h1><p>Transaction ${escape(transaction.requestId)}: ${escape(transaction.status)}. You may close this page.</p>`,
+      );
+    },
+  );
+};

@@ -1,0 +1,151 @@
+import { sql } from "kysely";
+import type { Db } from "../../db/database.ts";
+import { newId } from "../../lib/ids.ts";
+import { type Acquirer, AcquirerTimeoutError, type ChargeRequest, type ChargeResult } from "./interface.ts";
+
+/** The sandbox's test cards (sandbox.md); any other valid card number is approved. */
+export const TEST_CARDS = {
+  APPROVED_VISA: "4242424242424242",
+  APPROVED_MASTERCARD: "5555555555554444",
+  CHALLENGE: "4000000000003220",
+  DO_NOT_HONOUR: "4000000000000002",
+  INSUFFICIENT_FUNDS: "4000000000009995",
+  TIMEOUT_ONCE: "4000000000000119",
+} as const;
+
+/**
+ * The sandbox card acquirer. It keeps its own record of charges (its tables are its own system,
+ * as a real acquirer's would be) keyed by Ferry's idempotency key, so a retry never charges twice.
+ * The timeout card answers nothing the first time for a key (AcquirerTimeoutError) and approves
+ * when asked again.
+ */
+export class SandboxAcquirer implements Acquirer {
+  readonly name = "sandbox-acquirer";
+
+  constructor(
+    private readonly db: Db,
+    private readonly publicUrl: string,
+  ) {}
+
+  async charge(request: ChargeRequest): Promise<ChargeResult> {
+    const existing = await this.db
+      .selectFrom("sandbox_acquirer_charges")
+      .selectAll()
+      .where("idempotency_key", "=", request.idempotencyKey)
+      .executeTakeFirst();
+    if (existing) {
+      if (existing.outcome !== "TIMED_OUT")
+        return this.result(existing.reference, existing.outcome, existing.decline_code);
+      // Asked again after a timeout: this time the acquirer answers, and approves.
+      await this.db
+        .updateTable("sandbox_acquirer_charges")
+        .set({ outcome: "APPROVED", attempts: sql`attempts + 1`, updated_at: new Date() })
+        .where("idempotency_key", "=", request.idempotencyKey)
+        .where("outcome", "=", "TIMED_OUT")
+        .execute();
+      const now = await this.db
+        .selectFrom("sandbox_acquirer_charges")
+        .selectAll()
+        .where("idempotency_key", "=", request.idempotencyKey)
+        .executeTakeFirstOrThrow();
+      return this.result(now.reference, now.outcome, now.decline_code);
+    }
+    const [outcome, declineCode] = this.decide(request.cardNumber);
+    const reference = `sbxch_${newId()}`;
+    const inserted = await this.db
+      .insertInto("sandbox_acquirer_charges")
+      .values({
+        idempotency_key: request.idempotencyKey,
+        reference,
+        card_last4: request.cardNumber.slice(-4),
+        amount: request.amount.toString(),
+        currency: request.currency,
+        outcome,
+        decline_code: declineCode,
+      })
+      .onConflict((oc) => oc.column("idempotency_key").doNothing())
+      .returning("reference")
+      .executeTakeFirst();
+    if (!inserted) return this.charge(request); // a concurrent call with the same key won: answer as it did
+    if (outcome === "TIMED_OUT") throw new AcquirerTimeoutError();
+    return this.result(reference, outcome, declineCode);
+  }
+
+  async completeChallenge(reference: string, approved: boolean): Promise<ChargeResult> {
+    await this.db
+      .updateTable("sandbox_acquirer_charges")
+      .set({ outcome: approved ? "APPROVED" : "CHALLENGE_FAILED", updated_at: new Date() })
+      .where("reference", "=", reference)
+      .where("outcome", "=", "CHALLENGE")
+      .execute();
+    const row = await this.db
+      .selectFrom("sandbox_acquirer_charges")
+      .selectAll()
+      .where("reference", "=", reference)
+      .executeTakeFirst();
+    if (!row) throw new Error(`no sandbox charge ${reference}`);
+    return this.result(row.reference, row.outcome, row.decline_code);
+  }
+
+  async refund(reference: string): Promise<void> {
+    await this.db
+      .updateTable("sandbox_acquirer_charges")
+      .set({ outcome: "REFUNDED", updated_at: new Date() })
+      .where("reference", "=", reference)
+      .where("outcome", "=", "APPROVED")
+      .execute();
+  }
+
+  private decide(cardNumber: string): [string, string | null] {
+    switch (cardNumber) {
+      case TEST_CARDS.CHALLENGE:
+        return ["CHALLENGE", null];
+      case TEST_CARDS.DO_NOT_HONOUR:
+        return ["DECLINED", "05"];
+      case TEST_CARDS.INSUFFICIENT_FUNDS:
+        return ["DECLINED", "51"];
+      case TEST_CARDS.TIMEOUT_ONCE:
+        return ["TIMED_OUT", null];
+      default:
+        return ["APPROVED", null];
+    }
+  }
+
+  private result(reference: string, outcome: string, declineCode: string | null): ChargeResult {
+    switch (outcome) {
+      case "APPROVED":
+      case "REFUNDED":
+        return { outcome: "APPROVED", reference };
+      case "CHALLENGE":
+        return {
+          outcome: "CHALLENGE",
+          reference,
+          redirectUrl: `${this.publicUrl}/sandbox/acquirer/challenge/${reference}`,
+        };
+      case "CHALLENGE_FAILED":
+        return {
+          outcome: "DECLINED",
+          reference,
+          responseCode: "05",
+          message: "3-D Secure authentication failed",
+          category: "CHALLENGE_FAILED",
+        };
+      default:
+        return declineCode === "51"
+          ? {
+              outcome: "DECLINED",
+              reference,
+              responseCode: "51",
+              message: "Insufficient funds",
+              category: "INSUFFICIENT_FUNDS",
+            }
+          : {
+              outcome: "DECLINED",
+              reference,
+              responseCode: "05",
+              message: "Do not honour",
+              category: "DO_NOT_HONOUR",
+            };
+    }
+  }
+}
