@@ -2,10 +2,10 @@ import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { Services } from "../../services.ts";
 
-const escape = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 function page(title: string, body: string) {
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escape(title)}</title>
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>
 <style>body{font-family:system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1rem}button{font-size:1rem;padding:.6rem 1.2rem;margin-right:.5rem}</style>
 </head><body>${body}</body></html>`;
 }
@@ -35,7 +35,7 @@ export const sandboxAcquirerRoutes: FastifyPluginAsyncZod<{ services: Services }
     "/acquirer/challenge/:reference",
     { schema: { tags: ["sandbox"], summary: "The sandbox 3-D Secure challenge page", params: reference } },
     async (request, reply) => {
-      const ref = escape(request.params.reference);
+      const ref = escapeHtml(request.params.reference);
       reply.type("text/html; charset=utf-8");
       return page(
         "Sandbox 3-D Secure",
@@ -64,7 +64,7 @@ export const sandboxAcquirerRoutes: FastifyPluginAsyncZod<{ services: Services }
       reply.type("text/html; charset=utf-8");
       return page(
         "Sandbox 3-D Secure",
-        `<h1 id="outcome">${transaction.status === "CAPTURED" ? "Payment approved" : "Payment declined"}</h1><p>Transaction ${escape(transaction.requestId)}: ${escape(transaction.status)}. You may close this page.</p>`,
+        `<h1 id="outcome">${transaction.status === "CAPTURED" ? "Payment approved" : "Payment declined"}</h1><p>Transaction ${escapeHtml(transaction.requestId)}: ${escapeHtml(transaction.status)}. You may close this page.</p>`,
       );
     },
   );
