@@ -133,11 +133,10 @@ export function toApiError(error: unknown): ApiError | undefined {
   if (error instanceof DomainError) {
     // A module may name one of the envelope's types itself (TOKEN_USED); otherwise its kind decides.
     const type = error.code in errorTypes ? (error.code as ErrorType) : domainErrorTypes[error.kind];
-    return new ApiError(
-      type,
-      error.message,
-      error.field ? { errors: [{ field: error.field, message: error.message }] } : {},
-    );
+    return new ApiError(type, error.message, {
+      ...(error.field ? { errors: [{ field: error.field, message: error.message }] } : {}),
+      ...error.details,
+    });
   }
   if (error instanceof TransactionConflictError) {
     return new ApiError("CONFLICT", "the request conflicted with a concurrent one; retry it", {
