@@ -62,6 +62,7 @@ const envSchema = z.object({
   FERRY_DEMO_CLIENT: booleanFrom.default(true),
   FERRY_SANCTIONS_FILE: z.string().trim().min(1).optional(),
   FERRY_RECOVERY_INTERVAL_MS: intFrom(50, 600_000).default(2000),
+  FERRY_SANDBOX_PAYOUT_DELAY_MS: intFrom(0, 3_600_000).default(2000),
 });
 
 export interface Config {
@@ -96,6 +97,8 @@ export interface Config {
   sanctionsFile: string | undefined;
   /** How often provider steps a crash left open are looked for. */
   recoveryIntervalMs: number;
+  /** How long the sandbox bank takes to settle (or return) a payout. */
+  sandboxPayoutDelayMs: number;
 }
 
 export class ConfigError extends Error {
@@ -154,5 +157,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     demoClient: e.FERRY_DEMO_CLIENT,
     sanctionsFile: e.FERRY_SANCTIONS_FILE,
     recoveryIntervalMs: e.FERRY_RECOVERY_INTERVAL_MS,
+    sandboxPayoutDelayMs: e.FERRY_SANDBOX_PAYOUT_DELAY_MS,
   };
 }

@@ -11,6 +11,7 @@ import { Transactions, transactionsUsage } from "./modules/transactions/service.
 import { Users } from "./modules/users/service.ts";
 import { Wallets } from "./modules/wallets/service.ts";
 import { SandboxAcquirer } from "./providers/acquirer/sandbox.ts";
+import { SandboxBank } from "./providers/bank/sandbox.ts";
 import { SandboxKycProvider } from "./providers/kyc/sandbox.ts";
 import { SandboxRatesProvider } from "./providers/rates/sandbox.ts";
 
@@ -26,6 +27,7 @@ export type ServiceSettings = Pick<
   | "webhookRetrySchedule"
   | "webhookTimeoutMs"
   | "sanctionsFile"
+  | "sandboxPayoutDelayMs"
 >;
 
 /** The modules' long-lived objects, built once per process and handed to the faces and workers. */
@@ -82,6 +84,7 @@ export function createServices(
       wallets,
       paymentMethods,
       acquirer: new SandboxAcquirer(db, settings.publicUrl),
+      bank: new SandboxBank(db, settings.sandboxPayoutDelayMs),
       rates,
       sanctions: SanctionsList.load(settings.sanctionsFile),
     }),

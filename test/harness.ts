@@ -42,6 +42,7 @@ export const testSettings: ServiceSettings = {
   webhookRetrySchedule: [1, 1, 1],
   webhookTimeoutMs: 2000,
   sanctionsFile: undefined,
+  sandboxPayoutDelayMs: 300,
 };
 
 /**

@@ -43,6 +43,7 @@ afterAll(async () => {
 
 type Case = { method: string; url: string; body?: unknown; headers?: Record<string, string> };
 const rid = () => `req-${Math.random().toString(36).slice(2)}`;
+const bank = { paymentMethodType: "ACH", iban: "DE89370400440532013000", accountHolderName: "Ada Lovelace" };
 const deposit = (userId: string) => ({
   userId,
   amount: "10.00",
@@ -427,6 +428,166 @@ const routes: Record<string, { foreign: () => Case[]; invalid: () => Case[] }> =
         url: "/v1/transactions/deposits",
         headers: { "x-request-id": rid() },
         body: { ...deposit("shared-id"), destinationWalletId: "w-1" },
+      },
+    ],
+  },
+  "POST /v1/transactions/withdrawals": {
+    foreign: () => [
+      {
+        method: "POST",
+        url: "/v1/transactions/withdrawals",
+        headers: { "x-request-id": rid() },
+        body: { userId: "only-a", amount: "1", currency: "EUR", destinationMethod: bank },
+      },
+    ],
+    invalid: () => [
+      {
+        method: "POST",
+        url: "/v1/transactions/withdrawals",
+        headers: { "x-request-id": rid() },
+        body: { userId: "shared-id", amount: "1", currency: "EUR" },
+      },
+      {
+        method: "POST",
+        url: "/v1/transactions/withdrawals",
+        headers: { "x-request-id": rid() },
+        body: {
+          userId: "shared-id",
+          amount: "1",
+          currency: "EUR",
+          destinationMethod: { ...bank, paymentMethodType: "CARRIER_PIGEON" },
+        },
+      },
+      {
+        method: "POST",
+        url: "/v1/transactions/withdrawals",
+        headers: { "x-request-id": rid() },
+        body: {
+          userId: "shared-id",
+          amount: "1",
+          currency: "EUR",
+          destinationMethod: { ...bank, iban: "DE00000000000000000000" },
+        },
+      },
+      {
+        method: "POST",
+        url: "/v1/transactions/withdrawals",
+        headers: { "x-request-id": rid() },
+        body: { userId: "shared-id", amount: "0", currency: "EUR", destinationMethod: bank },
+      },
+    ],
+  },
+  "POST /v1/transactions/transfers": {
+    foreign: () => [
+      {
+        method: "POST",
+        url: "/v1/transactions/transfers",
+        headers: { "x-request-id": rid() },
+        body: { userId: "only-a", destinationUserId: "shared-id", amount: "1", currency: "EUR" },
+      },
+      {
+        method: "POST",
+        url: "/v1/transactions/transfers",
+        headers: { "x-request-id": rid() },
+        body: { userId: "shared-id", destinationUserId: "only-a", amount: "1", currency: "EUR" },
+      },
+    ],
+    invalid: () => [
+      {
+        method: "POST",
+        url: "/v1/transactions/transfers",
+        headers: { "x-request-id": rid() },
+        body: { userId: "shared-id", amount: "1", currency: "EUR" },
+      },
+      {
+        method: "POST",
+        url: "/v1/transactions/transfers",
+        headers: { "x-request-id": rid() },
+        body: { userId: "shared-id", destinationUserId: "shared-id", amount: "1", currency: "EUR" },
+      },
+      {
+        method: "POST",
+        url: "/v1/transactions/transfers",
+        headers: { "x-request-id": rid() },
+        body: { userId: "shared-id", destinationUserId: "x", amount: "1", currency: "EUR" },
+      },
+    ],
+  },
+  "POST /v1/transactions/payments": {
+    foreign: () => [
+      {
+        method: "POST",
+        url: "/v1/transactions/payments",
+        headers: { "x-request-id": rid() },
+        body: { userId: "shared-id", merchantUserId: "only-a", amount: "1", currency: "EUR" },
+      },
+    ],
+    invalid: () => [
+      {
+        method: "POST",
+        url: "/v1/transactions/payments",
+        headers: { "x-request-id": rid() },
+        body: {
+          userId: "shared-id",
+          merchantUserId: "shared-id",
+          amount: "1",
+          currency: "EUR",
+          sourceMethod: { paymentMethodType: "CASH" },
+        },
+      },
+      {
+        method: "POST",
+        url: "/v1/transactions/payments",
+        headers: { "x-request-id": rid() },
+        body: { userId: "shared-id", amount: "1", currency: "EUR" },
+      },
+    ],
+  },
+  "POST /v1/transactions/trades": {
+    foreign: () => [
+      {
+        method: "POST",
+        url: "/v1/transactions/trades",
+        headers: { "x-request-id": rid() },
+        body: { userId: "only-a", amount: "1", currency: "EUR", targetCurrency: "USD" },
+      },
+    ],
+    invalid: () => [
+      {
+        method: "POST",
+        url: "/v1/transactions/trades",
+        headers: { "x-request-id": rid() },
+        body: { userId: "shared-id", amount: "1", currency: "EUR" },
+      },
+      {
+        method: "POST",
+        url: "/v1/transactions/trades",
+        headers: { "x-request-id": rid() },
+        body: { userId: "shared-id", amount: "1", currency: "EUR", targetCurrency: "EUR" },
+      },
+      {
+        method: "POST",
+        url: "/v1/transactions/trades",
+        headers: { "x-request-id": rid() },
+        body: { userId: "shared-id", amount: "1", currency: "EUR", targetCurrency: "DOGE" },
+      },
+    ],
+  },
+  "DELETE /v1/transactions/:requestId": {
+    foreign: () => [{ method: "DELETE", url: "/v1/transactions/deposit-of-a" }],
+    invalid: () => [{ method: "DELETE", url: "/v1/transactions/%20" }],
+  },
+  "POST /v1/transactions/:requestId/feedback": {
+    foreign: () => [
+      { method: "POST", url: "/v1/transactions/deposit-of-a/feedback", body: { feedback: "SETTLED" } },
+    ],
+    invalid: () => [
+      { method: "POST", url: "/v1/transactions/deposit-of-a/feedback", body: {} },
+      { method: "POST", url: "/v1/transactions/deposit-of-a/feedback", body: { feedback: "MAYBE" } },
+      {
+        method: "POST",
+        url: "/v1/transactions/deposit-of-a/feedback",
+        body: { feedback: "SETTLED", date: "yesterday" },
       },
     ],
   },

@@ -63,3 +63,6 @@ CREATE TABLE sandbox_bank_payouts (
   settles_at       timestamptz NOT NULL,
   created_at       timestamptz NOT NULL DEFAULT now()
 );
+
+-- A business transaction's ledger legs, found by their operation id (reversals).
+CREATE INDEX ledger_transfers_operation ON ledger_transfers (client_id, operation_id);

@@ -40,6 +40,27 @@ const cardSource = z
   })
   .strict();
 
+const bankDestination = z
+  .object({
+    paymentMethodType: z.enum(["ACH", "WIRE"]),
+    paymentInformationId: z
+      .string()
+      .regex(/^pm_[0-9a-f-]{36}$/)
+      .optional(),
+    iban: z.string().max(42).optional(),
+    bankAccountNumber: z.string().max(34).optional(),
+    accountHolderName: z.string().trim().min(1).max(100).optional(),
+    bankSwiftCode: z
+      .string()
+      .regex(/^[A-Z0-9]{8}([A-Z0-9]{3})?$/)
+      .optional(),
+    bankRoutingNumber: z
+      .string()
+      .regex(/^\d{9}$/)
+      .optional(),
+  })
+  .strict();
+
 export const transactionSchema = z
   .object({
     requestId: z.string(),
@@ -51,6 +72,10 @@ export const transactionSchema = z
     fee: z.string(),
     total: z.string(),
     walletId: z.string().nullable(),
+    counterpartyUserId: z.string().nullable(),
+    targetCurrency: z.string().nullable(),
+    targetAmount: z.string().nullable(),
+    rate: z.string().nullable().describe("Trades: the source's USD price / the target's USD price"),
     paymentMethod: z.object({ type: z.string(), last4: z.string().nullable().optional() }).nullable(),
     monitoring: z.object({ status: z.string(), risk: z.string(), reasons: z.array(z.string()) }).nullable(),
     statusDetail: z
@@ -73,6 +98,10 @@ export function showTransaction(t: Transaction) {
     fee: formatAmount(t.fee, t.scale),
     total: formatAmount(t.amount, t.scale),
     walletId: t.walletId,
+    counterpartyUserId: t.counterpartyUserId,
+    targetCurrency: t.target?.currency ?? null,
+    targetAmount: t.target ? formatAmount(t.target.amount, t.target.scale) : null,
+    rate: t.target?.rate ?? null,
     paymentMethod: t.paymentMethod
       ? { type: t.paymentMethod.type, last4: t.paymentMethod.last4 ?? null }
       : null,
@@ -158,6 +187,226 @@ export const transactionRoutes: FastifyPluginAsyncZod<PlatformRouteOptions> = as
       reply.code(answerFor(transaction));
       return showTransaction(transaction);
     },
+  );
+
+  const moneyRoute = {
+    preValidation: authenticate({ allowUserToken: true }),
+    preHandler: idempotent.preHandler,
+    onSend: idempotent.onSend,
+  };
+  const common = (request: { headers: Record<string, string | string[] | undefined> }) => ({
+    requestId: String(request.headers["x-request-id"]),
+    scenarioId:
+      typeof request.headers["x-scenario-id"] === "string" ? request.headers["x-scenario-id"] : undefined,
+    suppressWebhook: request.headers["x-disable-webhook"] === "true",
+  });
+  const answers = {
+    201: transactionSchema,
+    202: transactionSchema,
+    ...errorResponses(400, 401, 402, 403, 404, 409, 422, 429),
+  };
+
+  app.post(
+    "/transactions/withdrawals",
+    {
+      ...moneyRoute,
+      schema: {
+        tags: ["platform: transactions"],
+        summary: "Fiat out to a bank account",
+        description:
+          "Amount + fee are held on the wallet at once (402 if they do not fit); the payout goes to the bank (AUTHORIZED, 202); the hold is posted when the payout settles (CAPTURED) and voided if the bank returns it (ERROR) or the client cancels first (CANCELED).",
+        security: signedSecurity,
+        headers: requestIdHeaders,
+        body: z
+          .object({
+            userId: userIdSchema,
+            amount,
+            currency,
+            sourceWalletId: z.uuid().optional(),
+            destinationMethod: bankDestination,
+          })
+          .strict()
+          .meta({ id: "WithdrawalRequest" }),
+        response: answers,
+      },
+    },
+    async (request, reply) => {
+      assertTokenUser(request, request.body.userId);
+      const t = await transactions.withdraw({
+        clientId: clientOf(request).id,
+        ...common(request),
+        ...request.body,
+      });
+      reply.code(answerFor(t));
+      return showTransaction(t);
+    },
+  );
+
+  app.post(
+    "/transactions/transfers",
+    {
+      ...moneyRoute,
+      schema: {
+        tags: ["platform: transactions"],
+        summary: "User to user of the same client",
+        description:
+          "The sender pays amount + fee; both wallets change in one database transaction (CAPTURED, 201).",
+        security: signedSecurity,
+        headers: requestIdHeaders,
+        body: z
+          .object({
+            userId: userIdSchema,
+            destinationUserId: userIdSchema,
+            amount,
+            currency,
+            sourceWalletId: z.uuid().optional(),
+          })
+          .strict()
+          .meta({ id: "TransferRequest" }),
+        response: answers,
+      },
+    },
+    async (request, reply) => {
+      assertTokenUser(request, request.body.userId);
+      const t = await transactions.transfer({
+        kind: "TRANSFER",
+        clientId: clientOf(request).id,
+        ...common(request),
+        ...request.body,
+      });
+      reply.code(answerFor(t));
+      return showTransaction(t);
+    },
+  );
+
+  app.post(
+    "/transactions/payments",
+    {
+      ...moneyRoute,
+      schema: {
+        tags: ["platform: transactions"],
+        summary: "Pay a merchant user from the user's wallet",
+        security: signedSecurity,
+        headers: requestIdHeaders,
+        body: z
+          .object({
+            userId: userIdSchema,
+            merchantUserId: userIdSchema,
+            amount,
+            currency,
+            sourceWalletId: z.uuid().optional(),
+            sourceMethod: z
+              .object({ paymentMethodType: z.literal("WALLET") })
+              .strict()
+              .optional(),
+          })
+          .strict()
+          .meta({ id: "PaymentRequest" }),
+        response: answers,
+      },
+    },
+    async (request, reply) => {
+      assertTokenUser(request, request.body.userId);
+      const { merchantUserId, sourceMethod: _wallet, ...rest } = request.body;
+      const t = await transactions.transfer({
+        kind: "PAYMENT",
+        clientId: clientOf(request).id,
+        ...common(request),
+        ...rest,
+        destinationUserId: merchantUserId,
+      });
+      reply.code(answerFor(t));
+      return showTransaction(t);
+    },
+  );
+
+  app.post(
+    "/transactions/trades",
+    {
+      ...moneyRoute,
+      schema: {
+        tags: ["platform: transactions"],
+        summary: "Exchange between the user's wallets at the current rate",
+        description:
+          "Both legs (through the FX position accounts) or neither; the fee is taken in the source currency.",
+        security: signedSecurity,
+        headers: requestIdHeaders,
+        body: z
+          .object({
+            userId: userIdSchema,
+            amount,
+            currency,
+            targetCurrency: currency,
+            sourceWalletId: z.uuid().optional(),
+          })
+          .strict()
+          .meta({ id: "TradeRequest" }),
+        response: answers,
+      },
+    },
+    async (request, reply) => {
+      assertTokenUser(request, request.body.userId);
+      const t = await transactions.trade({
+        clientId: clientOf(request).id,
+        ...common(request),
+        ...request.body,
+      });
+      reply.code(answerFor(t));
+      return showTransaction(t);
+    },
+  );
+
+  app.delete(
+    "/transactions/:requestId",
+    {
+      preValidation: authenticate(),
+      schema: {
+        tags: ["platform: transactions"],
+        summary: "Cancel a transaction not yet executed",
+        description: "→ CANCELED (holds released); otherwise 409.",
+        security: signedSecurity,
+        params: z.object({ requestId: z.string().regex(CLIENT_CHOSEN_ID) }),
+        response: { 200: transactionSchema, ...errorResponses(400, 401, 404, 409, 429) },
+      },
+    },
+    async (request) =>
+      showTransaction(await transactions.cancel(clientOf(request).id, request.params.requestId)),
+  );
+
+  app.post(
+    "/transactions/:requestId/feedback",
+    {
+      preValidation: authenticate(),
+      schema: {
+        tags: ["platform: transactions"],
+        summary: "The client's feedback on a transaction",
+        description:
+          "SETTLED/ACCEPTED close a captured transaction; REFUNDED/CHARGED_BACK reverse what it put on the ledger; CANCELLED/REJECTED/ERROR end one not yet executed.",
+        security: signedSecurity,
+        params: z.object({ requestId: z.string().regex(CLIENT_CHOSEN_ID) }),
+        body: z
+          .object({
+            feedback: z.enum([
+              "SETTLED",
+              "ACCEPTED",
+              "CANCELLED",
+              "REJECTED",
+              "REFUNDED",
+              "CHARGED_BACK",
+              "ERROR",
+            ]),
+            date: z.iso.datetime().optional(),
+            payload: z.record(z.string(), z.unknown()).optional(),
+          })
+          .strict()
+          .meta({ id: "FeedbackRequest" }),
+        response: { 200: transactionSchema, ...errorResponses(400, 401, 404, 409, 429) },
+      },
+    },
+    async (request) =>
+      showTransaction(
+        await transactions.feedback(clientOf(request).id, request.params.requestId, request.body.feedback),
+      ),
   );
 
   app.get(

@@ -417,3 +417,18 @@ export async function countLedger(db: Db, clientId?: string) {
   ]);
   return { accounts: Number(a.n), transfers: Number(t.n) };
 }
+
+export async function findTransfersOfOperation(
+  db: Db,
+  clientId: string,
+  operationId: string,
+): Promise<Transfer[]> {
+  const rows = await db
+    .selectFrom("ledger_transfers")
+    .selectAll()
+    .where("client_id", "=", clientId)
+    .where("operation_id", "=", operationId)
+    .orderBy("seq")
+    .execute();
+  return rows.map((r) => toTransfer(r as TransferRow));
+}

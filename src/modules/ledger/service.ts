@@ -153,6 +153,15 @@ export function listEntries(db: Db, accountId: string, page: { offset: number; l
   return repo.listAccountTransfers(db, accountId, page);
 }
 
+/** The transfers of one operation (its legs), in the order they were written. */
+export async function listEntriesOfOperation(
+  db: Db,
+  clientId: string,
+  operationId: string,
+): Promise<{ transfers: Transfer[] }> {
+  return { transfers: await repo.findTransfersOfOperation(db, clientId, operationId) };
+}
+
 export async function getTransfer(db: Db, clientId: string, id: string): Promise<Transfer | undefined> {
   const [transfer] = await repo.findTransfers(db, [{ clientId, id }]);
   return transfer;

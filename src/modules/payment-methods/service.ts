@@ -135,6 +135,11 @@ export class PaymentMethods {
     return { method: toMethod(existing as Row), created: false };
   }
 
+  /** Checks a method's details (Luhn, expiry, IBAN…) without saving it: 400 before anything else happens. */
+  check(input: NewPaymentMethod): void {
+    this.prepare(input);
+  }
+
   async list(clientId: string, userId: string): Promise<PaymentMethod[]> {
     const rows = await this.db
       .selectFrom("payment_methods")

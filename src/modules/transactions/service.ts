@@ -7,6 +7,7 @@ import {
   AcquirerTimeoutError,
   type ChargeResult,
 } from "../../providers/acquirer/interface.ts";
+import type { Bank } from "../../providers/bank/sandbox.ts";
 import { KNOWN_SCALES, type RatesProvider, toUsdCents } from "../../providers/rates/sandbox.ts";
 import { getClient } from "../clients/service.ts";
 import { ConfiguredFees, type FeeRule } from "../fees/service.ts";
@@ -53,6 +54,9 @@ export interface Transaction {
   scale: number;
   fee: bigint;
   walletId: string | null;
+  counterpartyUserId: string | null;
+  /** Trades: what the user got, at which rate (source USD price / target USD price). */
+  target: { currency: string; amount: bigint; scale: number; rate: string | null } | null;
   paymentMethod: { type: string; last4?: string | null; paymentInformationId?: string } | null;
   monitoring: MonitoringResult | null;
   statusDetail: { responseCode: string; responseCategory: string; message?: string } | null;
@@ -71,6 +75,10 @@ type Row = {
   request_id: string;
   type: string;
   user_id: string;
+  counterparty_user_id: string | null;
+  target_currency: string | null;
+  target_amount: string | null;
+  rate: string | null;
   status: string;
   amount: string;
   currency: string;
@@ -123,6 +131,7 @@ export interface TransactionDependencies {
   wallets: Wallets;
   paymentMethods: PaymentMethods;
   acquirer: Acquirer;
+  bank: Bank;
   rates: RatesProvider;
   sanctions: SanctionsList;
 }
@@ -167,6 +176,8 @@ export class Transactions {
     if (input.pii) await this.mergePii(clientId, userId, input.pii);
     const scale = await this.scaleOf(this.db, clientId, input.currency);
     const amount = parseAmountOrThrow(input.amount, scale);
+    const inlineCard = inlineCardOf(input.sourceMethod);
+    if (inlineCard) this.deps.paymentMethods.check(inlineCard);
     await this.kycGate(clientId, userId, "DEPOSIT", input.amount, input.currency, input.scenarioId);
 
     const card = await this.resolveCard(clientId, userId, input.sourceMethod);
@@ -250,6 +261,7 @@ export class Transactions {
     options: { inRequest?: boolean; suppressWebhook?: boolean | undefined } = {},
   ) {
     const row = await this.rowFor(this.db, clientId, requestId);
+    if (row.provider_step === "PAYOUT") return this.runPayout(row, options.suppressWebhook);
     if (row.provider_step !== "CHARGE") return;
     const card = json<{ paymentInformationId: string }>(row.payment_method);
     const { method, details } = await this.deps.paymentMethods.reveal(
@@ -448,7 +460,685 @@ export class Transactions {
     return this.get(clientId, requestId);
   }
 
+  // ——— withdrawals ———
+
+  /**
+   * Fiat out to a bank account: amount + fee held on the wallet at once (402 if it does not fit),
+   * the payout sent to the bank, the hold posted when the payout settles, voided when the bank
+   * returns it or the client cancels first.
+   */
+  async withdraw(input: WithdrawalInput): Promise<Transaction> {
+    const { clientId, userId, requestId } = input;
+    await this.assertUnused(clientId, requestId);
+    await this.deps.users.get(this.db, clientId, userId);
+    const scale = await this.scaleOf(this.db, clientId, input.currency);
+    const amount = parseAmountOrThrow(input.amount, scale);
+    const inlineAccount = inlineBankOf(input.destinationMethod);
+    if (inlineAccount) this.deps.paymentMethods.check(inlineAccount);
+    await this.kycGate(clientId, userId, "WITHDRAWAL", input.amount, input.currency, input.scenarioId);
+    const account = await this.resolveBankAccount(clientId, userId, input.destinationMethod);
+    const wallet = await this.sourceWallet(clientId, userId, input.currency, input.sourceWalletId);
+    const fee = await this.feeFor(clientId, "WITHDRAWAL", input.currency, amount, scale);
+    const usdValue = await this.usdCents(amount, scale, input.currency);
+    const monitoring = await this.monitor(clientId, userId, usdValue, [], []);
+    const status: TransactionStatus =
+      monitoring.status === "DENY"
+        ? "REFUSED"
+        : monitoring.status === "MANUAL_REVIEW"
+          ? "MANUAL_REVIEW"
+          : "PENDING";
+    await this.db.transaction().execute(async (tx) => {
+      const row = await this.insertRow(tx, {
+        client_id: clientId,
+        request_id: requestId,
+        type: "WITHDRAWAL",
+        user_id: userId,
+        status,
+        amount: amount.toString(),
+        currency: input.currency,
+        fee: fee.toString(),
+        usd_value: usdValue.toString(),
+        wallet_id: wallet.id,
+        payment_method: JSON.stringify({
+          type: input.destinationMethod.paymentMethodType,
+          last4: account.last4,
+          paymentInformationId: account.id,
+        }),
+        monitoring: JSON.stringify(monitoring),
+        provider: this.deps.bank.name,
+        provider_step: status === "PENDING" ? "PAYOUT" : null,
+        locked_until: status === "PENDING" ? new Date(Date.now() + 60_000) : null,
+      });
+      if (status !== "REFUSED") {
+        // The hold: amount to the bank transit account, fee to the fees account, both pending.
+        const transit = await ledger.openAccount(tx, {
+          clientId,
+          currency: input.currency,
+          kind: "TRANSIT",
+          rail: "bank",
+        });
+        const fees = await ledger.openAccount(tx, { clientId, currency: input.currency, kind: "FEES" });
+        const legs: Leg[] = [
+          {
+            type: "PENDING",
+            id: `${requestId}:hold`,
+            debitAccountId: wallet.id,
+            creditAccountId: transit.id,
+            amount,
+            currency: input.currency,
+          },
+        ];
+        if (fee > 0n)
+          legs.push({
+            type: "PENDING",
+            id: `${requestId}:hold-fee`,
+            debitAccountId: wallet.id,
+            creditAccountId: fees.id,
+            amount: fee,
+            currency: input.currency,
+          });
+        const held = await ledger.applyInTransaction(tx, { clientId, operationId: `txn:${requestId}`, legs });
+        if (!held.ok) {
+          if (held.code === "EXCEEDS_LIMIT")
+            throw new TransactionError(
+              "PAYMENT_FAILED",
+              "INSUFFICIENT_FUNDS",
+              "the wallet's available balance is too low for amount + fee",
+            );
+          throw new Error(`ledger refused a hold: ${held.code}`);
+        }
+      }
+      await this.announceMonitoring(tx, row, monitoring, input.suppressWebhook);
+      if (status !== "PENDING") await this.announceStatus(tx, row, input.suppressWebhook);
+      if (status !== "REFUSED")
+        await this.announceBalance(tx, clientId, userId, wallet.id, input.suppressWebhook);
+    });
+    if (status === "PENDING")
+      await this.runProviderStep(clientId, requestId, {
+        inRequest: true,
+        suppressWebhook: input.suppressWebhook,
+      });
+    return this.get(clientId, requestId);
+  }
+
+  /** PENDING: send the payout (same key on every try) → AUTHORIZED. AUTHORIZED: ask the bank → settle or return. */
+  private async runPayout(row: Row, suppressWebhook?: boolean) {
+    if (row.status === "PENDING") {
+      const method = json<{ paymentInformationId: string }>(row.payment_method);
+      const { details } = await this.deps.paymentMethods.reveal(
+        row.client_id,
+        row.user_id,
+        method?.paymentInformationId ?? "",
+      );
+      const { reference, settlesAt } = await this.deps.bank.payout({
+        idempotencyKey: `${row.client_id}:${row.request_id}`,
+        account: String(details.account),
+        amount: BigInt(row.amount),
+        currency: row.currency,
+      });
+      await this.db.transaction().execute(async (tx) => {
+        const current = await this.lockRow(tx, row.client_id, row.request_id);
+        if (current.status !== "PENDING" || current.provider_step !== "PAYOUT") return; // canceled or recorded meanwhile
+        await this.update(tx, current, {
+          status: "AUTHORIZED",
+          provider_reference: reference,
+          locked_until: settlesAt,
+        });
+        await this.announceStatus(tx, await this.rowFor(tx, row.client_id, row.request_id), suppressWebhook);
+      });
+      return;
+    }
+    if (row.status !== "AUTHORIZED" || !row.provider_reference) return;
+    const outcome = await this.deps.bank.status(row.provider_reference);
+    if (outcome.state === "IN_FLIGHT") {
+      await this.db
+        .updateTable("transactions")
+        .set({ locked_until: outcome.settlesAt })
+        .where("client_id", "=", row.client_id)
+        .where("request_id", "=", row.request_id)
+        .execute();
+      return;
+    }
+    await this.db.transaction().execute(async (tx) => {
+      const current = await this.lockRow(tx, row.client_id, row.request_id);
+      if (current.status !== "AUTHORIZED" || current.provider_step !== "PAYOUT") return;
+      const settled = outcome.state === "SETTLED";
+      await this.resolveHolds(tx, current, settled ? "POST" : "VOID");
+      await this.update(tx, current, {
+        status: settled ? "CAPTURED" : "ERROR",
+        provider_step: null,
+        locked_until: null,
+        status_detail: JSON.stringify(
+          settled
+            ? { responseCode: "00", responseCategory: "SETTLED" }
+            : { responseCode: "R01", responseCategory: "RETURNED", message: outcome.reason },
+        ),
+      });
+      await this.announceStatus(
+        tx,
+        await this.rowFor(tx, current.client_id, current.request_id),
+        suppressWebhook,
+      );
+      await this.announceBalance(
+        tx,
+        current.client_id,
+        current.user_id,
+        current.wallet_id ?? "",
+        suppressWebhook,
+      );
+    });
+  }
+
+  /** Posts or voids a withdrawal's holds (amount and fee). Idempotent by leg id. */
+  private async resolveHolds(tx: Db, row: Row, action: "POST" | "VOID") {
+    const legs: Leg[] = [
+      { type: action, id: `${row.request_id}:${action.toLowerCase()}`, pendingId: `${row.request_id}:hold` },
+    ];
+    if (BigInt(row.fee) > 0n)
+      legs.push({
+        type: action,
+        id: `${row.request_id}:${action.toLowerCase()}-fee`,
+        pendingId: `${row.request_id}:hold-fee`,
+      });
+    const result = await ledger.applyInTransaction(tx, {
+      clientId: row.client_id,
+      operationId: `txn:${row.request_id}:${action}`,
+      legs,
+    });
+    if (!result.ok)
+      throw new Error(`ledger refused to ${action} the holds of ${row.request_id}: ${result.code}`);
+  }
+
+  // ——— transfers, payments, trades: wallet to wallet, all legs in one transaction ———
+
+  /** User to user of the same client (or, as a payment, to a merchant user). */
+  async transfer(input: TransferInput): Promise<Transaction> {
+    const { clientId, userId, requestId } = input;
+    const type: TransactionType = input.kind === "PAYMENT" ? "PAYMENT" : "TRANSFER";
+    await this.assertUnused(clientId, requestId);
+    await this.deps.users.get(this.db, clientId, userId);
+    const counterparty = await this.deps.users.get(this.db, clientId, input.destinationUserId).catch(() => {
+      throw new TransactionError(
+        "NOT_FOUND",
+        "USER_NOT_FOUND",
+        `no user ${input.destinationUserId}`,
+        type === "PAYMENT" ? "merchantUserId" : "destinationUserId",
+      );
+    });
+    if (counterparty.id === userId)
+      throw new TransactionError("INVALID", "SAME_USER", "a user cannot pay themselves", "destinationUserId");
+    if (type === "PAYMENT" && counterparty.type !== "BUSINESS") {
+      throw new TransactionError(
+        "INVALID",
+        "NOT_A_MERCHANT",
+        "payments go to a merchant (BUSINESS) user",
+        "merchantUserId",
+      );
+    }
+    const scale = await this.scaleOf(this.db, clientId, input.currency);
+    const amount = parseAmountOrThrow(input.amount, scale);
+    await this.kycGate(clientId, userId, type, input.amount, input.currency, input.scenarioId);
+    const source = await this.sourceWallet(clientId, userId, input.currency, input.sourceWalletId);
+    const destination = await this.resolveWallet(clientId, counterparty.id, input.currency);
+    const fee = await this.feeFor(clientId, type, input.currency, amount, scale);
+    const usdValue = await this.usdCents(amount, scale, input.currency);
+    const counterpartyInfo = await this.deps.users.info(this.db, clientId, counterparty.id);
+    const monitoring = await this.monitor(
+      clientId,
+      userId,
+      usdValue,
+      [fullName(counterpartyInfo)],
+      countriesOf(counterpartyInfo),
+    );
+    return this.moveBetweenWallets({
+      clientId,
+      userId,
+      requestId,
+      type,
+      amount,
+      currency: input.currency,
+      fee,
+      usdValue,
+      monitoring,
+      counterpartyUserId: counterparty.id,
+      legs: (feesId) => [
+        {
+          type: "SINGLE",
+          id: `${requestId}:move`,
+          debitAccountId: source.id,
+          creditAccountId: destination.id,
+          amount,
+          currency: input.currency,
+        },
+        ...(fee > 0n
+          ? [
+              {
+                type: "SINGLE" as const,
+                id: `${requestId}:fee`,
+                debitAccountId: source.id,
+                creditAccountId: feesId,
+                amount: fee,
+                currency: input.currency,
+              },
+            ]
+          : []),
+      ],
+      wallets: [
+        [userId, source.id],
+        [counterparty.id, destination.id],
+      ],
+      sourceWalletId: source.id,
+      counterpartyWalletId: destination.id,
+      suppressWebhook: input.suppressWebhook,
+    });
+  }
+
+  /** Exchange between the user's wallets at the rates provider's rate: both legs or neither. */
+  async trade(input: TradeInput): Promise<Transaction> {
+    const { clientId, userId, requestId } = input;
+    await this.assertUnused(clientId, requestId);
+    await this.deps.users.get(this.db, clientId, userId);
+    if (input.currency === input.targetCurrency)
+      throw new TransactionError(
+        "INVALID",
+        "SAME_CURRENCY",
+        "a trade needs two currencies",
+        "targetCurrency",
+      );
+    const scale = await this.scaleOf(this.db, clientId, input.currency);
+    const targetScale = await this.scaleOf(this.db, clientId, input.targetCurrency);
+    const amount = parseAmountOrThrow(input.amount, scale);
+    await this.kycGate(clientId, userId, "TRADE", input.amount, input.currency, input.scenarioId);
+    const [sourcePrice, targetPrice] = await Promise.all([
+      this.deps.rates.usdPrice(input.currency),
+      this.deps.rates.usdPrice(input.targetCurrency),
+    ]);
+    if (!sourcePrice || !targetPrice)
+      throw new TransactionError(
+        "INVALID",
+        "NO_RATE",
+        `no rate for ${input.currency}→${input.targetCurrency}`,
+        "targetCurrency",
+      );
+    const source = await this.sourceWallet(clientId, userId, input.currency, input.sourceWalletId);
+    const target = await this.resolveWallet(clientId, userId, input.targetCurrency);
+    const fee = await this.feeFor(clientId, "TRADE", input.currency, amount, scale);
+    const targetAmount = convert(amount - fee, scale, sourcePrice, targetScale, targetPrice);
+    if (targetAmount <= 0n)
+      throw new TransactionError(
+        "INVALID",
+        "AMOUNT_TOO_SMALL",
+        "the amount buys nothing at this rate",
+        "amount",
+      );
+    const usdValue = await this.usdCents(amount, scale, input.currency);
+    const monitoring = await this.monitor(clientId, userId, usdValue, [], []);
+    return this.moveBetweenWallets({
+      clientId,
+      userId,
+      requestId,
+      type: "TRADE",
+      amount,
+      currency: input.currency,
+      fee,
+      usdValue,
+      monitoring,
+      targetCurrency: input.targetCurrency,
+      targetAmount,
+      rate: `${sourcePrice}/${targetPrice}`,
+      legs: (feesId, fx) => [
+        {
+          type: "SINGLE",
+          id: `${requestId}:sell`,
+          debitAccountId: source.id,
+          creditAccountId: fx(input.currency),
+          amount: amount - fee,
+          currency: input.currency,
+        },
+        {
+          type: "SINGLE",
+          id: `${requestId}:buy`,
+          debitAccountId: fx(input.targetCurrency),
+          creditAccountId: target.id,
+          amount: targetAmount,
+          currency: input.targetCurrency,
+        },
+        ...(fee > 0n
+          ? [
+              {
+                type: "SINGLE" as const,
+                id: `${requestId}:fee`,
+                debitAccountId: source.id,
+                creditAccountId: feesId,
+                amount: fee,
+                currency: input.currency,
+              },
+            ]
+          : []),
+      ],
+      wallets: [
+        [userId, source.id],
+        [userId, target.id],
+      ],
+      sourceWalletId: source.id,
+      counterpartyWalletId: target.id,
+      fxCurrencies: [input.currency, input.targetCurrency],
+      suppressWebhook: input.suppressWebhook,
+    });
+  }
+
+  /** Records a wallet-to-wallet transaction and, if monitoring accepts it, moves the money in the same database transaction. */
+  private async moveBetweenWallets(m: WalletMove): Promise<Transaction> {
+    const status: TransactionStatus =
+      m.monitoring.status === "DENY"
+        ? "REFUSED"
+        : m.monitoring.status === "MANUAL_REVIEW"
+          ? "MANUAL_REVIEW"
+          : "CAPTURED";
+    await this.db.transaction().execute(async (tx) => {
+      const row = await this.insertRow(tx, {
+        client_id: m.clientId,
+        request_id: m.requestId,
+        type: m.type,
+        user_id: m.userId,
+        counterparty_user_id: m.counterpartyUserId ?? null,
+        status,
+        amount: m.amount.toString(),
+        currency: m.currency,
+        fee: m.fee.toString(),
+        usd_value: m.usdValue.toString(),
+        target_currency: m.targetCurrency ?? null,
+        target_amount: m.targetAmount?.toString() ?? null,
+        rate: m.rate ?? null,
+        wallet_id: m.sourceWalletId,
+        counterparty_wallet_id: m.counterpartyWalletId,
+        payment_method: JSON.stringify({ type: "WALLET" }),
+        monitoring: JSON.stringify(m.monitoring),
+        status_detail:
+          status === "CAPTURED" ? JSON.stringify({ responseCode: "00", responseCategory: "APPROVED" }) : null,
+      });
+      if (status === "CAPTURED") await this.executeMove(tx, m);
+      await this.announceMonitoring(tx, row, m.monitoring, m.suppressWebhook);
+      await this.announceStatus(tx, row, m.suppressWebhook);
+      if (status === "CAPTURED")
+        for (const [user, wallet] of m.wallets)
+          await this.announceBalance(tx, m.clientId, user, wallet, m.suppressWebhook);
+    });
+    return this.get(m.clientId, m.requestId);
+  }
+
+  private async executeMove(
+    tx: Db,
+    m: Pick<WalletMove, "clientId" | "requestId" | "currency" | "legs" | "fxCurrencies">,
+  ) {
+    const fees = await ledger.openAccount(tx, { clientId: m.clientId, currency: m.currency, kind: "FEES" });
+    const fxAccounts = new Map<string, string>();
+    for (const currency of m.fxCurrencies ?? []) {
+      fxAccounts.set(
+        currency,
+        (await ledger.openAccount(tx, { clientId: m.clientId, currency, kind: "FX" })).id,
+      );
+    }
+    const result = await ledger.applyInTransaction(tx, {
+      clientId: m.clientId,
+      operationId: `txn:${m.requestId}`,
+      legs: m.legs(fees.id, (currency) => fxAccounts.get(currency) ?? ""),
+    });
+    if (!result.ok) {
+      if (result.code === "EXCEEDS_LIMIT")
+        throw new TransactionError(
+          "PAYMENT_FAILED",
+          "INSUFFICIENT_FUNDS",
+          "the wallet's available balance is too low for amount + fee",
+        );
+      throw new Error(`ledger refused ${m.requestId}: ${result.code} ${result.message}`);
+    }
+  }
+
+  // ——— cancel and feedback ———
+
+  /** Cancels a transaction not yet executed (recorded, in review, awaiting payment, payout not sent): holds voided. */
+  async cancel(clientId: string, requestId: string): Promise<Transaction> {
+    await this.db.transaction().execute(async (tx) => {
+      const row = await this.lockRow(tx, clientId, requestId);
+      const cancellable =
+        row.status === "MANUAL_REVIEW" ||
+        row.status === "AWAITING_PAYMENT" ||
+        (row.status === "PENDING" && row.type === "WITHDRAWAL");
+      if (!cancellable)
+        throw new TransactionError(
+          "CONFLICT",
+          "NOT_CANCELLABLE",
+          `a ${row.status} transaction cannot be canceled`,
+        );
+      if (row.type === "WITHDRAWAL") await this.resolveHolds(tx, row, "VOID");
+      await this.update(tx, row, {
+        status: "CANCELED",
+        provider_step: null,
+        locked_until: null,
+        redirect_url: null,
+      });
+      await this.announceStatus(tx, await this.rowFor(tx, clientId, requestId));
+      if (row.type === "WITHDRAWAL" && row.wallet_id)
+        await this.announceBalance(tx, clientId, row.user_id, row.wallet_id);
+    });
+    return this.get(clientId, requestId);
+  }
+
+  /**
+   * The client's word on a transaction. SETTLED/ACCEPTED close a captured one (SETTLED);
+   * REFUNDED/CHARGED_BACK reverse what a captured deposit or move put on the ledger;
+   * CANCELLED/REJECTED/ERROR end one not yet executed (as cancel does).
+   */
+  async feedback(clientId: string, requestId: string, feedback: Feedback): Promise<Transaction> {
+    if (feedback === "CANCELLED" || feedback === "REJECTED") return this.cancel(clientId, requestId);
+    await this.db.transaction().execute(async (tx) => {
+      const row = await this.lockRow(tx, clientId, requestId);
+      if (feedback === "ERROR") {
+        if (row.status !== "PENDING" && row.status !== "AWAITING_PAYMENT" && row.status !== "MANUAL_REVIEW") {
+          throw new TransactionError(
+            "CONFLICT",
+            "FEEDBACK_NOT_APPLICABLE",
+            `ERROR does not apply to a ${row.status} transaction`,
+          );
+        }
+        if (row.type === "WITHDRAWAL") await this.resolveHolds(tx, row, "VOID");
+        await this.update(tx, row, { status: "ERROR", provider_step: null, feedback });
+      } else if (feedback === "SETTLED" || feedback === "ACCEPTED") {
+        if (row.status === "SETTLED") return;
+        if (row.status !== "CAPTURED")
+          throw new TransactionError(
+            "CONFLICT",
+            "FEEDBACK_NOT_APPLICABLE",
+            `only a CAPTURED transaction settles (this one is ${row.status})`,
+          );
+        await this.update(tx, row, { status: "SETTLED", feedback });
+      } else {
+        const target = feedback === "REFUNDED" ? "REFUNDED" : "CHARGED_BACK";
+        if (row.status === target) return;
+        if (row.status !== "CAPTURED" && row.status !== "SETTLED") {
+          throw new TransactionError(
+            "CONFLICT",
+            "FEEDBACK_NOT_APPLICABLE",
+            `only a captured transaction can be ${target.toLowerCase()} (this one is ${row.status})`,
+          );
+        }
+        await this.reverse(tx, row);
+        if (row.type === "DEPOSIT" && row.provider_reference)
+          await this.deps.acquirer.refund(row.provider_reference).catch(() => {});
+        await this.update(tx, row, { status: target, feedback });
+      }
+      const updated = await this.rowFor(tx, clientId, requestId);
+      await this.announceStatus(tx, updated);
+      if (updated.wallet_id && (feedback === "REFUNDED" || feedback === "CHARGED_BACK"))
+        await this.announceBalance(tx, clientId, updated.user_id, updated.wallet_id);
+    });
+    return this.get(clientId, requestId);
+  }
+
+  /** Undoes the ledger legs a captured transaction wrote: each leg sent back the other way. */
+  private async reverse(tx: Db, row: Row) {
+    const { transfers } = await ledger.listEntriesOfOperation(tx, row.client_id, `txn:${row.request_id}`);
+    const legs: Leg[] = transfers
+      .filter((t) => t.type === "SINGLE")
+      .map((t) => ({
+        type: "SINGLE",
+        id: `${t.id}:reversal`,
+        debitAccountId: t.creditAccountId,
+        creditAccountId: t.debitAccountId,
+        amount: t.amount,
+        currency: t.currency,
+      }));
+    if (legs.length === 0) return;
+    const result = await ledger.applyInTransaction(tx, {
+      clientId: row.client_id,
+      operationId: `txn:${row.request_id}:reversal`,
+      legs,
+    });
+    if (!result.ok) {
+      throw new TransactionError(
+        "CONFLICT",
+        "REVERSAL_REFUSED",
+        `the reversal cannot be booked: ${result.message}`,
+      );
+    }
+  }
+
   // ——— helpers ———
+
+  private async assertUnused(clientId: string, requestId: string) {
+    if (await this.findRow(this.db, clientId, requestId)) {
+      throw new TransactionError(
+        "CONFLICT",
+        "REQUEST_ID_USED",
+        `request id ${requestId} was already used`,
+        "X-Request-Id",
+      );
+    }
+  }
+
+  private async insertRow(
+    tx: Db,
+    values: Parameters<ReturnType<Db["insertInto"]>["values"]>[0] & Record<string, unknown>,
+  ): Promise<Row> {
+    const inserted = await tx
+      .insertInto("transactions")
+      .values(values as never)
+      .onConflict((oc) => oc.columns(["client_id", "request_id"]).doNothing())
+      .returning("request_id")
+      .executeTakeFirst();
+    const { client_id: clientId, request_id: requestId } = values as {
+      client_id: string;
+      request_id: string;
+    };
+    if (!inserted)
+      throw new TransactionError(
+        "CONFLICT",
+        "REQUEST_ID_USED",
+        `request id ${requestId} was already used`,
+        "X-Request-Id",
+      );
+    return this.rowFor(tx, clientId, requestId);
+  }
+
+  private async lockRow(tx: Db, clientId: string, requestId: string): Promise<Row> {
+    const row = await tx
+      .selectFrom("transactions")
+      .selectAll()
+      .where("client_id", "=", clientId)
+      .where("request_id", "=", requestId)
+      .forUpdate()
+      .executeTakeFirst();
+    if (!row) throw notFound(requestId);
+    return row as Row;
+  }
+
+  private async feeFor(
+    clientId: string,
+    type: TransactionType,
+    currency: string,
+    amount: bigint,
+    scale: number,
+  ): Promise<bigint> {
+    const client = await getClient(this.db, clientId);
+    return new ConfiguredFees((client.settings as { fees?: FeeRule[] }).fees ?? []).feeFor({
+      transactionType: type,
+      currency,
+      amount,
+      scale,
+    });
+  }
+
+  private async sourceWallet(
+    clientId: string,
+    userId: string,
+    currency: string,
+    walletId?: string,
+  ): Promise<Account> {
+    if (walletId) {
+      const wallet = await this.deps.wallets.get(clientId, userId, walletId);
+      if (wallet.currency !== currency) {
+        throw new TransactionError(
+          "INVALID",
+          "WALLET_CURRENCY",
+          `the wallet holds ${wallet.currency}, not ${currency}`,
+          "sourceWalletId",
+        );
+      }
+      return wallet;
+    }
+    const wallet = (await this.deps.wallets.list(clientId, userId)).find((w) => w.currency === currency);
+    if (!wallet)
+      throw new TransactionError(
+        "PAYMENT_FAILED",
+        "INSUFFICIENT_FUNDS",
+        `the user has no ${currency} wallet`,
+      );
+    return wallet;
+  }
+
+  private async resolveBankAccount(clientId: string, userId: string, method: BankDestination) {
+    if (method.paymentInformationId) {
+      const { method: saved } = await this.deps.paymentMethods.reveal(
+        clientId,
+        userId,
+        method.paymentInformationId,
+      );
+      if (saved.type !== "BANK_ACCOUNT") {
+        throw new TransactionError(
+          "INVALID",
+          "NOT_A_BANK_ACCOUNT",
+          "the payment information is not a bank account",
+          "destinationMethod.paymentInformationId",
+        );
+      }
+      return saved;
+    }
+    if (!method.iban && !method.bankAccountNumber) {
+      throw new TransactionError(
+        "INVALID",
+        "BANK_DETAILS_MISSING",
+        "a payout needs paymentInformationId, or iban / bankAccountNumber",
+        "destinationMethod",
+      );
+    }
+    const account: NewPaymentMethod = {
+      type: "BANK_ACCOUNT",
+      iban: method.iban,
+      bankAccountNumber: method.bankAccountNumber,
+      accountHolderName: method.accountHolderName ?? "",
+      bankSwiftCode: method.bankSwiftCode,
+      bankRoutingNumber: method.bankRoutingNumber,
+    };
+    if (!account.accountHolderName)
+      throw new TransactionError(
+        "INVALID",
+        "BANK_DETAILS_MISSING",
+        "accountHolderName is required",
+        "destinationMethod.accountHolderName",
+      );
+    return (await this.deps.paymentMethods.add(clientId, userId, account)).method;
+  }
 
   private findRow(db: Db, clientId: string, requestId: string) {
     return db
@@ -654,6 +1344,16 @@ export class Transactions {
       scale: await this.scaleOf(this.db, row.client_id, row.currency),
       fee: BigInt(row.fee),
       walletId: row.wallet_id,
+      counterpartyUserId: row.counterparty_user_id,
+      target:
+        row.target_currency && row.target_amount
+          ? {
+              currency: row.target_currency,
+              amount: BigInt(row.target_amount),
+              scale: await this.scaleOf(this.db, row.client_id, row.target_currency),
+              rate: row.rate,
+            }
+          : null,
       paymentMethod: json(row.payment_method),
       monitoring: json(row.monitoring),
       statusDetail: json(row.status_detail),
@@ -769,5 +1469,154 @@ export function transactionsUsage(db: Db): UsageSource {
         .executeTakeFirst();
       return BigInt(row?.total ?? "0");
     },
+  };
+}
+
+export type Feedback =
+  | "SETTLED"
+  | "ACCEPTED"
+  | "CANCELLED"
+  | "REJECTED"
+  | "REFUNDED"
+  | "CHARGED_BACK"
+  | "ERROR";
+
+export interface BankDestination {
+  paymentMethodType: "ACH" | "WIRE";
+  paymentInformationId?: string | undefined;
+  iban?: string | undefined;
+  bankAccountNumber?: string | undefined;
+  accountHolderName?: string | undefined;
+  bankSwiftCode?: string | undefined;
+  bankRoutingNumber?: string | undefined;
+}
+
+export interface WithdrawalInput {
+  clientId: string;
+  userId: string;
+  requestId: string;
+  amount: string | number;
+  currency: string;
+  sourceWalletId?: string | undefined;
+  destinationMethod: BankDestination;
+  scenarioId?: string | undefined;
+  suppressWebhook?: boolean | undefined;
+}
+
+export interface TransferInput {
+  kind: "TRANSFER" | "PAYMENT";
+  clientId: string;
+  userId: string;
+  requestId: string;
+  destinationUserId: string;
+  amount: string | number;
+  currency: string;
+  sourceWalletId?: string | undefined;
+  scenarioId?: string | undefined;
+  suppressWebhook?: boolean | undefined;
+}
+
+export interface TradeInput {
+  clientId: string;
+  userId: string;
+  requestId: string;
+  amount: string | number;
+  currency: string;
+  targetCurrency: string;
+  sourceWalletId?: string | undefined;
+  scenarioId?: string | undefined;
+  suppressWebhook?: boolean | undefined;
+}
+
+interface WalletMove {
+  clientId: string;
+  userId: string;
+  requestId: string;
+  type: TransactionType;
+  amount: bigint;
+  currency: string;
+  fee: bigint;
+  usdValue: bigint;
+  monitoring: MonitoringResult;
+  counterpartyUserId?: string;
+  targetCurrency?: string;
+  targetAmount?: bigint;
+  rate?: string;
+  legs: (feesAccountId: string, fxAccount: (currency: string) => string) => Leg[];
+  /** [userId, walletId] pairs whose balance changes. */
+  wallets: [string, string][];
+  sourceWalletId: string;
+  counterpartyWalletId: string;
+  fxCurrencies?: string[];
+  suppressWebhook?: boolean | undefined;
+}
+
+/** `amount` at `scale` priced `fromPrice` USD, in units of a currency priced `toPrice` at `toScale`, rounded down. */
+export function convert(
+  amount: bigint,
+  scale: number,
+  fromPrice: string,
+  toScale: number,
+  toPrice: string,
+): bigint {
+  const [fw = "0", ff = ""] = fromPrice.split(".");
+  const [tw = "0", tf = ""] = toPrice.split(".");
+  const numerator = amount * BigInt(fw + ff) * 10n ** BigInt(tf.length) * 10n ** BigInt(toScale);
+  const denominator = BigInt(tw + tf) * 10n ** BigInt(ff.length) * 10n ** BigInt(scale);
+  return numerator / denominator;
+}
+
+function fullName(info: UserInfo): string {
+  return (
+    [info.name?.firstName, info.name?.middleName, info.name?.lastName].filter(Boolean).join(" ") ||
+    info.businessName ||
+    ""
+  );
+}
+
+function countriesOf(info: UserInfo): string[] {
+  return [
+    info.countryOfResidence,
+    info.countryOfCitizenship,
+    ...(info.addresses ?? []).map((a) => a.country),
+  ].filter((c): c is string => typeof c === "string");
+}
+
+/** The inline card of a source method, if it carries one (else it names saved payment information). */
+function inlineCardOf(source: CardSource): NewPaymentMethod | undefined {
+  if (
+    source.paymentInformationId ||
+    !source.cardNumber ||
+    source.expirationMonth === undefined ||
+    source.expirationYear === undefined
+  )
+    return undefined;
+  return {
+    type: "CREDIT_CARD",
+    cardNumber: source.cardNumber,
+    expirationMonth: source.expirationMonth,
+    expirationYear: source.expirationYear,
+    cardHolder: source.cardHolder,
+    billingAddress: source.billingAddress,
+  };
+}
+
+function inlineBankOf(method: BankDestination): NewPaymentMethod | undefined {
+  if (method.paymentInformationId || (!method.iban && !method.bankAccountNumber)) return undefined;
+  if (!method.accountHolderName) {
+    throw new TransactionError(
+      "INVALID",
+      "BANK_DETAILS_MISSING",
+      "accountHolderName is required",
+      "destinationMethod.accountHolderName",
+    );
+  }
+  return {
+    type: "BANK_ACCOUNT",
+    iban: method.iban,
+    bankAccountNumber: method.bankAccountNumber,
+    accountHolderName: method.accountHolderName,
+    bankSwiftCode: method.bankSwiftCode,
+    bankRoutingNumber: method.bankRoutingNumber,
   };
 }
