@@ -932,6 +932,7 @@ export class Transactions {
    */
   async feedback(clientId: string, requestId: string, feedback: Feedback): Promise<Transaction> {
     if (feedback === "CANCELLED" || feedback === "REJECTED") return this.cancel(clientId, requestId);
+    let refundReference: string | undefined;
     await this.db.transaction().execute(async (tx) => {
       const row = await this.lockRow(tx, clientId, requestId);
       if (feedback === "ERROR") {
@@ -964,15 +965,19 @@ export class Transactions {
           );
         }
         await this.reverse(tx, row);
-        if (row.type === "DEPOSIT" && row.provider_reference)
-          await this.deps.acquirer.refund(row.provider_reference).catch(() => {});
         await this.update(tx, row, { status: target, feedback });
+        if (feedback === "REFUNDED" && row.type === "DEPOSIT" && row.provider_reference) {
+          refundReference = row.provider_reference;
+        }
       }
       const updated = await this.rowFor(tx, clientId, requestId);
       await this.announceStatus(tx, updated);
-      if (updated.wallet_id && (feedback === "REFUNDED" || feedback === "CHARGED_BACK"))
+      if (updated.wallet_id && (feedback === "REFUNDED" || feedback === "CHARGED_BACK")) {
         await this.announceBalance(tx, clientId, updated.user_id, updated.wallet_id);
+      }
     });
+    // The card refund is the acquirer's business, after the ledger recorded it: outside the transaction.
+    if (refundReference) await this.deps.acquirer.refund(refundReference);
     return this.get(clientId, requestId);
   }
 
