@@ -16,7 +16,7 @@ import type { Config } from "./config.ts";
 import { adminClientRoutes } from "./faces/admin/clients.ts";
 import { adminLedgerRoutes } from "./faces/admin/ledger.ts";
 import { platformFace } from "./faces/platform/index.ts";
-import { sandboxAcquirerRoutes } from "./faces/sandbox/acquirer.ts";
+import { sandboxAcquirerRoutes, sandboxBankRoutes } from "./faces/sandbox/routes.ts";
 import { requirePlatformAdmin } from "./http/basic-auth.ts";
 import { ApiError, envelope, errorEnvelopeSchema, registerErrorHandling } from "./http/errors.ts";
 import type { Metrics } from "./http/metrics.ts";
@@ -212,6 +212,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
 
   await app.register(platformFace, { prefix: "/v1", services });
   await app.register(sandboxAcquirerRoutes, { prefix: "/sandbox", services });
+  await app.register(sandboxBankRoutes, { prefix: "/sandbox", services });
 
   const authenticator = new AdminAuthenticator(database.db);
   await app.register(

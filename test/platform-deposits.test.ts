@@ -305,3 +305,45 @@ describe("monitoring and the KYC gate on deposits", () => {
     expect((await ledger.checkInvariants(t.database.db)).ok).toBe(true);
   });
 });
+
+describe("bank deposits", () => {
+  it("AWAITING_PAYMENT with instructions; credited once when the transfer arrives with the reference", async () => {
+    const userId = await newUser();
+    const response = await client.request(
+      "POST",
+      "/v1/transactions/deposits",
+      { userId, amount: "250.00", currency: "EUR", sourceMethod: { paymentMethodType: "WIRE" } },
+      { "x-request-id": "bank-1" },
+    );
+    expect(response.statusCode, response.body).toBe(202);
+    const body = response.json();
+    expect(body).toMatchObject({
+      status: "AWAITING_PAYMENT",
+      paymentMethod: { type: "WIRE" },
+      paymentInstructions: { iban: "DE02100100100006820101", amount: "250.00" },
+    });
+    const reference = body.paymentInstructions.reference as string;
+    expect(reference).toMatch(/^FRY[A-Z0-9]{10}$/);
+    const incoming = (payload: unknown) =>
+      t.app.inject({
+        method: "POST",
+        url: "/sandbox/bank/incoming",
+        payload: payload as Record<string, unknown>,
+      });
+    expect((await incoming({ reference, amount: "249.99", currency: "EUR" })).statusCode).toBe(409);
+    expect(
+      (await incoming({ reference: "FRYZZZZZZZZZZ", amount: "250.00", currency: "EUR" })).statusCode,
+    ).toBe(404);
+    expect((await incoming({ reference: "nope", amount: "250.00", currency: "EUR" })).statusCode).toBe(400);
+    expect(await walletOf(userId)).toBe("0.00");
+    const arrived = await incoming({ reference, amount: "250.00", currency: "EUR" });
+    expect(arrived.json()).toEqual({ requestId: "bank-1", status: "CAPTURED" });
+    expect(await walletOf(userId)).toBe("246.25");
+    const twice = await incoming({ reference, amount: "250", currency: "EUR" });
+    expect(twice.json().status).toBe("CAPTURED");
+    expect(await walletOf(userId)).toBe("246.25");
+    const stored = (await client.request("GET", "/v1/transactions/bank-1")).json();
+    expect(stored).toMatchObject({ status: "CAPTURED", paymentInstructions: null });
+    expect((await ledger.checkInvariants(t.database.db, client.clientId)).ok).toBe(true);
+  });
+});

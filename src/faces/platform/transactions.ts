@@ -82,6 +82,10 @@ export const transactionSchema = z
       .object({ responseCode: z.string(), responseCategory: z.string(), message: z.string().optional() })
       .nullable(),
     redirectUrl: z.string().nullable(),
+    paymentInstructions: z
+      .object({ iban: z.string(), reference: z.string(), amount: z.string() })
+      .nullable()
+      .describe("Bank deposits: pay this amount to this IBAN with this reference"),
     createdAt: z.string(),
     updatedAt: z.string(),
   })
@@ -108,6 +112,13 @@ export function showTransaction(t: Transaction) {
     monitoring: t.monitoring,
     statusDetail: t.statusDetail,
     redirectUrl: t.redirectUrl,
+    paymentInstructions: t.paymentInstructions
+      ? {
+          iban: t.paymentInstructions.iban,
+          reference: t.paymentInstructions.reference,
+          amount: formatAmount(t.amount, t.scale),
+        }
+      : null,
     createdAt: t.createdAt.toISOString(),
     updatedAt: t.updatedAt.toISOString(),
   };
@@ -147,9 +158,9 @@ export const transactionRoutes: FastifyPluginAsyncZod<PlatformRouteOptions> = as
       onSend: idempotent.onSend,
       schema: {
         tags: ["platform: transactions"],
-        summary: "Fiat in by card",
+        summary: "Fiat in by card or bank transfer",
         description:
-          "KYC gate (422), monitoring (MANUAL_REVIEW → 202, DENY → 402), then the charge: approved → CAPTURED (201, the wallet credited net of fees); 3-D Secure → AWAITING_PAYMENT with redirectUrl (202); declined → 402. `pii` is merged into the user; a change refreshes the KYC in the background.",
+          "KYC gate (422), monitoring (MANUAL_REVIEW → 202, DENY → 402), then the charge: approved → CAPTURED (201, the wallet credited net of fees); 3-D Secure → AWAITING_PAYMENT with redirectUrl (202); declined → 402. By bank (ACH, WIRE): AWAITING_PAYMENT with paymentInstructions, credited when the transfer arrives. `pii` is merged into the user; a change refreshes the KYC in the background.",
         security: signedSecurity,
         headers: requestIdHeaders,
         body: z
@@ -157,7 +168,10 @@ export const transactionRoutes: FastifyPluginAsyncZod<PlatformRouteOptions> = as
             userId: userIdSchema,
             amount,
             currency,
-            sourceMethod: cardSource,
+            sourceMethod: z.discriminatedUnion("paymentMethodType", [
+              cardSource,
+              z.object({ paymentMethodType: z.enum(["ACH", "WIRE"]) }).strict(),
+            ]),
             destinationWalletId: z.uuid().optional(),
             pii: userInfoSchema.optional(),
           })
@@ -172,18 +186,18 @@ export const transactionRoutes: FastifyPluginAsyncZod<PlatformRouteOptions> = as
     },
     async (request, reply) => {
       assertTokenUser(request, request.body.userId);
-      const transaction = await transactions.deposit({
+      const { sourceMethod, ...rest } = request.body;
+      const base = {
         clientId: clientOf(request).id,
-        userId: request.body.userId,
+        ...rest,
         requestId: request.headers["x-request-id"],
-        amount: request.body.amount,
-        currency: request.body.currency,
-        sourceMethod: request.body.sourceMethod,
-        destinationWalletId: request.body.destinationWalletId,
-        pii: request.body.pii,
         scenarioId: request.headers["x-scenario-id"],
         suppressWebhook: webhooksDisabled(request),
-      });
+      };
+      const transaction =
+        sourceMethod.paymentMethodType === "CREDIT_CARD"
+          ? await transactions.deposit({ ...base, sourceMethod })
+          : await transactions.bankDeposit({ ...base, paymentMethodType: sourceMethod.paymentMethodType });
       reply.code(answerFor(transaction));
       return showTransaction(transaction);
     },

@@ -61,6 +61,8 @@ export interface Transaction {
   monitoring: MonitoringResult | null;
   statusDetail: { responseCode: string; responseCategory: string; message?: string } | null;
   redirectUrl: string | null;
+  /** Bank deposits: where and with which reference to pay. */
+  paymentInstructions: { iban: string; reference: string } | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -88,6 +90,7 @@ type Row = {
   monitoring: unknown;
   status_detail: unknown;
   redirect_url: string | null;
+  payment_instructions: unknown;
   provider_reference: string | null;
   provider_step: string | null;
   created_at: Date;
@@ -355,39 +358,8 @@ export class Transactions {
         await this.announceStatus(tx, await this.rowFor(tx, clientId, requestId), suppressWebhook);
         return;
       }
-      // Approved: the money moves. The acquirer owes the gross amount (card transit account); the
-      // wallet gets it net of the fee, the fee goes to the fees account — all legs or none.
-      const amount = BigInt(row.amount);
-      const fee = BigInt(row.fee);
-      const transit = await ledger.openAccount(tx, {
-        clientId,
-        currency: row.currency,
-        kind: "TRANSIT",
-        rail: "card",
-      });
-      const fees = await ledger.openAccount(tx, { clientId, currency: row.currency, kind: "FEES" });
-      const legs: Leg[] = [];
-      if (amount - fee > 0n) {
-        legs.push({
-          type: "SINGLE",
-          id: `${requestId}:deposit`,
-          debitAccountId: transit.id,
-          creditAccountId: row.wallet_id ?? "",
-          amount: amount - fee,
-          currency: row.currency,
-        });
-      }
-      if (fee > 0n)
-        legs.push({
-          type: "SINGLE",
-          id: `${requestId}:fee`,
-          debitAccountId: transit.id,
-          creditAccountId: fees.id,
-          amount: fee,
-          currency: row.currency,
-        });
-      const posted = await ledger.applyInTransaction(tx, { clientId, operationId: `txn:${requestId}`, legs });
-      if (!posted.ok) throw new Error(`ledger refused a capture: ${posted.code} ${posted.message}`);
+      // Approved: the money moves. The acquirer owes the gross amount (card transit account).
+      await this.creditDeposit(tx, row as Row, "card");
       await this.update(tx, row as Row, {
         status: "CAPTURED",
         provider_reference: result.reference,
@@ -458,6 +430,149 @@ export class Transactions {
     });
     if (moved) await this.runProviderStep(clientId, requestId, { inRequest: true });
     return this.get(clientId, requestId);
+  }
+
+  // ——— bank deposits ———
+
+  /**
+   * Fiat in by bank transfer: recorded AWAITING_PAYMENT with payment instructions (the transit
+   * IBAN and a reference); credited when the bank reports the money arrived with that reference.
+   */
+  async bankDeposit(input: BankDepositInput): Promise<Transaction> {
+    const { clientId, userId, requestId } = input;
+    await this.assertUnused(clientId, requestId);
+    await this.deps.users.get(this.db, clientId, userId);
+    if (input.pii) await this.mergePii(clientId, userId, input.pii);
+    const scale = await this.scaleOf(this.db, clientId, input.currency);
+    const amount = parseAmountOrThrow(input.amount, scale);
+    await this.kycGate(clientId, userId, "DEPOSIT", input.amount, input.currency, input.scenarioId);
+    const wallet = await this.resolveWallet(clientId, userId, input.currency, input.destinationWalletId);
+    const fee = await this.feeFor(clientId, "DEPOSIT", input.currency, amount, scale);
+    const usdValue = await this.usdCents(amount, scale, input.currency);
+    const monitoring = await this.monitor(clientId, userId, usdValue, [], []);
+    const status: TransactionStatus =
+      monitoring.status === "DENY"
+        ? "REFUSED"
+        : monitoring.status === "MANUAL_REVIEW"
+          ? "MANUAL_REVIEW"
+          : "AWAITING_PAYMENT";
+    const reference = bankReference();
+    await this.db.transaction().execute(async (tx) => {
+      const row = await this.insertRow(tx, {
+        client_id: clientId,
+        request_id: requestId,
+        type: "DEPOSIT",
+        user_id: userId,
+        status,
+        amount: amount.toString(),
+        currency: input.currency,
+        fee: fee.toString(),
+        usd_value: usdValue.toString(),
+        wallet_id: wallet.id,
+        payment_method: JSON.stringify({ type: input.paymentMethodType }),
+        monitoring: JSON.stringify(monitoring),
+        provider: INCOMING_BANK,
+        provider_reference: status === "REFUSED" ? null : reference,
+        payment_instructions:
+          status === "REFUSED"
+            ? null
+            : JSON.stringify({ iban: SANDBOX_TRANSIT_IBAN, reference, amount: amount.toString() }),
+      });
+      await this.announceMonitoring(tx, row, monitoring, input.suppressWebhook);
+      await this.announceStatus(tx, row, input.suppressWebhook);
+    });
+    return this.get(clientId, requestId);
+  }
+
+  /**
+   * The bank reports money arriving with a reference (the sandbox's POST /sandbox/bank/incoming).
+   * Matched to the deposit awaiting it; the amount must be the one asked for.
+   */
+  async incomingBankTransfer(
+    reference: string,
+    amount: string | number,
+    currency: string,
+  ): Promise<Transaction> {
+    const row = await this.db
+      .selectFrom("transactions")
+      .selectAll()
+      .where("provider", "=", INCOMING_BANK)
+      .where("provider_reference", "=", reference)
+      .executeTakeFirst();
+    if (!row)
+      throw new TransactionError(
+        "NOT_FOUND",
+        "REFERENCE_NOT_FOUND",
+        `no deposit awaits reference ${reference}`,
+        "reference",
+      );
+    const scale = await this.scaleOf(this.db, row.client_id, row.currency);
+    if (currency !== row.currency || parseAmountOrThrow(amount, scale) !== BigInt(row.amount)) {
+      throw new TransactionError(
+        "CONFLICT",
+        "AMOUNT_MISMATCH",
+        `the deposit awaits ${formatAmount(BigInt(row.amount), scale)} ${row.currency}`,
+        "amount",
+      );
+    }
+    await this.db.transaction().execute(async (tx) => {
+      const current = await this.lockRow(tx, row.client_id, row.request_id);
+      if (current.status === "CAPTURED") return; // the bank told us twice
+      if (current.status !== "AWAITING_PAYMENT") {
+        throw new TransactionError("CONFLICT", "NOT_AWAITING_PAYMENT", `the deposit is ${current.status}`);
+      }
+      await this.creditDeposit(tx, current, "bank");
+      await this.update(tx, current, {
+        status: "CAPTURED",
+        status_detail: JSON.stringify({ responseCode: "00", responseCategory: "RECEIVED" }),
+      });
+      await this.announceStatus(tx, await this.rowFor(tx, current.client_id, current.request_id));
+      await this.announceBalance(tx, current.client_id, current.user_id, current.wallet_id ?? "");
+    });
+    return this.get(row.client_id, row.request_id);
+  }
+
+  /** A captured deposit on the ledger: the rail's transit account → the wallet (net), and → fees (the fee). */
+  private async creditDeposit(tx: Db, row: Row, rail: "card" | "bank") {
+    const amount = BigInt(row.amount);
+    const fee = BigInt(row.fee);
+    const transit = await ledger.openAccount(tx, {
+      clientId: row.client_id,
+      currency: row.currency,
+      kind: "TRANSIT",
+      rail,
+    });
+    const fees = await ledger.openAccount(tx, {
+      clientId: row.client_id,
+      currency: row.currency,
+      kind: "FEES",
+    });
+    const legs: Leg[] = [];
+    if (amount - fee > 0n) {
+      legs.push({
+        type: "SINGLE",
+        id: `${row.request_id}:deposit`,
+        debitAccountId: transit.id,
+        creditAccountId: row.wallet_id ?? "",
+        amount: amount - fee,
+        currency: row.currency,
+      });
+    }
+    if (fee > 0n)
+      legs.push({
+        type: "SINGLE",
+        id: `${row.request_id}:fee`,
+        debitAccountId: transit.id,
+        creditAccountId: fees.id,
+        amount: fee,
+        currency: row.currency,
+      });
+    const posted = await ledger.applyInTransaction(tx, {
+      clientId: row.client_id,
+      operationId: `txn:${row.request_id}`,
+      legs,
+    });
+    if (!posted.ok) throw new Error(`ledger refused a deposit: ${posted.code} ${posted.message}`);
   }
 
   // ——— withdrawals ———
@@ -1363,6 +1478,7 @@ export class Transactions {
       monitoring: json(row.monitoring),
       statusDetail: json(row.status_detail),
       redirectUrl: row.redirect_url,
+      paymentInstructions: row.status === "AWAITING_PAYMENT" ? json(row.payment_instructions) : null,
       createdAt: new Date(row.created_at),
       updatedAt: new Date(row.updated_at),
     };
@@ -1624,4 +1740,28 @@ function inlineBankOf(method: BankDestination): NewPaymentMethod | undefined {
     bankSwiftCode: method.bankSwiftCode,
     bankRoutingNumber: method.bankRoutingNumber,
   };
+}
+
+export interface BankDepositInput {
+  clientId: string;
+  userId: string;
+  requestId: string;
+  amount: string | number;
+  currency: string;
+  paymentMethodType: "ACH" | "WIRE";
+  destinationWalletId?: string | undefined;
+  pii?: UserInfo | undefined;
+  scenarioId?: string | undefined;
+  suppressWebhook?: boolean | undefined;
+}
+
+const INCOMING_BANK = "sandbox-bank-incoming";
+/** The sandbox's transit account that bank deposits are paid to. */
+export const SANDBOX_TRANSIT_IBAN = "DE02100100100006820101";
+
+/** A payment reference a person can type: FRY + 10 characters without look-alikes. */
+function bankReference(): string {
+  const alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+  const bytes = crypto.getRandomValues(new Uint8Array(10));
+  return `FRY${[...bytes].map((b) => alphabet[b % alphabet.length]).join("")}`;
 }

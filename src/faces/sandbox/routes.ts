@@ -69,3 +69,34 @@ export const sandboxAcquirerRoutes: FastifyPluginAsyncZod<{ services: Services }
     },
   );
 };
+
+/** The sandbox bank: simulate an incoming transfer (a bank deposit's money arriving). */
+export const sandboxBankRoutes: FastifyPluginAsyncZod<{ services: Services }> = async (app, { services }) => {
+  app.post(
+    "/bank/incoming",
+    {
+      schema: {
+        tags: ["sandbox"],
+        summary: "Simulate money arriving at the transit account",
+        description:
+          "Matched to the bank deposit awaiting this reference; the amount and currency must be the ones asked for.",
+        body: z
+          .object({
+            reference: z.string().regex(/^FRY[A-Z0-9]{10}$/, "a payment reference such as FRYAB23CD45EF"),
+            amount: z.union([z.string().max(60), z.number()]),
+            currency: z.string().regex(/^[A-Z0-9]{2,12}$/),
+          })
+          .strict(),
+        response: { 200: z.object({ requestId: z.string(), status: z.string() }) },
+      },
+    },
+    async (request) => {
+      const t = await services.transactions.incomingBankTransfer(
+        request.body.reference,
+        request.body.amount,
+        request.body.currency,
+      );
+      return { requestId: t.requestId, status: t.status };
+    },
+  );
+};
