@@ -63,6 +63,7 @@ const envSchema = z.object({
   FERRY_SANCTIONS_FILE: z.string().trim().min(1).optional(),
   FERRY_RECOVERY_INTERVAL_MS: intFrom(50, 600_000).default(2000),
   FERRY_SANDBOX_PAYOUT_DELAY_MS: intFrom(0, 3_600_000).default(2000),
+  FERRY_PROVIDER_LEASE_SECONDS: intFrom(1, 3600).default(30),
 });
 
 export interface Config {
@@ -99,6 +100,8 @@ export interface Config {
   recoveryIntervalMs: number;
   /** How long the sandbox bank takes to settle (or return) a payout. */
   sandboxPayoutDelayMs: number;
+  /** How long a provider call (charge, payout) is leased to the process making it before recovery may take over. */
+  providerLeaseSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -158,5 +161,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     sanctionsFile: e.FERRY_SANCTIONS_FILE,
     recoveryIntervalMs: e.FERRY_RECOVERY_INTERVAL_MS,
     sandboxPayoutDelayMs: e.FERRY_SANDBOX_PAYOUT_DELAY_MS,
+    providerLeaseSeconds: e.FERRY_PROVIDER_LEASE_SECONDS,
   };
 }

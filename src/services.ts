@@ -28,6 +28,7 @@ export type ServiceSettings = Pick<
   | "webhookTimeoutMs"
   | "sanctionsFile"
   | "sandboxPayoutDelayMs"
+  | "providerLeaseSeconds"
 >;
 
 /** The modules' long-lived objects, built once per process and handed to the faces and workers. */
@@ -87,6 +88,7 @@ export function createServices(
       bank: new SandboxBank(db, settings.sandboxPayoutDelayMs),
       rates,
       sanctions: SanctionsList.load(settings.sanctionsFile),
+      leaseSeconds: settings.providerLeaseSeconds,
     }),
   };
 }

@@ -43,6 +43,7 @@ export const testSettings: ServiceSettings = {
   webhookTimeoutMs: 2000,
   sanctionsFile: undefined,
   sandboxPayoutDelayMs: 300,
+  providerLeaseSeconds: 30,
 };
 
 /**

@@ -72,7 +72,7 @@ export const kycConfigSchema = z
         z
           .object({
             id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
-            brackets: z.record(z.enum(TRANSACTION_TYPES), z.array(bracket).min(1)),
+            brackets: z.partialRecord(z.enum(TRANSACTION_TYPES), z.array(bracket).min(1)),
           })
           .strict(),
       )

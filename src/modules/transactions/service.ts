@@ -137,6 +137,8 @@ export interface TransactionDependencies {
   bank: Bank;
   rates: RatesProvider;
   sanctions: SanctionsList;
+  /** Seconds a provider step is leased to the process running it. */
+  leaseSeconds: number;
 }
 
 /**
@@ -151,6 +153,15 @@ export class Transactions {
 
   private get db() {
     return this.deps.db;
+  }
+
+  /**
+   * Until when a provider step is this process's to run. After a crash, the recovery worker takes
+   * the step over once the lease has run out; a second attempt while the first is slow is harmless
+   * (same idempotency key, outcome recorded once), so the lease can be short.
+   */
+  private leaseEnd(): Date {
+    return new Date(Date.now() + this.deps.leaseSeconds * 1000);
   }
 
   async get(clientId: string, requestId: string): Promise<Transaction> {
@@ -229,7 +240,7 @@ export class Transactions {
           monitoring: JSON.stringify(monitoring),
           provider: this.deps.acquirer.name,
           provider_step: status === "PENDING" ? "CHARGE" : null,
-          locked_until: status === "PENDING" ? new Date(Date.now() + 60_000) : null,
+          locked_until: status === "PENDING" ? this.leaseEnd() : null,
         })
         .onConflict((oc) => oc.columns(["client_id", "request_id"]).doNothing())
         .returning("request_id")
@@ -379,7 +390,7 @@ export class Transactions {
    */
   async resumeProviderSteps(limit = 20): Promise<number> {
     const { rows } = await sql<{ client_id: string; request_id: string }>`
-      UPDATE transactions SET locked_until = now() + interval '60 seconds'
+      UPDATE transactions SET locked_until = now() + make_interval(secs => ${this.deps.leaseSeconds})
       WHERE (client_id, request_id) IN (
         SELECT client_id, request_id FROM transactions
         WHERE provider_step IS NOT NULL AND (locked_until IS NULL OR locked_until < now())
@@ -421,7 +432,7 @@ export class Transactions {
         status: decision === "APPROVE" ? "PENDING" : "REFUSED",
         monitoring: JSON.stringify(monitoring),
         provider_step: decision === "APPROVE" ? "CHARGE" : null,
-        locked_until: decision === "APPROVE" ? new Date(Date.now() + 60_000) : null,
+        locked_until: decision === "APPROVE" ? this.leaseEnd() : null,
       });
       const updated = await this.rowFor(tx, clientId, requestId);
       await this.announceMonitoring(tx, updated, monitoring);
@@ -622,7 +633,7 @@ export class Transactions {
         monitoring: JSON.stringify(monitoring),
         provider: this.deps.bank.name,
         provider_step: status === "PENDING" ? "PAYOUT" : null,
-        locked_until: status === "PENDING" ? new Date(Date.now() + 60_000) : null,
+        locked_until: status === "PENDING" ? this.leaseEnd() : null,
       });
       if (status !== "REFUSED") {
         // The hold: amount to the bank transit account, fee to the fees account, both pending.
