@@ -344,3 +344,50 @@ describe("feedback and cancel", () => {
     expect((await ledger.checkInvariants(t.database.db, client.clientId)).ok).toBe(true);
   });
 });
+
+describe("events", () => {
+  it("every transaction above reached the webhook with its monitoring result and final status, without PII", async () => {
+    const expected: [string, string][] = [
+      ["wd-1-a", "CAPTURED"],
+      ["wd-2-a", "ERROR"],
+      ["tr-1", "CAPTURED"],
+      ["pay-1", "CAPTURED"],
+      ["fx-1", "CAPTURED"],
+      ["fund-fb-a", "REFUNDED"],
+      ["fund-fb-b", "SETTLED"],
+      ["cx-3ds", "CANCELED"],
+      ["cx-wd", "CANCELED"],
+    ];
+    await vi.waitFor(
+      () => {
+        for (const [requestId, final] of expected) {
+          const events = receiver.events.filter((e) => e.data.requestId === requestId);
+          expect(
+            events.some((e) => e.type === "TRANSACTION_MONITORING"),
+            requestId,
+          ).toBe(true);
+          expect(
+            events.some((e) => e.type === "TRANSACTION_STATUS" && e.data.status === final),
+            `${requestId} ${final}`,
+          ).toBe(true);
+        }
+      },
+      { timeout: 8000, interval: 100 },
+    );
+    const trade = receiver.events.find((e) => e.data.requestId === "fx-1" && e.type === "TRANSACTION_STATUS");
+    expect(trade?.data).toMatchObject({
+      transactionType: "TRADE",
+      amount: "100.00",
+      currency: "EUR",
+      paymentMethod: { type: "WALLET" },
+    });
+    expect(
+      receiver.events.some(
+        (e) => e.type === "WALLET_BALANCE" && e.data.userId === "tr-b" && e.data.totalBalance === "50.00",
+      ),
+    ).toBe(true);
+    const all = JSON.stringify(receiver.events);
+    for (const pii of ["Ada", "ada@example.com", GOOD_IBAN, RETURNED_IBAN, "Corner Shop"])
+      expect(all).not.toContain(pii);
+  });
+});

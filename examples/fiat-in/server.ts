@@ -18,7 +18,9 @@ import { signRequest } from "../../src/sdk/index.ts";
 
 const ferryUrl = (process.env.FERRY_URL ?? "http://127.0.0.1:3000").replace(/\/$/, "");
 const clientId = process.env.FERRY_CLIENT_ID ?? "demo";
-const keyFile = process.env.FERRY_CLIENT_KEY ?? path.resolve(process.env.FERRY_DATA_DIR ?? "data", "demo-client.private.jwk.json");
+const keyFile =
+  process.env.FERRY_CLIENT_KEY ??
+  path.resolve(process.env.FERRY_DATA_DIR ?? "data", "demo-client.private.jwk.json");
 const port = Number(process.env.PORT ?? 5173);
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -40,30 +42,43 @@ async function ferry(method: string, target: string, body?: unknown) {
 
 async function userToken(userId: string) {
   // The user exists in Ferry under this backend's own id (created once, 409 afterwards).
-  await ferry("POST", "/v1/users", { id: userId, type: "PERSON", name: { firstName: "Demo", lastName: "User" } });
+  await ferry("POST", "/v1/users", {
+    id: userId,
+    type: "PERSON",
+    name: { firstName: "Demo", lastName: "User" },
+  });
   return ferry("POST", "/v1/auth/userToken", { url: "/v1/transactions/deposits", method: "POST", userId });
 }
 
 const server = http.createServer(async (request, response) => {
   try {
     if (request.method === "GET" && (request.url === "/" || request.url === "/index.html")) {
-      const page = fs.readFileSync(path.join(here, "index.html"), "utf8").replaceAll("{{FERRY_URL}}", ferryUrl).replaceAll("{{CLIENT_ID}}", clientId);
+      const page = fs
+        .readFileSync(path.join(here, "index.html"), "utf8")
+        .replaceAll("{{FERRY_URL}}", ferryUrl)
+        .replaceAll("{{CLIENT_ID}}", clientId);
       response.writeHead(200, { "content-type": "text/html; charset=utf-8" }).end(page);
       return;
     }
     if (request.method === "POST" && request.url === "/token") {
       const token = await userToken("fiat-in-demo-user");
-      response.writeHead(token.status === 201 ? 200 : 502, { "content-type": "application/json" }).end(JSON.stringify({ ...token.body, userId: "fiat-in-demo-user" }));
+      response
+        .writeHead(token.status === 201 ? 200 : 502, { "content-type": "application/json" })
+        .end(JSON.stringify({ ...token.body, userId: "fiat-in-demo-user" }));
       return;
     }
     response.writeHead(404).end();
   } catch (error) {
-    response.writeHead(502, { "content-type": "application/json" }).end(JSON.stringify({ message: `cannot reach Ferry at ${ferryUrl}: ${(error as Error).message}` }));
+    response
+      .writeHead(502, { "content-type": "application/json" })
+      .end(JSON.stringify({ message: `cannot reach Ferry at ${ferryUrl}: ${(error as Error).message}` }));
   }
 });
 
 server.listen(port, "localhost", () => {
-  process.stderr.write(`fiat-in example: open http://localhost:${port} (Ferry at ${ferryUrl}, client ${clientId})\n`);
+  process.stderr.write(
+    `fiat-in example: open http://localhost:${port} (Ferry at ${ferryUrl}, client ${clientId})\n`,
+  );
 });
 process.on("SIGINT", () => server.close(() => process.exit(0)));
 process.on("SIGTERM", () => server.close(() => process.exit(0)));
