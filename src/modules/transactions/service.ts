@@ -178,31 +178,20 @@ export class Transactions {
   /** Fiat in by card: KYC gate, monitoring, the charge, and on capture the credit net of fees. */
   async deposit(input: DepositInput): Promise<Transaction> {
     const { clientId, userId, requestId } = input;
-    const existing = await this.findRow(this.db, clientId, requestId);
-    if (existing)
-      throw new TransactionError(
-        "CONFLICT",
-        "REQUEST_ID_USED",
-        `request id ${requestId} was already used`,
-        "X-Request-Id",
-      );
+    await this.assertUnused(clientId, requestId);
     await this.deps.users.get(this.db, clientId, userId);
-    if (input.pii) await this.mergePii(clientId, userId, input.pii);
+    // Bad input is refused before anything changes; then the form's information joins the user
+    // (it may be what the KYC gate needs).
     const scale = await this.scaleOf(this.db, clientId, input.currency);
     const amount = parseAmountOrThrow(input.amount, scale);
     const inlineCard = inlineCardOf(input.sourceMethod);
     if (inlineCard) this.deps.paymentMethods.check(inlineCard);
+    if (input.pii) await this.mergePii(clientId, userId, input.pii);
     await this.kycGate(clientId, userId, "DEPOSIT", input.amount, input.currency, input.scenarioId);
 
     const card = await this.resolveCard(clientId, userId, input.sourceMethod);
     const wallet = await this.resolveWallet(clientId, userId, input.currency, input.destinationWalletId);
-    const client = await getClient(this.db, clientId);
-    const fee = new ConfiguredFees((client.settings as { fees?: FeeRule[] }).fees ?? []).feeFor({
-      transactionType: "DEPOSIT",
-      currency: input.currency,
-      amount,
-      scale,
-    });
+    const fee = await this.feeFor(clientId, "DEPOSIT", input.currency, amount, scale);
     const usdValue = await this.usdCents(amount, scale, input.currency);
     const monitoring = await this.monitor(
       clientId,
@@ -453,9 +442,9 @@ export class Transactions {
     const { clientId, userId, requestId } = input;
     await this.assertUnused(clientId, requestId);
     await this.deps.users.get(this.db, clientId, userId);
-    if (input.pii) await this.mergePii(clientId, userId, input.pii);
     const scale = await this.scaleOf(this.db, clientId, input.currency);
     const amount = parseAmountOrThrow(input.amount, scale);
+    if (input.pii) await this.mergePii(clientId, userId, input.pii);
     await this.kycGate(clientId, userId, "DEPOSIT", input.amount, input.currency, input.scenarioId);
     const wallet = await this.resolveWallet(clientId, userId, input.currency, input.destinationWalletId);
     const fee = await this.feeFor(clientId, "DEPOSIT", input.currency, amount, scale);
@@ -1200,25 +1189,14 @@ export class Transactions {
     });
   }
 
+  /** The user's wallet to pay from: the one named, or the user's wallet in that currency (402 if none). */
   private async sourceWallet(
     clientId: string,
     userId: string,
     currency: string,
     walletId?: string,
   ): Promise<Account> {
-    if (walletId) {
-      const wallet = await this.deps.wallets.get(clientId, userId, walletId);
-      if (wallet.currency !== currency) {
-        throw new TransactionError(
-          "INVALID",
-          "WALLET_CURRENCY",
-          `the wallet holds ${wallet.currency}, not ${currency}`,
-          "sourceWalletId",
-        );
-      }
-      return wallet;
-    }
-    const wallet = (await this.deps.wallets.list(clientId, userId)).find((w) => w.currency === currency);
+    const wallet = await this.findWallet(clientId, userId, currency, walletId, "sourceWalletId");
     if (!wallet)
       throw new TransactionError(
         "PAYMENT_FAILED",
@@ -1245,7 +1223,8 @@ export class Transactions {
       }
       return saved;
     }
-    if (!method.iban && !method.bankAccountNumber) {
+    const account = inlineBankOf(method);
+    if (!account) {
       throw new TransactionError(
         "INVALID",
         "BANK_DETAILS_MISSING",
@@ -1253,21 +1232,6 @@ export class Transactions {
         "destinationMethod",
       );
     }
-    const account: NewPaymentMethod = {
-      type: "BANK_ACCOUNT",
-      iban: method.iban,
-      bankAccountNumber: method.bankAccountNumber,
-      accountHolderName: method.accountHolderName ?? "",
-      bankSwiftCode: method.bankSwiftCode,
-      bankRoutingNumber: method.bankRoutingNumber,
-    };
-    if (!account.accountHolderName)
-      throw new TransactionError(
-        "INVALID",
-        "BANK_DETAILS_MISSING",
-        "accountHolderName is required",
-        "destinationMethod.accountHolderName",
-      );
     return (await this.deps.paymentMethods.add(clientId, userId, account)).method;
   }
 
@@ -1370,7 +1334,8 @@ export class Transactions {
       }
       return method;
     }
-    if (!source.cardNumber || source.expirationMonth === undefined || source.expirationYear === undefined) {
+    const card = inlineCardOf(source);
+    if (!card) {
       throw new TransactionError(
         "INVALID",
         "CARD_DETAILS_MISSING",
@@ -1378,37 +1343,41 @@ export class Transactions {
         "sourceMethod",
       );
     }
-    const card: NewPaymentMethod = {
-      type: "CREDIT_CARD",
-      cardNumber: source.cardNumber,
-      expirationMonth: source.expirationMonth,
-      expirationYear: source.expirationYear,
-      cardHolder: source.cardHolder,
-      billingAddress: source.billingAddress,
-    };
     return (await this.deps.paymentMethods.add(clientId, userId, card)).method;
   }
 
+  /** The user's wallet to credit: the one named, the user's wallet in that currency, or a new one. */
   private async resolveWallet(
     clientId: string,
     userId: string,
     currency: string,
     walletId?: string,
   ): Promise<Account> {
-    if (walletId) {
-      const wallet = await this.deps.wallets.get(clientId, userId, walletId);
-      if (wallet.currency !== currency) {
-        throw new TransactionError(
-          "INVALID",
-          "WALLET_CURRENCY",
-          `the wallet holds ${wallet.currency}, not ${currency}`,
-          "destinationWalletId",
-        );
-      }
-      return wallet;
+    return (
+      (await this.findWallet(clientId, userId, currency, walletId, "destinationWalletId")) ??
+      this.deps.wallets.open(clientId, userId, currency)
+    );
+  }
+
+  private async findWallet(
+    clientId: string,
+    userId: string,
+    currency: string,
+    walletId: string | undefined,
+    field: string,
+  ) {
+    if (!walletId)
+      return (await this.deps.wallets.list(clientId, userId)).find((w) => w.currency === currency);
+    const wallet = await this.deps.wallets.get(clientId, userId, walletId);
+    if (wallet.currency !== currency) {
+      throw new TransactionError(
+        "INVALID",
+        "WALLET_CURRENCY",
+        `the wallet holds ${wallet.currency}, not ${currency}`,
+        field,
+      );
     }
-    const existing = (await this.deps.wallets.list(clientId, userId)).find((w) => w.currency === currency);
-    return existing ?? this.deps.wallets.open(clientId, userId, currency);
+    return wallet;
   }
 
   private async monitor(
