@@ -345,6 +345,55 @@ describe("feedback and cancel", () => {
   });
 });
 
+describe("reviews", () => {
+  it("an approved transfer in review moves then; a denied withdrawal in review releases its hold", async () => {
+    const client = await setup({ users: [["rv-a", "60.00"], ["rv-b"]] });
+    await t.database.db
+      .updateTable("clients")
+      .set({ settings: JSON.stringify({ monitoring: { singleAmountReviewUsd: 1 } }) })
+      .where("id", "=", client.clientId)
+      .execute();
+    const review = (requestId: string, decision: string) =>
+      t.app.inject({
+        method: "POST",
+        url: `/admin/clients/${client.clientId}/transactions/${requestId}/review`,
+        headers: t.adminAuth,
+        payload: { decision },
+      });
+
+    const transfer = await client.request(
+      "POST",
+      "/v1/transactions/transfers",
+      { userId: "rv-a", destinationUserId: "rv-b", amount: "20.00", currency: "EUR" },
+      { "x-request-id": "rv-tr" },
+    );
+    expect(transfer.statusCode).toBe(202);
+    expect(transfer.json().status).toBe("MANUAL_REVIEW");
+    expect(await balances(client, "rv-a")).toEqual({ EUR: "60.00/60.00" });
+    expect((await review("rv-tr", "APPROVE")).json()).toEqual({ requestId: "rv-tr", status: "CAPTURED" });
+    expect(await balances(client, "rv-a")).toEqual({ EUR: "40.00/40.00" });
+    expect(await balances(client, "rv-b")).toEqual({ EUR: "20.00/20.00" });
+
+    const withdrawal = await client.request(
+      "POST",
+      "/v1/transactions/withdrawals",
+      {
+        userId: "rv-a",
+        amount: "30.00",
+        currency: "EUR",
+        destinationMethod: { paymentMethodType: "ACH", iban: GOOD_IBAN, accountHolderName: "Ada Doe" },
+      },
+      { "x-request-id": "rv-wd" },
+    );
+    expect(withdrawal.json().status).toBe("MANUAL_REVIEW");
+    expect(await balances(client, "rv-a")).toEqual({ EUR: "40.00/10.00" });
+    expect((await review("rv-wd", "DENY")).json()).toEqual({ requestId: "rv-wd", status: "REFUSED" });
+    expect(await balances(client, "rv-a")).toEqual({ EUR: "40.00/40.00" });
+    expect((await review("rv-wd", "APPROVE")).statusCode).toBe(409);
+    expect((await ledger.checkInvariants(t.database.db, client.clientId)).ok).toBe(true);
+  });
+});
+
 describe("events", () => {
   it("every transaction above reached the webhook with its monitoring result and final status, without PII", async () => {
     const expected: [string, string][] = [

@@ -78,6 +78,7 @@ type Row = {
   type: string;
   user_id: string;
   counterparty_user_id: string | null;
+  counterparty_wallet_id: string | null;
   target_currency: string | null;
   target_amount: string | null;
   rate: string | null;
@@ -397,15 +398,8 @@ export class Transactions {
     requestId: string,
     decision: "APPROVE" | "DENY",
   ): Promise<Transaction> {
-    const moved = await this.db.transaction().execute(async (tx) => {
-      const row = await tx
-        .selectFrom("transactions")
-        .selectAll()
-        .where("client_id", "=", clientId)
-        .where("request_id", "=", requestId)
-        .forUpdate()
-        .executeTakeFirst();
-      if (!row) throw notFound(requestId);
+    const runStep = await this.db.transaction().execute(async (tx) => {
+      const row = await this.lockRow(tx, clientId, requestId);
       if (row.status !== "MANUAL_REVIEW") {
         throw new TransactionError(
           "CONFLICT",
@@ -417,18 +411,35 @@ export class Transactions {
         ...(json<MonitoringResult>(row.monitoring) ?? { risk: "MEDIUM", reasons: [] }),
         status: decision === "APPROVE" ? "ACCEPT" : "DENY",
       } as MonitoringResult;
-      await this.update(tx, row as Row, {
-        status: decision === "APPROVE" ? "PENDING" : "REFUSED",
-        monitoring: JSON.stringify(monitoring),
-        provider_step: decision === "APPROVE" ? "CHARGE" : null,
-        locked_until: decision === "APPROVE" ? this.leaseEnd() : null,
-      });
+      let next: Record<string, unknown>;
+      if (decision === "DENY") {
+        if (row.type === "WITHDRAWAL") await this.resolveHolds(tx, row, "VOID");
+        next = { status: "REFUSED" };
+      } else if (row.type === "WITHDRAWAL") {
+        next = { status: "PENDING", provider_step: "PAYOUT", locked_until: this.leaseEnd() };
+      } else if (row.type === "DEPOSIT") {
+        const card = json<{ type: string }>(row.payment_method)?.type === "CREDIT_CARD";
+        next = card
+          ? { status: "PENDING", provider_step: "CHARGE", locked_until: this.leaseEnd() }
+          : { status: "AWAITING_PAYMENT" };
+      } else {
+        // Transfers, payments, trades: the money moves now, with the decision.
+        await this.executeStoredMove(tx, row);
+        next = {
+          status: "CAPTURED",
+          status_detail: JSON.stringify({ responseCode: "00", responseCategory: "APPROVED" }),
+        };
+      }
+      await this.update(tx, row, { ...next, monitoring: JSON.stringify(monitoring) });
       const updated = await this.rowFor(tx, clientId, requestId);
       await this.announceMonitoring(tx, updated, monitoring);
-      if (decision === "DENY") await this.announceStatus(tx, updated);
-      return decision === "APPROVE";
+      if (updated.status !== "PENDING") await this.announceStatus(tx, updated);
+      if (updated.status === "CAPTURED") await this.announceMovedBalances(tx, updated);
+      if (decision === "DENY" && row.type === "WITHDRAWAL" && row.wallet_id)
+        await this.announceBalance(tx, clientId, row.user_id, row.wallet_id);
+      return updated.provider_step !== null;
     });
-    if (moved) await this.runProviderStep(clientId, requestId, { inRequest: true });
+    if (runStep) await this.runProviderStep(clientId, requestId, { inRequest: true });
     return this.get(clientId, requestId);
   }
 
@@ -816,32 +827,6 @@ export class Transactions {
       usdValue,
       monitoring,
       counterpartyUserId: counterparty.id,
-      legs: (feesId) => [
-        {
-          type: "SINGLE",
-          id: `${requestId}:move`,
-          debitAccountId: source.id,
-          creditAccountId: destination.id,
-          amount,
-          currency: input.currency,
-        },
-        ...(fee > 0n
-          ? [
-              {
-                type: "SINGLE" as const,
-                id: `${requestId}:fee`,
-                debitAccountId: source.id,
-                creditAccountId: feesId,
-                amount: fee,
-                currency: input.currency,
-              },
-            ]
-          : []),
-      ],
-      wallets: [
-        [userId, source.id],
-        [counterparty.id, destination.id],
-      ],
       sourceWalletId: source.id,
       counterpartyWalletId: destination.id,
       suppressWebhook: input.suppressWebhook,
@@ -901,43 +886,9 @@ export class Transactions {
       targetCurrency: input.targetCurrency,
       targetAmount,
       rate: `${sourcePrice}/${targetPrice}`,
-      legs: (feesId, fx) => [
-        {
-          type: "SINGLE",
-          id: `${requestId}:sell`,
-          debitAccountId: source.id,
-          creditAccountId: fx(input.currency),
-          amount: amount - fee,
-          currency: input.currency,
-        },
-        {
-          type: "SINGLE",
-          id: `${requestId}:buy`,
-          debitAccountId: fx(input.targetCurrency),
-          creditAccountId: target.id,
-          amount: targetAmount,
-          currency: input.targetCurrency,
-        },
-        ...(fee > 0n
-          ? [
-              {
-                type: "SINGLE" as const,
-                id: `${requestId}:fee`,
-                debitAccountId: source.id,
-                creditAccountId: feesId,
-                amount: fee,
-                currency: input.currency,
-              },
-            ]
-          : []),
-      ],
-      wallets: [
-        [userId, source.id],
-        [userId, target.id],
-      ],
+      counterpartyUserId: null,
       sourceWalletId: source.id,
       counterpartyWalletId: target.id,
-      fxCurrencies: [input.currency, input.targetCurrency],
       suppressWebhook: input.suppressWebhook,
     });
   }
@@ -956,7 +907,7 @@ export class Transactions {
         request_id: m.requestId,
         type: m.type,
         user_id: m.userId,
-        counterparty_user_id: m.counterpartyUserId ?? null,
+        counterparty_user_id: m.counterpartyUserId,
         status,
         amount: m.amount.toString(),
         currency: m.currency,
@@ -972,41 +923,92 @@ export class Transactions {
         status_detail:
           status === "CAPTURED" ? JSON.stringify({ responseCode: "00", responseCategory: "APPROVED" }) : null,
       });
-      if (status === "CAPTURED") await this.executeMove(tx, m);
+      if (status === "CAPTURED") await this.executeStoredMove(tx, row);
       await this.announceMonitoring(tx, row, m.monitoring, m.suppressWebhook);
       await this.announceStatus(tx, row, m.suppressWebhook);
-      if (status === "CAPTURED")
-        for (const [user, wallet] of m.wallets)
-          await this.announceBalance(tx, m.clientId, user, wallet, m.suppressWebhook);
+      if (status === "CAPTURED") await this.announceMovedBalances(tx, row, m.suppressWebhook);
     });
     return this.get(m.clientId, m.requestId);
   }
 
-  private async executeMove(
-    tx: Db,
-    m: Pick<WalletMove, "clientId" | "requestId" | "currency" | "legs" | "fxCurrencies">,
-  ) {
-    const fees = await ledger.openAccount(tx, { clientId: m.clientId, currency: m.currency, kind: "FEES" });
-    const fxAccounts = new Map<string, string>();
-    for (const currency of m.fxCurrencies ?? []) {
-      fxAccounts.set(
-        currency,
-        (await ledger.openAccount(tx, { clientId: m.clientId, currency, kind: "FX" })).id,
+  /**
+   * The ledger legs of a transfer, payment or trade, rebuilt from its row (so a reviewed one moves
+   * exactly as it would have at once): source → destination (through the FX accounts for a trade),
+   * and the fee from the source to the fees account. All legs or none.
+   */
+  private async executeStoredMove(tx: Db, row: Row) {
+    const { client_id: clientId, request_id: requestId, currency } = row;
+    const amount = BigInt(row.amount);
+    const fee = BigInt(row.fee);
+    const source = row.wallet_id ?? "";
+    const destination = row.counterparty_wallet_id ?? "";
+    const fees = await ledger.openAccount(tx, { clientId, currency, kind: "FEES" });
+    const legs: Leg[] = [];
+    if (row.type === "TRADE") {
+      const target = row.target_currency ?? "";
+      const fxSource = await ledger.openAccount(tx, { clientId, currency, kind: "FX" });
+      const fxTarget = await ledger.openAccount(tx, { clientId, currency: target, kind: "FX" });
+      legs.push(
+        {
+          type: "SINGLE",
+          id: `${requestId}:sell`,
+          debitAccountId: source,
+          creditAccountId: fxSource.id,
+          amount: amount - fee,
+          currency,
+        },
+        {
+          type: "SINGLE",
+          id: `${requestId}:buy`,
+          debitAccountId: fxTarget.id,
+          creditAccountId: destination,
+          amount: BigInt(row.target_amount ?? "0"),
+          currency: target,
+        },
       );
+    } else {
+      legs.push({
+        type: "SINGLE",
+        id: `${requestId}:move`,
+        debitAccountId: source,
+        creditAccountId: destination,
+        amount,
+        currency,
+      });
     }
-    const result = await ledger.applyInTransaction(tx, {
-      clientId: m.clientId,
-      operationId: `txn:${m.requestId}`,
-      legs: m.legs(fees.id, (currency) => fxAccounts.get(currency) ?? ""),
-    });
+    if (fee > 0n)
+      legs.push({
+        type: "SINGLE",
+        id: `${requestId}:fee`,
+        debitAccountId: source,
+        creditAccountId: fees.id,
+        amount: fee,
+        currency,
+      });
+    const result = await ledger.applyInTransaction(tx, { clientId, operationId: `txn:${requestId}`, legs });
     if (!result.ok) {
-      if (result.code === "EXCEEDS_LIMIT")
+      if (result.code === "EXCEEDS_LIMIT") {
         throw new TransactionError(
           "PAYMENT_FAILED",
           "INSUFFICIENT_FUNDS",
           "the wallet's available balance is too low for amount + fee",
         );
-      throw new Error(`ledger refused ${m.requestId}: ${result.code} ${result.message}`);
+      }
+      throw new Error(`ledger refused ${requestId}: ${result.code} ${result.message}`);
+    }
+  }
+
+  /** WALLET_BALANCE for the wallets a captured move changed. */
+  private async announceMovedBalances(tx: Db, row: Row, suppress?: boolean) {
+    if (row.wallet_id) await this.announceBalance(tx, row.client_id, row.user_id, row.wallet_id, suppress);
+    if (row.counterparty_wallet_id) {
+      await this.announceBalance(
+        tx,
+        row.client_id,
+        row.counterparty_user_id ?? row.user_id,
+        row.counterparty_wallet_id,
+        suppress,
+      );
     }
   }
 
@@ -1639,16 +1641,13 @@ interface WalletMove {
   fee: bigint;
   usdValue: bigint;
   monitoring: MonitoringResult;
-  counterpartyUserId?: string;
+  /** The user whose wallet receives (transfers, payments); null for a trade (the user's own wallet). */
+  counterpartyUserId: string | null;
   targetCurrency?: string;
   targetAmount?: bigint;
   rate?: string;
-  legs: (feesAccountId: string, fxAccount: (currency: string) => string) => Leg[];
-  /** [userId, walletId] pairs whose balance changes. */
-  wallets: [string, string][];
   sourceWalletId: string;
   counterpartyWalletId: string;
-  fxCurrencies?: string[];
   suppressWebhook?: boolean | undefined;
 }
 
