@@ -171,6 +171,28 @@ describe("card deposits", () => {
     }
   });
 
+  it("a 3-D Secure deposit canceled before the challenge is finished is never charged", async () => {
+    const userId = await newUser();
+    const response = await deposit(userId, TEST_CARDS.CHALLENGE, "70.00", "3ds-canceled");
+    const path = new URL(response.json().redirectUrl).pathname;
+    expect((await client.request("DELETE", "/v1/transactions/3ds-canceled")).json().status).toBe("CANCELED");
+    const clicked = await t.app.inject({
+      method: "POST",
+      url: path,
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      payload: "decision=complete",
+    });
+    expect(clicked.body).toContain("Payment declined");
+    expect((await client.request("GET", "/v1/transactions/3ds-canceled")).json().status).toBe("CANCELED");
+    const charge = await t.database.db
+      .selectFrom("sandbox_acquirer_charges")
+      .select("outcome")
+      .where("idempotency_key", "=", `${client.clientId}:3ds-canceled`)
+      .executeTakeFirst();
+    expect(charge?.outcome).toBe("CHALLENGE_FAILED");
+    expect(await walletOf(userId)).toBe("0.00");
+  });
+
   it.each([
     ["do-not-honour", TEST_CARDS.DO_NOT_HONOUR, "PAYMENT_FAILED", "Do not honour"],
     ["insufficient", TEST_CARDS.INSUFFICIENT_FUNDS, "INSUFFICIENT_FUNDS", "Insufficient funds"],

@@ -311,8 +311,15 @@ export class Transactions {
         "TRANSACTION_NOT_FOUND",
         "no transaction awaits this challenge",
       );
-    const result = await this.deps.acquirer.completeChallenge(providerReference, approved);
-    await this.recordCharge(row.client_id, row.request_id, result);
+    // A transaction canceled meanwhile must not be charged: the challenge fails at the acquirer.
+    const stillAwaited = row.status === "AWAITING_PAYMENT";
+    const result = await this.deps.acquirer.completeChallenge(providerReference, approved && stillAwaited);
+    const recorded = stillAwaited && (await this.recordCharge(row.client_id, row.request_id, result));
+    if (!recorded && result.outcome === "APPROVED" && stillAwaited) {
+      // Canceled between our read and the acquirer's answer: give the money back.
+      const now = await this.get(row.client_id, row.request_id);
+      if (now.status !== "CAPTURED") await this.deps.acquirer.refund(result.reference);
+    }
     return this.get(row.client_id, row.request_id);
   }
 
@@ -321,8 +328,8 @@ export class Transactions {
     requestId: string,
     result: ChargeResult,
     suppressWebhook?: boolean,
-  ) {
-    await this.db.transaction().execute(async (tx) => {
+  ): Promise<boolean> {
+    return this.db.transaction().execute(async (tx) => {
       const row = await tx
         .selectFrom("transactions")
         .selectAll()
@@ -333,7 +340,7 @@ export class Transactions {
       const open =
         row.provider_step === "CHARGE" ||
         (row.status === "AWAITING_PAYMENT" && row.provider_reference === result.reference);
-      if (!open) return; // recorded already (by the request, the worker, or the challenge page)
+      if (!open) return false; // recorded already (by the request, the worker, the challenge page) or canceled
       if (result.outcome === "CHALLENGE") {
         await this.update(tx, row as Row, {
           status: "AWAITING_PAYMENT",
@@ -342,7 +349,7 @@ export class Transactions {
           redirect_url: result.redirectUrl,
         });
         await this.announceStatus(tx, await this.rowFor(tx, clientId, requestId), suppressWebhook);
-        return;
+        return true;
       }
       if (result.outcome === "DECLINED") {
         await this.update(tx, row as Row, {
@@ -357,7 +364,7 @@ export class Transactions {
           }),
         });
         await this.announceStatus(tx, await this.rowFor(tx, clientId, requestId), suppressWebhook);
-        return;
+        return true;
       }
       // Approved: the money moves. The acquirer owes the gross amount (card transit account).
       await this.creditDeposit(tx, row as Row, "card");
@@ -371,6 +378,7 @@ export class Transactions {
       const updated = await this.rowFor(tx, clientId, requestId);
       await this.announceStatus(tx, updated, suppressWebhook);
       await this.announceBalance(tx, clientId, row.user_id, row.wallet_id ?? "", suppressWebhook);
+      return true;
     });
   }
 
