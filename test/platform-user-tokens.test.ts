@@ -159,6 +159,10 @@ describe("CORS", () => {
     const good = await withToken(accessToken, "GET", "/v1/users/tok-user", undefined, { origin: ORIGIN });
     expect(good.statusCode).toBe(200);
     expect(good.headers["access-control-allow-origin"]).toBe(ORIGIN);
+    // The browser can read the error of a second use, too.
+    const spent = await withToken(accessToken, "GET", "/v1/users/tok-user", undefined, { origin: ORIGIN });
+    expect(spent.statusCode).toBe(401);
+    expect(spent.headers["access-control-allow-origin"]).toBe(ORIGIN);
   });
 });
 

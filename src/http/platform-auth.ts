@@ -123,8 +123,12 @@ export function platformAuthentication(options: PlatformAuthOptions) {
       const client = await findClient(options.db, clientId);
       if (client?.status !== "ACTIVE") throw unauthorized("unknown client, or not active");
       const origin = header(request, "origin");
-      if (origin !== undefined && !client.allowedOrigins.includes(origin)) {
-        throw new ApiError("FORBIDDEN", "this origin is not allowed for the client");
+      if (origin !== undefined) {
+        if (!client.allowedOrigins.includes(origin))
+          throw new ApiError("FORBIDDEN", "this origin is not allowed for the client");
+        // Set now, so that the browser can also read the errors that may follow (a spent token, a 422).
+        reply.header("Access-Control-Allow-Origin", origin);
+        reply.header("Vary", "Origin");
       }
       // The quota is the authenticated client's: a signed request is counted once its signature
       // verifies (so nobody can spend another client's quota); a token request before the token
@@ -155,10 +159,6 @@ export function platformAuthentication(options: PlatformAuthOptions) {
         enforceLimit();
       }
       request.client = client;
-      if (origin !== undefined) {
-        reply.header("Access-Control-Allow-Origin", origin);
-        reply.header("Vary", "Origin");
-      }
     };
 }
 
