@@ -1216,33 +1216,59 @@ export class Transactions {
     return wallet;
   }
 
-  private async resolveBankAccount(clientId: string, userId: string, method: BankDestination) {
-    if (method.paymentInformationId) {
-      const { method: saved } = await this.deps.paymentMethods.reveal(
-        clientId,
-        userId,
-        method.paymentInformationId,
-      );
-      if (saved.type !== "BANK_ACCOUNT") {
+  private resolveBankAccount(clientId: string, userId: string, method: BankDestination) {
+    return this.savedOrInline(
+      clientId,
+      userId,
+      "BANK_ACCOUNT",
+      method.paymentInformationId,
+      inlineBankOf(method),
+      "destinationMethod",
+    );
+  }
+
+  private resolveCard(clientId: string, userId: string, source: CardSource) {
+    return this.savedOrInline(
+      clientId,
+      userId,
+      "CREDIT_CARD",
+      source.paymentInformationId,
+      inlineCardOf(source),
+      "sourceMethod",
+    );
+  }
+
+  /** A saved payment method of the right type, or the inline one saved now (as the user's). */
+  private async savedOrInline(
+    clientId: string,
+    userId: string,
+    type: "CREDIT_CARD" | "BANK_ACCOUNT",
+    savedId: string | undefined,
+    inline: NewPaymentMethod | undefined,
+    field: string,
+  ) {
+    const what = type === "CREDIT_CARD" ? "card" : "bank account";
+    if (savedId) {
+      const { method } = await this.deps.paymentMethods.reveal(clientId, userId, savedId);
+      if (method.type !== type) {
         throw new TransactionError(
           "INVALID",
-          "NOT_A_BANK_ACCOUNT",
-          "the payment information is not a bank account",
-          "destinationMethod.paymentInformationId",
+          "WRONG_PAYMENT_METHOD",
+          `the payment information is not a ${what}`,
+          `${field}.paymentInformationId`,
         );
       }
-      return saved;
+      return method;
     }
-    const account = inlineBankOf(method);
-    if (!account) {
+    if (!inline) {
       throw new TransactionError(
         "INVALID",
-        "BANK_DETAILS_MISSING",
-        "a payout needs paymentInformationId, or iban / bankAccountNumber",
-        "destinationMethod",
+        "PAYMENT_DETAILS_MISSING",
+        `a ${what} needs paymentInformationId or its details`,
+        field,
       );
     }
-    return (await this.deps.paymentMethods.add(clientId, userId, account)).method;
+    return (await this.deps.paymentMethods.add(clientId, userId, inline)).method;
   }
 
   private findRow(db: Db, clientId: string, requestId: string) {
@@ -1329,31 +1355,6 @@ export class Transactions {
       .execute((tx) => this.deps.users.writeInfo(tx, clientId, userId, pii, "merge"));
     // A KYC refresh in the background: it does not hold up or change the deposit.
     if (changed) void this.deps.kyc.start({ clientId, userId, solicited: false }).catch(() => {});
-  }
-
-  private async resolveCard(clientId: string, userId: string, source: CardSource) {
-    if (source.paymentInformationId) {
-      const { method } = await this.deps.paymentMethods.reveal(clientId, userId, source.paymentInformationId);
-      if (method.type !== "CREDIT_CARD") {
-        throw new TransactionError(
-          "INVALID",
-          "NOT_A_CARD",
-          "the payment information is not a card",
-          "sourceMethod.paymentInformationId",
-        );
-      }
-      return method;
-    }
-    const card = inlineCardOf(source);
-    if (!card) {
-      throw new TransactionError(
-        "INVALID",
-        "CARD_DETAILS_MISSING",
-        "a card needs paymentInformationId, or cardNumber with its expiry",
-        "sourceMethod",
-      );
-    }
-    return (await this.deps.paymentMethods.add(clientId, userId, card)).method;
   }
 
   /** The user's wallet to credit: the one named, the user's wallet in that currency, or a new one. */
