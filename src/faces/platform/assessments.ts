@@ -1,7 +1,6 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { ApiError, errorResponses } from "../../http/errors.ts";
-import { idempotency } from "../../http/idempotency.ts";
 import { assertTokenUser, clientOf } from "../../http/platform-auth.ts";
 import { parsePositiveAmount } from "../../lib/money.ts";
 import { TRANSACTION_TYPES } from "../../modules/kyc/rules.ts";
@@ -41,14 +40,9 @@ const validationSchema = z
 /** KYC: start an assessment, read the latest; validate a transaction before attempting it. */
 export const assessmentRoutes: FastifyPluginAsyncZod<PlatformRouteOptions> = async (
   app,
-  { services, authenticate },
+  { services, authenticate, idempotent },
 ) => {
-  const { kyc, database, settings } = services;
-  const idempotent = idempotency(
-    database.db,
-    { header: "x-request-id", required: true, scope: (request) => `v1:${clientOf(request).id}` },
-    { ttlHours: settings.idempotencyTtlHours },
-  );
+  const { kyc } = services;
 
   app.post(
     "/users/:userId/assessments",

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { sql } from "kysely";
-import { platformAuthentication } from "../../http/platform-auth.ts";
+import { idempotency } from "../../http/idempotency.ts";
+import { clientOf, platformAuthentication } from "../../http/platform-auth.ts";
 import type { Services } from "../../services.ts";
 import { assessmentRoutes } from "./assessments.ts";
 import { authRoutes } from "./auth.ts";
@@ -41,7 +42,12 @@ export const platformFace: FastifyPluginAsyncZod<{ services: Services }> = async
     reply.code(204).send();
   });
 
-  const options = { services, authenticate };
+  const idempotent = idempotency(
+    services.database.db,
+    { header: "x-request-id", required: true, scope: (request) => `v1:${clientOf(request).id}` },
+    { ttlHours: services.settings.idempotencyTtlHours },
+  );
+  const options = { services, authenticate, idempotent };
   await app.register(userRoutes, options);
   await app.register(assessmentRoutes, options);
   await app.register(authRoutes, options);

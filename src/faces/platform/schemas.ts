@@ -1,5 +1,6 @@
 import type { FastifyRequest } from "fastify";
 import { z } from "zod";
+import type { idempotency } from "../../http/idempotency.ts";
 import type { platformAuthentication } from "../../http/platform-auth.ts";
 import { CLIENT_CHOSEN_ID } from "../../lib/ids.ts";
 import type { User } from "../../modules/users/service.ts";
@@ -58,4 +59,6 @@ export const webhooksDisabled = (request: FastifyRequest) => request.headers["x-
 export interface PlatformRouteOptions {
   services: Services;
   authenticate: ReturnType<typeof platformAuthentication>;
+  /** X-Request-Id idempotency, scoped per client (one key space for the whole face). */
+  idempotent: ReturnType<typeof idempotency>;
 }

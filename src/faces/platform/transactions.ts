@@ -1,7 +1,6 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { ApiError, errorResponses } from "../../http/errors.ts";
-import { idempotency } from "../../http/idempotency.ts";
 import { assertTokenUser, clientOf } from "../../http/platform-auth.ts";
 import { CLIENT_CHOSEN_ID } from "../../lib/ids.ts";
 import { formatAmount } from "../../lib/money.ts";
@@ -141,14 +140,9 @@ function answerFor(t: Transaction): 201 | 202 {
 /** Transactions of the Platform API. */
 export const transactionRoutes: FastifyPluginAsyncZod<PlatformRouteOptions> = async (
   app,
-  { services, authenticate },
+  { services, authenticate, idempotent },
 ) => {
-  const { transactions, database, settings } = services;
-  const idempotent = idempotency(
-    database.db,
-    { header: "x-request-id", required: true, scope: (request) => `v1:${clientOf(request).id}` },
-    { ttlHours: settings.idempotencyTtlHours },
-  );
+  const { transactions } = services;
 
   app.post(
     "/transactions/deposits",

@@ -202,12 +202,7 @@ export class Transactions {
       [input.sourceMethod.billingAddress?.country],
     );
 
-    const status: TransactionStatus =
-      monitoring.status === "DENY"
-        ? "REFUSED"
-        : monitoring.status === "MANUAL_REVIEW"
-          ? "MANUAL_REVIEW"
-          : "PENDING";
+    const status = statusAfter(monitoring, "PENDING");
     await this.db.transaction().execute(async (tx) => {
       const inserted = await tx
         .insertInto("transactions")
@@ -469,12 +464,7 @@ export class Transactions {
     const fee = await this.feeFor(clientId, "DEPOSIT", input.currency, amount, scale);
     const usdValue = await this.usdCents(amount, scale, input.currency);
     const monitoring = await this.monitor(clientId, userId, usdValue, [], []);
-    const status: TransactionStatus =
-      monitoring.status === "DENY"
-        ? "REFUSED"
-        : monitoring.status === "MANUAL_REVIEW"
-          ? "MANUAL_REVIEW"
-          : "AWAITING_PAYMENT";
+    const status = statusAfter(monitoring, "AWAITING_PAYMENT");
     const reference = bankReference();
     await this.db.transaction().execute(async (tx) => {
       const row = await this.insertRow(tx, {
@@ -615,12 +605,7 @@ export class Transactions {
     const fee = await this.feeFor(clientId, "WITHDRAWAL", input.currency, amount, scale);
     const usdValue = await this.usdCents(amount, scale, input.currency);
     const monitoring = await this.monitor(clientId, userId, usdValue, [], []);
-    const status: TransactionStatus =
-      monitoring.status === "DENY"
-        ? "REFUSED"
-        : monitoring.status === "MANUAL_REVIEW"
-          ? "MANUAL_REVIEW"
-          : "PENDING";
+    const status = statusAfter(monitoring, "PENDING");
     await this.db.transaction().execute(async (tx) => {
       const row = await this.insertRow(tx, {
         client_id: clientId,
@@ -903,12 +888,7 @@ export class Transactions {
 
   /** Records a wallet-to-wallet transaction and, if monitoring accepts it, moves the money in the same database transaction. */
   private async moveBetweenWallets(m: WalletMove): Promise<Transaction> {
-    const status: TransactionStatus =
-      m.monitoring.status === "DENY"
-        ? "REFUSED"
-        : m.monitoring.status === "MANUAL_REVIEW"
-          ? "MANUAL_REVIEW"
-          : "CAPTURED";
+    const status = statusAfter(m.monitoring, "CAPTURED");
     await this.db.transaction().execute(async (tx) => {
       const row = await this.insertRow(tx, {
         client_id: m.clientId,
@@ -1752,4 +1732,10 @@ function bankReference(): string {
   const alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
   const bytes = crypto.getRandomValues(new Uint8Array(10));
   return `FRY${[...bytes].map((b) => alphabet[b % alphabet.length]).join("")}`;
+}
+
+/** Where monitoring leaves a new transaction: refused, held for review, or on to `accepted`. */
+function statusAfter(monitoring: MonitoringResult, accepted: TransactionStatus): TransactionStatus {
+  if (monitoring.status === "DENY") return "REFUSED";
+  return monitoring.status === "MANUAL_REVIEW" ? "MANUAL_REVIEW" : accepted;
 }
