@@ -20,6 +20,7 @@ import { sandboxAcquirerRoutes, sandboxBankRoutes } from "./faces/sandbox/routes
 import { requirePlatformAdmin } from "./http/basic-auth.ts";
 import { ApiError, envelope, errorEnvelopeSchema, registerErrorHandling } from "./http/errors.ts";
 import type { Metrics } from "./http/metrics.ts";
+import { findUnstorableText } from "./http/storable-text.ts";
 import { AdminAuthenticator } from "./modules/admins/service.ts";
 import { publishedJwks } from "./modules/keys/service.ts";
 import type { Services } from "./services.ts";
@@ -80,11 +81,17 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   metrics.register(app);
 
   // JSON bodies: keep the raw bytes (request signatures and idempotency hash them), then parse
-  // with Fastify's own parser (which refuses __proto__ and constructor pollution).
+  // with Fastify's own parser (which refuses __proto__ and constructor pollution), then refuse text
+  // the database cannot store (NUL, lone surrogates) as a 400 naming the field, on every face.
   const parseJson = app.getDefaultJsonParser("error", "error");
   app.addContentTypeParser("application/json", { parseAs: "buffer" }, (request, body, done) => {
     request.rawBody = body as Buffer;
-    parseJson(request, (body as Buffer).toString("utf8"), done);
+    parseJson(request, (body as Buffer).toString("utf8"), (error, parsed) => {
+      if (error) return done(error, undefined);
+      const unstorable = findUnstorableText(parsed);
+      if (unstorable) return done(ApiError.invalid(unstorable.field, unstorable.message), undefined);
+      done(null, parsed);
+    });
   });
 
   // Shutting down: responses to requests still in flight close their keep-alive connection, so

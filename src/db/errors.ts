@@ -7,6 +7,10 @@ export const PgErrorCode = {
   deadlockDetected: "40P01",
   numericOutOfRange: "22003",
   invalidTextRepresentation: "22P02",
+  /** NUL in text ("invalid byte sequence for encoding UTF8: 0x00"). */
+  characterNotInRepertoire: "22021",
+  /** \u0000 in jsonb ("unsupported Unicode escape sequence"). */
+  untranslatableCharacter: "22P05",
 } as const;
 
 export function pgErrorCode(error: unknown): string | undefined {

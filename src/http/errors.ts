@@ -147,6 +147,13 @@ export function toApiError(error: unknown): ApiError | undefined {
   if (code === PgErrorCode.uniqueViolation) return new ApiError("CONFLICT", "the resource already exists");
   if (code === PgErrorCode.foreignKeyViolation)
     return new ApiError("NOT_FOUND", "a referenced resource was not found");
+  if (code === PgErrorCode.characterNotInRepertoire || code === PgErrorCode.untranslatableCharacter) {
+    // The body parser refuses NUL already; this catches text that reached the database another way.
+    const message = "contains a character the database cannot store (NUL, \\u0000)";
+    return new ApiError("INVALID_REQUEST", `the request ${message}`, {
+      errors: [{ field: "body", message }],
+    });
+  }
   const fastifyError = error as Partial<FastifyError>;
   if (
     typeof fastifyError.statusCode === "number" &&
