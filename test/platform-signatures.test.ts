@@ -127,15 +127,17 @@ describe("signed requests", () => {
     expect((await send("GET", "/v1/users", near)).statusCode).toBe(200);
   });
 
-  it("refuses a replayed signature", async () => {
+  it("refuses a replayed state-changing request (the rule in full: platform-replays.test.ts)", async () => {
+    const body = JSON.stringify({ phones: ["+491701234567"] });
     const headers = await signRequest({
       clientId: client.clientId,
       privateJwk: client.privateJwk,
-      method: "GET",
-      target: "/v1/users",
+      method: "PATCH",
+      target: "/v1/users/u-1",
+      body,
     });
-    expect((await send("GET", "/v1/users", headers)).statusCode).toBe(200);
-    const replay = await send("GET", "/v1/users", headers);
+    expect((await send("PATCH", "/v1/users/u-1", headers, body)).statusCode).toBe(200);
+    const replay = await send("PATCH", "/v1/users/u-1", headers, body);
     expect(replay.statusCode).toBe(401);
     expect(replay.json().message).toMatch(/replay/);
   });

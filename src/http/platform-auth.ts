@@ -28,6 +28,17 @@ export interface PlatformAuthOptions {
   now?: () => number;
 }
 
+/** Requests that change state: only these can be replays (platform-api.md, Authentication). */
+const STATE_CHANGING_METHODS = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+
+/** What identifies an accepted request: its signature and its X-Request-Id, or the absence of one. */
+function replayKey(signature: string, requestId: string | undefined): string {
+  return createHash("sha256")
+    .update(signature)
+    .update(requestId === undefined ? "\n-" : `\n+${requestId}`)
+    .digest("hex");
+}
+
 const unauthorized = (message: string) => new ApiError("UNAUTHORIZED", message);
 const header = (request: FastifyRequest, name: string) => {
   const value = request.headers[name];
@@ -95,13 +106,20 @@ export function platformAuthentication(options: PlatformAuthOptions) {
     } catch {
       throw unauthorized("the signature does not match the request");
     }
-    // Remember the signature for the window: a second use is a replay.
-    const signatureHash = createHash("sha256").update(match[2]).digest("hex");
+    if (!STATE_CHANGING_METHODS.has(request.method)) return; // reading twice is never a replay
+    // Remember the signature with the request id for the window: the same pair again is a replay.
+    // RS512 and Ed25519 signatures are deterministic (the same request in the same second signs the
+    // same), so the signature alone would make two distinct requests collide.
     const stored = await sql<{ client_id: string }>`
       INSERT INTO request_signatures (client_id, signature_hash, expires_at)
-      VALUES (${client.id}, ${signatureHash}, now() + make_interval(secs => ${SIGNATURE_WINDOW_SECONDS * 2}))
+      VALUES (${client.id}, ${replayKey(match[2], header(request, "x-request-id"))},
+              now() + make_interval(secs => ${SIGNATURE_WINDOW_SECONDS * 2}))
       ON CONFLICT DO NOTHING RETURNING client_id`.execute(options.db);
-    if (stored.rows.length === 0) throw unauthorized("this signature was already used (replay)");
+    if (stored.rows.length === 0) {
+      throw unauthorized(
+        "this signature was already accepted with the same X-Request-Id (replay); to send an identical request again, give it a distinct X-Request-Id",
+      );
+    }
   };
 
   const importKey = async (clientId: string, kid: string, jwk: JWK, alg: string) => {
