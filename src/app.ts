@@ -15,6 +15,7 @@ import { z } from "zod";
 import type { Config } from "./config.ts";
 import { adminClientRoutes } from "./faces/admin/clients.ts";
 import { adminLedgerRoutes } from "./faces/admin/ledger.ts";
+import { adminOperationsRoutes } from "./faces/admin/operations.ts";
 import { platformFace } from "./faces/platform/index.ts";
 import { sandboxAcquirerRoutes, sandboxBankRoutes } from "./faces/sandbox/routes.ts";
 import { requirePlatformAdmin } from "./http/basic-auth.ts";
@@ -34,7 +35,7 @@ declare module "fastify" {
 }
 
 export interface AppDependencies {
-  config: Pick<Config, "bodyLimitBytes" | "publicUrl" | "logLevel">;
+  config: Pick<Config, "bodyLimitBytes" | "publicUrl" | "logLevel"> & Partial<Pick<Config, "sandboxRoutes">>;
   services: Services;
   metrics: Metrics;
   logger: Logger;
@@ -218,8 +219,12 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   );
 
   await app.register(platformFace, { prefix: "/v1", services });
-  await app.register(sandboxAcquirerRoutes, { prefix: "/sandbox", services });
-  await app.register(sandboxBankRoutes, { prefix: "/sandbox", services });
+  // The sandbox's control routes serve sandbox clients only (faces/sandbox/access.ts); an
+  // installation may switch them off altogether (FERRY_SANDBOX_ROUTES=off).
+  if (config.sandboxRoutes !== false) {
+    await app.register(sandboxAcquirerRoutes, { prefix: "/sandbox", services });
+    await app.register(sandboxBankRoutes, { prefix: "/sandbox", services });
+  }
 
   const authenticator = new AdminAuthenticator(database.db);
   await app.register(
@@ -228,6 +233,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       admin.addHook("onRequest", requirePlatformAdmin(authenticator));
       await admin.register(adminLedgerRoutes, { db: database.db });
       await admin.register(adminClientRoutes, { services });
+      await admin.register(adminOperationsRoutes, { services });
     },
     { prefix: "/admin" },
   );

@@ -20,6 +20,13 @@ const booleanFrom = z
   .pipe(z.enum(["true", "false", "1", "0", "yes", "no"], { message: "must be true or false" }))
   .transform((value) => value === "true" || value === "1" || value === "yes");
 
+const switchFrom = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .pipe(z.enum(["on", "off", "true", "false"], { message: "must be on or off" }))
+  .transform((value) => value === "on" || value === "true");
+
 const envSchema = z.object({
   PORT: intFrom(0, 65535).default(3000),
   HOST: z.string().trim().min(1, "must not be empty").default("127.0.0.1"),
@@ -64,6 +71,9 @@ const envSchema = z.object({
   FERRY_RECOVERY_INTERVAL_MS: intFrom(50, 600_000).default(2000),
   FERRY_SANDBOX_PAYOUT_DELAY_MS: intFrom(0, 3_600_000).default(2000),
   FERRY_PROVIDER_LEASE_SECONDS: intFrom(1, 3600).default(30),
+  FERRY_STEP_RETRY_BASE_MS: intFrom(10, 600_000).default(1000),
+  FERRY_SANDBOX_ROUTES: switchFrom.default(true),
+  FERRY_WEBHOOK_ALLOW_PRIVATE: booleanFrom.default(false),
 });
 
 export interface Config {
@@ -102,6 +112,12 @@ export interface Config {
   sandboxPayoutDelayMs: number;
   /** How long a provider call (charge, payout) is leased to the process making it before recovery may take over. */
   providerLeaseSeconds: number;
+  /** First retry delay of a failed provider step; doubled per attempt, at most 5 minutes. */
+  stepRetryBaseMs: number;
+  /** Serve the /sandbox control routes (3-D Secure page, simulated bank transfers) for sandbox clients. */
+  sandboxRoutes: boolean;
+  /** Let live clients' webhooks point at loopback, link-local and private addresses. */
+  webhookAllowPrivate: boolean;
 }
 
 export class ConfigError extends Error {
@@ -162,5 +178,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     recoveryIntervalMs: e.FERRY_RECOVERY_INTERVAL_MS,
     sandboxPayoutDelayMs: e.FERRY_SANDBOX_PAYOUT_DELAY_MS,
     providerLeaseSeconds: e.FERRY_PROVIDER_LEASE_SECONDS,
+    stepRetryBaseMs: e.FERRY_STEP_RETRY_BASE_MS,
+    sandboxRoutes: e.FERRY_SANDBOX_ROUTES,
+    webhookAllowPrivate: e.FERRY_WEBHOOK_ALLOW_PRIVATE,
   };
 }

@@ -14,6 +14,9 @@ import { SandboxAcquirer } from "./providers/acquirer/sandbox.ts";
 import { SandboxBank } from "./providers/bank/sandbox.ts";
 import { SandboxKycProvider } from "./providers/kyc/sandbox.ts";
 import { SandboxRatesProvider } from "./providers/rates/sandbox.ts";
+import { SandboxGate } from "./providers/sandbox-gate.ts";
+import { StepRunner } from "./modules/steps/runner.ts";
+import { type ReconciliationReport, reconcile } from "./modules/reconciliation/service.ts";
 
 export type ServiceSettings = Pick<
   Config,
@@ -29,6 +32,7 @@ export type ServiceSettings = Pick<
   | "sanctionsFile"
   | "sandboxPayoutDelayMs"
   | "providerLeaseSeconds"
+  | "stepRetryBaseMs"
 >;
 
 /** The modules' long-lived objects, built once per process and handed to the faces and workers. */
@@ -43,6 +47,15 @@ export interface Services {
   wallets: Wallets;
   paymentMethods: PaymentMethods;
   transactions: Transactions;
+  /** The durable step runner every provider call goes through. */
+  steps: StepRunner;
+  acquirer: SandboxAcquirer;
+  bank: SandboxBank;
+  /** Test control of the sandbox providers (hold an answer, inject a failure). */
+  sandboxGate: SandboxGate;
+  metrics: Metrics | undefined;
+  /** Compares the providers' records with the ledger (all clients, or one). */
+  reconcile(clientId?: string): Promise<ReconciliationReport>;
 }
 
 export function createServices(
@@ -63,6 +76,26 @@ export function createServices(
   );
   const wallets = new Wallets(db);
   const paymentMethods = new PaymentMethods(db, sealer);
+  const sandboxGate = new SandboxGate();
+  const acquirer = new SandboxAcquirer(db, settings.publicUrl, sandboxGate);
+  const bank = new SandboxBank(db, settings.sandboxPayoutDelayMs, sandboxGate);
+  const steps = new StepRunner(db, {
+    leaseSeconds: settings.providerLeaseSeconds,
+    backoffMs: (attempt) => Math.min(300_000, settings.stepRetryBaseMs * 2 ** (attempt - 1)),
+    onFinished: metrics?.recordStepFinished,
+  });
+  const transactions = new Transactions({
+    db,
+    users,
+    kyc,
+    wallets,
+    paymentMethods,
+    acquirer,
+    bank,
+    rates,
+    sanctions: SanctionsList.load(settings.sanctionsFile),
+    steps,
+  });
   return {
     database,
     sealer,
@@ -78,17 +111,16 @@ export function createServices(
     kyc,
     wallets,
     paymentMethods,
-    transactions: new Transactions({
-      db,
-      users,
-      kyc,
-      wallets,
-      paymentMethods,
-      acquirer: new SandboxAcquirer(db, settings.publicUrl),
-      bank: new SandboxBank(db, settings.sandboxPayoutDelayMs),
-      rates,
-      sanctions: SanctionsList.load(settings.sanctionsFile),
-      leaseSeconds: settings.providerLeaseSeconds,
-    }),
+    transactions,
+    steps,
+    acquirer,
+    bank,
+    sandboxGate,
+    metrics,
+    reconcile: (clientId) =>
+      reconcile(
+        { db, acquirer, bank, steps, bankDepositOwners: (refs) => transactions.bankDepositOwners(refs) },
+        clientId,
+      ),
   };
 }

@@ -225,10 +225,10 @@ it("recovers a stream interrupted by SIGKILL: each success exactly once, invaria
     }
     // Every transaction the crash interrupted is finished too, and every captured deposit charged once.
     const open = await db
-      .selectFrom("transactions")
-      .select(["request_id", "status"])
+      .selectFrom("steps")
+      .select(["process_id", "kind", "status"])
       .where("client_id", "=", clientId)
-      .where("provider_step", "is not", null)
+      .where("status", "in", ["PENDING", "FAILED"])
       .execute();
     expect(open).toEqual([]);
     const captured = await db

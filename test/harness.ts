@@ -44,6 +44,7 @@ export const testSettings: ServiceSettings = {
   sanctionsFile: undefined,
   sandboxPayoutDelayMs: 300,
   providerLeaseSeconds: 30,
+  stepRetryBaseMs: 50,
 };
 
 /**
@@ -59,6 +60,8 @@ export async function startTestApp(
         listen?: boolean;
         settings?: Partial<ServiceSettings>;
         database?: FerryDatabase;
+        /** FERRY_SANDBOX_ROUTES (default on). */
+        sandboxRoutes?: boolean;
       } = {},
 ): Promise<TestApp> {
   const opts = typeof options === "function" ? { extend: options } : options;
@@ -78,7 +81,12 @@ export async function startTestApp(
   const settings = { ...testSettings, ...opts.settings };
   const services = createServices(database, sealer, settings, metrics);
   const app = await buildApp({
-    config: { bodyLimitBytes: 64 * 1024, publicUrl: settings.publicUrl, logLevel: "info" },
+    config: {
+      bodyLimitBytes: 64 * 1024,
+      publicUrl: settings.publicUrl,
+      logLevel: "info",
+      sandboxRoutes: opts.sandboxRoutes ?? true,
+    },
     services,
     metrics,
     logger,

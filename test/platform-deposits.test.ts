@@ -350,6 +350,7 @@ describe("bank deposits", () => {
       t.app.inject({
         method: "POST",
         url: "/sandbox/bank/incoming",
+        headers: t.adminAuth, // the sandbox bank needs credentials (test/sandbox-access.test.ts)
         payload: payload as Record<string, unknown>,
       });
     expect((await incoming({ reference, amount: "249.99", currency: "EUR" })).statusCode).toBe(409);
@@ -359,7 +360,7 @@ describe("bank deposits", () => {
     expect((await incoming({ reference: "nope", amount: "250.00", currency: "EUR" })).statusCode).toBe(400);
     expect(await walletOf(userId)).toBe("0.00");
     const arrived = await incoming({ reference, amount: "250.00", currency: "EUR" });
-    expect(arrived.json()).toEqual({ requestId: "bank-1", status: "CAPTURED" });
+    expect(arrived.json()).toEqual({ requestId: "bank-1", status: "CAPTURED", outcome: "CREDITED" });
     expect(await walletOf(userId)).toBe("246.25");
     const twice = await incoming({ reference, amount: "250", currency: "EUR" });
     expect(twice.json().status).toBe("CAPTURED");

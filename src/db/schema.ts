@@ -13,6 +13,7 @@ export interface ClientsTable {
   id: string;
   name: string;
   status: ColumnType<string, string | undefined, string>;
+  mode: ColumnType<string, string | undefined, string>;
   webhook_url: string | null;
   webhook_encryption_key: NullableJson;
   allowed_origins: ColumnType<string[], string[] | undefined, string[]>;
@@ -228,12 +229,10 @@ export interface TransactionsTable {
   monitoring: NullableJson;
   provider: string | null;
   provider_reference: string | null;
-  provider_step: string | null;
   status_detail: NullableJson;
   redirect_url: string | null;
   payment_instructions: NullableJson;
   feedback: string | null;
-  locked_until: Timestamp | null;
   created_at: CreatedAt;
   updated_at: Timestamp;
 }
@@ -260,6 +259,50 @@ export interface SandboxBankPayoutsTable {
   outcome: string;
   settles_at: Timestamp;
   created_at: CreatedAt;
+}
+
+export interface StepsTable {
+  id: string;
+  client_id: string;
+  kind: string;
+  process_type: string;
+  process_id: string;
+  idempotency_key: string;
+  status: ColumnType<string, string | undefined, string>;
+  input: JsonColumn;
+  result: NullableJson;
+  attempts: ColumnType<number, number | undefined, number>;
+  max_attempts: number;
+  next_attempt_at: Timestamp;
+  locked_until: Timestamp | null;
+  last_error: string | null;
+  created_at: CreatedAt;
+  updated_at: Timestamp;
+  finished_at: Timestamp | null;
+}
+
+export interface AuditLogTable {
+  id: string;
+  client_id: string | null;
+  actor_kind: string;
+  actor_id: string | null;
+  action: string;
+  entity_type: string;
+  entity_id: string;
+  before: NullableJson;
+  after: NullableJson;
+  request_id: string | null;
+  created_at: CreatedAt;
+}
+
+export interface SandboxBankIncomingTable {
+  transfer_id: string;
+  payment_reference: string;
+  amount: string;
+  currency: string;
+  received_at: CreatedAt;
+  return_key: string | null;
+  returned_at: Timestamp | null;
 }
 
 export interface SchemaMigrationsTable {
@@ -291,6 +334,9 @@ export interface Database {
   transactions: TransactionsTable;
   sandbox_acquirer_charges: SandboxAcquirerChargesTable;
   sandbox_bank_payouts: SandboxBankPayoutsTable;
+  sandbox_bank_incoming: SandboxBankIncomingTable;
+  steps: StepsTable;
+  audit_log: AuditLogTable;
 }
 
 export type { Json };

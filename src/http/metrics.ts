@@ -1,5 +1,5 @@
 import type { FastifyInstance } from "fastify";
-import { Counter, collectDefaultMetrics, Histogram, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { OperationResult } from "../modules/ledger/types.ts";
 
 /** Ferry's Prometheus metrics, one registry per app (so tests can build several apps). */
@@ -43,6 +43,18 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly stepsFinished = new Counter({
+    name: "ferry_steps_finished_total",
+    help: "Provider steps that ended, by kind and terminal status (SUCCEEDED, FAILED)",
+    labelNames: ["kind", "status"] as const,
+    registers: [this.registry],
+  });
+  readonly reconciliationMismatches = new Gauge({
+    name: "ferry_reconciliation_mismatches",
+    help: "Provider records that disagree with the ledger, as of the last reconciliation run",
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: "ferry_" });
   }
@@ -54,6 +66,14 @@ export class Metrics {
     }
     this.ledgerOperations.inc({ outcome: result.replayed ? "replayed" : "accepted" });
     if (!result.replayed) for (const t of result.transfers) this.ledgerTransfers.inc({ type: t.type });
+  };
+
+  recordStepFinished = (kind: string, status: string) => {
+    this.stepsFinished.inc({ kind, status });
+  };
+
+  recordReconciliation = (mismatches: number) => {
+    this.reconciliationMismatches.set(mismatches);
   };
 
   recordLedgerBatch = (size: number, seconds: number) => {

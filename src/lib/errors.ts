@@ -18,7 +18,12 @@ export class DomainError extends Error {
     message: string,
     readonly field?: string,
     /** Extra members for the error envelope (422: `fields`, `assessment`). */
-    readonly details?: { fields?: string[]; assessment?: { requiredTier: number; currentTier: number } },
+    readonly details?: {
+      fields?: string[];
+      assessment?: { requiredTier: number; currentTier: number };
+      /** A 409 that may succeed if tried again later (a provider call under way). */
+      retryable?: boolean;
+    },
   ) {
     super(message);
     this.name = new.target.name;

@@ -68,6 +68,21 @@ export function startWorkers(
       round: async () => (await services.transactions.resumeProviderSteps(RECOVERY_BATCH)) === RECOVERY_BATCH,
     }),
     startWorker({
+      name: "reconciliation",
+      intervalMs: 60_000,
+      logger,
+      round: async () => {
+        const report = await services.reconcile();
+        services.metrics?.recordReconciliation(report.mismatches.length);
+        if (!report.ok)
+          logger.warn(
+            { worker: "reconciliation", mismatches: report.mismatches.length, checked: report.checked },
+            "the ledger disagrees with the providers",
+          );
+        return false;
+      },
+    }),
+    startWorker({
       name: "purge",
       intervalMs: 60_000,
       logger,

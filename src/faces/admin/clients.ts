@@ -4,6 +4,7 @@ import { errorResponses } from "../../http/errors.ts";
 import { CLIENT_CHOSEN_ID } from "../../lib/ids.ts";
 import {
   addSigningKey,
+  CLIENT_MODES,
   type Client,
   createClient,
   getClient,
@@ -31,6 +32,12 @@ const settingsSchema = z
   })
   .strict();
 
+const modeSchema = z
+  .enum(CLIENT_MODES)
+  .describe(
+    "sandbox: test mode — the sandbox providers and /sandbox controls serve the client, its webhook may point at a private address; live: neither",
+  );
+
 const keySchema = z.object({
   kid: z.string(),
   kty: z.string(),
@@ -45,6 +52,7 @@ const clientSchema = z
     clientId: z.string(),
     name: z.string(),
     status: z.string(),
+    mode: modeSchema,
     webhookUrl: z.string().nullable(),
     webhookEncryptionKeyId: z.string().nullable(),
     allowedOrigins: z.array(z.string()),
@@ -68,6 +76,7 @@ const showClient = (client: Client, keys: SigningKey[]) => ({
   clientId: client.id,
   name: client.name,
   status: client.status,
+  mode: client.mode,
   webhookUrl: client.webhookUrl,
   webhookEncryptionKeyId: client.webhookEncryptionKey?.kid ?? null,
   allowedOrigins: client.allowedOrigins,
@@ -99,6 +108,7 @@ export const adminClientRoutes: FastifyPluginAsyncZod<{ services: Services }> = 
               .optional()
               .describe("Defaults to one made from the name"),
             name: z.string().trim().min(1).max(200),
+            mode: modeSchema.optional().describe("Default sandbox"),
             signingKeys: z.array(jwk).max(10).optional(),
             webhookUrl: z.string().max(2000).optional(),
             webhookEncryptionKey: jwk.optional(),
@@ -136,12 +146,13 @@ export const adminClientRoutes: FastifyPluginAsyncZod<{ services: Services }> = 
     {
       schema: {
         ...admin,
-        summary: "Change a client's webhook, origins, settings or status",
+        summary: "Change a client's webhook, origins, settings, status or mode",
         params: clientParams,
         body: z
           .object({
             name: z.string().trim().min(1).max(200).optional(),
             status: z.enum(["ACTIVE", "SUSPENDED"]).optional(),
+            mode: modeSchema.optional(),
             webhookUrl: z.string().max(2000).nullable().optional(),
             webhookEncryptionKey: jwk.nullable().optional(),
             allowedOrigins: z.array(z.string().max(300)).max(50).optional(),
@@ -256,6 +267,7 @@ export const adminClientRoutes: FastifyPluginAsyncZod<{ services: Services }> = 
         request.params.clientId,
         request.params.requestId,
         request.body.decision,
+        { kind: "admin", id: "admin" },
       );
       return { requestId: t.requestId, status: t.status };
     },

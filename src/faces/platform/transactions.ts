@@ -4,7 +4,7 @@ import { ApiError, errorResponses } from "../../http/errors.ts";
 import { assertTokenUser, clientOf } from "../../http/platform-auth.ts";
 import { CLIENT_CHOSEN_ID } from "../../lib/ids.ts";
 import { formatAmount } from "../../lib/money.ts";
-import { TRANSACTION_STATUSES, type Transaction } from "../../modules/transactions/service.ts";
+import { TRANSACTION_STATUSES, type Transaction, totalOf } from "../../modules/transactions/service.ts";
 import { addressSchema, userInfoSchema } from "../../modules/users/schemas.ts";
 import {
   type PlatformRouteOptions,
@@ -99,7 +99,7 @@ export function showTransaction(t: Transaction) {
     amount: formatAmount(t.amount, t.scale),
     currency: t.currency,
     fee: formatAmount(t.fee, t.scale),
-    total: formatAmount(t.amount, t.scale),
+    total: formatAmount(totalOf(t.type, t.amount, t.fee), t.scale),
     walletId: t.walletId,
     counterpartyUserId: t.counterpartyUserId,
     targetCurrency: t.target?.currency ?? null,
@@ -371,7 +371,8 @@ export const transactionRoutes: FastifyPluginAsyncZod<PlatformRouteOptions> = as
       schema: {
         tags: ["platform: transactions"],
         summary: "Cancel a transaction not yet executed",
-        description: "→ CANCELED (holds released); otherwise 409.",
+        description:
+          "→ CANCELED (holds released); otherwise 409. While a provider call for it is under way (a card charge, a payout) the answer is 409 with `retryable: true`: try again once its outcome is known.",
         security: signedSecurity,
         params: z.object({ requestId: z.string().regex(CLIENT_CHOSEN_ID) }),
         response: { 200: transactionSchema, ...errorResponses(400, 401, 404, 409, 429) },
@@ -403,7 +404,7 @@ export const transactionRoutes: FastifyPluginAsyncZod<PlatformRouteOptions> = as
               "CHARGED_BACK",
               "ERROR",
             ]),
-            date: z.iso.datetime().optional(),
+            date: z.iso.datetime({ offset: true }).optional(),
             payload: z.record(z.string(), z.unknown()).optional(),
           })
           .strict()

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { Services } from "../../services.ts";
+import { guardSandboxBank, guardSandboxChallenge } from "./access.ts";
 
 const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
@@ -22,6 +23,7 @@ export const sandboxAcquirerRoutes: FastifyPluginAsyncZod<{ services: Services }
   app,
   { services },
 ) => {
+  guardSandboxChallenge(app, services); // sandbox clients' charges only
   // The page's forms post application/x-www-form-urlencoded.
   app.addContentTypeParser(
     "application/x-www-form-urlencoded",
@@ -72,6 +74,7 @@ export const sandboxAcquirerRoutes: FastifyPluginAsyncZod<{ services: Services }
 
 /** The sandbox bank: simulate an incoming transfer (a bank deposit's money arriving). */
 export const sandboxBankRoutes: FastifyPluginAsyncZod<{ services: Services }> = async (app, { services }) => {
+  guardSandboxBank(app, services); // admin or the owning client's signature; sandbox clients only
   app.post(
     "/bank/incoming",
     {
@@ -79,24 +82,35 @@ export const sandboxBankRoutes: FastifyPluginAsyncZod<{ services: Services }> = 
         tags: ["sandbox"],
         summary: "Simulate money arriving at the transit account",
         description:
-          "Matched to the bank deposit awaiting this reference; the amount and currency must be the ones asked for.",
+          "Matched to the bank deposit awaiting this reference; the amount and currency must be the ones asked for. `transferId` is the bank's id of the transfer (default: the reference): the same one twice is one transfer. Money for a deposit that no longer takes it (cancelled, already paid) is held apart and sent back (`outcome: RETURNING`).",
         body: z
           .object({
             reference: z.string().regex(/^FRY[A-Z0-9]{10}$/, "a payment reference such as FRYAB23CD45EF"),
             amount: z.union([z.string().max(60), z.number()]),
             currency: z.string().regex(/^[A-Z0-9]{2,12}$/),
+            transferId: z
+              .string()
+              .regex(/^[A-Za-z0-9_-]{3,64}$/)
+              .optional(),
           })
           .strict(),
-        response: { 200: z.object({ requestId: z.string(), status: z.string() }) },
+        response: {
+          200: z.object({
+            requestId: z.string(),
+            status: z.string(),
+            outcome: z.enum(["CREDITED", "RETURNING", "DUPLICATE"]),
+          }),
+        },
       },
     },
     async (request) => {
-      const t = await services.transactions.incomingBankTransfer(
+      const { transaction, outcome } = await services.transactions.incomingBankTransfer(
         request.body.reference,
         request.body.amount,
         request.body.currency,
+        request.body.transferId,
       );
-      return { requestId: t.requestId, status: t.status };
+      return { requestId: transaction.requestId, status: transaction.status, outcome };
     },
   );
 };

@@ -4,7 +4,7 @@ import { DomainError } from "../../lib/errors.ts";
 import { newId } from "../../lib/ids.ts";
 import { AmountError, parsePositiveAmount } from "../../lib/money.ts";
 import type { KycCheckRequest, KycDecision, KycProvider } from "../../providers/kyc/interface.ts";
-import { KNOWN_SCALES, type RatesProvider, toUsdCents } from "../../providers/rates/sandbox.ts";
+import { KNOWN_SCALES, type RatesProvider, toUsdCents } from "../../providers/rates/interface.ts";
 import { getClient } from "../clients/service.ts";
 import { findCurrency } from "../ledger/service.ts";
 import type { UserInfo } from "../users/schemas.ts";

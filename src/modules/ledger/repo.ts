@@ -432,3 +432,26 @@ export async function findTransfersOfOperation(
     .execute();
   return rows.map((r) => toTransfer(r as TransferRow));
 }
+
+/**
+ * What each operation group moved through the transit accounts of the given rails: per client,
+ * group (the operation id's second `:` part: `txn:<requestId>[:…]` → requestId) and rail, the
+ * debits minus the credits, counting posted legs and holds still pending. Reconciliation compares
+ * it with what the providers did.
+ */
+export async function transitNetByGroup(
+  db: Db,
+  options: { clientId?: string | undefined; operationPrefix: string; rails: string[] },
+): Promise<{ clientId: string; group: string; rail: string; net: bigint }[]> {
+  const { rows } = await sql<{ client_id: string; grp: string; rail: string; net: string }>`
+    SELECT t.client_id, split_part(t.operation_id, ':', 2) AS grp, a.rail,
+           sum(CASE WHEN t.debit_account_id = a.id THEN t.amount ELSE -t.amount END)::text AS net
+    FROM ledger_transfers t
+    JOIN ledger_accounts a ON a.id IN (t.debit_account_id, t.credit_account_id)
+    WHERE a.kind = 'TRANSIT' AND a.rail = ANY(${options.rails})
+      AND t.operation_id LIKE ${`${options.operationPrefix}%`}
+      AND ((t.type IN ('SINGLE', 'POST') AND t.status = 'POSTED') OR (t.type = 'PENDING' AND t.status = 'PENDING'))
+      AND (${options.clientId ?? null}::text IS NULL OR t.client_id = ${options.clientId ?? null})
+    GROUP BY 1, 2, 3`.execute(db);
+  return rows.map((r) => ({ clientId: r.client_id, group: r.grp, rail: r.rail, net: BigInt(r.net) }));
+}

@@ -271,3 +271,11 @@ export class Ledger {
     return this.#batcher.drained();
   }
 }
+
+/** Per client, transaction (operation group) and rail: the net of its legs on the rail's transit account. */
+export function transitNetByGroup(
+  db: Db,
+  options: { clientId?: string | undefined; operationPrefix: string; rails: string[] },
+) {
+  return repo.transitNetByGroup(db, options);
+}

@@ -1,6 +1,6 @@
 import type { Db } from "../../db/database.ts";
 import { DomainError } from "../../lib/errors.ts";
-import { KNOWN_SCALES } from "../../providers/rates/sandbox.ts";
+import { KNOWN_SCALES } from "../../providers/rates/interface.ts";
 import * as ledger from "../ledger/service.ts";
 import { type Account, accountFigures, type Transfer } from "../ledger/types.ts";
 

@@ -28,10 +28,26 @@ export class AcquirerTimeoutError extends Error {
   }
 }
 
+/** One charge as the acquirer keeps it: what reconciliation compares with the ledger. */
+export interface AcquirerRecord {
+  reference: string;
+  /** The key Ferry charged with: `<clientId>:<requestId>`. */
+  idempotencyKey: string;
+  amount: bigint;
+  currency: string;
+  status: "APPROVED" | "REFUNDED" | "DECLINED" | "CHALLENGE" | "CHALLENGE_FAILED" | "TIMED_OUT";
+}
+
 export interface Acquirer {
   readonly name: string;
   charge(request: ChargeRequest): Promise<ChargeResult>;
   /** The card holder finished (or failed) the 3-D Secure challenge. */
   completeChallenge(reference: string, approved: boolean): Promise<ChargeResult>;
-  refund(reference: string): Promise<void>;
+  /**
+   * Gives back the money of the charge made with `chargeKey`, if it was approved; nothing if
+   * there is no such charge or it was never approved. Repeating it refunds nothing more.
+   */
+  refund(chargeKey: string): Promise<{ refunded: boolean }>;
+  /** The acquirer's records whose key starts with `keyPrefix` (`<clientId>:` for one client). */
+  records(keyPrefix?: string): Promise<AcquirerRecord[]>;
 }

@@ -1,7 +1,14 @@
 import { sql } from "kysely";
 import type { Db } from "../../db/database.ts";
 import { newId } from "../../lib/ids.ts";
-import { type Acquirer, AcquirerTimeoutError, type ChargeRequest, type ChargeResult } from "./interface.ts";
+import type { SandboxGate } from "../sandbox-gate.ts";
+import {
+  type Acquirer,
+  type AcquirerRecord,
+  AcquirerTimeoutError,
+  type ChargeRequest,
+  type ChargeResult,
+} from "./interface.ts";
 
 /** The sandbox's test cards (sandbox.md); any other valid card number is approved. */
 export const TEST_CARDS = {
@@ -25,9 +32,17 @@ export class SandboxAcquirer implements Acquirer {
   constructor(
     private readonly db: Db,
     private readonly publicUrl: string,
+    readonly gate?: SandboxGate,
   ) {}
 
   async charge(request: ChargeRequest): Promise<ChargeResult> {
+    this.gate?.before("acquirer.charge");
+    const result = await this.chargeOnce(request);
+    await this.gate?.after("acquirer.charge");
+    return result;
+  }
+
+  private async chargeOnce(request: ChargeRequest): Promise<ChargeResult> {
     const existing = await this.db
       .selectFrom("sandbox_acquirer_charges")
       .selectAll()
@@ -66,7 +81,7 @@ export class SandboxAcquirer implements Acquirer {
       .onConflict((oc) => oc.column("idempotency_key").doNothing())
       .returning("reference")
       .executeTakeFirst();
-    if (!inserted) return this.charge(request); // a concurrent call with the same key won: answer as it did
+    if (!inserted) return this.chargeOnce(request); // a concurrent call with the same key won: answer as it did
     if (outcome === "TIMED_OUT") throw new AcquirerTimeoutError();
     return this.result(reference, outcome, declineCode);
   }
@@ -87,13 +102,30 @@ export class SandboxAcquirer implements Acquirer {
     return this.result(row.reference, row.outcome, row.decline_code);
   }
 
-  async refund(reference: string): Promise<void> {
-    await this.db
+  async refund(chargeKey: string): Promise<{ refunded: boolean }> {
+    this.gate?.before("acquirer.refund");
+    const updated = await this.db
       .updateTable("sandbox_acquirer_charges")
       .set({ outcome: "REFUNDED", updated_at: new Date() })
-      .where("reference", "=", reference)
+      .where("idempotency_key", "=", chargeKey)
       .where("outcome", "=", "APPROVED")
-      .execute();
+      .returning("reference")
+      .executeTakeFirst();
+    await this.gate?.after("acquirer.refund");
+    return { refunded: updated !== undefined };
+  }
+
+  async records(keyPrefix?: string): Promise<AcquirerRecord[]> {
+    let query = this.db.selectFrom("sandbox_acquirer_charges").selectAll();
+    if (keyPrefix) query = query.where("idempotency_key", "like", `${keyPrefix.replace(/[\\%_]/g, "\\$&")}%`);
+    const rows = await query.orderBy("created_at").execute();
+    return rows.map((r) => ({
+      reference: r.reference,
+      idempotencyKey: r.idempotency_key,
+      amount: BigInt(r.amount),
+      currency: r.currency,
+      status: r.outcome as AcquirerRecord["status"],
+    }));
   }
 
   private decide(cardNumber: string): [string, string | null] {

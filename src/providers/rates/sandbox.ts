@@ -1,3 +1,7 @@
+import type { RatesProvider } from "./interface.ts";
+
+export { KNOWN_SCALES, type RatesProvider, toUsdCents } from "./interface.ts";
+
 /**
  * The sandbox rates provider (sandbox.md): a shipped table of prices in USD, as exact decimal
  * strings. Conversions are done in integers (minor units × rate numerator / denominator).
@@ -15,38 +19,10 @@ export const SANDBOX_USD_PRICES: Record<string, string> = {
   ETH: "3500",
 };
 
-/** Decimal places of well-known currencies (the ledger keeps each client's own). */
-export const KNOWN_SCALES: Record<string, number> = {
-  USD: 2,
-  EUR: 2,
-  GBP: 2,
-  CHF: 2,
-  SEK: 2,
-  JPY: 0,
-  USDC: 6,
-  USDT: 6,
-  BTC: 8,
-  ETH: 18,
-};
-
-export interface RatesProvider {
-  /** The price of one unit of `currency` in USD, as a decimal string; undefined if unknown. */
-  usdPrice(currency: string): Promise<string | undefined>;
-}
-
 export class SandboxRatesProvider implements RatesProvider {
   constructor(private readonly prices: Record<string, string> = SANDBOX_USD_PRICES) {}
 
   async usdPrice(currency: string) {
     return this.prices[currency];
   }
-}
-
-/** `minor` units of a currency at `scale`, priced at `usdPrice`, in US cents (rounded half up). */
-export function toUsdCents(minor: bigint, scale: number, usdPrice: string): bigint {
-  const [whole = "0", fraction = ""] = usdPrice.split(".");
-  const numerator = BigInt(whole + fraction);
-  const denominator = 10n ** BigInt(fraction.length) * 10n ** BigInt(scale);
-  const scaled = minor * numerator * 100n;
-  return (scaled * 2n + denominator) / (2n * denominator);
 }

@@ -1,0 +1,132 @@
+import type { Db } from "../../db/database.ts";
+import type { Acquirer } from "../../providers/acquirer/interface.ts";
+import type { Bank } from "../../providers/bank/interface.ts";
+import * as ledger from "../ledger/service.ts";
+import type { StepRunner } from "../steps/runner.ts";
+
+/**
+ * Reconciliation: the ledger must agree with what the providers did, not only with itself. For
+ * every transaction a provider touched, what the provider moved (charges approved and not
+ * refunded; payouts accepted and not returned; transfers received and not sent back) is compared
+ * with the net of the transaction's legs on that rail's transit account. A transaction with a
+ * provider step still under way is counted as in flight and compared on a later run.
+ */
+
+export interface Mismatch {
+  clientId: string;
+  provider: string;
+  reference: string | null;
+  providerStatus: string;
+  providerAmount: string;
+  ledgerAmount: string;
+  requestId: string;
+}
+
+export interface ReconciliationReport {
+  ok: boolean;
+  checkedAt: string;
+  /** Transactions compared. */
+  checked: number;
+  /** Transactions skipped because a provider call of theirs is still under way. */
+  inFlight: number;
+  mismatches: Mismatch[];
+}
+
+export interface ReconciliationDependencies {
+  db: Db;
+  acquirer: Acquirer;
+  bank: Bank;
+  steps: StepRunner;
+  /** Which transaction a bank payment reference belongs to. */
+  bankDepositOwners(references: string[]): Promise<Map<string, { clientId: string; requestId: string }>>;
+}
+
+interface Expected {
+  clientId: string;
+  requestId: string;
+  rail: "card" | "bank";
+  provider: string;
+  references: string[];
+  statuses: string[];
+  amount: bigint;
+}
+
+const splitKey = (key: string) => {
+  const [clientId = "", requestId = ""] = key.split(":");
+  return { clientId, requestId };
+};
+
+export async function reconcile(deps: ReconciliationDependencies, clientId?: string): Promise<ReconciliationReport> {
+  const keyPrefix = clientId ? `${clientId}:` : undefined;
+  const expected = new Map<string, Expected>();
+  const entry = (cid: string, requestId: string, rail: "card" | "bank", provider: string) => {
+    const id = `${cid}/${requestId}/${rail}`;
+    let e = expected.get(id);
+    if (!e) {
+      e = { clientId: cid, requestId, rail, provider, references: [], statuses: [], amount: 0n };
+      expected.set(id, e);
+    }
+    return e;
+  };
+
+  for (const charge of await deps.acquirer.records(keyPrefix)) {
+    const { clientId: cid, requestId } = splitKey(charge.idempotencyKey);
+    const e = entry(cid, requestId, "card", deps.acquirer.name);
+    e.references.push(charge.reference);
+    e.statuses.push(charge.status);
+    if (charge.status === "APPROVED") e.amount += charge.amount;
+  }
+
+  const bankRecords = await deps.bank.records(keyPrefix);
+  const owners = await deps.bankDepositOwners(
+    bankRecords.flatMap((r) => (r.kind === "INCOMING" ? [r.paymentReference] : [])),
+  );
+  for (const record of bankRecords) {
+    if (record.kind === "PAYOUT") {
+      const { clientId: cid, requestId } = splitKey(record.idempotencyKey);
+      const e = entry(cid, requestId, "bank", deps.bank.name);
+      e.references.push(record.reference);
+      e.statuses.push(record.status);
+      if (record.status === "ACCEPTED") e.amount -= record.amount;
+      continue;
+    }
+    const owner = owners.get(record.paymentReference);
+    if (!owner) continue; // a transfer for no Ferry deposit is not Ferry's money
+    if (clientId && owner.clientId !== clientId) continue;
+    const e = entry(owner.clientId, owner.requestId, "bank", deps.bank.name);
+    e.references.push(record.reference);
+    e.statuses.push(record.returnKey ? "RECEIVED_RETURNED" : "RECEIVED");
+    if (!record.returnKey) e.amount += record.amount;
+  }
+
+  const booked = await ledger.transitNetByGroup(deps.db, { clientId, operationPrefix: "txn:", rails: ["card", "bank"] });
+  for (const b of booked) {
+    const id = `${b.clientId}/${b.group}/${b.rail}`;
+    if (!expected.has(id)) entry(b.clientId, b.group, b.rail as "card" | "bank", b.rail === "card" ? deps.acquirer.name : deps.bank.name);
+  }
+  const ledgerNet = new Map(booked.map((b) => [`${b.clientId}/${b.group}/${b.rail}`, b.net]));
+  const open = await deps.steps.openProcesses(deps.db, "transaction", clientId);
+
+  const mismatches: Mismatch[] = [];
+  let checked = 0;
+  let inFlight = 0;
+  for (const [id, e] of expected) {
+    if (open.has(`${e.clientId}/${e.requestId}`)) {
+      inFlight++;
+      continue;
+    }
+    checked++;
+    const net = ledgerNet.get(id) ?? 0n;
+    if (net !== e.amount)
+      mismatches.push({
+        clientId: e.clientId,
+        provider: e.provider,
+        reference: e.references[0] ?? null,
+        providerStatus: e.statuses.join(",") || "NONE",
+        providerAmount: e.amount.toString(),
+        ledgerAmount: net.toString(),
+        requestId: e.requestId,
+      });
+  }
+  return { ok: mismatches.length === 0, checkedAt: new Date().toISOString(), checked, inFlight, mismatches };
+}

@@ -1,0 +1,423 @@
+import { sql } from "kysely";
+import type { Logger } from "pino";
+import type { z } from "zod";
+import type { Db } from "../../db/database.ts";
+import { inTransaction } from "../../db/transaction.ts";
+import { newId } from "../../lib/ids.ts";
+
+/**
+ * The durable step runner: every call Ferry makes outside its database (card charge, refund,
+ * payout, payout status, bank return, …) is a row of `steps`, written in the transaction that
+ * decides the call is needed, then claimed with a lease and performed outside any transaction.
+ * Its outcome is recorded by the step's kind in the transaction that closes the step, so a crash
+ * anywhere between is resumed with the same idempotency key, and only one runner ever records.
+ * Each claimed row runs on its own: a failing row is retried with backoff and, after its last
+ * attempt, ends FAILED (visible to staff) without holding up any other row.
+ */
+
+export type StepStatus = "PENDING" | "SUCCEEDED" | "FAILED" | "CANCELED";
+
+export interface Step {
+  id: string;
+  clientId: string;
+  kind: string;
+  processType: string;
+  processId: string;
+  idempotencyKey: string;
+  status: StepStatus;
+  input: unknown;
+  result: unknown;
+  attempts: number;
+  maxAttempts: number;
+  nextAttemptAt: Date;
+  lockedUntil: Date | null;
+  lastError: string | null;
+  createdAt: Date;
+  finishedAt: Date | null;
+}
+
+/** What a step's call came back with: an outcome to record, or "ask again later" (polling). */
+export type Performed<R> = { done: R } | { waitUntil: Date };
+
+/** One kind of step, in the catalogue: how to call, how to record, what a final failure means. */
+export interface StepKind<I, R> {
+  readonly name: string;
+  readonly input: z.ZodType<I>;
+  readonly maxAttempts: number;
+  /** Immediate extra tries when the step runs inside a request (a timeout answered on retry). */
+  readonly immediateRetries?: number;
+  /** Calls the outside world; must be idempotent under the step's key. Never inside a transaction. */
+  perform(input: I, step: Step): Promise<Performed<R>>;
+  /** Records the outcome, in the transaction that marks the step SUCCEEDED. */
+  record(tx: Db, step: Step, input: I, result: R): Promise<void>;
+  /** The last attempt failed: the process's compensation for a step that never got an answer. */
+  exhausted(tx: Db, step: Step, input: I, error: string): Promise<void>;
+}
+
+interface ErasedKind {
+  readonly name: string;
+  readonly maxAttempts: number;
+  readonly immediateRetries: number;
+  perform(step: Step): Promise<Performed<unknown>>;
+  record(tx: Db, step: Step, result: unknown): Promise<void>;
+  exhausted(tx: Db, step: Step, error: string): Promise<void>;
+}
+
+export interface NewStep {
+  clientId: string;
+  kind: string;
+  processType: string;
+  processId: string;
+  idempotencyKey: string;
+  input: unknown;
+  runAt?: Date | undefined;
+}
+
+export interface StepRunnerOptions {
+  leaseSeconds: number;
+  /** Delay before retry number `attempt` (1-based). */
+  backoffMs?: (attempt: number) => number;
+  logger?: Logger | undefined;
+  onFinished?: ((kind: string, status: StepStatus) => void) | undefined;
+}
+
+const defaultBackoff = (attempt: number) => Math.min(300_000, 1000 * 2 ** (attempt - 1));
+
+export class StepRunner {
+  readonly #kinds = new Map<string, ErasedKind>();
+  readonly #backoff: (attempt: number) => number;
+
+  constructor(
+    private readonly db: Db,
+    private readonly options: StepRunnerOptions,
+  ) {
+    this.#backoff = options.backoffMs ?? defaultBackoff;
+  }
+
+  /** Adds a kind to the catalogue. */
+  register<I, R>(kind: StepKind<I, R>): void {
+    const parse = (step: Step) => kind.input.parse(step.input);
+    this.#kinds.set(kind.name, {
+      name: kind.name,
+      maxAttempts: kind.maxAttempts,
+      immediateRetries: kind.immediateRetries ?? 0,
+      perform: (step) => kind.perform(parse(step), step),
+      record: (tx, step, result) => kind.record(tx, step, parse(step), result as R),
+      exhausted: (tx, step, error) => kind.exhausted(tx, step, parse(step), error),
+    });
+  }
+
+  /**
+   * Records a step in the caller's transaction. The same idempotency key again is the same step
+   * (returned as it is, `created: false`).
+   */
+  async schedule(tx: Db, step: NewStep): Promise<{ id: string; created: boolean }> {
+    const kind = this.kindOf(step.kind);
+    const inserted = await tx
+      .insertInto("steps")
+      .values({
+        id: newId(),
+        client_id: step.clientId,
+        kind: step.kind,
+        process_type: step.processType,
+        process_id: step.processId,
+        idempotency_key: step.idempotencyKey,
+        input: JSON.stringify(step.input),
+        max_attempts: kind.maxAttempts,
+        ...(step.runAt ? { next_attempt_at: step.runAt } : {}),
+      })
+      .onConflict((oc) => oc.columns(["client_id", "idempotency_key"]).doNothing())
+      .returning("id")
+      .executeTakeFirst();
+    if (inserted) return { id: inserted.id, created: true };
+    const existing = await tx
+      .selectFrom("steps")
+      .select("id")
+      .where("client_id", "=", step.clientId)
+      .where("idempotency_key", "=", step.idempotencyKey)
+      .executeTakeFirstOrThrow();
+    return { id: existing.id, created: false };
+  }
+
+  /** The steps of one process, oldest first. */
+  async stepsOf(db: Db, clientId: string, processType: string, processId: string): Promise<Step[]> {
+    const rows = await db
+      .selectFrom("steps")
+      .selectAll()
+      .where("client_id", "=", clientId)
+      .where("process_type", "=", processType)
+      .where("process_id", "=", processId)
+      .orderBy("created_at")
+      .orderBy("id")
+      .execute();
+    return rows.map(toStep);
+  }
+
+  /**
+   * Cancels a process's open steps that have never been tried (no call was made, so there is no
+   * outcome to wait for). Returns false, cancelling nothing, if any open step was already tried
+   * or is being tried: its outcome must be known first.
+   */
+  async cancelUntried(tx: Db, clientId: string, processType: string, processId: string): Promise<boolean> {
+    const unsettled = await tx
+      .selectFrom("steps")
+      .select(["id", "status", "attempts", "locked_until"])
+      .where("client_id", "=", clientId)
+      .where("process_type", "=", processType)
+      .where("process_id", "=", processId)
+      .where("status", "in", ["PENDING", "FAILED"])
+      .forUpdate()
+      .execute();
+    // A FAILED step never got an answer: whether the provider acted is unknown until staff resolve it.
+    if (unsettled.some((s) => s.status === "FAILED" || s.attempts > 0 || s.locked_until !== null)) return false;
+    const open = unsettled;
+    if (open.length === 0) return true;
+    await tx
+      .updateTable("steps")
+      .set({ status: "CANCELED", finished_at: new Date(), updated_at: new Date() })
+      .where(
+        "id",
+        "in",
+        open.map((s) => s.id),
+      )
+      .execute();
+    return true;
+  }
+
+  /**
+   * Runs one step now (the request path): claims it if nobody holds it, performs it, records the
+   * outcome. Provider failures are recorded on the step (and retried later), never thrown.
+   */
+  async run(stepId: string): Promise<void> {
+    const [step] = await this.claim(sql`id = ${stepId}`, 1);
+    if (!step) return;
+    await this.execute(step, true);
+  }
+
+  /** One round of the claim loop: every due step, each on its own. Returns how many it claimed. */
+  async runDue(limit: number): Promise<number> {
+    const steps = await this.claim(sql`true`, limit);
+    const outcomes = await Promise.allSettled(steps.map((step) => this.execute(step, false)));
+    for (const outcome of outcomes) {
+      if (outcome.status === "rejected")
+        this.options.logger?.error({ err: outcome.reason }, "a step could not be recorded");
+    }
+    return steps.length;
+  }
+
+  /** The processes of a type with a step still open (a provider call not finished): `clientId/processId`. */
+  async openProcesses(db: Db, processType: string, clientId?: string): Promise<Set<string>> {
+    let query = db
+      .selectFrom("steps")
+      .select(["client_id", "process_id"])
+      .distinct()
+      .where("process_type", "=", processType)
+      .where("status", "=", "PENDING");
+    if (clientId) query = query.where("client_id", "=", clientId);
+    const rows = await query.execute();
+    return new Set(rows.map((r) => `${r.client_id}/${r.process_id}`));
+  }
+
+  /** A FAILED step tried again from the start (a staff decision). */
+  async retry(clientId: string | undefined, stepId: string): Promise<Step | undefined> {
+    let query = this.db
+      .updateTable("steps")
+      .set({
+        status: "PENDING",
+        attempts: 0,
+        next_attempt_at: new Date(),
+        locked_until: null,
+        finished_at: null,
+        updated_at: new Date(),
+      })
+      .where("id", "=", stepId)
+      .where("status", "=", "FAILED");
+    if (clientId) query = query.where("client_id", "=", clientId);
+    const row = await query.returningAll().executeTakeFirst();
+    return row ? toStep(row) : undefined;
+  }
+
+  async list(
+    filter: { clientId?: string | undefined; status?: StepStatus | undefined },
+    page: { offset: number; limit: number },
+  ): Promise<{ steps: Step[]; total: number }> {
+    let query = this.db.selectFrom("steps");
+    if (filter.clientId) query = query.where("client_id", "=", filter.clientId);
+    if (filter.status) query = query.where("status", "=", filter.status);
+    const [rows, count] = await Promise.all([
+      query.selectAll().orderBy("created_at", "desc").offset(page.offset).limit(page.limit).execute(),
+      query.select((eb) => eb.fn.countAll<string>().as("n")).executeTakeFirstOrThrow(),
+    ]);
+    return { steps: rows.map(toStep), total: Number(count.n) };
+  }
+
+  private kindOf(name: string): ErasedKind {
+    const kind = this.#kinds.get(name);
+    if (!kind) throw new Error(`no step kind ${name} in the catalogue`);
+    return kind;
+  }
+
+  /** Claims due, unleased steps with a lease (FOR UPDATE SKIP LOCKED: two processes never claim one row). */
+  private async claim(where: ReturnType<typeof sql>, limit: number): Promise<Step[]> {
+    const { rows } = await sql<Record<string, unknown>>`
+      UPDATE steps SET locked_until = now() + make_interval(secs => ${this.options.leaseSeconds}),
+                       attempts = attempts + 1, updated_at = now()
+      WHERE id IN (
+        SELECT id FROM steps
+        WHERE status = 'PENDING' AND next_attempt_at <= now()
+          AND (locked_until IS NULL OR locked_until < now()) AND ${where}
+        ORDER BY next_attempt_at
+        LIMIT ${limit}
+        FOR UPDATE SKIP LOCKED)
+      RETURNING *`.execute(this.db);
+    return rows.map((r) => toStep(r as StepRowShape));
+  }
+
+  private async execute(step: Step, inRequest: boolean): Promise<void> {
+    const kind = this.kindOf(step.kind);
+    let tries = inRequest ? 1 + kind.immediateRetries : 1;
+    for (;;) {
+      tries--;
+      let performed: Performed<unknown>;
+      try {
+        performed = await kind.perform(step);
+      } catch (error) {
+        if (tries > 0) continue;
+        await this.fail(kind, step, error);
+        return;
+      }
+      if ("waitUntil" in performed) {
+        await this.db
+          .updateTable("steps")
+          .set({
+            next_attempt_at: performed.waitUntil,
+            locked_until: null,
+            attempts: sql`greatest(attempts - 1, 0)`,
+            updated_at: new Date(),
+          })
+          .where("id", "=", step.id)
+          .where("status", "=", "PENDING")
+          .execute();
+        return;
+      }
+      const result = performed.done;
+      try {
+        await inTransaction(this.db, async (tx) => {
+          const current = await this.lock(tx, step.id);
+          if (current?.status !== "PENDING") return; // another runner recorded it, or it was cancelled
+          await kind.record(tx, current, result);
+          await tx
+            .updateTable("steps")
+            .set({
+              status: "SUCCEEDED",
+              result: JSON.stringify(result),
+              locked_until: null,
+              last_error: null,
+              finished_at: new Date(),
+              updated_at: new Date(),
+            })
+            .where("id", "=", step.id)
+            .execute();
+        });
+        this.options.onFinished?.(step.kind, "SUCCEEDED");
+      } catch (error) {
+        // The provider answered but the answer could not be recorded: keep the answer on the step
+        // (never dropped) and treat it as a failed attempt, retried, then compensated.
+        await this.fail(kind, step, error, result);
+      }
+      return;
+    }
+  }
+
+  private async fail(kind: ErasedKind, step: Step, error: unknown, result?: unknown): Promise<void> {
+    const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    const final = await inTransaction(this.db, async (tx) => {
+      const current = await this.lock(tx, step.id);
+      if (current?.status !== "PENDING") return false;
+      const last = current.attempts >= current.maxAttempts;
+      if (last) await kind.exhausted(tx, current, message);
+      await tx
+        .updateTable("steps")
+        .set({
+          status: last ? "FAILED" : "PENDING",
+          last_error: message.slice(0, 2000),
+          ...(result === undefined ? {} : { result: JSON.stringify(result) }),
+          locked_until: null,
+          next_attempt_at: new Date(Date.now() + this.#backoff(current.attempts)),
+          ...(last ? { finished_at: new Date() } : {}),
+          updated_at: new Date(),
+        })
+        .where("id", "=", step.id)
+        .execute();
+      return last;
+    }).catch(async (compensationError: unknown) => {
+      // The compensation itself failed: the step still ends FAILED for staff, with both errors.
+      this.options.logger?.error({ err: compensationError, stepId: step.id }, "step compensation failed");
+      await this.db
+        .updateTable("steps")
+        .set({
+          status: "FAILED",
+          last_error: `${message}; compensation failed: ${String(compensationError)}`.slice(0, 2000),
+          locked_until: null,
+          finished_at: new Date(),
+          updated_at: new Date(),
+        })
+        .where("id", "=", step.id)
+        .where("status", "=", "PENDING")
+        .execute();
+      return true;
+    });
+    this.options.logger?.warn(
+      { stepId: step.id, kind: step.kind, attempts: step.attempts, final, error: message },
+      final ? "step failed for good" : "step failed; retried later",
+    );
+    if (final) this.options.onFinished?.(step.kind, "FAILED");
+  }
+
+  private async lock(tx: Db, id: string): Promise<Step | undefined> {
+    const row = await tx.selectFrom("steps").selectAll().where("id", "=", id).forUpdate().executeTakeFirst();
+    return row ? toStep(row) : undefined;
+  }
+}
+
+type StepRowShape = {
+  id: string;
+  client_id: string;
+  kind: string;
+  process_type: string;
+  process_id: string;
+  idempotency_key: string;
+  status: string;
+  input: unknown;
+  result: unknown;
+  attempts: number;
+  max_attempts: number;
+  next_attempt_at: Date | string;
+  locked_until: Date | string | null;
+  last_error: string | null;
+  created_at: Date | string;
+  finished_at: Date | string | null;
+};
+
+const parseJson = (v: unknown) => (typeof v === "string" ? JSON.parse(v) : v);
+
+function toStep(r: StepRowShape): Step {
+  return {
+    id: r.id,
+    clientId: r.client_id,
+    kind: r.kind,
+    processType: r.process_type,
+    processId: r.process_id,
+    idempotencyKey: r.idempotency_key,
+    status: r.status as StepStatus,
+    input: parseJson(r.input),
+    result: parseJson(r.result) ?? null,
+    attempts: Number(r.attempts),
+    maxAttempts: Number(r.max_attempts),
+    nextAttemptAt: new Date(r.next_attempt_at),
+    lockedUntil: r.locked_until ? new Date(r.locked_until) : null,
+    lastError: r.last_error,
+    createdAt: new Date(r.created_at),
+    finishedAt: r.finished_at ? new Date(r.finished_at) : null,
+  };
+}

@@ -1,0 +1,341 @@
+import type { Db } from "../../db/database.ts";
+import type { RequestContext } from "../../lib/context.ts";
+import { writeAudit } from "../audit/service.ts";
+import * as ledger from "../ledger/service.ts";
+import type { Leg } from "../ledger/types.ts";
+import type { MonitoringResult } from "../monitoring/rules.ts";
+import type { StepRunner } from "../steps/runner.ts";
+import { announceBalance, announceMonitoring, announceStatus } from "./announce.ts";
+import * as postings from "./postings.ts";
+import * as repo from "./repo.ts";
+import { insufficientFunds, json, type Row, TransactionError, type TransactionStatus } from "./types.ts";
+
+/**
+ * The business processes of a transaction, one transition table each, and the one function that
+ * changes a transaction's status. A transition names the ledger recipes it books and the provider
+ * steps it schedules; `applyEvent` checks the table and the guard, then writes the legs, the new
+ * status, the audit row and the outbox events in the caller's database transaction. Nothing else
+ * writes `transactions.status`.
+ *
+ * Provider outcomes are events too. One that arrives after the process moved on (a charge approved
+ * for a deposit cancelled meanwhile, money arriving for a closed bank deposit) has its own row here
+ * that compensates it (refund, return): an outcome is never dropped.
+ */
+
+export type ProcessKind = "CARD_DEPOSIT" | "BANK_DEPOSIT" | "WITHDRAWAL" | "MOVE";
+
+export const PROCESS_TYPE = "transaction";
+
+export type ProcessEvent =
+  // monitoring, when the transaction is recorded
+  | "ACCEPTED"
+  | "HELD_FOR_REVIEW"
+  | "DENIED"
+  // staff review
+  | "APPROVE"
+  | "DENY"
+  // the client: DELETE or feedback CANCELLED/REJECTED, feedback ERROR, SETTLED/ACCEPTED, REFUNDED, CHARGED_BACK
+  | "CANCEL"
+  | "FAIL"
+  | "SETTLE"
+  | "REFUND"
+  | "CHARGEBACK"
+  // the acquirer
+  | "CHARGE_APPROVED"
+  | "CHARGE_DECLINED"
+  | "CHARGE_CHALLENGED"
+  | "CHARGE_LOST"
+  // the bank
+  | "FUNDS_RECEIVED"
+  | "PAYOUT_ACCEPTED"
+  | "PAYOUT_SETTLED"
+  | "PAYOUT_RETURNED";
+
+type Effect =
+  | "HOLD"
+  | "RELEASE_HOLD"
+  | "SETTLE_HOLD"
+  | "CREDIT_DEPOSIT"
+  | "MOVE"
+  /** Every posted leg sent back (a refund the acquirer makes: through the card transit account). */
+  | "REVERSE"
+  /** Every posted leg sent back, the rail's side booked to the client's settlement account: the client reports it. */
+  | "REVERSE_REPORTED"
+  | "CHARGE_CARD"
+  | "REFUND_CARD"
+  | "SEND_PAYOUT"
+  | "TRACK_PAYOUT"
+  | "HOLD_APART_AND_RETURN";
+
+/** NO_CALL_IN_FLIGHT: no provider call of this process is under way or of unknown outcome (untried ones are cancelled). */
+type Guard = "NO_CALL_IN_FLIGHT";
+
+type From = TransactionStatus | "NEW";
+
+interface Transition {
+  processes: readonly ProcessKind[];
+  from: readonly From[];
+  event: ProcessEvent;
+  /** `null`: the status stays (a late outcome compensated). */
+  to: TransactionStatus | null;
+  effects?: readonly Effect[];
+  guard?: Guard;
+}
+
+const ALL: readonly ProcessKind[] = ["CARD_DEPOSIT", "BANK_DEPOSIT", "WITHDRAWAL", "MOVE"];
+const DEPOSITS: readonly ProcessKind[] = ["CARD_DEPOSIT", "BANK_DEPOSIT"];
+const CLOSED: readonly TransactionStatus[] = ["CANCELED", "ERROR", "REFUSED", "REFUNDED", "CHARGED_BACK"];
+const DONE: readonly TransactionStatus[] = ["CAPTURED", "SETTLED"];
+
+export const TRANSITIONS: readonly Transition[] = [
+  // ——— recorded: monitoring decides where it starts ———
+  { processes: ["CARD_DEPOSIT"], from: ["NEW"], event: "ACCEPTED", to: "PENDING", effects: ["CHARGE_CARD"] },
+  { processes: ["BANK_DEPOSIT"], from: ["NEW"], event: "ACCEPTED", to: "AWAITING_PAYMENT" },
+  { processes: ["WITHDRAWAL"], from: ["NEW"], event: "ACCEPTED", to: "PENDING", effects: ["HOLD", "SEND_PAYOUT"] },
+  { processes: ["MOVE"], from: ["NEW"], event: "ACCEPTED", to: "CAPTURED", effects: ["MOVE"] },
+  { processes: ["WITHDRAWAL"], from: ["NEW"], event: "HELD_FOR_REVIEW", to: "MANUAL_REVIEW", effects: ["HOLD"] },
+  { processes: ["CARD_DEPOSIT", "BANK_DEPOSIT", "MOVE"], from: ["NEW"], event: "HELD_FOR_REVIEW", to: "MANUAL_REVIEW" },
+  { processes: ALL, from: ["NEW"], event: "DENIED", to: "REFUSED" },
+
+  // ——— staff review ———
+  { processes: ["CARD_DEPOSIT"], from: ["MANUAL_REVIEW"], event: "APPROVE", to: "PENDING", effects: ["CHARGE_CARD"] },
+  { processes: ["BANK_DEPOSIT"], from: ["MANUAL_REVIEW"], event: "APPROVE", to: "AWAITING_PAYMENT" },
+  { processes: ["WITHDRAWAL"], from: ["MANUAL_REVIEW"], event: "APPROVE", to: "PENDING", effects: ["SEND_PAYOUT"] },
+  { processes: ["MOVE"], from: ["MANUAL_REVIEW"], event: "APPROVE", to: "CAPTURED", effects: ["MOVE"] },
+  { processes: ["WITHDRAWAL"], from: ["MANUAL_REVIEW"], event: "DENY", to: "REFUSED", effects: ["RELEASE_HOLD"] },
+  { processes: ["CARD_DEPOSIT", "BANK_DEPOSIT", "MOVE"], from: ["MANUAL_REVIEW"], event: "DENY", to: "REFUSED" },
+
+  // ——— the client ends one not yet executed (never while a provider call is under way) ———
+  { processes: ["CARD_DEPOSIT"], from: ["MANUAL_REVIEW", "PENDING", "AWAITING_PAYMENT"], event: "CANCEL", to: "CANCELED", guard: "NO_CALL_IN_FLIGHT" },
+  { processes: ["CARD_DEPOSIT"], from: ["MANUAL_REVIEW", "PENDING", "AWAITING_PAYMENT"], event: "FAIL", to: "ERROR", guard: "NO_CALL_IN_FLIGHT" },
+  { processes: ["BANK_DEPOSIT"], from: ["MANUAL_REVIEW", "AWAITING_PAYMENT"], event: "CANCEL", to: "CANCELED" },
+  { processes: ["BANK_DEPOSIT"], from: ["MANUAL_REVIEW", "AWAITING_PAYMENT"], event: "FAIL", to: "ERROR" },
+  { processes: ["WITHDRAWAL"], from: ["MANUAL_REVIEW", "PENDING"], event: "CANCEL", to: "CANCELED", effects: ["RELEASE_HOLD"], guard: "NO_CALL_IN_FLIGHT" },
+  { processes: ["WITHDRAWAL"], from: ["MANUAL_REVIEW", "PENDING"], event: "FAIL", to: "ERROR", effects: ["RELEASE_HOLD"], guard: "NO_CALL_IN_FLIGHT" },
+  { processes: ["MOVE"], from: ["MANUAL_REVIEW"], event: "CANCEL", to: "CANCELED" },
+  { processes: ["MOVE"], from: ["MANUAL_REVIEW"], event: "FAIL", to: "ERROR" },
+
+  // ——— the client's word on an executed one ———
+  { processes: ALL, from: ["CAPTURED"], event: "SETTLE", to: "SETTLED" },
+  { processes: ["CARD_DEPOSIT"], from: DONE, event: "REFUND", to: "REFUNDED", effects: ["REVERSE", "REFUND_CARD"] },
+  { processes: ["BANK_DEPOSIT", "WITHDRAWAL", "MOVE"], from: DONE, event: "REFUND", to: "REFUNDED", effects: ["REVERSE_REPORTED"] },
+  { processes: ALL, from: DONE, event: "CHARGEBACK", to: "CHARGED_BACK", effects: ["REVERSE_REPORTED"] },
+
+  // ——— the acquirer ———
+  { processes: ["CARD_DEPOSIT"], from: ["PENDING", "AWAITING_PAYMENT"], event: "CHARGE_APPROVED", to: "CAPTURED", effects: ["CREDIT_DEPOSIT"] },
+  { processes: ["CARD_DEPOSIT"], from: ["PENDING", "AWAITING_PAYMENT"], event: "CHARGE_DECLINED", to: "REFUSED" },
+  { processes: ["CARD_DEPOSIT"], from: ["PENDING"], event: "CHARGE_CHALLENGED", to: "AWAITING_PAYMENT" },
+  // No answer after the last attempt: whatever the acquirer did under the key is given back.
+  { processes: ["CARD_DEPOSIT"], from: ["PENDING", "AWAITING_PAYMENT"], event: "CHARGE_LOST", to: "ERROR", effects: ["REFUND_CARD"] },
+  // Late: the card was charged for a deposit that had ended meanwhile → refunded.
+  { processes: ["CARD_DEPOSIT"], from: [...CLOSED, "CAPTURED", "SETTLED"], event: "CHARGE_LOST", to: null },
+  { processes: ["CARD_DEPOSIT"], from: CLOSED, event: "CHARGE_APPROVED", to: null, effects: ["REFUND_CARD"] },
+  { processes: ["CARD_DEPOSIT"], from: CLOSED, event: "CHARGE_DECLINED", to: null },
+  { processes: ["CARD_DEPOSIT"], from: CLOSED, event: "CHARGE_CHALLENGED", to: null },
+
+  // ——— the bank ———
+  { processes: ["BANK_DEPOSIT"], from: ["AWAITING_PAYMENT"], event: "FUNDS_RECEIVED", to: "CAPTURED", effects: ["CREDIT_DEPOSIT"] },
+  // Money for a deposit that does not take it (any more): held apart, then sent back.
+  { processes: ["BANK_DEPOSIT"], from: ["MANUAL_REVIEW", ...CLOSED, ...DONE], event: "FUNDS_RECEIVED", to: null, effects: ["HOLD_APART_AND_RETURN"] },
+  { processes: ["WITHDRAWAL"], from: ["PENDING"], event: "PAYOUT_ACCEPTED", to: "AUTHORIZED", effects: ["TRACK_PAYOUT"] },
+  { processes: ["WITHDRAWAL"], from: ["AUTHORIZED"], event: "PAYOUT_SETTLED", to: "CAPTURED", effects: ["SETTLE_HOLD"] },
+  { processes: ["WITHDRAWAL"], from: ["AUTHORIZED"], event: "PAYOUT_RETURNED", to: "ERROR", effects: ["RELEASE_HOLD"] },
+];
+
+/** Events whose repetition on a transaction already in their target status is a no-op (the client said it twice). */
+const REPEATABLE: Partial<Record<ProcessEvent, TransactionStatus>> = {
+  SETTLE: "SETTLED",
+  REFUND: "REFUNDED",
+  CHARGEBACK: "CHARGED_BACK",
+  CANCEL: "CANCELED",
+};
+
+export function processKindOf(row: { type: string; payment_method?: unknown }): ProcessKind {
+  if (row.type === "WITHDRAWAL") return "WITHDRAWAL";
+  if (row.type === "DEPOSIT")
+    return json<{ type: string }>(row.payment_method)?.type === "CREDIT_CARD" ? "CARD_DEPOSIT" : "BANK_DEPOSIT";
+  return "MOVE";
+}
+
+export function findTransition(kind: ProcessKind, from: From, event: ProcessEvent): Transition | undefined {
+  return TRANSITIONS.find((t) => t.event === event && t.processes.includes(kind) && t.from.includes(from));
+}
+
+/** Facts an event carries into the row and its effects. */
+export interface EventFacts {
+  changes?: repo.RowChanges;
+  monitoring?: MonitoringResult;
+  /** FUNDS_RECEIVED: the bank's id of the transfer, and what arrived. */
+  transferId?: string;
+  receivedAmount?: bigint;
+  /** PAYOUT_ACCEPTED: when to ask the bank about it. */
+  settlesAt?: Date;
+  suppressWebhook?: boolean | undefined;
+}
+
+export interface Applied {
+  row: Row;
+  /** Steps scheduled by the transition: run them once the transaction has committed. */
+  stepIds: string[];
+  changed: boolean;
+}
+
+export class ProcessEngine {
+  constructor(private readonly steps: StepRunner) {}
+
+  /** Records a new transaction with the status monitoring's event leads to, and that transition's effects. */
+  async create(tx: Db, ctx: RequestContext, values: repo.NewRow, event: "ACCEPTED" | "HELD_FOR_REVIEW" | "DENIED", facts: EventFacts = {}): Promise<Applied> {
+    const kind = processKindOf(values);
+    const transition = findTransition(kind, "NEW", event);
+    if (!transition?.to) throw new Error(`no way to record a ${kind} on ${event}`);
+    const row = await repo.insert(tx, { ...values, status: transition.to });
+    return this.complete(tx, ctx, row, row, transition, event, facts);
+  }
+
+  /** Applies an event to a transaction locked by the caller (`repo.lock`) in this database transaction. */
+  async apply(tx: Db, ctx: RequestContext, row: Row, event: ProcessEvent, facts: EventFacts = {}): Promise<Applied> {
+    const kind = processKindOf(row);
+    const status = row.status as TransactionStatus;
+    const transition = findTransition(kind, status, event);
+    if (!transition) {
+      if (REPEATABLE[event] === status) return { row, stepIds: [], changed: false };
+      throw new TransactionError("CONFLICT", "TRANSITION_NOT_ALLOWED", `${describe(event)} does not apply to a ${status} transaction`);
+    }
+    if (transition.guard === "NO_CALL_IN_FLIGHT") {
+      const clear = await this.steps.cancelUntried(tx, row.client_id, PROCESS_TYPE, row.request_id);
+      if (!clear)
+        throw new TransactionError("CONFLICT", "PROVIDER_CALL_IN_FLIGHT", "a provider call for this transaction is under way; try again once its outcome is known", undefined, { retryable: true });
+    }
+    const updated = transition.to === null && !facts.changes ? row : await repo.update(tx, row, { ...facts.changes, ...(transition.to ? { status: transition.to } : {}) });
+    return this.complete(tx, ctx, row, updated, transition, event, facts);
+  }
+
+  private async complete(tx: Db, ctx: RequestContext, before: Row, row: Row, transition: Transition, event: ProcessEvent, facts: EventFacts): Promise<Applied> {
+    const stepIds: string[] = [];
+    const touched = new Map<string, string>(); // wallet → its owner
+    for (const effect of transition.effects ?? []) {
+      const id = await this.effect(tx, row, effect, facts, touched);
+      if (id) stepIds.push(id);
+    }
+    const changed = before.status !== row.status || transition.from.includes("NEW");
+    await writeAudit(tx, ctx, {
+      action: `transaction.${event.toLowerCase()}`,
+      entityType: "transaction",
+      entityId: row.request_id,
+      before: transition.from.includes("NEW") ? null : { status: before.status },
+      after: { status: row.status, ...(transition.effects?.length ? { effects: transition.effects } : {}) },
+    });
+    const suppress = facts.suppressWebhook;
+    if (facts.monitoring) await announceMonitoring(tx, row, facts.monitoring, suppress);
+    if (changed && row.status !== "PENDING") await announceStatus(tx, row, suppress);
+    for (const [walletId, userId] of touched) await announceBalance(tx, row.client_id, userId, walletId, suppress);
+    return { row, stepIds, changed };
+  }
+
+  private async effect(tx: Db, row: Row, effect: Effect, facts: EventFacts, touched: Map<string, string>): Promise<string | undefined> {
+    const { client_id: clientId, request_id: requestId, currency } = row;
+    const amount = BigInt(row.amount);
+    const fee = BigInt(row.fee);
+    const wallet = row.wallet_id ?? "";
+    const touch = () => {
+      if (row.wallet_id) touched.set(row.wallet_id, row.user_id);
+      if (row.counterparty_wallet_id) touched.set(row.counterparty_wallet_id, row.counterparty_user_id ?? row.user_id);
+    };
+    const book = async (legs: Leg[], what?: string) => {
+      if (legs.length === 0) return;
+      const result = await ledger.applyInTransaction(tx, { clientId, operationId: postings.operationOf(requestId, what), legs });
+      if (!result.ok) {
+        if (result.code === "EXCEEDS_LIMIT") throw insufficientFunds();
+        throw new Error(`the ledger refused ${effect} of ${requestId}: ${result.code} ${result.message}`);
+      }
+    };
+    const schedule = async (kind: string, key: string, input: unknown, runAt?: Date) =>
+      (await this.steps.schedule(tx, { clientId, kind, processType: PROCESS_TYPE, processId: requestId, idempotencyKey: `${requestId}:${key}`, input, runAt })).id;
+
+    switch (effect) {
+      case "HOLD": {
+        const transit = await postings.systemAccount.transit(tx, clientId, currency, "bank");
+        const fees = await postings.systemAccount.fees(tx, clientId, currency);
+        await book(postings.withdrawalHold({ requestId, currency, amount, fee, wallet, transit: transit.id, fees: fees.id }));
+        touch();
+        return;
+      }
+      case "RELEASE_HOLD":
+        await book(postings.withdrawalRelease({ requestId, fee }), "VOID");
+        touch();
+        return;
+      case "SETTLE_HOLD":
+        await book(postings.withdrawalSettle({ requestId, fee }), "POST");
+        touch();
+        return;
+      case "CREDIT_DEPOSIT": {
+        const rail = processKindOf(row) === "CARD_DEPOSIT" ? "card" : "bank";
+        const transit = await postings.systemAccount.transit(tx, clientId, currency, rail);
+        const fees = await postings.systemAccount.fees(tx, clientId, currency);
+        await book(postings.depositCredit({ requestId, currency, amount, fee, wallet, transit: transit.id, fees: fees.id }));
+        touch();
+        return;
+      }
+      case "MOVE": {
+        const fees = await postings.systemAccount.fees(tx, clientId, currency);
+        const destination = row.counterparty_wallet_id ?? "";
+        if (row.type === "TRADE") {
+          const target = row.target_currency ?? "";
+          const fxSource = await postings.systemAccount.fx(tx, clientId, currency);
+          const fxTarget = await postings.systemAccount.fx(tx, clientId, target);
+          await book(postings.fxTrade({ requestId, currency, amount, fee, source: wallet, target: destination, fxSource: fxSource.id, fxTarget: fxTarget.id, fees: fees.id, targetCurrency: target, targetAmount: BigInt(row.target_amount ?? "0") }));
+        } else {
+          await book(postings.walletMove({ requestId, currency, amount, fee, source: wallet, destination, fees: fees.id }));
+        }
+        touch();
+        return;
+      }
+      case "REVERSE":
+      case "REVERSE_REPORTED": {
+        const moved = [
+          ...(await ledger.listEntriesOfOperation(tx, clientId, postings.operationOf(requestId))).transfers,
+          ...(await ledger.listEntriesOfOperation(tx, clientId, postings.operationOf(requestId, "POST"))).transfers,
+        ];
+        let legs = postings.inverse(moved, "reversal");
+        if (effect === "REVERSE_REPORTED") {
+          // The client reports money that came back on its side: the rail's accounts are not involved.
+          const transitIds = new Set<string>();
+          for (const rail of ["card", "bank"] as const) transitIds.add((await postings.systemAccount.transit(tx, clientId, currency, rail)).id);
+          const settlement = await ledger.openAccount(tx, { clientId, currency, kind: "SETTLEMENT" });
+          legs = legs.map((leg) =>
+            leg.type !== "SINGLE" ? leg : {
+              ...leg,
+              debitAccountId: transitIds.has(leg.debitAccountId) ? settlement.id : leg.debitAccountId,
+              creditAccountId: transitIds.has(leg.creditAccountId) ? settlement.id : leg.creditAccountId,
+            },
+          );
+        }
+        const result = await ledger.applyInTransaction(tx, { clientId, operationId: postings.operationOf(requestId, "reversal"), legs });
+        if (!result.ok)
+          throw new TransactionError("CONFLICT", "REVERSAL_REFUSED", `the reversal cannot be booked: ${result.message}`);
+        touch();
+        return;
+      }
+      case "CHARGE_CARD":
+        return schedule("CARD_CHARGE", "charge", { requestId });
+      case "REFUND_CARD":
+        return schedule("CARD_REFUND", "refund", { requestId });
+      case "SEND_PAYOUT":
+        return schedule("BANK_PAYOUT", "payout", { requestId });
+      case "TRACK_PAYOUT":
+        return schedule("BANK_PAYOUT_STATUS", "payout-status", { requestId }, facts.settlesAt);
+      case "HOLD_APART_AND_RETURN": {
+        const transferId = facts.transferId ?? "";
+        const received = facts.receivedAmount ?? amount;
+        const transit = await postings.systemAccount.transit(tx, clientId, currency, "bank");
+        const unapplied = await postings.systemAccount.unapplied(tx, clientId, currency);
+        await book(postings.unappliedFunds({ requestId, transferId, transit: transit.id, unapplied: unapplied.id, amount: received, currency }), `unapplied:${transferId}`);
+        return schedule("BANK_RETURN", `return:${transferId}`, { requestId, transferId, amount: received.toString() });
+      }
+    }
+  }
+}
+
+function describe(event: ProcessEvent): string {
+  return event.toLowerCase().replaceAll("_", " ");
+}

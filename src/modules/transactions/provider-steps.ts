@@ -1,0 +1,210 @@
+import { z } from "zod";
+import type { Db } from "../../db/database.ts";
+import { providerActor } from "../../lib/context.ts";
+import type { Acquirer, ChargeResult } from "../../providers/acquirer/interface.ts";
+import type { Bank } from "../../providers/bank/interface.ts";
+import { writeAudit } from "../audit/service.ts";
+import * as ledger from "../ledger/service.ts";
+import type { PaymentMethods } from "../payment-methods/service.ts";
+import type { Step, StepKind, StepRunner } from "../steps/runner.ts";
+import * as postings from "./postings.ts";
+import { type ProcessEngine, type ProcessEvent, type EventFacts } from "./process.ts";
+import * as repo from "./repo.ts";
+import { json } from "./types.ts";
+
+/**
+ * The transaction processes' provider steps (the catalogue's entries): each calls a provider with
+ * Ferry's idempotency key, outside any database transaction, and turns the answer into an event
+ * of the process (process.ts), recorded in the transaction that closes the step.
+ */
+
+export interface ProviderStepDependencies {
+  db: Db;
+  engine: ProcessEngine;
+  paymentMethods: PaymentMethods;
+  acquirer: Acquirer;
+  bank: Bank;
+}
+
+const byRequest = z.object({ requestId: z.string() });
+type ByRequest = z.infer<typeof byRequest>;
+
+/** The key the providers know a transaction's charge or payout by. */
+export const providerKey = (clientId: string, requestId: string) => `${clientId}:${requestId}`;
+
+export function registerTransactionSteps(runner: StepRunner, deps: ProviderStepDependencies): void {
+  const { db, engine } = deps;
+
+  /** Applies a provider's answer to the process, in the step's closing transaction. */
+  const applyOutcome = async (tx: Db, step: Step, requestId: string, event: ProcessEvent, facts: EventFacts = {}) => {
+    const row = await repo.lock(tx, step.clientId, requestId);
+    const actor = providerActor(event.startsWith("CHARGE") ? deps.acquirer.name : deps.bank.name);
+    await engine.apply(tx, { clientId: step.clientId, actor }, row, event, facts);
+  };
+
+  const chargeOutcome = (tx: Db, step: Step, requestId: string, result: ChargeResult) => {
+    if (result.outcome === "APPROVED")
+      return applyOutcome(tx, step, requestId, "CHARGE_APPROVED", {
+        changes: {
+          provider_reference: result.reference,
+          redirect_url: null,
+          status_detail: JSON.stringify({ responseCode: "00", responseCategory: "APPROVED" }),
+        },
+      });
+    if (result.outcome === "CHALLENGE")
+      return applyOutcome(tx, step, requestId, "CHARGE_CHALLENGED", {
+        changes: { provider_reference: result.reference, redirect_url: result.redirectUrl },
+      });
+    return applyOutcome(tx, step, requestId, "CHARGE_DECLINED", {
+      changes: {
+        provider_reference: result.reference,
+        redirect_url: null,
+        status_detail: JSON.stringify({
+          responseCode: result.responseCode,
+          responseCategory: result.category,
+          message: result.message,
+        }),
+      },
+    });
+  };
+
+  const cardCharge: StepKind<ByRequest, ChargeResult> = {
+    name: "CARD_CHARGE",
+    input: byRequest,
+    maxAttempts: 5,
+    immediateRetries: 1,
+    async perform({ requestId }, step) {
+      const row = await repo.get(db, step.clientId, requestId);
+      const card = json<{ paymentInformationId: string }>(row.payment_method);
+      const { method, details } = await deps.paymentMethods.reveal(step.clientId, row.user_id, card?.paymentInformationId ?? "");
+      return {
+        done: await deps.acquirer.charge({
+          idempotencyKey: providerKey(step.clientId, requestId),
+          cardNumber: String(details.cardNumber),
+          expirationMonth: method.expirationMonth ?? 12,
+          expirationYear: method.expirationYear ?? 2099,
+          amount: BigInt(row.amount),
+          currency: row.currency,
+        }),
+      };
+    },
+    record: (tx, step, { requestId }, result) => chargeOutcome(tx, step, requestId, result),
+    exhausted: (tx, step, { requestId }) => applyOutcome(tx, step, requestId, "CHARGE_LOST"),
+  };
+
+  const challengeInput = z.object({ requestId: z.string(), reference: z.string(), approved: z.boolean() });
+  const cardChallenge: StepKind<z.infer<typeof challengeInput>, ChargeResult> = {
+    name: "CARD_CHALLENGE",
+    input: challengeInput,
+    maxAttempts: 5,
+    async perform({ reference, approved }) {
+      return { done: await deps.acquirer.completeChallenge(reference, approved) };
+    },
+    record: (tx, step, { requestId }, result) => chargeOutcome(tx, step, requestId, result),
+    exhausted: (tx, step, { requestId }) => applyOutcome(tx, step, requestId, "CHARGE_LOST"),
+  };
+
+  const cardRefund: StepKind<ByRequest, { refunded: boolean }> = {
+    name: "CARD_REFUND",
+    input: byRequest,
+    maxAttempts: 10,
+    async perform({ requestId }, step) {
+      return { done: await deps.acquirer.refund(providerKey(step.clientId, requestId)) };
+    },
+    async record(tx, step, { requestId }, result) {
+      await writeAudit(tx, { clientId: step.clientId, actor: providerActor(deps.acquirer.name) }, {
+        action: "transaction.card_refunded",
+        entityType: "transaction",
+        entityId: requestId,
+        after: result,
+      });
+    },
+    // Left FAILED for staff: reconciliation shows the charge the ledger no longer holds.
+    async exhausted() {},
+  };
+
+  const bankPayout: StepKind<ByRequest, { reference: string; settlesAt: string }> = {
+    name: "BANK_PAYOUT",
+    input: byRequest,
+    maxAttempts: 10,
+    async perform({ requestId }, step) {
+      const row = await repo.get(db, step.clientId, requestId);
+      const method = json<{ paymentInformationId: string }>(row.payment_method);
+      const { details } = await deps.paymentMethods.reveal(step.clientId, row.user_id, method?.paymentInformationId ?? "");
+      const sent = await deps.bank.payout({
+        idempotencyKey: providerKey(step.clientId, requestId),
+        account: String(details.account),
+        amount: BigInt(row.amount),
+        currency: row.currency,
+      });
+      return { done: { reference: sent.reference, settlesAt: sent.settlesAt.toISOString() } };
+    },
+    record: (tx, step, { requestId }, result) =>
+      applyOutcome(tx, step, requestId, "PAYOUT_ACCEPTED", {
+        changes: { provider_reference: result.reference },
+        settlesAt: new Date(result.settlesAt),
+      }),
+    // Whether the bank took it is unknown: the hold stays and cancel is refused until staff retry the step.
+    async exhausted() {},
+  };
+
+  const bankPayoutStatus: StepKind<ByRequest, { state: "SETTLED" } | { state: "RETURNED"; reason: string }> = {
+    name: "BANK_PAYOUT_STATUS",
+    input: byRequest,
+    maxAttempts: 20,
+    async perform({ requestId }, step) {
+      const row = await repo.get(db, step.clientId, requestId);
+      const outcome = await deps.bank.status(row.provider_reference ?? "");
+      if (outcome.state === "IN_FLIGHT") return { waitUntil: outcome.settlesAt };
+      return { done: outcome };
+    },
+    record: (tx, step, { requestId }, outcome) =>
+      applyOutcome(tx, step, requestId, outcome.state === "SETTLED" ? "PAYOUT_SETTLED" : "PAYOUT_RETURNED", {
+        changes: {
+          status_detail: JSON.stringify(
+            outcome.state === "SETTLED"
+              ? { responseCode: "00", responseCategory: "SETTLED" }
+              : { responseCode: "R01", responseCategory: "RETURNED", message: outcome.reason },
+          ),
+        },
+      }),
+    async exhausted() {},
+  };
+
+  const returnInput = z.object({ requestId: z.string(), transferId: z.string(), amount: z.string() });
+  const bankReturn: StepKind<z.infer<typeof returnInput>, { returned: boolean }> = {
+    name: "BANK_RETURN",
+    input: returnInput,
+    maxAttempts: 10,
+    async perform({ requestId, transferId }, step) {
+      return { done: await deps.bank.returnIncoming(transferId, `${providerKey(step.clientId, requestId)}:return:${transferId}`) };
+    },
+    async record(tx, step, { requestId, transferId, amount }, result) {
+      const row = await repo.get(tx, step.clientId, requestId);
+      if (result.returned) {
+        const transit = await postings.systemAccount.transit(tx, step.clientId, row.currency, "bank");
+        const unapplied = await postings.systemAccount.unapplied(tx, step.clientId, row.currency);
+        const booked = await ledger.applyInTransaction(tx, {
+          clientId: step.clientId,
+          operationId: postings.operationOf(requestId, `returned:${transferId}`),
+          legs: postings.returnedFunds({ requestId, transferId, transit: transit.id, unapplied: unapplied.id, amount: BigInt(amount), currency: row.currency }),
+        });
+        if (!booked.ok) throw new Error(`the ledger refused the return of ${transferId}: ${booked.code}`);
+      }
+      await writeAudit(tx, { clientId: step.clientId, actor: providerActor(deps.bank.name) }, {
+        action: "transaction.funds_returned",
+        entityType: "transaction",
+        entityId: requestId,
+        after: { transferId, amount, returned: result.returned },
+      });
+    },
+    async exhausted() {},
+  };
+
+  runner.register(cardCharge);
+  runner.register(cardChallenge);
+  runner.register(cardRefund);
+  runner.register(bankPayout);
+  runner.register(bankPayoutStatus);
+  runner.register(bankReturn);
+}

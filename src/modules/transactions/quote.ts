@@ -1,0 +1,178 @@
+import type { Db } from "../../db/database.ts";
+import { AmountError, parsePositiveAmount } from "../../lib/money.ts";
+import { KNOWN_SCALES, type RatesProvider, toUsdCents } from "../../providers/rates/interface.ts";
+import { getClient } from "../clients/service.ts";
+import { ConfiguredFees, type FeeRule } from "../fees/service.ts";
+import type { Kyc } from "../kyc/service.ts";
+import * as ledger from "../ledger/service.ts";
+import {
+  DEFAULT_MONITORING,
+  evaluate,
+  type MonitoringConfig,
+  type MonitoringResult,
+  type SanctionsList,
+} from "../monitoring/rules.ts";
+import type { UserInfo } from "../users/schemas.ts";
+import type { Users } from "../users/service.ts";
+import * as repo from "./repo.ts";
+import { TransactionError, type TransactionType } from "./types.ts";
+
+/**
+ * The quote stage every face shares: the amount parsed once at its currency's scale, the fee, the
+ * USD value, the KYC gate and monitoring. A face asks for a quote, then records the transaction
+ * with it; nothing about money is computed twice or differently per face.
+ */
+
+export interface QuoteRequest {
+  clientId: string;
+  userId: string;
+  type: TransactionType;
+  amount: string | number;
+  currency: string;
+  scenarioId?: string | undefined;
+  /** Names and countries screened with the user's own (a card holder, a counterparty). */
+  screen?: { names?: (string | undefined)[]; countries?: (string | undefined)[] } | undefined;
+}
+
+export interface Quote {
+  amount: bigint;
+  scale: number;
+  fee: bigint;
+  usdValue: bigint;
+  monitoring: MonitoringResult;
+}
+
+/** Amounts whose USD value in cents needs more than 36 digits are refused (NUMERIC(38,0) headroom for sums). */
+const MAX_USD_CENTS = 10n ** 36n;
+
+export interface QuoteDependencies {
+  db: Db;
+  users: Users;
+  kyc: Kyc;
+  rates: RatesProvider;
+  sanctions: SanctionsList;
+}
+
+export class Quotes {
+  constructor(private readonly deps: QuoteDependencies) {}
+
+  /** Scale, amount, fee and USD value: the checks of the input alone (400s), before anything else. */
+  async price(clientId: string, type: TransactionType, amountInput: string | number, currency: string) {
+    const scale = await this.scaleOf(clientId, currency);
+    const amount = parseAmountOrThrow(amountInput, scale);
+    const price = await this.deps.rates.usdPrice(currency);
+    if (price === undefined)
+      throw new TransactionError("INVALID", "UNKNOWN_CURRENCY", `no rate for ${currency}`, "currency");
+    const usdValue = toUsdCents(amount, scale, price);
+    if (usdValue >= MAX_USD_CENTS)
+      throw new TransactionError("INVALID", "INVALID_AMOUNT", "amount is too large", "amount");
+    const fee = await this.feeFor(clientId, type, currency, amount, scale);
+    return { amount, scale, fee, usdValue };
+  }
+
+  /** The KYC gate: a 422 with the validation body unless the user may do it. */
+  async gate(request: QuoteRequest): Promise<void> {
+    const { clientId, userId, type, amount, currency, scenarioId } = request;
+    const outcome = await this.deps.kyc.validate({ clientId, userId, type, amount, currency, scenarioId });
+    if (outcome.type === "MIN_INFO_MISSING")
+      throw new TransactionError(
+        "MORE_INFORMATION_NEEDED",
+        "MIN_INFO_MISSING",
+        "the user's information is not enough for this transaction",
+        undefined,
+        { fields: outcome.fields },
+      );
+    if (outcome.type === "MIN_ASSESSMENT_MISSING")
+      throw new TransactionError(
+        "MORE_INFORMATION_NEEDED",
+        "MIN_ASSESSMENT_MISSING",
+        "this transaction needs a higher KYC tier",
+        undefined,
+        { assessment: outcome.assessment },
+      );
+  }
+
+  /** Monitoring of a priced transaction. */
+  async monitor(request: QuoteRequest, usdValue: bigint): Promise<MonitoringResult> {
+    const { db } = this.deps;
+    const client = await getClient(db, request.clientId);
+    const config = ((client.settings as { monitoring?: MonitoringConfig }).monitoring ?? {}) as MonitoringConfig;
+    const windowMinutes = config.velocityWindowMinutes ?? DEFAULT_MONITORING.velocityWindowMinutes;
+    const [user, info, usage] = await Promise.all([
+      this.deps.users.get(db, request.clientId, request.userId),
+      this.deps.users.info(db, request.clientId, request.userId),
+      repo.usageFigures(db, request.clientId, request.userId, windowMinutes),
+    ]);
+    const personName = [info.name?.firstName, info.name?.middleName, info.name?.lastName].filter(Boolean).join(" ");
+    const names = [personName, info.businessName ?? "", ...(request.screen?.names ?? []).map((n) => n ?? "")].filter(
+      (n) => n.length > 0,
+    );
+    const countries = [...countriesOf(info), ...(request.screen?.countries ?? [])].filter(
+      (c): c is string => typeof c === "string",
+    );
+    return evaluate(
+      { userStatus: user.status, userCreatedAt: user.createdAt, names, countries, amountUsdCents: usdValue, ...usage, now: new Date() },
+      config,
+      this.deps.sanctions,
+    );
+  }
+
+  /** Price, gate and monitoring in the order the faces need them. */
+  async quote(request: QuoteRequest): Promise<Quote> {
+    const priced = await this.price(request.clientId, request.type, request.amount, request.currency);
+    await this.gate(request);
+    return { ...priced, monitoring: await this.monitor(request, priced.usdValue) };
+  }
+
+  async scaleOf(clientId: string, currency: string, db: Db = this.deps.db): Promise<number> {
+    const scale = (await ledger.findCurrency(db, clientId, currency))?.scale ?? KNOWN_SCALES[currency];
+    if (scale === undefined)
+      throw new TransactionError("INVALID", "UNKNOWN_CURRENCY", `currency ${currency} is not supported`, "currency");
+    return scale;
+  }
+
+  private async feeFor(clientId: string, type: TransactionType, currency: string, amount: bigint, scale: number) {
+    const client = await getClient(this.deps.db, clientId);
+    return new ConfiguredFees((client.settings as { fees?: FeeRule[] }).fees ?? []).feeFor({
+      transactionType: type,
+      currency,
+      amount,
+      scale,
+    });
+  }
+}
+
+export function parseAmountOrThrow(amount: string | number, scale: number): bigint {
+  try {
+    return parsePositiveAmount(amount, scale);
+  } catch (error) {
+    if (error instanceof AmountError)
+      throw new TransactionError("INVALID", "INVALID_AMOUNT", `amount ${error.message}`, "amount");
+    throw error;
+  }
+}
+
+export function fullName(info: UserInfo): string {
+  return (
+    [info.name?.firstName, info.name?.middleName, info.name?.lastName].filter(Boolean).join(" ") ||
+    info.businessName ||
+    ""
+  );
+}
+
+export function countriesOf(info: UserInfo): string[] {
+  return [
+    info.countryOfResidence,
+    info.countryOfCitizenship,
+    ...(info.addresses ?? []).map((a) => a.country),
+  ].filter((c): c is string => typeof c === "string");
+}
+
+/** `amount` at `scale` priced `fromPrice` USD, in units of a currency priced `toPrice` at `toScale`, rounded down. */
+export function convert(amount: bigint, scale: number, fromPrice: string, toScale: number, toPrice: string): bigint {
+  const [fw = "0", ff = ""] = fromPrice.split(".");
+  const [tw = "0", tf = ""] = toPrice.split(".");
+  const numerator = amount * BigInt(fw + ff) * 10n ** BigInt(tf.length) * 10n ** BigInt(toScale);
+  const denominator = BigInt(tw + tf) * 10n ** BigInt(ff.length) * 10n ** BigInt(scale);
+  return numerator / denominator;
+}

@@ -1,0 +1,115 @@
+import type { Insertable, Updateable } from "kysely";
+import type { Db } from "../../db/database.ts";
+import type { TransactionsTable } from "../../db/schema.ts";
+import { notFound, type Row, requestIdUsed } from "./types.ts";
+
+/** The transactions table's SQL, and nothing else. */
+
+export type NewRow = Omit<Insertable<TransactionsTable>, "status">;
+export type RowChanges = Omit<Updateable<TransactionsTable>, "client_id" | "request_id" | "status" | "created_at">;
+
+export async function insert(tx: Db, values: Insertable<TransactionsTable>): Promise<Row> {
+  const inserted = await tx
+    .insertInto("transactions")
+    .values(values)
+    .onConflict((oc) => oc.columns(["client_id", "request_id"]).doNothing())
+    .returningAll()
+    .executeTakeFirst();
+  if (!inserted) throw requestIdUsed(values.request_id);
+  return inserted;
+}
+
+export function find(db: Db, clientId: string, requestId: string): Promise<Row | undefined> {
+  return db
+    .selectFrom("transactions")
+    .selectAll()
+    .where("client_id", "=", clientId)
+    .where("request_id", "=", requestId)
+    .executeTakeFirst();
+}
+
+export async function get(db: Db, clientId: string, requestId: string): Promise<Row> {
+  const row = await find(db, clientId, requestId);
+  if (!row) throw notFound(requestId);
+  return row;
+}
+
+/** The row, locked for the rest of the transaction: every change of status starts here. */
+export async function lock(tx: Db, clientId: string, requestId: string): Promise<Row> {
+  const row = await tx
+    .selectFrom("transactions")
+    .selectAll()
+    .where("client_id", "=", clientId)
+    .where("request_id", "=", requestId)
+    .forUpdate()
+    .executeTakeFirst();
+  if (!row) throw notFound(requestId);
+  return row;
+}
+
+export function findByProviderReference(db: Db, provider: string, reference: string): Promise<Row | undefined> {
+  return db
+    .selectFrom("transactions")
+    .selectAll()
+    .where("provider", "=", provider)
+    .where("provider_reference", "=", reference)
+    .executeTakeFirst();
+}
+
+/** Used only by the process engine (process.ts), which owns `status`. */
+export async function update(tx: Db, row: Row, changes: RowChanges & { status?: string }): Promise<Row> {
+  return tx
+    .updateTable("transactions")
+    .set({ ...changes, updated_at: new Date() })
+    .where("client_id", "=", row.client_id)
+    .where("request_id", "=", row.request_id)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}
+
+/** A user's figures for monitoring: USD total over 24 h, count in the velocity window, any history. */
+export async function usageFigures(db: Db, clientId: string, userId: string, windowMinutes: number) {
+  const since24h = new Date(Date.now() - 24 * 3600_000);
+  const sinceWindow = new Date(Date.now() - windowMinutes * 60_000);
+  const row = await db
+    .selectFrom("transactions")
+    .select((eb) => [
+      eb.fn.sum<string | null>(eb.case().when("created_at", ">", since24h).then(eb.ref("usd_value")).end()).as("last24h"),
+      eb.fn.count<string>(eb.case().when("created_at", ">", sinceWindow).then(1).end()).as("recent"),
+      eb.fn.countAll<string>().as("any"),
+    ])
+    .where("client_id", "=", clientId)
+    .where("user_id", "=", userId)
+    .where("status", "not in", ["REFUSED", "CANCELED", "ERROR"])
+    .executeTakeFirst();
+  return {
+    last24hUsdCents: BigInt(row?.last24h ?? "0"),
+    recentCount: Number(row?.recent ?? 0),
+    hasHistory: Number(row?.any ?? 0) > 0,
+  };
+}
+
+/** The KYC gate's rolling total: a user's USD total of a type since a date. */
+export async function priorUsdCents(db: Db, clientId: string, userId: string, type: string, since: Date) {
+  const row = await db
+    .selectFrom("transactions")
+    .select((eb) => eb.fn.sum<string | null>("usd_value").as("total"))
+    .where("client_id", "=", clientId)
+    .where("user_id", "=", userId)
+    .where("type", "=", type)
+    .where("created_at", ">", since)
+    .where("status", "not in", ["REFUSED", "CANCELED", "ERROR"])
+    .executeTakeFirst();
+  return BigInt(row?.total ?? "0");
+}
+
+/** Bank deposits by their payment references (FRY…): who they belong to. */
+export async function findByPaymentReferences(db: Db, provider: string, references: string[]) {
+  if (references.length === 0) return [];
+  return db
+    .selectFrom("transactions")
+    .select(["client_id", "request_id", "provider_reference"])
+    .where("provider", "=", provider)
+    .where("provider_reference", "in", references)
+    .execute();
+}
