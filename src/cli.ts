@@ -15,8 +15,8 @@ Commands:
   admin password [--password P]  reset the platform admin's password (generated and printed
                                  when --password is not given); on the embedded database,
                                  stop the server first
-  clients create --name NAME [--public-key FILE] [--webhook-url URL] [--webhook-key FILE]
-                 [--origin URL]... [--key-out FILE] [--json]
+  clients create --name NAME [--mode sandbox|live] [--public-key FILE] [--webhook-url URL]
+                 [--webhook-key FILE] [--origin URL]... [--key-out FILE] [--json]
                                  create a client through the running server; without
                                  --public-key, a key pair is made and the private JWK written
                                  to a file (--key-out, default ./<clientId>.private.jwk.json)
@@ -86,6 +86,7 @@ function readJson(file: string, what: string): unknown {
 
 async function createClientCommand(options: {
   name: string;
+  mode: string | undefined;
   publicKeyFile: string | undefined;
   webhookUrl: string | undefined;
   webhookKeyFile: string | undefined;
@@ -105,6 +106,7 @@ async function createClientCommand(options: {
   }
   const created = (await adminRequest(options.server, "POST", "/admin/clients", {
     name: options.name,
+    ...(options.mode ? { mode: options.mode } : {}),
     signingKeys: [publicJwk],
     ...(options.webhookUrl ? { webhookUrl: options.webhookUrl } : {}),
     ...(options.webhookKeyFile
@@ -175,6 +177,7 @@ async function main(argv: string[]) {
         allowPositionals: true,
         options: {
           name: { type: "string" },
+          mode: { type: "string" },
           "public-key": { type: "string" },
           "webhook-url": { type: "string" },
           "webhook-key": { type: "string" },
@@ -190,6 +193,7 @@ async function main(argv: string[]) {
       if (!values.name) exitWith("clients create needs --name");
       return createClientCommand({
         name: values.name,
+        mode: values.mode,
         publicKeyFile: values["public-key"],
         webhookUrl: values["webhook-url"],
         webhookKeyFile: values["webhook-key"],

@@ -2,7 +2,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { LightMyRequestResponse } from "fastify";
 import { exportJWK, generateKeyPair, type JWK } from "jose";
-import { createClient } from "../src/modules/clients/service.ts";
+import { type ClientMode, createClient } from "../src/modules/clients/service.ts";
 import { type SigningAlgorithm, signRequest } from "../src/sdk/signing.ts";
 import { createWebhookReceiver, type FerryWebhookEvent } from "../src/sdk/webhook-receiver.ts";
 import type { TestApp } from "./harness.ts";
@@ -44,6 +44,8 @@ export async function createTestClient(
     webhookEncryptionKey?: JWK;
     allowedOrigins?: string[];
     settings?: Record<string, unknown>;
+    /** Default sandbox. */
+    mode?: ClientMode;
   } = {},
 ): Promise<TestClient> {
   const alg = options.alg ?? "ES256";
@@ -52,6 +54,7 @@ export async function createTestClient(
   await createClient(t.database.db, {
     id: clientId,
     name: clientId,
+    mode: options.mode,
     signingKeys: [publicJwk],
     webhookUrl: options.webhookUrl,
     webhookEncryptionKey: options.webhookEncryptionKey,

@@ -26,10 +26,18 @@ export interface SigningKey {
   revokedAt: Date | null;
 }
 
+/**
+ * A client is `sandbox` (test mode: the sandbox providers and /sandbox controls serve it, its
+ * webhook may point at private addresses) or `live`. New clients start in the sandbox.
+ */
+export const CLIENT_MODES = ["sandbox", "live"] as const;
+export type ClientMode = (typeof CLIENT_MODES)[number];
+
 export interface Client {
   id: string;
   name: string;
   status: string;
+  mode: ClientMode;
   webhookUrl: string | null;
   webhookEncryptionKey: (JWK & { kid: string }) | null;
   allowedOrigins: string[];
@@ -54,7 +62,7 @@ export class ClientError extends DomainError {
 
 const ORIGIN = /^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/;
 
-export function validateWebhookUrl(url: string): string {
+export function validateWebhookUrl(url: string, _mode: ClientMode = "sandbox"): string {
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -97,6 +105,7 @@ type ClientRow = {
   id: string;
   name: string;
   status: string;
+  mode: string;
   webhook_url: string | null;
   webhook_encryption_key: unknown;
   allowed_origins: string[];
@@ -112,6 +121,7 @@ function toClient(row: ClientRow): Client {
     id: row.id,
     name: row.name,
     status: row.status,
+    mode: row.mode === "live" ? "live" : "sandbox",
     webhookUrl: row.webhook_url,
     webhookEncryptionKey: row.webhook_encryption_key
       ? json<JWK & { kid: string }>(row.webhook_encryption_key)
@@ -126,6 +136,8 @@ function toClient(row: ClientRow): Client {
 export interface CreateClientInput {
   id?: string | undefined;
   name: string;
+  /** Default `sandbox`. */
+  mode?: ClientMode | undefined;
   signingKeys?: unknown[] | undefined;
   webhookUrl?: string | undefined;
   webhookEncryptionKey?: unknown;
@@ -145,7 +157,8 @@ export async function createClient(db: Db, input: CreateClientInput): Promise<Cl
     input.webhookEncryptionKey === undefined
       ? undefined
       : await normalizeEncryptionJwk(input.webhookEncryptionKey);
-  const webhookUrl = input.webhookUrl === undefined ? null : validateWebhookUrl(input.webhookUrl);
+  const mode = input.mode ?? "sandbox";
+  const webhookUrl = input.webhookUrl === undefined ? null : validateWebhookUrl(input.webhookUrl, mode);
   const origins = validateOrigins(input.allowedOrigins ?? []);
   return db.transaction().execute(async (tx) => {
     const row = await tx
@@ -153,6 +166,7 @@ export async function createClient(db: Db, input: CreateClientInput): Promise<Cl
       .values({
         id,
         name: input.name,
+        mode,
         webhook_url: webhookUrl,
         webhook_encryption_key: encryption
           ? JSON.stringify({ ...encryption.jwk, kid: encryption.kid })
@@ -186,18 +200,30 @@ export async function getClient(db: Db, id: string): Promise<Client> {
   return client;
 }
 
+/** A client's mode (what the transaction flows ask before using a sandbox provider). */
+export async function getClientMode(db: Db, clientId: string): Promise<ClientMode> {
+  return (await getClient(db, clientId)).mode;
+}
+
 export interface UpdateClientInput {
   name?: string | undefined;
   status?: "ACTIVE" | "SUSPENDED" | undefined;
+  mode?: ClientMode | undefined;
   webhookUrl?: string | null | undefined;
   webhookEncryptionKey?: unknown;
   allowedOrigins?: string[] | undefined;
   settings?: ClientSettings | undefined;
 }
 
-/** Changes what is given; `null` clears the webhook URL or key. Settings are merged. */
+/**
+ * Changes what is given; `null` clears the webhook URL or key. Settings are merged. The webhook URL
+ * that results must suit the mode that results (a client going live keeps no private webhook).
+ */
 export async function updateClient(db: Db, id: string, input: UpdateClientInput): Promise<Client> {
   const current = await getClient(db, id);
+  const mode = input.mode ?? current.mode;
+  const webhookUrl = input.webhookUrl === undefined ? current.webhookUrl : input.webhookUrl;
+  const checkedWebhookUrl = webhookUrl === null ? null : validateWebhookUrl(webhookUrl, mode);
   const encryption =
     input.webhookEncryptionKey === undefined || input.webhookEncryptionKey === null
       ? input.webhookEncryptionKey
@@ -207,9 +233,8 @@ export async function updateClient(db: Db, id: string, input: UpdateClientInput)
     .set({
       ...(input.name !== undefined ? { name: input.name } : {}),
       ...(input.status !== undefined ? { status: input.status } : {}),
-      ...(input.webhookUrl !== undefined
-        ? { webhook_url: input.webhookUrl === null ? null : validateWebhookUrl(input.webhookUrl) }
-        : {}),
+      ...(input.mode !== undefined ? { mode: input.mode } : {}),
+      ...(input.webhookUrl !== undefined ? { webhook_url: checkedWebhookUrl } : {}),
       ...(encryption !== undefined
         ? {
             webhook_encryption_key:
