@@ -7,6 +7,8 @@ import { Kyc } from "./modules/kyc/service.ts";
 import { Ledger } from "./modules/ledger/service.ts";
 import { SanctionsList } from "./modules/monitoring/rules.ts";
 import { PaymentMethods } from "./modules/payment-methods/service.ts";
+import { type ReconciliationReport, reconcile } from "./modules/reconciliation/service.ts";
+import { StepRunner } from "./modules/steps/runner.ts";
 import { Transactions, transactionsUsage } from "./modules/transactions/service.ts";
 import { Users } from "./modules/users/service.ts";
 import { Wallets } from "./modules/wallets/service.ts";
@@ -15,8 +17,6 @@ import { SandboxBank } from "./providers/bank/sandbox.ts";
 import { SandboxKycProvider } from "./providers/kyc/sandbox.ts";
 import { SandboxRatesProvider } from "./providers/rates/sandbox.ts";
 import { SandboxGate } from "./providers/sandbox-gate.ts";
-import { StepRunner } from "./modules/steps/runner.ts";
-import { type ReconciliationReport, reconcile } from "./modules/reconciliation/service.ts";
 
 export type ServiceSettings = Pick<
   Config,

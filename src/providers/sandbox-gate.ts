@@ -4,11 +4,20 @@
  * provider failures deterministically, without table locks or timers. Production code passes
  * through `pass` without waiting: nothing is held unless a test holds it.
  */
-export type GatedOperation = "acquirer.charge" | "acquirer.refund" | "bank.payout" | "bank.status" | "bank.return";
+export type GatedOperation =
+  | "acquirer.charge"
+  | "acquirer.refund"
+  | "bank.payout"
+  | "bank.status"
+  | "bank.return";
 
 export class SandboxGate {
-  readonly #held = new Map<GatedOperation, { promise: Promise<void>; release: () => void; waiting: number }>();
+  readonly #held = new Map<
+    GatedOperation,
+    { promise: Promise<void>; release: () => void; waiting: number }
+  >();
   readonly #failures = new Map<GatedOperation, number>();
+  readonly #lostAnswers = new Map<GatedOperation, number>();
 
   /** Holds every call of `operation` (after the provider recorded it, before it answers) until released. */
   hold(operation: GatedOperation): { release: () => void; waiting: () => number } {
@@ -30,6 +39,11 @@ export class SandboxGate {
     this.#failures.set(operation, (this.#failures.get(operation) ?? 0) + times);
   }
 
+  /** The next `times` calls of `operation` act, then fail instead of answering (the answer is lost). */
+  loseAnswers(operation: GatedOperation, times = 1): void {
+    this.#lostAnswers.set(operation, (this.#lostAnswers.get(operation) ?? 0) + times);
+  }
+
   /** Called by a sandbox provider before it acts: throws if a failure was asked for. */
   before(operation: GatedOperation): void {
     const left = this.#failures.get(operation) ?? 0;
@@ -41,6 +55,11 @@ export class SandboxGate {
 
   /** Called by a sandbox provider after it acted, before it answers: waits while the operation is held. */
   async after(operation: GatedOperation): Promise<void> {
+    const lost = this.#lostAnswers.get(operation) ?? 0;
+    if (lost > 0) {
+      this.#lostAnswers.set(operation, lost - 1);
+      throw new SandboxProviderError(operation);
+    }
     const entry = this.#held.get(operation);
     if (!entry) return;
     entry.waiting++;
@@ -54,6 +73,7 @@ export class SandboxGate {
   releaseAll(): void {
     for (const entry of [...this.#held.values()]) entry.release();
     this.#failures.clear();
+    this.#lostAnswers.clear();
   }
 }
 

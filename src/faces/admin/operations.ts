@@ -54,7 +54,9 @@ const reconciliationSchema = z
         reference: z.string().nullable(),
         providerStatus: z.string(),
         providerAmount: z.string().describe("What the provider moved, in minor units (+ in, − out)"),
-        ledgerAmount: z.string().describe("What the ledger booked on the rail's transit account, in minor units"),
+        ledgerAmount: z
+          .string()
+          .describe("What the ledger booked on the rail's transit account, in minor units"),
         requestId: z.string(),
       }),
     ),
@@ -65,7 +67,10 @@ const reconciliationSchema = z
  * Operating the core: reconciliation with the providers, the provider steps (failed ones can be
  * retried), and a transaction's audit trail.
  */
-export const adminOperationsRoutes: FastifyPluginAsyncZod<{ services: Services }> = async (app, { services }) => {
+export const adminOperationsRoutes: FastifyPluginAsyncZod<{ services: Services }> = async (
+  app,
+  { services },
+) => {
   const admin = { tags: ["admin"], security: [{ adminBasic: [] }] };
   const db = services.database.db;
 
@@ -96,7 +101,10 @@ export const adminOperationsRoutes: FastifyPluginAsyncZod<{ services: Services }
         summary: "Provider steps, newest first",
         description: "Filter by client and status; FAILED steps never got an answer and wait for staff.",
         querystring: pageQuery
-          .extend({ clientId: clientId.optional(), status: z.enum(["PENDING", "SUCCEEDED", "FAILED", "CANCELED"]).optional() })
+          .extend({
+            clientId: clientId.optional(),
+            status: z.enum(["PENDING", "SUCCEEDED", "FAILED", "CANCELED"]).optional(),
+          })
           .strict(),
         response: { 200: pageOf(stepSchema), ...errorResponses(400, 401) },
       },
@@ -122,9 +130,9 @@ export const adminOperationsRoutes: FastifyPluginAsyncZod<{ services: Services }
       const step = await services.steps.retry(undefined, request.params.stepId);
       if (!step) throw new ApiError("NOT_FOUND", "no FAILED step with this id");
       await services.steps.run(step.id);
-      const [now] = (await services.steps.stepsOf(db, step.clientId, step.processType, step.processId)).filter(
-        (s) => s.id === step.id,
-      );
+      const [now] = (
+        await services.steps.stepsOf(db, step.clientId, step.processType, step.processId)
+      ).filter((s) => s.id === step.id);
       return showStep(now ?? step);
     },
   );

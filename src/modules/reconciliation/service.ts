@@ -56,7 +56,10 @@ const splitKey = (key: string) => {
   return { clientId, requestId };
 };
 
-export async function reconcile(deps: ReconciliationDependencies, clientId?: string): Promise<ReconciliationReport> {
+export async function reconcile(
+  deps: ReconciliationDependencies,
+  clientId?: string,
+): Promise<ReconciliationReport> {
   const keyPrefix = clientId ? `${clientId}:` : undefined;
   const expected = new Map<string, Expected>();
   const entry = (cid: string, requestId: string, rail: "card" | "bank", provider: string) => {
@@ -99,10 +102,20 @@ export async function reconcile(deps: ReconciliationDependencies, clientId?: str
     if (!record.returnKey) e.amount += record.amount;
   }
 
-  const booked = await ledger.transitNetByGroup(deps.db, { clientId, operationPrefix: "txn:", rails: ["card", "bank"] });
+  const booked = await ledger.transitNetByGroup(deps.db, {
+    clientId,
+    operationPrefix: "txn:",
+    rails: ["card", "bank"],
+  });
   for (const b of booked) {
     const id = `${b.clientId}/${b.group}/${b.rail}`;
-    if (!expected.has(id)) entry(b.clientId, b.group, b.rail as "card" | "bank", b.rail === "card" ? deps.acquirer.name : deps.bank.name);
+    if (!expected.has(id))
+      entry(
+        b.clientId,
+        b.group,
+        b.rail as "card" | "bank",
+        b.rail === "card" ? deps.acquirer.name : deps.bank.name,
+      );
   }
   const ledgerNet = new Map(booked.map((b) => [`${b.clientId}/${b.group}/${b.rail}`, b.net]));
   const open = await deps.steps.openProcesses(deps.db, "transaction", clientId);

@@ -169,7 +169,8 @@ export class StepRunner {
       .forUpdate()
       .execute();
     // A FAILED step never got an answer: whether the provider acted is unknown until staff resolve it.
-    if (unsettled.some((s) => s.status === "FAILED" || s.attempts > 0 || s.locked_until !== null)) return false;
+    if (unsettled.some((s) => s.status === "FAILED" || s.attempts > 0 || s.locked_until !== null))
+      return false;
     const open = unsettled;
     if (open.length === 0) return true;
     await tx

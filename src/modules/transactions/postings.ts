@@ -25,7 +25,8 @@ export const systemAccount = {
     ledger.openAccount(tx, { clientId, currency, kind: "TRANSIT", rail: "bank-unapplied" }),
   fees: (tx: Db, clientId: string, currency: string) =>
     ledger.openAccount(tx, { clientId, currency, kind: "FEES" }),
-  fx: (tx: Db, clientId: string, currency: string) => ledger.openAccount(tx, { clientId, currency, kind: "FX" }),
+  fx: (tx: Db, clientId: string, currency: string) =>
+    ledger.openAccount(tx, { clientId, currency, kind: "FX" }),
 };
 
 interface Movement {
@@ -47,7 +48,14 @@ export function depositCredit(m: Movement & { transit: string; wallet: string; f
 /** A withdrawal's hold: amount to the bank transit account, fee to the fees account, both pending. */
 export function withdrawalHold(m: Movement & { wallet: string; transit: string; fees: string }): Leg[] {
   const legs: Leg[] = [
-    { type: "PENDING", id: `${m.requestId}:hold`, debitAccountId: m.wallet, creditAccountId: m.transit, amount: m.amount, currency: m.currency },
+    {
+      type: "PENDING",
+      id: `${m.requestId}:hold`,
+      debitAccountId: m.wallet,
+      creditAccountId: m.transit,
+      amount: m.amount,
+      currency: m.currency,
+    },
   ];
   if (m.fee > 0n)
     legs.push({
@@ -74,7 +82,8 @@ export function withdrawalRelease(m: { requestId: string; fee: bigint }): Leg[] 
 function resolveHolds(m: { requestId: string; fee: bigint }, action: "POST" | "VOID"): Leg[] {
   const verb = action.toLowerCase();
   const legs: Leg[] = [{ type: action, id: `${m.requestId}:${verb}`, pendingId: `${m.requestId}:hold` }];
-  if (m.fee > 0n) legs.push({ type: action, id: `${m.requestId}:${verb}-fee`, pendingId: `${m.requestId}:hold-fee` });
+  if (m.fee > 0n)
+    legs.push({ type: action, id: `${m.requestId}:${verb}-fee`, pendingId: `${m.requestId}:hold-fee` });
   return legs;
 }
 

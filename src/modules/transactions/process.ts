@@ -83,7 +83,6 @@ interface Transition {
 }
 
 const ALL: readonly ProcessKind[] = ["CARD_DEPOSIT", "BANK_DEPOSIT", "WITHDRAWAL", "MOVE"];
-const DEPOSITS: readonly ProcessKind[] = ["CARD_DEPOSIT", "BANK_DEPOSIT"];
 const CLOSED: readonly TransactionStatus[] = ["CANCELED", "ERROR", "REFUSED", "REFUNDED", "CHARGED_BACK"];
 const DONE: readonly TransactionStatus[] = ["CAPTURED", "SETTLED"];
 
@@ -91,42 +90,142 @@ export const TRANSITIONS: readonly Transition[] = [
   // ——— recorded: monitoring decides where it starts ———
   { processes: ["CARD_DEPOSIT"], from: ["NEW"], event: "ACCEPTED", to: "PENDING", effects: ["CHARGE_CARD"] },
   { processes: ["BANK_DEPOSIT"], from: ["NEW"], event: "ACCEPTED", to: "AWAITING_PAYMENT" },
-  { processes: ["WITHDRAWAL"], from: ["NEW"], event: "ACCEPTED", to: "PENDING", effects: ["HOLD", "SEND_PAYOUT"] },
+  {
+    processes: ["WITHDRAWAL"],
+    from: ["NEW"],
+    event: "ACCEPTED",
+    to: "PENDING",
+    effects: ["HOLD", "SEND_PAYOUT"],
+  },
   { processes: ["MOVE"], from: ["NEW"], event: "ACCEPTED", to: "CAPTURED", effects: ["MOVE"] },
-  { processes: ["WITHDRAWAL"], from: ["NEW"], event: "HELD_FOR_REVIEW", to: "MANUAL_REVIEW", effects: ["HOLD"] },
-  { processes: ["CARD_DEPOSIT", "BANK_DEPOSIT", "MOVE"], from: ["NEW"], event: "HELD_FOR_REVIEW", to: "MANUAL_REVIEW" },
+  {
+    processes: ["WITHDRAWAL"],
+    from: ["NEW"],
+    event: "HELD_FOR_REVIEW",
+    to: "MANUAL_REVIEW",
+    effects: ["HOLD"],
+  },
+  {
+    processes: ["CARD_DEPOSIT", "BANK_DEPOSIT", "MOVE"],
+    from: ["NEW"],
+    event: "HELD_FOR_REVIEW",
+    to: "MANUAL_REVIEW",
+  },
   { processes: ALL, from: ["NEW"], event: "DENIED", to: "REFUSED" },
 
   // ——— staff review ———
-  { processes: ["CARD_DEPOSIT"], from: ["MANUAL_REVIEW"], event: "APPROVE", to: "PENDING", effects: ["CHARGE_CARD"] },
+  {
+    processes: ["CARD_DEPOSIT"],
+    from: ["MANUAL_REVIEW"],
+    event: "APPROVE",
+    to: "PENDING",
+    effects: ["CHARGE_CARD"],
+  },
   { processes: ["BANK_DEPOSIT"], from: ["MANUAL_REVIEW"], event: "APPROVE", to: "AWAITING_PAYMENT" },
-  { processes: ["WITHDRAWAL"], from: ["MANUAL_REVIEW"], event: "APPROVE", to: "PENDING", effects: ["SEND_PAYOUT"] },
+  {
+    processes: ["WITHDRAWAL"],
+    from: ["MANUAL_REVIEW"],
+    event: "APPROVE",
+    to: "PENDING",
+    effects: ["SEND_PAYOUT"],
+  },
   { processes: ["MOVE"], from: ["MANUAL_REVIEW"], event: "APPROVE", to: "CAPTURED", effects: ["MOVE"] },
-  { processes: ["WITHDRAWAL"], from: ["MANUAL_REVIEW"], event: "DENY", to: "REFUSED", effects: ["RELEASE_HOLD"] },
-  { processes: ["CARD_DEPOSIT", "BANK_DEPOSIT", "MOVE"], from: ["MANUAL_REVIEW"], event: "DENY", to: "REFUSED" },
+  {
+    processes: ["WITHDRAWAL"],
+    from: ["MANUAL_REVIEW"],
+    event: "DENY",
+    to: "REFUSED",
+    effects: ["RELEASE_HOLD"],
+  },
+  {
+    processes: ["CARD_DEPOSIT", "BANK_DEPOSIT", "MOVE"],
+    from: ["MANUAL_REVIEW"],
+    event: "DENY",
+    to: "REFUSED",
+  },
 
   // ——— the client ends one not yet executed (never while a provider call is under way) ———
-  { processes: ["CARD_DEPOSIT"], from: ["MANUAL_REVIEW", "PENDING", "AWAITING_PAYMENT"], event: "CANCEL", to: "CANCELED", guard: "NO_CALL_IN_FLIGHT" },
-  { processes: ["CARD_DEPOSIT"], from: ["MANUAL_REVIEW", "PENDING", "AWAITING_PAYMENT"], event: "FAIL", to: "ERROR", guard: "NO_CALL_IN_FLIGHT" },
-  { processes: ["BANK_DEPOSIT"], from: ["MANUAL_REVIEW", "AWAITING_PAYMENT"], event: "CANCEL", to: "CANCELED" },
+  {
+    processes: ["CARD_DEPOSIT"],
+    from: ["MANUAL_REVIEW", "PENDING", "AWAITING_PAYMENT"],
+    event: "CANCEL",
+    to: "CANCELED",
+    guard: "NO_CALL_IN_FLIGHT",
+  },
+  {
+    processes: ["CARD_DEPOSIT"],
+    from: ["MANUAL_REVIEW", "PENDING", "AWAITING_PAYMENT"],
+    event: "FAIL",
+    to: "ERROR",
+    guard: "NO_CALL_IN_FLIGHT",
+  },
+  {
+    processes: ["BANK_DEPOSIT"],
+    from: ["MANUAL_REVIEW", "AWAITING_PAYMENT"],
+    event: "CANCEL",
+    to: "CANCELED",
+  },
   { processes: ["BANK_DEPOSIT"], from: ["MANUAL_REVIEW", "AWAITING_PAYMENT"], event: "FAIL", to: "ERROR" },
-  { processes: ["WITHDRAWAL"], from: ["MANUAL_REVIEW", "PENDING"], event: "CANCEL", to: "CANCELED", effects: ["RELEASE_HOLD"], guard: "NO_CALL_IN_FLIGHT" },
-  { processes: ["WITHDRAWAL"], from: ["MANUAL_REVIEW", "PENDING"], event: "FAIL", to: "ERROR", effects: ["RELEASE_HOLD"], guard: "NO_CALL_IN_FLIGHT" },
+  {
+    processes: ["WITHDRAWAL"],
+    from: ["MANUAL_REVIEW", "PENDING"],
+    event: "CANCEL",
+    to: "CANCELED",
+    effects: ["RELEASE_HOLD"],
+    guard: "NO_CALL_IN_FLIGHT",
+  },
+  {
+    processes: ["WITHDRAWAL"],
+    from: ["MANUAL_REVIEW", "PENDING"],
+    event: "FAIL",
+    to: "ERROR",
+    effects: ["RELEASE_HOLD"],
+    guard: "NO_CALL_IN_FLIGHT",
+  },
   { processes: ["MOVE"], from: ["MANUAL_REVIEW"], event: "CANCEL", to: "CANCELED" },
   { processes: ["MOVE"], from: ["MANUAL_REVIEW"], event: "FAIL", to: "ERROR" },
 
   // ——— the client's word on an executed one ———
   { processes: ALL, from: ["CAPTURED"], event: "SETTLE", to: "SETTLED" },
-  { processes: ["CARD_DEPOSIT"], from: DONE, event: "REFUND", to: "REFUNDED", effects: ["REVERSE", "REFUND_CARD"] },
-  { processes: ["BANK_DEPOSIT", "WITHDRAWAL", "MOVE"], from: DONE, event: "REFUND", to: "REFUNDED", effects: ["REVERSE_REPORTED"] },
+  {
+    processes: ["CARD_DEPOSIT"],
+    from: DONE,
+    event: "REFUND",
+    to: "REFUNDED",
+    effects: ["REVERSE", "REFUND_CARD"],
+  },
+  {
+    processes: ["BANK_DEPOSIT", "WITHDRAWAL", "MOVE"],
+    from: DONE,
+    event: "REFUND",
+    to: "REFUNDED",
+    effects: ["REVERSE_REPORTED"],
+  },
   { processes: ALL, from: DONE, event: "CHARGEBACK", to: "CHARGED_BACK", effects: ["REVERSE_REPORTED"] },
 
   // ——— the acquirer ———
-  { processes: ["CARD_DEPOSIT"], from: ["PENDING", "AWAITING_PAYMENT"], event: "CHARGE_APPROVED", to: "CAPTURED", effects: ["CREDIT_DEPOSIT"] },
-  { processes: ["CARD_DEPOSIT"], from: ["PENDING", "AWAITING_PAYMENT"], event: "CHARGE_DECLINED", to: "REFUSED" },
+  {
+    processes: ["CARD_DEPOSIT"],
+    from: ["PENDING", "AWAITING_PAYMENT"],
+    event: "CHARGE_APPROVED",
+    to: "CAPTURED",
+    effects: ["CREDIT_DEPOSIT"],
+  },
+  {
+    processes: ["CARD_DEPOSIT"],
+    from: ["PENDING", "AWAITING_PAYMENT"],
+    event: "CHARGE_DECLINED",
+    to: "REFUSED",
+  },
   { processes: ["CARD_DEPOSIT"], from: ["PENDING"], event: "CHARGE_CHALLENGED", to: "AWAITING_PAYMENT" },
   // No answer after the last attempt: whatever the acquirer did under the key is given back.
-  { processes: ["CARD_DEPOSIT"], from: ["PENDING", "AWAITING_PAYMENT"], event: "CHARGE_LOST", to: "ERROR", effects: ["REFUND_CARD"] },
+  {
+    processes: ["CARD_DEPOSIT"],
+    from: ["PENDING", "AWAITING_PAYMENT"],
+    event: "CHARGE_LOST",
+    to: "ERROR",
+    effects: ["REFUND_CARD"],
+  },
   // Late: the card was charged for a deposit that had ended meanwhile → refunded.
   { processes: ["CARD_DEPOSIT"], from: [...CLOSED, "CAPTURED", "SETTLED"], event: "CHARGE_LOST", to: null },
   { processes: ["CARD_DEPOSIT"], from: CLOSED, event: "CHARGE_APPROVED", to: null, effects: ["REFUND_CARD"] },
@@ -134,12 +233,42 @@ export const TRANSITIONS: readonly Transition[] = [
   { processes: ["CARD_DEPOSIT"], from: CLOSED, event: "CHARGE_CHALLENGED", to: null },
 
   // ——— the bank ———
-  { processes: ["BANK_DEPOSIT"], from: ["AWAITING_PAYMENT"], event: "FUNDS_RECEIVED", to: "CAPTURED", effects: ["CREDIT_DEPOSIT"] },
+  {
+    processes: ["BANK_DEPOSIT"],
+    from: ["AWAITING_PAYMENT"],
+    event: "FUNDS_RECEIVED",
+    to: "CAPTURED",
+    effects: ["CREDIT_DEPOSIT"],
+  },
   // Money for a deposit that does not take it (any more): held apart, then sent back.
-  { processes: ["BANK_DEPOSIT"], from: ["MANUAL_REVIEW", ...CLOSED, ...DONE], event: "FUNDS_RECEIVED", to: null, effects: ["HOLD_APART_AND_RETURN"] },
-  { processes: ["WITHDRAWAL"], from: ["PENDING"], event: "PAYOUT_ACCEPTED", to: "AUTHORIZED", effects: ["TRACK_PAYOUT"] },
-  { processes: ["WITHDRAWAL"], from: ["AUTHORIZED"], event: "PAYOUT_SETTLED", to: "CAPTURED", effects: ["SETTLE_HOLD"] },
-  { processes: ["WITHDRAWAL"], from: ["AUTHORIZED"], event: "PAYOUT_RETURNED", to: "ERROR", effects: ["RELEASE_HOLD"] },
+  {
+    processes: ["BANK_DEPOSIT"],
+    from: ["MANUAL_REVIEW", ...CLOSED, ...DONE],
+    event: "FUNDS_RECEIVED",
+    to: null,
+    effects: ["HOLD_APART_AND_RETURN"],
+  },
+  {
+    processes: ["WITHDRAWAL"],
+    from: ["PENDING"],
+    event: "PAYOUT_ACCEPTED",
+    to: "AUTHORIZED",
+    effects: ["TRACK_PAYOUT"],
+  },
+  {
+    processes: ["WITHDRAWAL"],
+    from: ["AUTHORIZED"],
+    event: "PAYOUT_SETTLED",
+    to: "CAPTURED",
+    effects: ["SETTLE_HOLD"],
+  },
+  {
+    processes: ["WITHDRAWAL"],
+    from: ["AUTHORIZED"],
+    event: "PAYOUT_RETURNED",
+    to: "ERROR",
+    effects: ["RELEASE_HOLD"],
+  },
 ];
 
 /** Events whose repetition on a transaction already in their target status is a no-op (the client said it twice). */
@@ -153,7 +282,9 @@ const REPEATABLE: Partial<Record<ProcessEvent, TransactionStatus>> = {
 export function processKindOf(row: { type: string; payment_method?: unknown }): ProcessKind {
   if (row.type === "WITHDRAWAL") return "WITHDRAWAL";
   if (row.type === "DEPOSIT")
-    return json<{ type: string }>(row.payment_method)?.type === "CREDIT_CARD" ? "CARD_DEPOSIT" : "BANK_DEPOSIT";
+    return json<{ type: string }>(row.payment_method)?.type === "CREDIT_CARD"
+      ? "CARD_DEPOSIT"
+      : "BANK_DEPOSIT";
   return "MOVE";
 }
 
@@ -184,7 +315,13 @@ export class ProcessEngine {
   constructor(private readonly steps: StepRunner) {}
 
   /** Records a new transaction with the status monitoring's event leads to, and that transition's effects. */
-  async create(tx: Db, ctx: RequestContext, values: repo.NewRow, event: "ACCEPTED" | "HELD_FOR_REVIEW" | "DENIED", facts: EventFacts = {}): Promise<Applied> {
+  async create(
+    tx: Db,
+    ctx: RequestContext,
+    values: repo.NewRow,
+    event: "ACCEPTED" | "HELD_FOR_REVIEW" | "DENIED",
+    facts: EventFacts = {},
+  ): Promise<Applied> {
     const kind = processKindOf(values);
     const transition = findTransition(kind, "NEW", event);
     if (!transition?.to) throw new Error(`no way to record a ${kind} on ${event}`);
@@ -193,24 +330,54 @@ export class ProcessEngine {
   }
 
   /** Applies an event to a transaction locked by the caller (`repo.lock`) in this database transaction. */
-  async apply(tx: Db, ctx: RequestContext, row: Row, event: ProcessEvent, facts: EventFacts = {}): Promise<Applied> {
+  async apply(
+    tx: Db,
+    ctx: RequestContext,
+    row: Row,
+    event: ProcessEvent,
+    facts: EventFacts = {},
+  ): Promise<Applied> {
     const kind = processKindOf(row);
     const status = row.status as TransactionStatus;
     const transition = findTransition(kind, status, event);
     if (!transition) {
       if (REPEATABLE[event] === status) return { row, stepIds: [], changed: false };
-      throw new TransactionError("CONFLICT", "TRANSITION_NOT_ALLOWED", `${describe(event)} does not apply to a ${status} transaction`);
+      throw new TransactionError(
+        "CONFLICT",
+        "TRANSITION_NOT_ALLOWED",
+        `${describe(event)} does not apply to a ${status} transaction`,
+      );
     }
     if (transition.guard === "NO_CALL_IN_FLIGHT") {
       const clear = await this.steps.cancelUntried(tx, row.client_id, PROCESS_TYPE, row.request_id);
       if (!clear)
-        throw new TransactionError("CONFLICT", "PROVIDER_CALL_IN_FLIGHT", "a provider call for this transaction is under way; try again once its outcome is known", undefined, { retryable: true });
+        throw new TransactionError(
+          "CONFLICT",
+          "PROVIDER_CALL_IN_FLIGHT",
+          "a provider call for this transaction is under way; try again once its outcome is known",
+          undefined,
+          { retryable: true },
+        );
     }
-    const updated = transition.to === null && !facts.changes ? row : await repo.update(tx, row, { ...facts.changes, ...(transition.to ? { status: transition.to } : {}) });
+    const updated =
+      transition.to === null && !facts.changes
+        ? row
+        : await repo.update(tx, row, {
+            ...facts.changes,
+            ...(transition.to ? { status: transition.to } : {}),
+          });
     return this.complete(tx, ctx, row, updated, transition, event, facts);
   }
 
-  private async complete(tx: Db, ctx: RequestContext, before: Row, row: Row, transition: Transition, event: ProcessEvent, facts: EventFacts): Promise<Applied> {
+  private async complete(
+    tx: Db,
+    ctx: RequestContext,
+    before: Row,
+    row: Row,
+    transition: Transition,
+    event: ProcessEvent,
+    facts: EventFacts,
+  ): Promise<Applied> {
     const stepIds: string[] = [];
     const touched = new Map<string, string>(); // wallet → its owner
     for (const effect of transition.effects ?? []) {
@@ -228,35 +395,67 @@ export class ProcessEngine {
     const suppress = facts.suppressWebhook;
     if (facts.monitoring) await announceMonitoring(tx, row, facts.monitoring, suppress);
     if (changed && row.status !== "PENDING") await announceStatus(tx, row, suppress);
-    for (const [walletId, userId] of touched) await announceBalance(tx, row.client_id, userId, walletId, suppress);
+    for (const [walletId, userId] of touched)
+      await announceBalance(tx, row.client_id, userId, walletId, suppress);
     return { row, stepIds, changed };
   }
 
-  private async effect(tx: Db, row: Row, effect: Effect, facts: EventFacts, touched: Map<string, string>): Promise<string | undefined> {
+  private async effect(
+    tx: Db,
+    row: Row,
+    effect: Effect,
+    facts: EventFacts,
+    touched: Map<string, string>,
+  ): Promise<string | undefined> {
     const { client_id: clientId, request_id: requestId, currency } = row;
     const amount = BigInt(row.amount);
     const fee = BigInt(row.fee);
     const wallet = row.wallet_id ?? "";
     const touch = () => {
       if (row.wallet_id) touched.set(row.wallet_id, row.user_id);
-      if (row.counterparty_wallet_id) touched.set(row.counterparty_wallet_id, row.counterparty_user_id ?? row.user_id);
+      if (row.counterparty_wallet_id)
+        touched.set(row.counterparty_wallet_id, row.counterparty_user_id ?? row.user_id);
     };
     const book = async (legs: Leg[], what?: string) => {
       if (legs.length === 0) return;
-      const result = await ledger.applyInTransaction(tx, { clientId, operationId: postings.operationOf(requestId, what), legs });
+      const result = await ledger.applyInTransaction(tx, {
+        clientId,
+        operationId: postings.operationOf(requestId, what),
+        legs,
+      });
       if (!result.ok) {
         if (result.code === "EXCEEDS_LIMIT") throw insufficientFunds();
         throw new Error(`the ledger refused ${effect} of ${requestId}: ${result.code} ${result.message}`);
       }
     };
     const schedule = async (kind: string, key: string, input: unknown, runAt?: Date) =>
-      (await this.steps.schedule(tx, { clientId, kind, processType: PROCESS_TYPE, processId: requestId, idempotencyKey: `${requestId}:${key}`, input, runAt })).id;
+      (
+        await this.steps.schedule(tx, {
+          clientId,
+          kind,
+          processType: PROCESS_TYPE,
+          processId: requestId,
+          idempotencyKey: `${requestId}:${key}`,
+          input,
+          runAt,
+        })
+      ).id;
 
     switch (effect) {
       case "HOLD": {
         const transit = await postings.systemAccount.transit(tx, clientId, currency, "bank");
         const fees = await postings.systemAccount.fees(tx, clientId, currency);
-        await book(postings.withdrawalHold({ requestId, currency, amount, fee, wallet, transit: transit.id, fees: fees.id }));
+        await book(
+          postings.withdrawalHold({
+            requestId,
+            currency,
+            amount,
+            fee,
+            wallet,
+            transit: transit.id,
+            fees: fees.id,
+          }),
+        );
         touch();
         return;
       }
@@ -272,7 +471,17 @@ export class ProcessEngine {
         const rail = processKindOf(row) === "CARD_DEPOSIT" ? "card" : "bank";
         const transit = await postings.systemAccount.transit(tx, clientId, currency, rail);
         const fees = await postings.systemAccount.fees(tx, clientId, currency);
-        await book(postings.depositCredit({ requestId, currency, amount, fee, wallet, transit: transit.id, fees: fees.id }));
+        await book(
+          postings.depositCredit({
+            requestId,
+            currency,
+            amount,
+            fee,
+            wallet,
+            transit: transit.id,
+            fees: fees.id,
+          }),
+        );
         touch();
         return;
       }
@@ -283,9 +492,33 @@ export class ProcessEngine {
           const target = row.target_currency ?? "";
           const fxSource = await postings.systemAccount.fx(tx, clientId, currency);
           const fxTarget = await postings.systemAccount.fx(tx, clientId, target);
-          await book(postings.fxTrade({ requestId, currency, amount, fee, source: wallet, target: destination, fxSource: fxSource.id, fxTarget: fxTarget.id, fees: fees.id, targetCurrency: target, targetAmount: BigInt(row.target_amount ?? "0") }));
+          await book(
+            postings.fxTrade({
+              requestId,
+              currency,
+              amount,
+              fee,
+              source: wallet,
+              target: destination,
+              fxSource: fxSource.id,
+              fxTarget: fxTarget.id,
+              fees: fees.id,
+              targetCurrency: target,
+              targetAmount: BigInt(row.target_amount ?? "0"),
+            }),
+          );
         } else {
-          await book(postings.walletMove({ requestId, currency, amount, fee, source: wallet, destination, fees: fees.id }));
+          await book(
+            postings.walletMove({
+              requestId,
+              currency,
+              amount,
+              fee,
+              source: wallet,
+              destination,
+              fees: fees.id,
+            }),
+          );
         }
         touch();
         return;
@@ -294,25 +527,37 @@ export class ProcessEngine {
       case "REVERSE_REPORTED": {
         const moved = [
           ...(await ledger.listEntriesOfOperation(tx, clientId, postings.operationOf(requestId))).transfers,
-          ...(await ledger.listEntriesOfOperation(tx, clientId, postings.operationOf(requestId, "POST"))).transfers,
+          ...(await ledger.listEntriesOfOperation(tx, clientId, postings.operationOf(requestId, "POST")))
+            .transfers,
         ];
         let legs = postings.inverse(moved, "reversal");
         if (effect === "REVERSE_REPORTED") {
           // The client reports money that came back on its side: the rail's accounts are not involved.
           const transitIds = new Set<string>();
-          for (const rail of ["card", "bank"] as const) transitIds.add((await postings.systemAccount.transit(tx, clientId, currency, rail)).id);
+          for (const rail of ["card", "bank"] as const)
+            transitIds.add((await postings.systemAccount.transit(tx, clientId, currency, rail)).id);
           const settlement = await ledger.openAccount(tx, { clientId, currency, kind: "SETTLEMENT" });
           legs = legs.map((leg) =>
-            leg.type !== "SINGLE" ? leg : {
-              ...leg,
-              debitAccountId: transitIds.has(leg.debitAccountId) ? settlement.id : leg.debitAccountId,
-              creditAccountId: transitIds.has(leg.creditAccountId) ? settlement.id : leg.creditAccountId,
-            },
+            leg.type !== "SINGLE"
+              ? leg
+              : {
+                  ...leg,
+                  debitAccountId: transitIds.has(leg.debitAccountId) ? settlement.id : leg.debitAccountId,
+                  creditAccountId: transitIds.has(leg.creditAccountId) ? settlement.id : leg.creditAccountId,
+                },
           );
         }
-        const result = await ledger.applyInTransaction(tx, { clientId, operationId: postings.operationOf(requestId, "reversal"), legs });
+        const result = await ledger.applyInTransaction(tx, {
+          clientId,
+          operationId: postings.operationOf(requestId, "reversal"),
+          legs,
+        });
         if (!result.ok)
-          throw new TransactionError("CONFLICT", "REVERSAL_REFUSED", `the reversal cannot be booked: ${result.message}`);
+          throw new TransactionError(
+            "CONFLICT",
+            "REVERSAL_REFUSED",
+            `the reversal cannot be booked: ${result.message}`,
+          );
         touch();
         return;
       }
@@ -329,8 +574,22 @@ export class ProcessEngine {
         const received = facts.receivedAmount ?? amount;
         const transit = await postings.systemAccount.transit(tx, clientId, currency, "bank");
         const unapplied = await postings.systemAccount.unapplied(tx, clientId, currency);
-        await book(postings.unappliedFunds({ requestId, transferId, transit: transit.id, unapplied: unapplied.id, amount: received, currency }), `unapplied:${transferId}`);
-        return schedule("BANK_RETURN", `return:${transferId}`, { requestId, transferId, amount: received.toString() });
+        await book(
+          postings.unappliedFunds({
+            requestId,
+            transferId,
+            transit: transit.id,
+            unapplied: unapplied.id,
+            amount: received,
+            currency,
+          }),
+          `unapplied:${transferId}`,
+        );
+        return schedule("BANK_RETURN", `return:${transferId}`, {
+          requestId,
+          transferId,
+          amount: received.toString(),
+        });
       }
     }
   }

@@ -8,7 +8,7 @@ import * as ledger from "../ledger/service.ts";
 import type { PaymentMethods } from "../payment-methods/service.ts";
 import type { Step, StepKind, StepRunner } from "../steps/runner.ts";
 import * as postings from "./postings.ts";
-import { type ProcessEngine, type ProcessEvent, type EventFacts } from "./process.ts";
+import type { EventFacts, ProcessEngine, ProcessEvent } from "./process.ts";
 import * as repo from "./repo.ts";
 import { json } from "./types.ts";
 
@@ -36,7 +36,13 @@ export function registerTransactionSteps(runner: StepRunner, deps: ProviderStepD
   const { db, engine } = deps;
 
   /** Applies a provider's answer to the process, in the step's closing transaction. */
-  const applyOutcome = async (tx: Db, step: Step, requestId: string, event: ProcessEvent, facts: EventFacts = {}) => {
+  const applyOutcome = async (
+    tx: Db,
+    step: Step,
+    requestId: string,
+    event: ProcessEvent,
+    facts: EventFacts = {},
+  ) => {
     const row = await repo.lock(tx, step.clientId, requestId);
     const actor = providerActor(event.startsWith("CHARGE") ? deps.acquirer.name : deps.bank.name);
     await engine.apply(tx, { clientId: step.clientId, actor }, row, event, facts);
@@ -76,7 +82,11 @@ export function registerTransactionSteps(runner: StepRunner, deps: ProviderStepD
     async perform({ requestId }, step) {
       const row = await repo.get(db, step.clientId, requestId);
       const card = json<{ paymentInformationId: string }>(row.payment_method);
-      const { method, details } = await deps.paymentMethods.reveal(step.clientId, row.user_id, card?.paymentInformationId ?? "");
+      const { method, details } = await deps.paymentMethods.reveal(
+        step.clientId,
+        row.user_id,
+        card?.paymentInformationId ?? "",
+      );
       return {
         done: await deps.acquirer.charge({
           idempotencyKey: providerKey(step.clientId, requestId),
@@ -112,12 +122,16 @@ export function registerTransactionSteps(runner: StepRunner, deps: ProviderStepD
       return { done: await deps.acquirer.refund(providerKey(step.clientId, requestId)) };
     },
     async record(tx, step, { requestId }, result) {
-      await writeAudit(tx, { clientId: step.clientId, actor: providerActor(deps.acquirer.name) }, {
-        action: "transaction.card_refunded",
-        entityType: "transaction",
-        entityId: requestId,
-        after: result,
-      });
+      await writeAudit(
+        tx,
+        { clientId: step.clientId, actor: providerActor(deps.acquirer.name) },
+        {
+          action: "transaction.card_refunded",
+          entityType: "transaction",
+          entityId: requestId,
+          after: result,
+        },
+      );
     },
     // Left FAILED for staff: reconciliation shows the charge the ledger no longer holds.
     async exhausted() {},
@@ -130,7 +144,11 @@ export function registerTransactionSteps(runner: StepRunner, deps: ProviderStepD
     async perform({ requestId }, step) {
       const row = await repo.get(db, step.clientId, requestId);
       const method = json<{ paymentInformationId: string }>(row.payment_method);
-      const { details } = await deps.paymentMethods.reveal(step.clientId, row.user_id, method?.paymentInformationId ?? "");
+      const { details } = await deps.paymentMethods.reveal(
+        step.clientId,
+        row.user_id,
+        method?.paymentInformationId ?? "",
+      );
       const sent = await deps.bank.payout({
         idempotencyKey: providerKey(step.clientId, requestId),
         account: String(details.account),
@@ -148,28 +166,35 @@ export function registerTransactionSteps(runner: StepRunner, deps: ProviderStepD
     async exhausted() {},
   };
 
-  const bankPayoutStatus: StepKind<ByRequest, { state: "SETTLED" } | { state: "RETURNED"; reason: string }> = {
-    name: "BANK_PAYOUT_STATUS",
-    input: byRequest,
-    maxAttempts: 20,
-    async perform({ requestId }, step) {
-      const row = await repo.get(db, step.clientId, requestId);
-      const outcome = await deps.bank.status(row.provider_reference ?? "");
-      if (outcome.state === "IN_FLIGHT") return { waitUntil: outcome.settlesAt };
-      return { done: outcome };
-    },
-    record: (tx, step, { requestId }, outcome) =>
-      applyOutcome(tx, step, requestId, outcome.state === "SETTLED" ? "PAYOUT_SETTLED" : "PAYOUT_RETURNED", {
-        changes: {
-          status_detail: JSON.stringify(
-            outcome.state === "SETTLED"
-              ? { responseCode: "00", responseCategory: "SETTLED" }
-              : { responseCode: "R01", responseCategory: "RETURNED", message: outcome.reason },
-          ),
-        },
-      }),
-    async exhausted() {},
-  };
+  const bankPayoutStatus: StepKind<ByRequest, { state: "SETTLED" } | { state: "RETURNED"; reason: string }> =
+    {
+      name: "BANK_PAYOUT_STATUS",
+      input: byRequest,
+      maxAttempts: 20,
+      async perform({ requestId }, step) {
+        const row = await repo.get(db, step.clientId, requestId);
+        const outcome = await deps.bank.status(row.provider_reference ?? "");
+        if (outcome.state === "IN_FLIGHT") return { waitUntil: outcome.settlesAt };
+        return { done: outcome };
+      },
+      record: (tx, step, { requestId }, outcome) =>
+        applyOutcome(
+          tx,
+          step,
+          requestId,
+          outcome.state === "SETTLED" ? "PAYOUT_SETTLED" : "PAYOUT_RETURNED",
+          {
+            changes: {
+              status_detail: JSON.stringify(
+                outcome.state === "SETTLED"
+                  ? { responseCode: "00", responseCategory: "SETTLED" }
+                  : { responseCode: "R01", responseCategory: "RETURNED", message: outcome.reason },
+              ),
+            },
+          },
+        ),
+      async exhausted() {},
+    };
 
   const returnInput = z.object({ requestId: z.string(), transferId: z.string(), amount: z.string() });
   const bankReturn: StepKind<z.infer<typeof returnInput>, { returned: boolean }> = {
@@ -177,7 +202,12 @@ export function registerTransactionSteps(runner: StepRunner, deps: ProviderStepD
     input: returnInput,
     maxAttempts: 10,
     async perform({ requestId, transferId }, step) {
-      return { done: await deps.bank.returnIncoming(transferId, `${providerKey(step.clientId, requestId)}:return:${transferId}`) };
+      return {
+        done: await deps.bank.returnIncoming(
+          transferId,
+          `${providerKey(step.clientId, requestId)}:return:${transferId}`,
+        ),
+      };
     },
     async record(tx, step, { requestId, transferId, amount }, result) {
       const row = await repo.get(tx, step.clientId, requestId);
@@ -187,16 +217,27 @@ export function registerTransactionSteps(runner: StepRunner, deps: ProviderStepD
         const booked = await ledger.applyInTransaction(tx, {
           clientId: step.clientId,
           operationId: postings.operationOf(requestId, `returned:${transferId}`),
-          legs: postings.returnedFunds({ requestId, transferId, transit: transit.id, unapplied: unapplied.id, amount: BigInt(amount), currency: row.currency }),
+          legs: postings.returnedFunds({
+            requestId,
+            transferId,
+            transit: transit.id,
+            unapplied: unapplied.id,
+            amount: BigInt(amount),
+            currency: row.currency,
+          }),
         });
         if (!booked.ok) throw new Error(`the ledger refused the return of ${transferId}: ${booked.code}`);
       }
-      await writeAudit(tx, { clientId: step.clientId, actor: providerActor(deps.bank.name) }, {
-        action: "transaction.funds_returned",
-        entityType: "transaction",
-        entityId: requestId,
-        after: { transferId, amount, returned: result.returned },
-      });
+      await writeAudit(
+        tx,
+        { clientId: step.clientId, actor: providerActor(deps.bank.name) },
+        {
+          action: "transaction.funds_returned",
+          entityType: "transaction",
+          entityId: requestId,
+          after: { transferId, amount, returned: result.returned },
+        },
+      );
     },
     async exhausted() {},
   };

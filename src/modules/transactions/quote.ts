@@ -96,22 +96,35 @@ export class Quotes {
   async monitor(request: QuoteRequest, usdValue: bigint): Promise<MonitoringResult> {
     const { db } = this.deps;
     const client = await getClient(db, request.clientId);
-    const config = ((client.settings as { monitoring?: MonitoringConfig }).monitoring ?? {}) as MonitoringConfig;
+    const config = ((client.settings as { monitoring?: MonitoringConfig }).monitoring ??
+      {}) as MonitoringConfig;
     const windowMinutes = config.velocityWindowMinutes ?? DEFAULT_MONITORING.velocityWindowMinutes;
     const [user, info, usage] = await Promise.all([
       this.deps.users.get(db, request.clientId, request.userId),
       this.deps.users.info(db, request.clientId, request.userId),
       repo.usageFigures(db, request.clientId, request.userId, windowMinutes),
     ]);
-    const personName = [info.name?.firstName, info.name?.middleName, info.name?.lastName].filter(Boolean).join(" ");
-    const names = [personName, info.businessName ?? "", ...(request.screen?.names ?? []).map((n) => n ?? "")].filter(
-      (n) => n.length > 0,
-    );
+    const personName = [info.name?.firstName, info.name?.middleName, info.name?.lastName]
+      .filter(Boolean)
+      .join(" ");
+    const names = [
+      personName,
+      info.businessName ?? "",
+      ...(request.screen?.names ?? []).map((n) => n ?? ""),
+    ].filter((n) => n.length > 0);
     const countries = [...countriesOf(info), ...(request.screen?.countries ?? [])].filter(
       (c): c is string => typeof c === "string",
     );
     return evaluate(
-      { userStatus: user.status, userCreatedAt: user.createdAt, names, countries, amountUsdCents: usdValue, ...usage, now: new Date() },
+      {
+        userStatus: user.status,
+        userCreatedAt: user.createdAt,
+        names,
+        countries,
+        amountUsdCents: usdValue,
+        ...usage,
+        now: new Date(),
+      },
       config,
       this.deps.sanctions,
     );
@@ -127,11 +140,22 @@ export class Quotes {
   async scaleOf(clientId: string, currency: string, db: Db = this.deps.db): Promise<number> {
     const scale = (await ledger.findCurrency(db, clientId, currency))?.scale ?? KNOWN_SCALES[currency];
     if (scale === undefined)
-      throw new TransactionError("INVALID", "UNKNOWN_CURRENCY", `currency ${currency} is not supported`, "currency");
+      throw new TransactionError(
+        "INVALID",
+        "UNKNOWN_CURRENCY",
+        `currency ${currency} is not supported`,
+        "currency",
+      );
     return scale;
   }
 
-  private async feeFor(clientId: string, type: TransactionType, currency: string, amount: bigint, scale: number) {
+  private async feeFor(
+    clientId: string,
+    type: TransactionType,
+    currency: string,
+    amount: bigint,
+    scale: number,
+  ) {
     const client = await getClient(this.deps.db, clientId);
     return new ConfiguredFees((client.settings as { fees?: FeeRule[] }).fees ?? []).feeFor({
       transactionType: type,
@@ -169,7 +193,13 @@ export function countriesOf(info: UserInfo): string[] {
 }
 
 /** `amount` at `scale` priced `fromPrice` USD, in units of a currency priced `toPrice` at `toScale`, rounded down. */
-export function convert(amount: bigint, scale: number, fromPrice: string, toScale: number, toPrice: string): bigint {
+export function convert(
+  amount: bigint,
+  scale: number,
+  fromPrice: string,
+  toScale: number,
+  toPrice: string,
+): bigint {
   const [fw = "0", ff = ""] = fromPrice.split(".");
   const [tw = "0", tf = ""] = toPrice.split(".");
   const numerator = amount * BigInt(fw + ff) * 10n ** BigInt(tf.length) * 10n ** BigInt(toScale);

@@ -6,7 +6,10 @@ import { notFound, type Row, requestIdUsed } from "./types.ts";
 /** The transactions table's SQL, and nothing else. */
 
 export type NewRow = Omit<Insertable<TransactionsTable>, "status">;
-export type RowChanges = Omit<Updateable<TransactionsTable>, "client_id" | "request_id" | "status" | "created_at">;
+export type RowChanges = Omit<
+  Updateable<TransactionsTable>,
+  "client_id" | "request_id" | "status" | "created_at"
+>;
 
 export async function insert(tx: Db, values: Insertable<TransactionsTable>): Promise<Row> {
   const inserted = await tx
@@ -47,7 +50,11 @@ export async function lock(tx: Db, clientId: string, requestId: string): Promise
   return row;
 }
 
-export function findByProviderReference(db: Db, provider: string, reference: string): Promise<Row | undefined> {
+export function findByProviderReference(
+  db: Db,
+  provider: string,
+  reference: string,
+): Promise<Row | undefined> {
   return db
     .selectFrom("transactions")
     .selectAll()
@@ -74,7 +81,9 @@ export async function usageFigures(db: Db, clientId: string, userId: string, win
   const row = await db
     .selectFrom("transactions")
     .select((eb) => [
-      eb.fn.sum<string | null>(eb.case().when("created_at", ">", since24h).then(eb.ref("usd_value")).end()).as("last24h"),
+      eb.fn
+        .sum<string | null>(eb.case().when("created_at", ">", since24h).then(eb.ref("usd_value")).end())
+        .as("last24h"),
       eb.fn.count<string>(eb.case().when("created_at", ">", sinceWindow).then(1).end()).as("recent"),
       eb.fn.countAll<string>().as("any"),
     ])

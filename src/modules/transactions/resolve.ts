@@ -11,15 +11,29 @@ export class Resolver {
   ) {}
 
   /** The user's wallet to pay from: the one named, or the user's wallet in that currency (402 if none). */
-  async sourceWallet(clientId: string, userId: string, currency: string, walletId?: string): Promise<Account> {
+  async sourceWallet(
+    clientId: string,
+    userId: string,
+    currency: string,
+    walletId?: string,
+  ): Promise<Account> {
     const wallet = await this.findWallet(clientId, userId, currency, walletId, "sourceWalletId");
     if (!wallet)
-      throw new TransactionError("PAYMENT_FAILED", "INSUFFICIENT_FUNDS", `the user has no ${currency} wallet`);
+      throw new TransactionError(
+        "PAYMENT_FAILED",
+        "INSUFFICIENT_FUNDS",
+        `the user has no ${currency} wallet`,
+      );
     return wallet;
   }
 
   /** The user's wallet to credit: the one named, the user's wallet in that currency, or a new one. */
-  async destinationWallet(clientId: string, userId: string, currency: string, walletId?: string): Promise<Account> {
+  async destinationWallet(
+    clientId: string,
+    userId: string,
+    currency: string,
+    walletId?: string,
+  ): Promise<Account> {
     return (
       (await this.findWallet(clientId, userId, currency, walletId, "destinationWalletId")) ??
       this.wallets.open(clientId, userId, currency)
@@ -27,18 +41,43 @@ export class Resolver {
   }
 
   card(clientId: string, userId: string, source: CardSource) {
-    return this.savedOrInline(clientId, userId, "CREDIT_CARD", source.paymentInformationId, inlineCardOf(source), "sourceMethod");
+    return this.savedOrInline(
+      clientId,
+      userId,
+      "CREDIT_CARD",
+      source.paymentInformationId,
+      inlineCardOf(source),
+      "sourceMethod",
+    );
   }
 
   bankAccount(clientId: string, userId: string, method: BankDestination) {
-    return this.savedOrInline(clientId, userId, "BANK_ACCOUNT", method.paymentInformationId, inlineBankOf(method), "destinationMethod");
+    return this.savedOrInline(
+      clientId,
+      userId,
+      "BANK_ACCOUNT",
+      method.paymentInformationId,
+      inlineBankOf(method),
+      "destinationMethod",
+    );
   }
 
-  private async findWallet(clientId: string, userId: string, currency: string, walletId: string | undefined, field: string) {
+  private async findWallet(
+    clientId: string,
+    userId: string,
+    currency: string,
+    walletId: string | undefined,
+    field: string,
+  ) {
     if (!walletId) return (await this.wallets.list(clientId, userId)).find((w) => w.currency === currency);
     const wallet = await this.wallets.get(clientId, userId, walletId);
     if (wallet.currency !== currency)
-      throw new TransactionError("INVALID", "WALLET_CURRENCY", `the wallet holds ${wallet.currency}, not ${currency}`, field);
+      throw new TransactionError(
+        "INVALID",
+        "WALLET_CURRENCY",
+        `the wallet holds ${wallet.currency}, not ${currency}`,
+        field,
+      );
     return wallet;
   }
 
@@ -55,18 +94,33 @@ export class Resolver {
     if (savedId) {
       const { method } = await this.paymentMethods.reveal(clientId, userId, savedId);
       if (method.type !== type)
-        throw new TransactionError("INVALID", "WRONG_PAYMENT_METHOD", `the payment information is not a ${what}`, `${field}.paymentInformationId`);
+        throw new TransactionError(
+          "INVALID",
+          "WRONG_PAYMENT_METHOD",
+          `the payment information is not a ${what}`,
+          `${field}.paymentInformationId`,
+        );
       return method;
     }
     if (!inline)
-      throw new TransactionError("INVALID", "PAYMENT_DETAILS_MISSING", `a ${what} needs paymentInformationId or its details`, field);
+      throw new TransactionError(
+        "INVALID",
+        "PAYMENT_DETAILS_MISSING",
+        `a ${what} needs paymentInformationId or its details`,
+        field,
+      );
     return (await this.paymentMethods.add(clientId, userId, inline)).method;
   }
 }
 
 /** The inline card of a source method, if it carries one (else it names saved payment information). */
 export function inlineCardOf(source: CardSource): NewPaymentMethod | undefined {
-  if (source.paymentInformationId || !source.cardNumber || source.expirationMonth === undefined || source.expirationYear === undefined)
+  if (
+    source.paymentInformationId ||
+    !source.cardNumber ||
+    source.expirationMonth === undefined ||
+    source.expirationYear === undefined
+  )
     return undefined;
   return {
     type: "CREDIT_CARD",
@@ -81,7 +135,12 @@ export function inlineCardOf(source: CardSource): NewPaymentMethod | undefined {
 export function inlineBankOf(method: BankDestination): NewPaymentMethod | undefined {
   if (method.paymentInformationId || (!method.iban && !method.bankAccountNumber)) return undefined;
   if (!method.accountHolderName)
-    throw new TransactionError("INVALID", "BANK_DETAILS_MISSING", "accountHolderName is required", "destinationMethod.accountHolderName");
+    throw new TransactionError(
+      "INVALID",
+      "BANK_DETAILS_MISSING",
+      "accountHolderName is required",
+      "destinationMethod.accountHolderName",
+    );
   return {
     type: "BANK_ACCOUNT",
     iban: method.iban,

@@ -12,7 +12,7 @@ import type { StepRunner } from "../steps/runner.ts";
 import type { UserInfo } from "../users/schemas.ts";
 import type { Users } from "../users/service.ts";
 import type { Wallets } from "../wallets/service.ts";
-import { type Applied, type EventFacts, ProcessEngine, type ProcessEvent, PROCESS_TYPE } from "./process.ts";
+import { type Applied, type EventFacts, PROCESS_TYPE, ProcessEngine, type ProcessEvent } from "./process.ts";
 import { registerTransactionSteps } from "./provider-steps.ts";
 import { convert, countriesOf, fullName, parseAmountOrThrow, type Quote, Quotes } from "./quote.ts";
 import * as repo from "./repo.ts";
@@ -26,17 +26,17 @@ import {
   type Row,
   requestIdUsed,
   SANDBOX_TRANSIT_IBAN,
+  type TradeInput,
   type Transaction,
   TransactionError,
   type TransactionStatus,
   type TransactionType,
-  type TradeInput,
   type TransferInput,
   type WithdrawalInput,
 } from "./types.ts";
 
-export * from "./types.ts";
 export { convert } from "./quote.ts";
+export * from "./types.ts";
 
 export interface TransactionDependencies {
   db: Db;
@@ -94,16 +94,28 @@ export class Transactions {
       amount: input.amount,
       currency: input.currency,
       scenarioId: input.scenarioId,
-      screen: { names: [input.sourceMethod.cardHolder], countries: [input.sourceMethod.billingAddress?.country] },
+      screen: {
+        names: [input.sourceMethod.cardHolder],
+        countries: [input.sourceMethod.billingAddress?.country],
+      },
     };
     await this.quotes.gate(request);
     const card = await this.resolve.card(clientId, userId, input.sourceMethod);
-    const wallet = await this.resolve.destinationWallet(clientId, userId, input.currency, input.destinationWalletId);
+    const wallet = await this.resolve.destinationWallet(
+      clientId,
+      userId,
+      input.currency,
+      input.destinationWalletId,
+    );
     const quote = { ...priced, monitoring: await this.quotes.monitor(request, priced.usdValue) };
     return this.record(input, actor, quote, {
       type: "DEPOSIT",
       wallet_id: wallet.id,
-      payment_method: JSON.stringify({ type: "CREDIT_CARD", last4: card.last4, paymentInformationId: card.id }),
+      payment_method: JSON.stringify({
+        type: "CREDIT_CARD",
+        last4: card.last4,
+        paymentInformationId: card.id,
+      }),
       provider: this.deps.acquirer.name,
     });
   }
@@ -114,9 +126,21 @@ export class Transactions {
     await this.begin(input);
     const priced = await this.quotes.price(clientId, "DEPOSIT", input.amount, input.currency);
     if (input.pii) await this.mergePii(clientId, userId, input.pii);
-    const request = { clientId, userId, type: "DEPOSIT" as const, amount: input.amount, currency: input.currency, scenarioId: input.scenarioId };
+    const request = {
+      clientId,
+      userId,
+      type: "DEPOSIT" as const,
+      amount: input.amount,
+      currency: input.currency,
+      scenarioId: input.scenarioId,
+    };
     await this.quotes.gate(request);
-    const wallet = await this.resolve.destinationWallet(clientId, userId, input.currency, input.destinationWalletId);
+    const wallet = await this.resolve.destinationWallet(
+      clientId,
+      userId,
+      input.currency,
+      input.destinationWalletId,
+    );
     const quote = { ...priced, monitoring: await this.quotes.monitor(request, priced.usdValue) };
     const reference = bankReference();
     const refused = quote.monitoring.status === "DENY";
@@ -139,7 +163,14 @@ export class Transactions {
     const priced = await this.quotes.price(clientId, "WITHDRAWAL", input.amount, input.currency);
     const inlineAccount = inlineBankOf(input.destinationMethod);
     if (inlineAccount) this.deps.paymentMethods.check(inlineAccount);
-    const request = { clientId, userId, type: "WITHDRAWAL" as const, amount: input.amount, currency: input.currency, scenarioId: input.scenarioId };
+    const request = {
+      clientId,
+      userId,
+      type: "WITHDRAWAL" as const,
+      amount: input.amount,
+      currency: input.currency,
+      scenarioId: input.scenarioId,
+    };
     await this.quotes.gate(request);
     const account = await this.resolve.bankAccount(clientId, userId, input.destinationMethod);
     const wallet = await this.resolve.sourceWallet(clientId, userId, input.currency, input.sourceWalletId);
@@ -168,7 +199,12 @@ export class Transactions {
     if (counterparty.id === userId)
       throw new TransactionError("INVALID", "SAME_USER", "a user cannot pay themselves", "destinationUserId");
     if (type === "PAYMENT" && counterparty.type !== "BUSINESS")
-      throw new TransactionError("INVALID", "NOT_A_MERCHANT", "payments go to a merchant (BUSINESS) user", field);
+      throw new TransactionError(
+        "INVALID",
+        "NOT_A_MERCHANT",
+        "payments go to a merchant (BUSINESS) user",
+        field,
+      );
     const priced = await this.quotes.price(clientId, type, input.amount, input.currency);
     const counterpartyInfo = await this.deps.users.info(this.db, clientId, counterparty.id);
     const request = {
@@ -198,22 +234,50 @@ export class Transactions {
     const { clientId, userId } = input;
     await this.begin(input);
     if (input.currency === input.targetCurrency)
-      throw new TransactionError("INVALID", "SAME_CURRENCY", "a trade needs two currencies", "targetCurrency");
+      throw new TransactionError(
+        "INVALID",
+        "SAME_CURRENCY",
+        "a trade needs two currencies",
+        "targetCurrency",
+      );
     const priced = await this.quotes.price(clientId, "TRADE", input.amount, input.currency);
     const targetScale = await this.quotes.scaleOf(clientId, input.targetCurrency);
-    const request = { clientId, userId, type: "TRADE" as const, amount: input.amount, currency: input.currency, scenarioId: input.scenarioId };
+    const request = {
+      clientId,
+      userId,
+      type: "TRADE" as const,
+      amount: input.amount,
+      currency: input.currency,
+      scenarioId: input.scenarioId,
+    };
     await this.quotes.gate(request);
     const [sourcePrice, targetPrice] = await Promise.all([
       this.deps.rates.usdPrice(input.currency),
       this.deps.rates.usdPrice(input.targetCurrency),
     ]);
     if (!sourcePrice || !targetPrice)
-      throw new TransactionError("INVALID", "NO_RATE", `no rate for ${input.currency}→${input.targetCurrency}`, "targetCurrency");
+      throw new TransactionError(
+        "INVALID",
+        "NO_RATE",
+        `no rate for ${input.currency}→${input.targetCurrency}`,
+        "targetCurrency",
+      );
     const source = await this.resolve.sourceWallet(clientId, userId, input.currency, input.sourceWalletId);
     const target = await this.resolve.destinationWallet(clientId, userId, input.targetCurrency);
-    const targetAmount = convert(priced.amount - priced.fee, priced.scale, sourcePrice, targetScale, targetPrice);
+    const targetAmount = convert(
+      priced.amount - priced.fee,
+      priced.scale,
+      sourcePrice,
+      targetScale,
+      targetPrice,
+    );
     if (targetAmount <= 0n)
-      throw new TransactionError("INVALID", "AMOUNT_TOO_SMALL", "the amount buys nothing at this rate", "amount");
+      throw new TransactionError(
+        "INVALID",
+        "AMOUNT_TOO_SMALL",
+        "the amount buys nothing at this rate",
+        "amount",
+      );
     const quote = { ...priced, monitoring: await this.quotes.monitor(request, priced.usdValue) };
     return this.record(input, actor, quote, {
       type: "TRADE",
@@ -255,7 +319,9 @@ export class Transactions {
               ? "REFUND"
               : "CHARGEBACK";
     const record = event === "SETTLE" || event === "REFUND" || event === "CHARGEBACK";
-    return this.transition({ clientId, actor }, requestId, event, () => ({ changes: record ? { feedback } : {} }));
+    return this.transition({ clientId, actor }, requestId, event, () => ({
+      changes: record ? { feedback } : {},
+    }));
   }
 
   /**
@@ -266,7 +332,11 @@ export class Transactions {
   async completeChallenge(providerReference: string, approved: boolean): Promise<Transaction> {
     const found = await repo.findByProviderReference(this.db, this.deps.acquirer.name, providerReference);
     if (!found)
-      throw new TransactionError("NOT_FOUND", "TRANSACTION_NOT_FOUND", "no transaction awaits this challenge");
+      throw new TransactionError(
+        "NOT_FOUND",
+        "TRANSACTION_NOT_FOUND",
+        "no transaction awaits this challenge",
+      );
     const stepId = await inTransaction(this.db, async (tx) => {
       const row = await repo.lock(tx, found.client_id, found.request_id);
       const awaited = row.status === "AWAITING_PAYMENT";
@@ -298,24 +368,39 @@ export class Transactions {
   ): Promise<{ transaction: Transaction; outcome: "CREDITED" | "RETURNING" | "DUPLICATE" }> {
     const found = await repo.findByProviderReference(this.db, INCOMING_BANK, reference);
     if (!found)
-      throw new TransactionError("NOT_FOUND", "REFERENCE_NOT_FOUND", `no deposit awaits reference ${reference}`, "reference");
+      throw new TransactionError(
+        "NOT_FOUND",
+        "REFERENCE_NOT_FOUND",
+        `no deposit awaits reference ${reference}`,
+        "reference",
+      );
     const scale = await this.quotes.scaleOf(found.client_id, found.currency);
     const received = parseAmountOrThrow(amount, scale);
-    if (currency !== found.currency || (found.status === "AWAITING_PAYMENT" && received !== BigInt(found.amount)))
+    if (
+      currency !== found.currency ||
+      (found.status === "AWAITING_PAYMENT" && received !== BigInt(found.amount))
+    )
       throw new TransactionError(
         "CONFLICT",
         "AMOUNT_MISMATCH",
         `the deposit awaits ${formatAmount(BigInt(found.amount), scale)} ${found.currency}`,
         "amount",
       );
-    const { duplicate } = await this.deps.bank.receive({ transferId, paymentReference: reference, amount: received, currency });
+    const { duplicate } = await this.deps.bank.receive({
+      transferId,
+      paymentReference: reference,
+      amount: received,
+      currency,
+    });
     if (duplicate) return { transaction: await this.view(found), outcome: "DUPLICATE" };
     const applied = await inTransaction(this.db, async (tx) => {
       const row = await repo.lock(tx, found.client_id, found.request_id);
       const ctx = { clientId: row.client_id, actor: providerActor(this.deps.bank.name) };
       const facts: EventFacts = { transferId, receivedAmount: received };
       if (row.status === "AWAITING_PAYMENT")
-        facts.changes = { status_detail: JSON.stringify({ responseCode: "00", responseCategory: "RECEIVED" }) };
+        facts.changes = {
+          status_detail: JSON.stringify({ responseCode: "00", responseCategory: "RECEIVED" }),
+        };
       return this.engine.apply(tx, ctx, row, "FUNDS_RECEIVED", facts);
     });
     await this.runSteps(applied);
@@ -323,9 +408,13 @@ export class Transactions {
   }
 
   /** Which transaction each bank payment reference belongs to (reconciliation). */
-  async bankDepositOwners(references: string[]): Promise<Map<string, { clientId: string; requestId: string }>> {
+  async bankDepositOwners(
+    references: string[],
+  ): Promise<Map<string, { clientId: string; requestId: string }>> {
     const rows = await repo.findByPaymentReferences(this.db, INCOMING_BANK, references);
-    return new Map(rows.map((r) => [r.provider_reference ?? "", { clientId: r.client_id, requestId: r.request_id }]));
+    return new Map(
+      rows.map((r) => [r.provider_reference ?? "", { clientId: r.client_id, requestId: r.request_id }]),
+    );
   }
 
   /** One round of the step runner's claim loop (the recovery worker). */
@@ -348,12 +437,26 @@ export class Transactions {
 
   /** Records a new transaction with its first transition, then runs the steps it scheduled. */
   private async record(
-    input: { clientId: string; userId: string; requestId: string; currency: string; suppressWebhook?: boolean | undefined },
+    input: {
+      clientId: string;
+      userId: string;
+      requestId: string;
+      currency: string;
+      suppressWebhook?: boolean | undefined;
+    },
     actor: Actor,
     quote: Quote,
-    values: Omit<repo.NewRow, "client_id" | "request_id" | "user_id" | "amount" | "currency" | "fee" | "usd_value" | "monitoring">,
+    values: Omit<
+      repo.NewRow,
+      "client_id" | "request_id" | "user_id" | "amount" | "currency" | "fee" | "usd_value" | "monitoring"
+    >,
   ): Promise<Transaction> {
-    const event = quote.monitoring.status === "DENY" ? "DENIED" : quote.monitoring.status === "MANUAL_REVIEW" ? "HELD_FOR_REVIEW" : "ACCEPTED";
+    const event =
+      quote.monitoring.status === "DENY"
+        ? "DENIED"
+        : quote.monitoring.status === "MANUAL_REVIEW"
+          ? "HELD_FOR_REVIEW"
+          : "ACCEPTED";
     const applied = await inTransaction(this.db, (tx) =>
       this.engine.create(
         tx,
@@ -390,7 +493,10 @@ export class Transactions {
       const row = await repo.lock(tx, ctx.clientId, requestId);
       const facts = factsOf(row);
       if (event === "APPROVE" && row.type !== "DEPOSIT" && row.type !== "WITHDRAWAL")
-        facts.changes = { ...facts.changes, status_detail: JSON.stringify({ responseCode: "00", responseCategory: "APPROVED" }) };
+        facts.changes = {
+          ...facts.changes,
+          status_detail: JSON.stringify({ responseCode: "00", responseCategory: "APPROVED" }),
+        };
       if (event === "CANCEL") facts.changes = { ...facts.changes, redirect_url: null };
       return this.engine.apply(tx, ctx, row, event, facts);
     });
@@ -403,7 +509,9 @@ export class Transactions {
   }
 
   private async mergePii(clientId: string, userId: string, pii: UserInfo) {
-    const { changed } = await inTransaction(this.db, (tx) => this.deps.users.writeInfo(tx, clientId, userId, pii, "merge"));
+    const { changed } = await inTransaction(this.db, (tx) =>
+      this.deps.users.writeInfo(tx, clientId, userId, pii, "merge"),
+    );
     // A KYC refresh in the background: it does not hold up or change the deposit.
     if (changed) void this.deps.kyc.start({ clientId, userId, solicited: false }).catch(() => {});
   }
