@@ -14,6 +14,7 @@ import { ensurePlatformAdmin } from "./modules/admins/service.ts";
 import { createClient } from "./modules/clients/service.ts";
 import { ensureSigningKey } from "./modules/keys/service.ts";
 import type { Ledger } from "./modules/ledger/service.ts";
+import { allowPrivateWebhookDestinations } from "./modules/webhooks/service.ts";
 import { createServices, type Services } from "./services.ts";
 import { startWorkers } from "./workers/index.ts";
 import type { Worker } from "./workers/worker.ts";
@@ -57,6 +58,7 @@ export async function startFerry(
         ? await createDemoClient(database, config.dataDir)
         : undefined;
 
+    allowPrivateWebhookDestinations(config.webhookAllowPrivate);
     const metrics = new Metrics();
     const services = createServices(database, sealer, config, metrics);
     const app = await buildApp({ config, services, metrics, logger });

@@ -4,6 +4,7 @@ import type { Db } from "../../db/database.ts";
 import { DomainError } from "../../lib/errors.ts";
 import { CLIENT_CHOSEN_ID } from "../../lib/ids.ts";
 import { normalizeEncryptionJwk, normalizeSigningJwk } from "../../lib/jwk.ts";
+import { privateDestinationRefusal } from "../webhooks/service.ts";
 
 /** Per-client settings; absent members take the installation's defaults. */
 export interface ClientSettings {
@@ -62,7 +63,8 @@ export class ClientError extends DomainError {
 
 const ORIGIN = /^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/;
 
-export function validateWebhookUrl(url: string, _mode: ClientMode = "sandbox"): string {
+/** Checks a webhook URL's form, and for a live client that it names no private destination. */
+export function validateWebhookUrl(url: string, mode: ClientMode = "sandbox"): string {
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -75,6 +77,8 @@ export function validateWebhookUrl(url: string, _mode: ClientMode = "sandbox"): 
   if (parsed.username || parsed.password) {
     throw new ClientError("INVALID_CLIENT", "webhookUrl must not carry credentials", "webhookUrl");
   }
+  const refusal = privateDestinationRefusal(parsed, mode);
+  if (refusal) throw new ClientError("INVALID_CLIENT", `webhookUrl ${refusal}`, "webhookUrl");
   return parsed.toString();
 }
 

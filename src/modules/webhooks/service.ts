@@ -4,7 +4,15 @@ import type { Db } from "../../db/database.ts";
 import { DomainError } from "../../lib/errors.ts";
 import { newId } from "../../lib/ids.ts";
 import type { SigningKeys } from "../keys/service.ts";
+import {
+  DestinationRefusedError,
+  mustBePublic,
+  postToReceiver,
+  ReceiverTimeoutError,
+} from "./destinations.ts";
 import { sealEvent, type WebhookEvent } from "./envelope.ts";
+
+export { allowPrivateWebhookDestinations, privateDestinationRefusal } from "./destinations.ts";
 
 export const EVENT_TYPES = [
   "USER_ASSESSMENT",
@@ -78,6 +86,8 @@ export interface DeliverySettings {
   timeoutMs: number;
   /** Ferry's public base URL, for the `jku` header. */
   publicUrl: string;
+  /** Name resolution for deliveries (tests replace it); the system resolver otherwise. */
+  lookup?: Parameters<typeof postToReceiver>[0]["lookup"];
 }
 
 type ClaimedDelivery = { id: string; event_id: string; client_id: string; attempts: number };
@@ -120,12 +130,13 @@ async function attempt(db: Db, keys: SigningKeys, settings: DeliverySettings, de
         .executeTakeFirstOrThrow(),
       db
         .selectFrom("clients")
-        .select(["webhook_url", "webhook_encryption_key"])
+        .select(["webhook_url", "webhook_encryption_key", "mode"])
         .where("id", "=", delivery.client_id)
         .executeTakeFirstOrThrow(),
     ]);
-    if (!client.webhook_url) throw new Error("the client has no webhook URL");
-    if (!client.webhook_encryption_key) throw new Error("the client has no webhook encryption key");
+    if (!client.webhook_url) throw new NotConfiguredError("the client has no webhook URL");
+    if (!client.webhook_encryption_key)
+      throw new NotConfiguredError("the client has no webhook encryption key");
     const encryptionKey = (
       typeof client.webhook_encryption_key === "string"
         ? JSON.parse(client.webhook_encryption_key)
@@ -145,8 +156,8 @@ async function attempt(db: Db, keys: SigningKeys, settings: DeliverySettings, de
       `${settings.publicUrl}/.well-known/jwks.json`,
       encryptionKey,
     );
-    const response = await fetch(client.webhook_url, {
-      method: "POST",
+    statusCode = await postToReceiver({
+      url: client.webhook_url,
       headers: {
         "content-type": "application/json",
         "webhook-id": event.id,
@@ -154,19 +165,13 @@ async function attempt(db: Db, keys: SigningKeys, settings: DeliverySettings, de
         "user-agent": "Ferry-Webhooks/1",
       },
       body,
-      redirect: "manual",
-      signal: AbortSignal.timeout(settings.timeoutMs),
+      timeoutMs: settings.timeoutMs,
+      publicOnly: mustBePublic(client.mode === "live" ? "live" : "sandbox"),
+      lookup: settings.lookup,
     });
-    statusCode = response.status;
-    await response.body?.cancel().catch(() => {});
     if (statusCode < 200 || statusCode >= 300) error = `HTTP ${statusCode}`;
   } catch (caught) {
-    error =
-      caught instanceof Error
-        ? caught.name === "TimeoutError"
-          ? `no answer within ${settings.timeoutMs} ms`
-          : caught.message
-        : String(caught);
+    error = describeFailure(caught);
   }
   const durationMs = Date.now() - started.getTime();
   const succeeded = error === null;
@@ -208,6 +213,25 @@ async function attempt(db: Db, keys: SigningKeys, settings: DeliverySettings, de
       .execute();
   });
 }
+
+/**
+ * What the client is shown of a failed attempt: a fixed wording per kind of failure, never the
+ * receiver's answer nor a transport error's own text (which may name internal hosts and ports).
+ */
+function describeFailure(caught: unknown): string {
+  if (
+    caught instanceof DestinationRefusedError ||
+    caught instanceof ReceiverTimeoutError ||
+    caught instanceof NotConfiguredError
+  )
+    return caught.message;
+  // Socket, DNS and TLS errors carry a code (ECONNREFUSED, ENOTFOUND, CERT_HAS_EXPIRED, …).
+  if (typeof (caught as { code?: unknown } | null)?.code === "string")
+    return "the connection to the webhook URL failed";
+  return "the event could not be sent";
+}
+
+class NotConfiguredError extends Error {}
 
 export interface DeliveryView {
   id: string;

@@ -1,0 +1,168 @@
+import dns from "node:dns";
+import http from "node:http";
+import https from "node:https";
+import { BlockList, isIP, type LookupFunction } from "node:net";
+
+/**
+ * Where a live client's webhook may not point: loopback, link-local, private and other non-public
+ * addresses — otherwise a webhook URL turns Ferry into a probe of the network it runs in (cloud
+ * metadata at 169.254.169.254, an admin port on 127.0.0.1). Sandbox clients may (tests and local
+ * development run receivers on loopback), and an installation may allow it for everyone
+ * (FERRY_WEBHOOK_ALLOW_PRIVATE, set once at start-up).
+ */
+const nonPublic = new BlockList();
+for (const [network, prefix] of [
+  ["0.0.0.0", 8], // "this network", 0.0.0.0
+  ["10.0.0.0", 8], // RFC 1918
+  ["100.64.0.0", 10], // carrier-grade NAT
+  ["127.0.0.0", 8], // loopback
+  ["169.254.0.0", 16], // link-local, cloud metadata
+  ["172.16.0.0", 12], // RFC 1918
+  ["192.0.0.0", 24], // IETF protocol assignments
+  ["192.168.0.0", 16], // RFC 1918
+  ["198.18.0.0", 15], // benchmarking
+  ["224.0.0.0", 4], // multicast
+  ["240.0.0.0", 4], // reserved, broadcast
+] as const)
+  nonPublic.addSubnet(network, prefix, "ipv4");
+for (const [network, prefix] of [
+  ["::", 128], // unspecified
+  ["::1", 128], // loopback
+  ["fc00::", 7], // unique local
+  ["fe80::", 10], // link-local
+  ["ff00::", 8], // multicast
+] as const)
+  nonPublic.addSubnet(network, prefix, "ipv6");
+
+/** Whether an IP address (v4, v6, or v4-mapped v6) is not a public destination. */
+export function isNonPublicAddress(address: string): boolean {
+  const family = isIP(address);
+  if (family === 0) return false;
+  // BlockList checks an IPv4-mapped IPv6 address (::ffff:127.0.0.1) against the IPv4 rules too.
+  return nonPublic.check(address, family === 4 ? "ipv4" : "ipv6");
+}
+
+let installationAllowsPrivate = false;
+
+/** The installation's FERRY_WEBHOOK_ALLOW_PRIVATE, applied at start-up (default: refused). */
+export function allowPrivateWebhookDestinations(allow: boolean): void {
+  installationAllowsPrivate = allow;
+}
+
+/** Whether a client in this mode must be kept to public destinations. */
+export function mustBePublic(mode: "sandbox" | "live", allowPrivate = installationAllowsPrivate): boolean {
+  return mode === "live" && !allowPrivate;
+}
+
+const REFUSAL = "must not point at a loopback, link-local or private address for a live client";
+
+/**
+ * Configuration-time check of a webhook URL (no DNS: a name is checked again, resolved, at every
+ * delivery). Returns why it is refused, or undefined.
+ */
+export function privateDestinationRefusal(url: URL, mode: "sandbox" | "live"): string | undefined {
+  return mustBePublic(mode) && namesNonPublicHost(url) ? REFUSAL : undefined;
+}
+
+/** A URL whose host is a non-public IP address or a localhost name (RFC 6761). */
+function namesNonPublicHost(url: URL): boolean {
+  const host = url.hostname
+    .replace(/^\[|\]$/g, "")
+    .replace(/\.$/, "")
+    .toLowerCase();
+  return host === "localhost" || host.endsWith(".localhost") || isNonPublicAddress(host);
+}
+
+/** A delivery refused because its destination is (or resolves to) a non-public address. */
+export class DestinationRefusedError extends Error {
+  constructor() {
+    super(`the webhook URL ${REFUSAL}`);
+    this.name = "DestinationRefusedError";
+  }
+}
+
+/** A delivery without an answer in time. */
+export class ReceiverTimeoutError extends Error {
+  constructor(timeoutMs: number) {
+    super(`no answer within ${timeoutMs} ms`);
+    this.name = "ReceiverTimeoutError";
+  }
+}
+
+type Lookup = (
+  hostname: string,
+  callback: (error: Error | null, addresses: { address: string; family: number }[]) => void,
+) => void;
+
+const systemLookup: Lookup = (hostname, callback) =>
+  dns.lookup(hostname, { all: true }, (error, addresses) => callback(error, addresses ?? []));
+
+/**
+ * The socket's name lookup. With `publicOnly` it refuses names resolving to a non-public address;
+ * the check happens when the connection is made, on the very addresses it connects to, so a name
+ * that changes its answer between a check and the connection (DNS rebinding) gains nothing.
+ */
+function connectLookup(resolve: Lookup, publicOnly: boolean): LookupFunction {
+  return (hostname, options, callback) => {
+    resolve(hostname, (error, addresses) => {
+      const first = addresses[0];
+      if (error || !first) return callback(error ?? new Error(`no address for ${hostname}`), "", 0);
+      if (publicOnly && addresses.some((a) => isNonPublicAddress(a.address)))
+        return callback(new DestinationRefusedError(), "", 0);
+      // net asks for every address when it may try several (autoSelectFamily).
+      if (options.all) return callback(null, addresses);
+      callback(null, first.address, first.family);
+    });
+  };
+}
+
+export interface ReceiverRequest {
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+  timeoutMs: number;
+  /** Keep to public addresses (a live client without FERRY_WEBHOOK_ALLOW_PRIVATE). */
+  publicOnly: boolean;
+  /** Name resolution (tests replace it); the system resolver otherwise. */
+  lookup?: Lookup | undefined;
+}
+
+/**
+ * POSTs a webhook body and answers the receiver's status code. The response body is never read
+ * (nothing of it is kept or shown back), redirects are not followed, and with `publicOnly` the
+ * destination must be public both as written and as resolved.
+ */
+export function postToReceiver(request: ReceiverRequest): Promise<number> {
+  const url = new URL(request.url);
+  // An IP address in the URL is connected to without a lookup: check it here.
+  if (request.publicOnly && namesNonPublicHost(url)) return Promise.reject(new DestinationRefusedError());
+  const transport = url.protocol === "https:" ? https : http;
+  const lookup =
+    request.publicOnly || request.lookup
+      ? connectLookup(request.lookup ?? systemLookup, request.publicOnly)
+      : undefined;
+  return new Promise<number>((resolve, reject) => {
+    const outgoing = transport.request(
+      url,
+      {
+        method: "POST",
+        // A connection of its own, closed after the answer: no pooled socket that was connected
+        // for another client (without the public-only check) is ever reused.
+        agent: false,
+        headers: { ...request.headers, "content-length": String(Buffer.byteLength(request.body)) },
+        ...(lookup ? { lookup } : {}),
+      },
+      (response) => {
+        resolve(response.statusCode ?? 0);
+        response.destroy(); // the body is never read
+      },
+    );
+    const timer = setTimeout(
+      () => outgoing.destroy(new ReceiverTimeoutError(request.timeoutMs)),
+      request.timeoutMs,
+    );
+    outgoing.on("error", reject);
+    outgoing.on("close", () => clearTimeout(timer));
+    outgoing.end(request.body);
+  });
+}
