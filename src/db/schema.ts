@@ -83,6 +83,7 @@ export interface UserAssessmentsTable {
   created_at: CreatedAt;
   updated_at: Timestamp;
   completed_at: Timestamp | null;
+  poll_failures: ColumnType<number, number | undefined, number>;
 }
 
 export interface UserTokensTable {

@@ -62,3 +62,7 @@ CREATE INDEX sandbox_bank_incoming_reference ON sandbox_bank_incoming (payment_r
 DROP INDEX transactions_provider_step;
 ALTER TABLE transactions DROP COLUMN provider_step;
 ALTER TABLE transactions DROP COLUMN locked_until;
+
+-- KYC polling: failed attempts are counted, so one assessment whose provider keeps failing ends
+-- ERROR instead of being retried for ever.
+ALTER TABLE user_assessments ADD COLUMN poll_failures integer NOT NULL DEFAULT 0;

@@ -53,6 +53,7 @@ export class KycError extends DomainError {
 }
 
 type AssessmentRow = {
+  poll_failures?: number;
   client_id: string;
   request_id: string;
   user_id: string;
@@ -86,6 +87,9 @@ function eventData(a: Assessment) {
     date: a.date.toISOString(),
   };
 }
+
+/** Failed polls of one assessment before it ends ERROR. */
+export const MAX_POLL_FAILURES = 10;
 
 /**
  * KYC assessments: recorded and announced (PENDING) in one transaction, checked by the provider
@@ -265,25 +269,51 @@ export class Kyc {
         LIMIT ${limit}
         FOR UPDATE SKIP LOCKED)
       RETURNING *`.execute(this.db);
-    for (const row of rows) {
-      if (row.provider_reference === null) {
-        await this.submit(row.client_id, row.request_id);
-        continue;
-      }
-      const request = await this.checkRequest(row.client_id, row.user_id, row.request_id);
-      const decision = await this.provider.result(row.provider_reference, request);
-      if (decision === null) {
-        await this.db
-          .updateTable("user_assessments")
-          .set({ result_due_at: new Date(Date.now() + 1000), locked_until: null })
-          .where("client_id", "=", row.client_id)
-          .where("request_id", "=", row.request_id)
-          .execute();
-        continue;
-      }
-      await this.complete(row.client_id, row.request_id, decision);
+    // Each assessment on its own: one whose provider keeps failing never holds up the others.
+    const outcomes = await Promise.allSettled(rows.map((row) => this.pollOne(row)));
+    for (const [i, outcome] of outcomes.entries()) {
+      const row = rows[i];
+      if (outcome.status === "fulfilled" || !row) continue;
+      await this.recordPollFailure(row);
     }
     return rows.length;
+  }
+
+  private async pollOne(row: AssessmentRow): Promise<void> {
+    if (row.provider_reference === null) {
+      await this.submit(row.client_id, row.request_id);
+      return;
+    }
+    const request = await this.checkRequest(row.client_id, row.user_id, row.request_id);
+    const decision = await this.provider.result(row.provider_reference, request);
+    if (decision === null) {
+      await this.db
+        .updateTable("user_assessments")
+        .set({ result_due_at: new Date(Date.now() + 1000), locked_until: null })
+        .where("client_id", "=", row.client_id)
+        .where("request_id", "=", row.request_id)
+        .execute();
+      return;
+    }
+    await this.complete(row.client_id, row.request_id, decision);
+  }
+
+  /** A failed poll: retried with backoff; after the last attempt the assessment ends ERROR. */
+  private async recordPollFailure(row: AssessmentRow): Promise<void> {
+    const failures = Number(row.poll_failures ?? 0) + 1;
+    if (failures >= MAX_POLL_FAILURES) {
+      await this.complete(row.client_id, row.request_id, { status: "ERROR" }).catch(() => {});
+      return;
+    }
+    await this.db
+      .updateTable("user_assessments")
+      .set({
+        poll_failures: failures,
+        locked_until: new Date(Date.now() + Math.min(300_000, 1000 * 2 ** failures)),
+      })
+      .where("client_id", "=", row.client_id)
+      .where("request_id", "=", row.request_id)
+      .execute();
   }
 
   /** Records a decision: the assessment's status, the user's tier, and the webhook(s), in one transaction. */
