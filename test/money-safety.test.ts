@@ -13,7 +13,7 @@ import {
   withdrawal,
 } from "./funding.ts";
 import { startTestApp, type TestApp } from "./harness.ts";
-import type { TestClient } from "./platform.ts";
+import { createTestClient, createUser, type TestClient } from "./platform.ts";
 
 /**
  * Regression tests of the money the core used to lose (issue 7), each reproduced the way it was
@@ -354,5 +354,26 @@ describe("reconciliation", () => {
       headers: t.adminAuth,
     });
     expect(http.json()).toMatchObject({ ok: false, mismatches: [{ requestId: "ghost" }] });
+  });
+});
+
+describe("sandbox providers serve sandbox clients only", () => {
+  it("a live client's card deposit, bank deposit and withdrawal are refused before anything is recorded", async () => {
+    const live = await createTestClient(t, { mode: "live" });
+    await createUser(t, live, "live-user", "Doe");
+    const card = await cardDeposit(live, "live-user", "10.00", "live-dep", distinctCard());
+    expect(card.statusCode, card.body).toBe(409);
+    expect(card.json().message).toMatch(/sandbox providers serve sandbox clients only/);
+    const bank = await live.request(
+      "POST",
+      "/v1/transactions/deposits",
+      { userId: "live-user", amount: "10.00", currency: "EUR", sourceMethod: { paymentMethodType: "WIRE" } },
+      { "x-request-id": "live-bank" },
+    );
+    expect(bank.statusCode).toBe(409);
+    expect((await withdrawal(live, "live-user", "1.00", "live-wd")).statusCode).toBe(409);
+    for (const id of ["live-dep", "live-bank", "live-wd"])
+      expect((await live.request("GET", `/v1/transactions/${id}`)).statusCode).toBe(404);
+    expect(await charges(live.clientId)).toEqual([]);
   });
 });

@@ -5,6 +5,7 @@ import { formatAmount } from "../../lib/money.ts";
 import type { Acquirer } from "../../providers/acquirer/interface.ts";
 import type { SandboxBank } from "../../providers/bank/sandbox.ts";
 import type { RatesProvider } from "../../providers/rates/interface.ts";
+import { getClientMode } from "../clients/service.ts";
 import type { Kyc, UsageSource } from "../kyc/service.ts";
 import type { MonitoringResult, SanctionsList } from "../monitoring/rules.ts";
 import type { PaymentMethods } from "../payment-methods/service.ts";
@@ -82,6 +83,7 @@ export class Transactions {
   async deposit(input: DepositInput, actor = clientActor(input.clientId)): Promise<Transaction> {
     const { clientId, userId } = input;
     await this.begin(input);
+    await this.assertProviderServes(clientId, "card");
     // Bad input is refused before anything changes; then the form's information joins the user.
     const priced = await this.quotes.price(clientId, "DEPOSIT", input.amount, input.currency);
     const inlineCard = inlineCardOf(input.sourceMethod);
@@ -124,6 +126,7 @@ export class Transactions {
   async bankDeposit(input: BankDepositInput, actor = clientActor(input.clientId)): Promise<Transaction> {
     const { clientId, userId } = input;
     await this.begin(input);
+    await this.assertProviderServes(clientId, "bank");
     const priced = await this.quotes.price(clientId, "DEPOSIT", input.amount, input.currency);
     if (input.pii) await this.mergePii(clientId, userId, input.pii);
     const request = {
@@ -160,6 +163,7 @@ export class Transactions {
   async withdraw(input: WithdrawalInput, actor = clientActor(input.clientId)): Promise<Transaction> {
     const { clientId, userId } = input;
     await this.begin(input);
+    await this.assertProviderServes(clientId, "bank");
     const priced = await this.quotes.price(clientId, "WITHDRAWAL", input.amount, input.currency);
     const inlineAccount = inlineBankOf(input.destinationMethod);
     if (inlineAccount) this.deps.paymentMethods.check(inlineAccount);
@@ -429,6 +433,19 @@ export class Transactions {
   }
 
   // ——— the shared path ———
+
+  /**
+   * The sandbox acquirer and bank serve sandbox clients only: a live client has no provider for
+   * this rail until a real adapter is configured, and is refused before anything is recorded.
+   */
+  private async assertProviderServes(clientId: string, rail: "card" | "bank") {
+    if ((await getClientMode(this.db, clientId)) === "live")
+      throw new TransactionError(
+        "CONFLICT",
+        "PROVIDER_NOT_CONFIGURED",
+        `no ${rail === "card" ? "card acquirer" : "bank"} is configured for live payments; the sandbox providers serve sandbox clients only`,
+      );
+  }
 
   private async begin(input: { clientId: string; userId: string; requestId: string }) {
     if (await repo.find(this.db, input.clientId, input.requestId)) throw requestIdUsed(input.requestId);
