@@ -1,5 +1,6 @@
 import type { Config } from "./config.ts";
 import type { FerryDatabase } from "./db/database.ts";
+import { platformTransactionEvents } from "./faces/platform/transaction-events.ts";
 import type { Metrics } from "./http/metrics.ts";
 import type { Sealer } from "./lib/sealer.ts";
 import { SigningKeys } from "./modules/keys/service.ts";
@@ -95,6 +96,7 @@ export function createServices(
     rates,
     sanctions: SanctionsList.load(settings.sanctionsFile),
     steps,
+    events: platformTransactionEvents,
   });
   return {
     database,

@@ -5,7 +5,7 @@ import * as ledger from "../ledger/service.ts";
 import type { Leg } from "../ledger/types.ts";
 import type { MonitoringResult } from "../monitoring/rules.ts";
 import type { StepRunner } from "../steps/runner.ts";
-import { announceBalance, announceMonitoring, announceStatus } from "./announce.ts";
+import { snapshotOf, type TransactionEventSink } from "./events.ts";
 import * as postings from "./postings.ts";
 import {
   type Effect,
@@ -59,7 +59,10 @@ export interface Applied {
 }
 
 export class ProcessEngine {
-  constructor(private readonly steps: StepRunner) {}
+  constructor(
+    private readonly steps: StepRunner,
+    private readonly events: TransactionEventSink,
+  ) {}
 
   /** Records a new transaction with the status monitoring's event leads to, and that transition's effects. */
   async create(
@@ -139,11 +142,22 @@ export class ProcessEngine {
       before: transition.from.includes("NEW") ? null : { status: before.status },
       after: { status: row.status, ...(transition.effects?.length ? { effects: transition.effects } : {}) },
     });
-    const suppress = facts.suppressWebhook;
-    if (facts.monitoring) await announceMonitoring(tx, row, facts.monitoring, suppress);
-    if (changed && row.status !== "PENDING") await announceStatus(tx, row, suppress);
+    const options = { suppressDelivery: facts.suppressWebhook };
+    const snapshot = snapshotOf(row);
+    if (facts.monitoring)
+      await this.events.record(
+        tx,
+        { type: "transaction.monitored", transaction: snapshot, monitoring: facts.monitoring },
+        options,
+      );
+    if (changed && row.status !== "PENDING")
+      await this.events.record(tx, { type: "transaction.status_changed", transaction: snapshot }, options);
     for (const [walletId, userId] of touched)
-      await announceBalance(tx, row.client_id, userId, walletId, suppress);
+      await this.events.record(
+        tx,
+        { type: "wallet.balance_changed", clientId: row.client_id, userId, walletId },
+        options,
+      );
     return { row, stepIds, changed };
   }
 

@@ -13,6 +13,7 @@ import type { StepRunner } from "../steps/runner.ts";
 import type { UserInfo } from "../users/schemas.ts";
 import type { Users } from "../users/service.ts";
 import type { Wallets } from "../wallets/service.ts";
+import type { TransactionEventSink } from "./events.ts";
 import { type Applied, type EventFacts, PROCESS_TYPE, ProcessEngine, type ProcessEvent } from "./process.ts";
 import { registerTransactionSteps } from "./provider-steps.ts";
 import { convert, countriesOf, fullName, parseAmountOrThrow, type Quote, Quotes } from "./quote.ts";
@@ -50,6 +51,8 @@ export interface TransactionDependencies {
   rates: RatesProvider;
   sanctions: SanctionsList;
   steps: StepRunner;
+  /** Where the domain events go: the faces' mappings to their wire shapes. */
+  events: TransactionEventSink;
 }
 
 const clientActor = (clientId: string): Actor => ({ kind: "client", id: clientId });
@@ -65,7 +68,7 @@ export class Transactions {
   private readonly resolve: Resolver;
 
   constructor(private readonly deps: TransactionDependencies) {
-    this.engine = new ProcessEngine(deps.steps);
+    this.engine = new ProcessEngine(deps.steps, deps.events);
     this.quotes = new Quotes(deps);
     this.resolve = new Resolver(deps.wallets, deps.paymentMethods);
     registerTransactionSteps(deps.steps, { ...deps, engine: this.engine });
