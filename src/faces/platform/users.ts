@@ -1,10 +1,17 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { errorResponses } from "../../http/errors.ts";
+import { ApiError, errorResponses } from "../../http/errors.ts";
 import { offsetOf, pageOf, pageQuery, toPage } from "../../http/pagination.ts";
 import { assertTokenUser, clientOf } from "../../http/platform-auth.ts";
-import { userInfoSchema, userTypeSchema } from "../../modules/users/schemas.ts";
-import { type PlatformRouteOptions, showUser, signedSecurity, userIdSchema, userSchema } from "./schemas.ts";
+import { userInfoSchema, userStatusSchema, userTypeSchema } from "../../modules/users/schemas.ts";
+import {
+  type PlatformRouteOptions,
+  showUser,
+  signedSecurity,
+  userIdSchema,
+  userSchema,
+  webhooksDisabled,
+} from "./schemas.ts";
 
 const createBody = userInfoSchema
   .extend({ id: userIdSchema, type: userTypeSchema })
@@ -14,6 +21,24 @@ const replaceBody = userInfoSchema
   .extend({ type: userTypeSchema })
   .strict()
   .meta({ id: "ReplaceUserRequest" });
+const patchBody = userInfoSchema
+  .extend({
+    status: userStatusSchema
+      .optional()
+      .describe(
+        "BLOCKED: monitoring refuses the user's money-moving requests; INACTIVE: recorded and announced; ACTIVE: as created",
+      ),
+    statusReason: z
+      .string()
+      .regex(
+        /^[A-Z0-9_]{2,64}$/,
+        "a reason code such as FRAUD_SUSPECTED (no PII: it is sent in the USER event)",
+      )
+      .optional()
+      .describe("Why, as a code; given with status (a status without one clears it)"),
+  })
+  .strict()
+  .meta({ id: "PatchUserRequest" });
 const params = z.object({ userId: userIdSchema });
 
 /** /v1/users: create, read (no PII), list, replace and merge a user's information. */
@@ -46,7 +71,13 @@ export const userRoutes: FastifyPluginAsyncZod<PlatformRouteOptions> = async (
       const { id, type, ...info } = request.body;
       const user = await database.db
         .transaction()
-        .execute((tx) => users.create(tx, { clientId: clientOf(request).id, id, type, info }));
+        .execute((tx) =>
+          users.create(
+            tx,
+            { clientId: clientOf(request).id, id, type, info },
+            { suppressWebhook: webhooksDisabled(request) },
+          ),
+        );
       reply.code(201);
       return showUser(user);
     },
@@ -118,21 +149,38 @@ export const userRoutes: FastifyPluginAsyncZod<PlatformRouteOptions> = async (
       preValidation: authenticate({ allowUserToken: true }),
       schema: {
         tags: ["platform: users"],
-        summary: "Merge information into a user",
-        description: "Objects merge member by member; arrays and values given replace what was there.",
+        summary: "Merge information into a user; block or unblock the user",
+        description:
+          "Objects merge member by member; arrays and values given replace what was there. `status` (signed requests only) blocks, deactivates or reactivates the user, with a USER webhook event.",
         security: signedSecurity,
         params,
-        body: userInfoSchema.meta({ id: "PatchUserRequest" }),
+        body: patchBody,
         response: { 200: userSchema, ...errorResponses(400, 401, 403, 404, 429) },
       },
     },
     async (request) => {
       assertTokenUser(request, request.params.userId);
       const clientId = clientOf(request).id;
-      const result = await database.db
-        .transaction()
-        .execute((tx) => users.writeInfo(tx, clientId, request.params.userId, request.body, "merge"));
-      if (result.changed) await refreshKyc(clientId, request.params.userId);
+      const { userId } = request.params;
+      const { status, statusReason, ...info } = request.body;
+      if (status !== undefined || statusReason !== undefined) {
+        // The end user's front end must not unblock its own user.
+        if (request.userToken) throw new ApiError("FORBIDDEN", "a user token cannot change a user's status");
+        if (status === undefined) throw ApiError.invalid("statusReason", "is given together with status");
+      }
+      const result = await database.db.transaction().execute(async (tx) => {
+        const written = await users.writeInfo(tx, clientId, userId, info, "merge");
+        if (status === undefined) return written;
+        const user = await users.setStatus(
+          tx,
+          clientId,
+          userId,
+          { status, statusReason },
+          { suppressWebhook: webhooksDisabled(request) },
+        );
+        return { ...written, user };
+      });
+      if (result.changed) await refreshKyc(clientId, userId);
       return showUser(result.user);
     },
   );

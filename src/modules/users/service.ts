@@ -2,6 +2,7 @@ import { sql } from "kysely";
 import type { Db } from "../../db/database.ts";
 import { DomainError } from "../../lib/errors.ts";
 import type { Sealer } from "../../lib/sealer.ts";
+import { recordEvent } from "../webhooks/service.ts";
 import type { UserInfo, UserStatus, UserType } from "./schemas.ts";
 
 export interface User {
@@ -56,9 +57,11 @@ export class Users {
     private readonly sealer: Sealer,
   ) {}
 
+  /** Creates the user and its `USER` event (status ACTIVE), in the caller's transaction. */
   async create(
     tx: Db,
     input: { clientId: string; id: string; type: UserType; info: UserInfo },
+    options: { suppressWebhook?: boolean | undefined } = {},
   ): Promise<User> {
     const row = await tx
       .insertInto("users")
@@ -75,7 +78,35 @@ export class Users {
         ciphertext: this.seal(input.clientId, input.id, input.info),
       })
       .execute();
-    return toUser(row as UserRow);
+    const user = toUser(row as UserRow);
+    await announceUser(tx, user, options.suppressWebhook);
+    return user;
+  }
+
+  /**
+   * Blocks, deactivates or reactivates a user, with its `USER` event, in the caller's transaction.
+   * The same status and reason again changes nothing and sends nothing.
+   */
+  async setStatus(
+    tx: Db,
+    clientId: string,
+    userId: string,
+    change: { status: UserStatus; statusReason?: string | null | undefined },
+    options: { suppressWebhook?: boolean | undefined } = {},
+  ): Promise<User> {
+    const current = await this.get(tx, clientId, userId, { forUpdate: true });
+    const statusReason = change.statusReason ?? null;
+    if (current.status === change.status && current.statusReason === statusReason) return current;
+    const row = await tx
+      .updateTable("users")
+      .set({ status: change.status, status_reason: statusReason, updated_at: new Date() })
+      .where("client_id", "=", clientId)
+      .where("id", "=", userId)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    const user = toUser(row as UserRow);
+    await announceUser(tx, user, options.suppressWebhook);
+    return user;
   }
 
   async get(db: Db, clientId: string, userId: string, options: { forUpdate?: boolean } = {}): Promise<User> {
@@ -156,6 +187,22 @@ export class Users {
   private seal(clientId: string, userId: string, info: UserInfo): string {
     return this.sealer.seal(JSON.stringify(info), aad(clientId, userId));
   }
+}
+
+/** The `USER` event (webhooks.md): ids and status only, never PII. */
+async function announceUser(tx: Db, user: User, suppressDelivery: boolean | undefined) {
+  await recordEvent(tx, {
+    clientId: user.clientId,
+    userId: user.id,
+    type: "USER",
+    data: {
+      userId: user.id,
+      status: user.status,
+      ...(user.statusReason ? { statusReason: user.statusReason } : {}),
+      date: user.updatedAt.toISOString(),
+    },
+    suppressDelivery,
+  });
 }
 
 /** Merge: objects merge member by member; arrays and scalars given replace what was there. */
