@@ -344,8 +344,9 @@ describe("reconciliation", () => {
       expect.objectContaining({
         requestId: "ghost",
         provider: "sandbox-bank",
-        providerAmount: "-500",
-        ledgerAmount: "0",
+        providerAmount: "-5.00",
+        ledgerAmount: "0.00",
+        currency: "EUR",
       }),
     ]);
     const http = await t.app.inject({

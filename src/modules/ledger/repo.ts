@@ -442,9 +442,9 @@ export async function findTransfersOfOperation(
 export async function transitNetByGroup(
   db: Db,
   options: { clientId?: string | undefined; operationPrefix: string; rails: string[] },
-): Promise<{ clientId: string; group: string; rail: string; net: bigint }[]> {
-  const { rows } = await sql<{ client_id: string; grp: string; rail: string; net: string }>`
-    SELECT t.client_id, split_part(t.operation_id, ':', 2) AS grp, a.rail,
+): Promise<{ clientId: string; group: string; rail: string; currency: string; net: bigint }[]> {
+  const { rows } = await sql<{ client_id: string; grp: string; rail: string; currency: string; net: string }>`
+    SELECT t.client_id, split_part(t.operation_id, ':', 2) AS grp, a.rail, a.currency,
            sum(CASE WHEN t.debit_account_id = a.id THEN t.amount ELSE -t.amount END)::text AS net
     FROM ledger_transfers t
     JOIN ledger_accounts a ON a.id IN (t.debit_account_id, t.credit_account_id)
@@ -452,6 +452,12 @@ export async function transitNetByGroup(
       AND t.operation_id LIKE ${`${options.operationPrefix}%`}
       AND ((t.type IN ('SINGLE', 'POST') AND t.status = 'POSTED') OR (t.type = 'PENDING' AND t.status = 'PENDING'))
       AND (${options.clientId ?? null}::text IS NULL OR t.client_id = ${options.clientId ?? null})
-    GROUP BY 1, 2, 3`.execute(db);
-  return rows.map((r) => ({ clientId: r.client_id, group: r.grp, rail: r.rail, net: BigInt(r.net) }));
+    GROUP BY 1, 2, 3, 4`.execute(db);
+  return rows.map((r) => ({
+    clientId: r.client_id,
+    group: r.grp,
+    rail: r.rail,
+    currency: r.currency,
+    net: BigInt(r.net),
+  }));
 }

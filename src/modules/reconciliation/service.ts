@@ -1,4 +1,5 @@
 import type { Db } from "../../db/database.ts";
+import { formatAmount } from "../../lib/money.ts";
 import type { Acquirer } from "../../providers/acquirer/interface.ts";
 import type { Bank } from "../../providers/bank/interface.ts";
 import * as ledger from "../ledger/service.ts";
@@ -17,8 +18,11 @@ export interface Mismatch {
   provider: string;
   reference: string | null;
   providerStatus: string;
+  /** What the provider moved: money in positive, money out negative; a decimal string in major units. */
   providerAmount: string;
+  /** The net of the transaction's legs on the rail's transit account (debits − credits). */
   ledgerAmount: string;
+  currency: string;
   requestId: string;
 }
 
@@ -45,11 +49,15 @@ interface Expected {
   clientId: string;
   requestId: string;
   rail: "card" | "bank";
+  currency: string;
   provider: string;
   references: string[];
   statuses: string[];
   amount: bigint;
 }
+
+const formatSigned = (minor: bigint, scale: number) =>
+  minor < 0n ? `-${formatAmount(-minor, scale)}` : formatAmount(minor, scale);
 
 const splitKey = (key: string) => {
   const [clientId = "", requestId = ""] = key.split(":");
@@ -62,11 +70,17 @@ export async function reconcile(
 ): Promise<ReconciliationReport> {
   const keyPrefix = clientId ? `${clientId}:` : undefined;
   const expected = new Map<string, Expected>();
-  const entry = (cid: string, requestId: string, rail: "card" | "bank", provider: string) => {
-    const id = `${cid}/${requestId}/${rail}`;
+  const entry = (
+    cid: string,
+    requestId: string,
+    rail: "card" | "bank",
+    currency: string,
+    provider: string,
+  ) => {
+    const id = `${cid}/${requestId}/${rail}/${currency}`;
     let e = expected.get(id);
     if (!e) {
-      e = { clientId: cid, requestId, rail, provider, references: [], statuses: [], amount: 0n };
+      e = { clientId: cid, requestId, rail, currency, provider, references: [], statuses: [], amount: 0n };
       expected.set(id, e);
     }
     return e;
@@ -74,7 +88,7 @@ export async function reconcile(
 
   for (const charge of await deps.acquirer.records(keyPrefix)) {
     const { clientId: cid, requestId } = splitKey(charge.idempotencyKey);
-    const e = entry(cid, requestId, "card", deps.acquirer.name);
+    const e = entry(cid, requestId, "card", charge.currency, deps.acquirer.name);
     e.references.push(charge.reference);
     e.statuses.push(charge.status);
     if (charge.status === "APPROVED") e.amount += charge.amount;
@@ -87,7 +101,7 @@ export async function reconcile(
   for (const record of bankRecords) {
     if (record.kind === "PAYOUT") {
       const { clientId: cid, requestId } = splitKey(record.idempotencyKey);
-      const e = entry(cid, requestId, "bank", deps.bank.name);
+      const e = entry(cid, requestId, "bank", record.currency, deps.bank.name);
       e.references.push(record.reference);
       e.statuses.push(record.status);
       if (record.status === "ACCEPTED") e.amount -= record.amount;
@@ -96,7 +110,7 @@ export async function reconcile(
     const owner = owners.get(record.paymentReference);
     if (!owner) continue; // a transfer for no Ferry deposit is not Ferry's money
     if (clientId && owner.clientId !== clientId) continue;
-    const e = entry(owner.clientId, owner.requestId, "bank", deps.bank.name);
+    const e = entry(owner.clientId, owner.requestId, "bank", record.currency, deps.bank.name);
     e.references.push(record.reference);
     e.statuses.push(record.returnKey ? "RECEIVED_RETURNED" : "RECEIVED");
     if (!record.returnKey) e.amount += record.amount;
@@ -108,16 +122,10 @@ export async function reconcile(
     rails: ["card", "bank"],
   });
   for (const b of booked) {
-    const id = `${b.clientId}/${b.group}/${b.rail}`;
-    if (!expected.has(id))
-      entry(
-        b.clientId,
-        b.group,
-        b.rail as "card" | "bank",
-        b.rail === "card" ? deps.acquirer.name : deps.bank.name,
-      );
+    const provider = b.rail === "card" ? deps.acquirer.name : deps.bank.name;
+    entry(b.clientId, b.group, b.rail as "card" | "bank", b.currency, provider);
   }
-  const ledgerNet = new Map(booked.map((b) => [`${b.clientId}/${b.group}/${b.rail}`, b.net]));
+  const ledgerNet = new Map(booked.map((b) => [`${b.clientId}/${b.group}/${b.rail}/${b.currency}`, b.net]));
   const open = await deps.steps.openProcesses(deps.db, "transaction", clientId);
 
   const mismatches: Mismatch[] = [];
@@ -130,16 +138,19 @@ export async function reconcile(
     }
     checked++;
     const net = ledgerNet.get(id) ?? 0n;
-    if (net !== e.amount)
+    if (net !== e.amount) {
+      const scale = (await ledger.findCurrency(deps.db, e.clientId, e.currency))?.scale ?? 0;
       mismatches.push({
         clientId: e.clientId,
         provider: e.provider,
         reference: e.references[0] ?? null,
         providerStatus: e.statuses.join(",") || "NONE",
-        providerAmount: e.amount.toString(),
-        ledgerAmount: net.toString(),
+        providerAmount: formatSigned(e.amount, scale),
+        ledgerAmount: formatSigned(net, scale),
+        currency: e.currency,
         requestId: e.requestId,
       });
+    }
   }
   return { ok: mismatches.length === 0, checkedAt: new Date().toISOString(), checked, inFlight, mismatches };
 }
