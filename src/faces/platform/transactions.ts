@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: the /v1 transaction resource, its eight routes and the schemas that
+// generate their OpenAPI reference, in one file (one file per face resource).
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { ApiError, errorResponses } from "../../http/errors.ts";

@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: assessments' whole life (gate, start, submit, poll, complete, staff
+// decision); the provider calls are the KYC provider's, the rules are rules.ts.
 import { sql } from "kysely";
 import type { Db } from "../../db/database.ts";
 import { DomainError } from "../../lib/errors.ts";

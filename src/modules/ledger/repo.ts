@@ -1,3 +1,4 @@
+// Over 400 lines on purpose: all of the ledger's SQL, and nothing else (the engine is engine.ts).
 import { type Selectable, sql } from "kysely";
 import type { Db } from "../../db/database.ts";
 import type { LedgerAccountsTable, LedgerTransfersTable } from "../../db/schema.ts";

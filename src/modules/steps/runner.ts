@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: one step's whole life (schedule, claim, perform, record, fail,
+// compensate, retry) in one place, so that its invariants (one recorder, nothing dropped) read together.
 import { sql } from "kysely";
 import type { Logger } from "pino";
 import type { z } from "zod";

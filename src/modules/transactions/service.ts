@@ -1,7 +1,9 @@
+// Over 400 lines on purpose: one method per operation the faces call, each the request's whole
+// path (checks → quote → record → steps) so that it reads top to bottom; the machinery lives in
+// quote.ts, process.ts, process-table.ts, postings.ts, provider-steps.ts and provider-notices.ts.
 import type { Db } from "../../db/database.ts";
 import { inTransaction } from "../../db/transaction.ts";
-import { type Actor, providerActor, type RequestContext } from "../../lib/context.ts";
-import { formatAmount } from "../../lib/money.ts";
+import type { Actor, RequestContext } from "../../lib/context.ts";
 import type { Acquirer } from "../../providers/acquirer/interface.ts";
 import type { SandboxBank } from "../../providers/bank/sandbox.ts";
 import type { RatesProvider } from "../../providers/rates/interface.ts";
@@ -15,8 +17,9 @@ import type { Users } from "../users/service.ts";
 import type { Wallets } from "../wallets/service.ts";
 import type { TransactionEventSink } from "./events.ts";
 import { type Applied, type EventFacts, PROCESS_TYPE, ProcessEngine, type ProcessEvent } from "./process.ts";
+import { ProviderNotices } from "./provider-notices.ts";
 import { registerTransactionSteps } from "./provider-steps.ts";
-import { convert, countriesOf, fullName, parseAmountOrThrow, type Quote, Quotes } from "./quote.ts";
+import { convert, countriesOf, fullName, type Quote, Quotes } from "./quote.ts";
 import * as repo from "./repo.ts";
 import { inlineBankOf, inlineCardOf, Resolver } from "./resolve.ts";
 import {
@@ -31,11 +34,11 @@ import {
   type TradeInput,
   type Transaction,
   TransactionError,
-  type TransactionStatus,
   type TransactionType,
   type TransferInput,
   type WithdrawalInput,
 } from "./types.ts";
+import { toTransaction } from "./view.ts";
 
 export { convert } from "./quote.ts";
 export * from "./types.ts";
@@ -66,12 +69,21 @@ export class Transactions {
   readonly engine: ProcessEngine;
   readonly quotes: Quotes;
   private readonly resolve: Resolver;
+  private readonly notices: ProviderNotices;
 
   constructor(private readonly deps: TransactionDependencies) {
     this.engine = new ProcessEngine(deps.steps, deps.events);
     this.quotes = new Quotes(deps);
     this.resolve = new Resolver(deps.wallets, deps.paymentMethods);
     registerTransactionSteps(deps.steps, { ...deps, engine: this.engine });
+    this.notices = new ProviderNotices({
+      ...deps,
+      engine: this.engine,
+      quotes: this.quotes,
+      get: (clientId, requestId) => this.get(clientId, requestId),
+      view: (row) => this.view(row),
+      runSteps: (applied) => this.runSteps(applied),
+    });
   }
 
   private get db() {
@@ -331,97 +343,19 @@ export class Transactions {
     }));
   }
 
-  /**
-   * The card holder finished (or failed) the 3-D Secure challenge (the sandbox page). The result is
-   * a step of the deposit: a deposit that is no longer awaiting it fails the challenge instead, and
-   * a charge approved anyway is refunded by the process table.
-   */
-  async completeChallenge(providerReference: string, approved: boolean): Promise<Transaction> {
-    const found = await repo.findByProviderReference(this.db, this.deps.acquirer.name, providerReference);
-    if (!found)
-      throw new TransactionError(
-        "NOT_FOUND",
-        "TRANSACTION_NOT_FOUND",
-        "no transaction awaits this challenge",
-      );
-    const stepId = await inTransaction(this.db, async (tx) => {
-      const row = await repo.lock(tx, found.client_id, found.request_id);
-      const awaited = row.status === "AWAITING_PAYMENT";
-      const { id } = await this.deps.steps.schedule(tx, {
-        clientId: row.client_id,
-        kind: "CARD_CHALLENGE",
-        processType: PROCESS_TYPE,
-        processId: row.request_id,
-        idempotencyKey: `${row.request_id}:challenge`,
-        input: { requestId: row.request_id, reference: providerReference, approved: approved && awaited },
-      });
-      return id;
-    });
-    await this.deps.steps.run(stepId);
-    return this.get(found.client_id, found.request_id);
+  /** The card holder finished (or failed) the 3-D Secure challenge (provider-notices.ts). */
+  completeChallenge(providerReference: string, approved: boolean): Promise<Transaction> {
+    return this.notices.completeChallenge(providerReference, approved);
   }
 
-  /**
-   * The bank reports money arriving with a payment reference (the sandbox's POST
-   * /sandbox/bank/incoming). The bank records it first; Ferry credits the deposit awaiting it, or,
-   * if the deposit no longer takes it, holds it apart and sends it back. The same transfer reported
-   * twice is one transfer.
-   */
-  async incomingBankTransfer(
-    reference: string,
-    amount: string | number,
-    currency: string,
-    transferId = reference,
-  ): Promise<{ transaction: Transaction; outcome: "CREDITED" | "RETURNING" | "DUPLICATE" }> {
-    const found = await repo.findByProviderReference(this.db, INCOMING_BANK, reference);
-    if (!found)
-      throw new TransactionError(
-        "NOT_FOUND",
-        "REFERENCE_NOT_FOUND",
-        `no deposit awaits reference ${reference}`,
-        "reference",
-      );
-    const scale = await this.quotes.scaleOf(found.client_id, found.currency);
-    const received = parseAmountOrThrow(amount, scale);
-    if (
-      currency !== found.currency ||
-      (found.status === "AWAITING_PAYMENT" && received !== BigInt(found.amount))
-    )
-      throw new TransactionError(
-        "CONFLICT",
-        "AMOUNT_MISMATCH",
-        `the deposit awaits ${formatAmount(BigInt(found.amount), scale)} ${found.currency}`,
-        "amount",
-      );
-    const { duplicate } = await this.deps.bank.receive({
-      transferId,
-      paymentReference: reference,
-      amount: received,
-      currency,
-    });
-    if (duplicate) return { transaction: await this.view(found), outcome: "DUPLICATE" };
-    const applied = await inTransaction(this.db, async (tx) => {
-      const row = await repo.lock(tx, found.client_id, found.request_id);
-      const ctx = { clientId: row.client_id, actor: providerActor(this.deps.bank.name) };
-      const facts: EventFacts = { transferId, receivedAmount: received };
-      if (row.status === "AWAITING_PAYMENT")
-        facts.changes = {
-          status_detail: JSON.stringify({ responseCode: "00", responseCategory: "RECEIVED" }),
-        };
-      return this.engine.apply(tx, ctx, row, "FUNDS_RECEIVED", facts);
-    });
-    await this.runSteps(applied);
-    return { transaction: await this.view(applied.row), outcome: applied.changed ? "CREDITED" : "RETURNING" };
+  /** The bank reports money arriving with a payment reference (provider-notices.ts). */
+  incomingBankTransfer(reference: string, amount: string | number, currency: string, transferId?: string) {
+    return this.notices.incomingBankTransfer(reference, amount, currency, transferId);
   }
 
   /** Which transaction each bank payment reference belongs to (reconciliation). */
-  async bankDepositOwners(
-    references: string[],
-  ): Promise<Map<string, { clientId: string; requestId: string }>> {
-    const rows = await repo.findByPaymentReferences(this.db, INCOMING_BANK, references);
-    return new Map(
-      rows.map((r) => [r.provider_reference ?? "", { clientId: r.client_id, requestId: r.request_id }]),
-    );
+  bankDepositOwners(references: string[]) {
+    return this.notices.bankDepositOwners(references);
   }
 
   /** One round of the step runner's claim loop (the recovery worker). */
@@ -528,45 +462,16 @@ export class Transactions {
     for (const id of applied.stepIds) await this.deps.steps.run(id);
   }
 
+  private view(row: Row): Promise<Transaction> {
+    return toTransaction(row, (clientId, currency) => this.quotes.scaleOf(clientId, currency));
+  }
+
   private async mergePii(clientId: string, userId: string, pii: UserInfo) {
     const { changed } = await inTransaction(this.db, (tx) =>
       this.deps.users.writeInfo(tx, clientId, userId, pii, "merge"),
     );
     // A KYC refresh in the background: it does not hold up or change the deposit.
     if (changed) void this.deps.kyc.start({ clientId, userId, solicited: false }).catch(() => {});
-  }
-
-  private async view(row: Row): Promise<Transaction> {
-    const status = row.status as TransactionStatus;
-    return {
-      clientId: row.client_id,
-      requestId: row.request_id,
-      type: row.type as TransactionType,
-      userId: row.user_id,
-      status,
-      amount: BigInt(row.amount),
-      currency: row.currency,
-      scale: await this.quotes.scaleOf(row.client_id, row.currency),
-      fee: BigInt(row.fee),
-      walletId: row.wallet_id,
-      counterpartyUserId: row.counterparty_user_id,
-      target:
-        row.target_currency && row.target_amount
-          ? {
-              currency: row.target_currency,
-              amount: BigInt(row.target_amount),
-              scale: await this.quotes.scaleOf(row.client_id, row.target_currency),
-              rate: row.rate,
-            }
-          : null,
-      paymentMethod: json(row.payment_method),
-      monitoring: json(row.monitoring),
-      statusDetail: json(row.status_detail),
-      redirectUrl: row.redirect_url,
-      paymentInstructions: status === "AWAITING_PAYMENT" ? json(row.payment_instructions) : null,
-      createdAt: new Date(row.created_at),
-      updatedAt: new Date(row.updated_at),
-    };
   }
 }
 
