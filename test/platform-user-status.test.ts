@@ -198,3 +198,77 @@ describe("a blocked user", () => {
     expect(wallets.every((w) => w.totalBalance === "0.00")).toBe(true);
   });
 });
+
+describe("a user who is not active, and payments to one", () => {
+  const card = (cardNumber: string) => ({
+    paymentMethodType: "CREDIT_CARD",
+    cardNumber,
+    expirationMonth: 12,
+    expirationYear: 2031,
+  });
+
+  it("an INACTIVE user's request is refused with 403 before anything is recorded", async () => {
+    await createUser(t, client, "st-inactive");
+    await patch("st-inactive", { status: "INACTIVE" });
+    const response = await client.request(
+      "POST",
+      "/v1/transactions/deposits",
+      { userId: "st-inactive", amount: "10.00", currency: "EUR", sourceMethod: card("5555555555554444") },
+      { "x-request-id": "st-inactive-1" },
+    );
+    expect(response.statusCode, response.body).toBe(403);
+    expect((await client.request("GET", "/v1/transactions/st-inactive-1")).statusCode).toBe(404);
+  });
+
+  it("a blocked user's large deposit is refused (402), not sent to the KYC gate (422), and the form's information is not merged", async () => {
+    await createUser(t, client, "st-blocked-pii");
+    await patch("st-blocked-pii", { status: "BLOCKED" });
+    const response = await client.request(
+      "POST",
+      "/v1/transactions/deposits",
+      {
+        userId: "st-blocked-pii",
+        amount: "5000.00",
+        currency: "EUR",
+        sourceMethod: card("4000056655665556"),
+        pii: { phones: ["+4915112345678"] },
+      },
+      { "x-request-id": "st-blocked-pii-1" },
+    );
+    expect(response.statusCode, response.body).toBe(402);
+    expect(response.json().monitoring?.reasons ?? []).not.toContain("COUNTERPARTY_NOT_ACTIVE");
+    const user = (await client.request("GET", "/v1/users/st-blocked-pii")).json();
+    expect(JSON.stringify(user)).not.toContain("+4915112345678");
+  });
+
+  it("a transfer to a blocked user is refused by monitoring (COUNTERPARTY_NOT_ACTIVE); no money moves", async () => {
+    await createUser(t, client, "st-sender");
+    await createUser(t, client, "st-receiver");
+    await t.database.db
+      .updateTable("users")
+      .set({ tier: 2 } as never)
+      .where("client_id", "=", client.clientId)
+      .where("id", "=", "st-sender")
+      .execute();
+    const funded = await client.request(
+      "POST",
+      "/v1/transactions/deposits",
+      { userId: "st-sender", amount: "50.00", currency: "EUR", sourceMethod: card("4000000000000077") },
+      { "x-request-id": "st-fund-sender" },
+    );
+    expect(funded.statusCode, funded.body).toBe(201);
+    await patch("st-receiver", { status: "BLOCKED" });
+    const response = await client.request(
+      "POST",
+      "/v1/transactions/transfers",
+      { userId: "st-sender", destinationUserId: "st-receiver", amount: "10.00", currency: "EUR" },
+      { "x-request-id": "st-transfer-1" },
+    );
+    expect(response.statusCode, response.body).toBe(402);
+    const stored = (await client.request("GET", "/v1/transactions/st-transfer-1")).json();
+    expect(stored).toMatchObject({ status: "REFUSED", monitoring: { status: "DENY" } });
+    expect(stored.monitoring.reasons).toContain("COUNTERPARTY_NOT_ACTIVE");
+    const sender = (await client.request("GET", "/v1/users/st-sender/wallets")).json().records;
+    expect(sender[0].totalBalance).toBe("50.00");
+  });
+});

@@ -22,6 +22,8 @@ describe("monitoring rules", () => {
 
   it.each([
     [{ userStatus: "BLOCKED" as const }, "DENY", "USER_BLOCKED"],
+    [{ counterpartyStatus: "BLOCKED" as const }, "DENY", "COUNTERPARTY_NOT_ACTIVE"],
+    [{ counterpartyStatus: "INACTIVE" as const }, "DENY", "COUNTERPARTY_NOT_ACTIVE"],
     [{ names: ["Ivan Sanctionov"] }, "DENY", "SANCTIONS_MATCH"],
     [{ countries: ["KP"] }, "DENY", "PROHIBITED_COUNTRY"],
     [{ amountUsdCents: 10_000_00n }, "MANUAL_REVIEW", "LARGE_AMOUNT"],

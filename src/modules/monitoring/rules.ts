@@ -41,6 +41,8 @@ export const DEFAULT_MONITORING = {
 /** Everything the rules look at, gathered by the caller. Amounts in US cents. */
 export interface MonitoringInput {
   userStatus: "ACTIVE" | "INACTIVE" | "BLOCKED";
+  /** Transfers and payments: the receiving user's status. */
+  counterpartyStatus?: "ACTIVE" | "INACTIVE" | "BLOCKED" | undefined;
   userCreatedAt: Date;
   /** Names to screen: the user's, the counterparty's, a card holder's. */
   names: string[];
@@ -68,6 +70,8 @@ export function evaluate(
   const deny: string[] = [];
   const review: string[] = [];
   if (input.userStatus === "BLOCKED") deny.push("USER_BLOCKED");
+  if (input.counterpartyStatus !== undefined && input.counterpartyStatus !== "ACTIVE")
+    deny.push("COUNTERPARTY_NOT_ACTIVE");
   for (const name of input.names) {
     if (sanctions.matches(name)) {
       deny.push("SANCTIONS_MATCH");

@@ -32,6 +32,10 @@ export interface QuoteRequest {
   scenarioId?: string | undefined;
   /** Names and countries screened with the user's own (a card holder, a counterparty). */
   screen?: { names?: (string | undefined)[]; countries?: (string | undefined)[] } | undefined;
+  /** Transfers and payments: the receiving user's status (anything but ACTIVE is refused). */
+  counterpartyStatus?: "ACTIVE" | "INACTIVE" | "BLOCKED" | undefined;
+  /** A blocked user is refused by monitoring; the KYC gate is not asked first (it would answer 422). */
+  userBlocked?: boolean | undefined;
 }
 
 export interface Quote {
@@ -72,6 +76,7 @@ export class Quotes {
 
   /** The KYC gate: a 422 with the validation body unless the user may do it. */
   async gate(request: QuoteRequest): Promise<void> {
+    if (request.userBlocked) return;
     const { clientId, userId, type, amount, currency, scenarioId } = request;
     const outcome = await this.deps.kyc.validate({ clientId, userId, type, amount, currency, scenarioId });
     if (outcome.type === "MIN_INFO_MISSING")
@@ -119,6 +124,7 @@ export class Quotes {
       {
         userStatus: user.status,
         userCreatedAt: user.createdAt,
+        counterpartyStatus: request.counterpartyStatus,
         names,
         countries,
         amountUsdCents: usdValue,

@@ -97,13 +97,13 @@ export class Transactions {
   /** Fiat in by card: KYC gate, monitoring, the charge, and on capture the credit net of fees. */
   async deposit(input: DepositInput, actor = clientActor(input.clientId)): Promise<Transaction> {
     const { clientId, userId } = input;
-    await this.begin(input);
+    const { blocked } = await this.begin(input);
     await this.assertProviderServes(clientId, "card");
     // Bad input is refused before anything changes; then the form's information joins the user.
     const priced = await this.quotes.price(clientId, "DEPOSIT", input.amount, input.currency);
     const inlineCard = inlineCardOf(input.sourceMethod);
     if (inlineCard) this.deps.paymentMethods.check(inlineCard);
-    if (input.pii) await this.mergePii(clientId, userId, input.pii);
+    if (input.pii && !blocked) await this.mergePii(clientId, userId, input.pii);
     const request = {
       clientId,
       userId,
@@ -111,6 +111,7 @@ export class Transactions {
       amount: input.amount,
       currency: input.currency,
       scenarioId: input.scenarioId,
+      userBlocked: blocked,
       screen: {
         names: [input.sourceMethod.cardHolder],
         countries: [input.sourceMethod.billingAddress?.country],
@@ -140,10 +141,10 @@ export class Transactions {
   /** Fiat in by bank transfer: AWAITING_PAYMENT with payment instructions, credited when the money arrives. */
   async bankDeposit(input: BankDepositInput, actor = clientActor(input.clientId)): Promise<Transaction> {
     const { clientId, userId } = input;
-    await this.begin(input);
+    const { blocked } = await this.begin(input);
     await this.assertProviderServes(clientId, "bank");
     const priced = await this.quotes.price(clientId, "DEPOSIT", input.amount, input.currency);
-    if (input.pii) await this.mergePii(clientId, userId, input.pii);
+    if (input.pii && !blocked) await this.mergePii(clientId, userId, input.pii);
     const request = {
       clientId,
       userId,
@@ -151,6 +152,7 @@ export class Transactions {
       amount: input.amount,
       currency: input.currency,
       scenarioId: input.scenarioId,
+      userBlocked: blocked,
     };
     await this.quotes.gate(request);
     const wallet = await this.resolve.destinationWallet(
@@ -177,7 +179,7 @@ export class Transactions {
   /** Fiat out to a bank account: amount + fee held at once (402 if it does not fit), then the payout. */
   async withdraw(input: WithdrawalInput, actor = clientActor(input.clientId)): Promise<Transaction> {
     const { clientId, userId } = input;
-    await this.begin(input);
+    const { blocked } = await this.begin(input);
     await this.assertProviderServes(clientId, "bank");
     const priced = await this.quotes.price(clientId, "WITHDRAWAL", input.amount, input.currency);
     const inlineAccount = inlineBankOf(input.destinationMethod);
@@ -189,6 +191,7 @@ export class Transactions {
       amount: input.amount,
       currency: input.currency,
       scenarioId: input.scenarioId,
+      userBlocked: blocked,
     };
     await this.quotes.gate(request);
     const account = await this.resolve.bankAccount(clientId, userId, input.destinationMethod);
@@ -211,7 +214,7 @@ export class Transactions {
     const { clientId, userId } = input;
     const type: TransactionType = input.kind === "PAYMENT" ? "PAYMENT" : "TRANSFER";
     const field = type === "PAYMENT" ? "merchantUserId" : "destinationUserId";
-    await this.begin(input);
+    const { blocked } = await this.begin(input);
     const counterparty = await this.deps.users.get(this.db, clientId, input.destinationUserId).catch(() => {
       throw new TransactionError("NOT_FOUND", "USER_NOT_FOUND", `no user ${input.destinationUserId}`, field);
     });
@@ -233,6 +236,8 @@ export class Transactions {
       amount: input.amount,
       currency: input.currency,
       scenarioId: input.scenarioId,
+      userBlocked: blocked,
+      counterpartyStatus: counterparty.status,
       screen: { names: [fullName(counterpartyInfo)], countries: countriesOf(counterpartyInfo) },
     };
     await this.quotes.gate(request);
@@ -251,7 +256,7 @@ export class Transactions {
   /** Exchange between the user's wallets at the rates provider's rate: both legs or neither. */
   async trade(input: TradeInput, actor = clientActor(input.clientId)): Promise<Transaction> {
     const { clientId, userId } = input;
-    await this.begin(input);
+    const { blocked } = await this.begin(input);
     if (input.currency === input.targetCurrency)
       throw new TransactionError(
         "INVALID",
@@ -268,6 +273,7 @@ export class Transactions {
       amount: input.amount,
       currency: input.currency,
       scenarioId: input.scenarioId,
+      userBlocked: blocked,
     };
     await this.quotes.gate(request);
     const [sourcePrice, targetPrice] = await Promise.all([
@@ -384,9 +390,22 @@ export class Transactions {
       );
   }
 
+  /**
+   * A request id not used yet, and a user who may move money: an INACTIVE user is refused (403)
+   * before anything happens; a BLOCKED one is refused by monitoring, recorded as REFUSED (their
+   * information is not merged and the KYC gate not asked first).
+   */
   private async begin(input: { clientId: string; userId: string; requestId: string }) {
     if (await repo.find(this.db, input.clientId, input.requestId)) throw requestIdUsed(input.requestId);
-    await this.deps.users.get(this.db, input.clientId, input.userId);
+    const user = await this.deps.users.get(this.db, input.clientId, input.userId);
+    if (user.status === "INACTIVE")
+      throw new TransactionError(
+        "FORBIDDEN",
+        "USER_NOT_ACTIVE",
+        "the user is INACTIVE: reactivate them first",
+        "userId",
+      );
+    return { blocked: user.status === "BLOCKED" };
   }
 
   /** Records a new transaction with its first transition, then runs the steps it scheduled. */
