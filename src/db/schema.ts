@@ -54,7 +54,6 @@ export interface UsersTable {
   status: ColumnType<string, string | undefined, string>;
   status_reason: string | null;
   tier: ColumnType<number, number | undefined, number>;
-  event_sequence: ColumnType<string, string | undefined, string>;
   pii_version: ColumnType<number, number | undefined, number>;
   created_at: CreatedAt;
   updated_at: Timestamp;
@@ -306,6 +305,12 @@ export interface SandboxBankIncomingTable {
   returned_at: Timestamp | null;
 }
 
+export interface EventSequencesTable {
+  client_id: string;
+  user_id: string;
+  last_sequence: ColumnType<string, string | number, string | number>;
+}
+
 export interface SchemaMigrationsTable {
   version: number;
   name: string;
@@ -338,6 +343,7 @@ export interface Database {
   sandbox_bank_incoming: SandboxBankIncomingTable;
   steps: StepsTable;
   audit_log: AuditLogTable;
+  event_sequences: EventSequencesTable;
 }
 
 export type { Json };

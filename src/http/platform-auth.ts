@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { type CryptoKey, flattenedVerify, importJWK, type JWK } from "jose";
 import { sql } from "kysely";
 import type { Db } from "../db/database.ts";
+import type { Actor } from "../lib/context.ts";
 import { algorithmsFor, CLIENT_SIGNATURE_ALGORITHMS, type ClientSignatureAlgorithm } from "../lib/jwk.ts";
 import { type Client, findActiveSigningKey, findClient } from "../modules/clients/service.ts";
 import { type ConsumedToken, consumeUserToken } from "../modules/tokens/service.ts";
@@ -192,6 +193,13 @@ function requestedUser(request: FastifyRequest): string | undefined {
 export function clientOf(request: FastifyRequest): Client {
   if (!request.client) throw unauthorized("not authenticated");
   return request.client;
+}
+
+/** Who is asking, for the audit trail: the end user behind a user token, or the client's backend. */
+export function actorOf(request: FastifyRequest): Actor {
+  const client = clientOf(request);
+  if (request.userToken) return { kind: "user", id: request.userToken.userId ?? null };
+  return { kind: "client", id: client.id };
 }
 
 /** A user token bound to a user may only act on that user (403 otherwise). */

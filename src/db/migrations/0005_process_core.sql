@@ -66,3 +66,14 @@ ALTER TABLE transactions DROP COLUMN locked_until;
 -- KYC polling: failed attempts are counted, so one assessment whose provider keeps failing ends
 -- ERROR instead of being retried for ever.
 ALTER TABLE user_assessments ADD COLUMN poll_failures integer NOT NULL DEFAULT 0;
+
+-- A user's event sequence belongs to the outbox (the webhooks module), not to the users table.
+CREATE TABLE event_sequences (
+  client_id      text NOT NULL,
+  user_id        text NOT NULL,
+  last_sequence  bigint NOT NULL,
+  PRIMARY KEY (client_id, user_id)
+);
+INSERT INTO event_sequences (client_id, user_id, last_sequence)
+  SELECT client_id, id, event_sequence FROM users WHERE event_sequence > 0;
+ALTER TABLE users DROP COLUMN event_sequence;

@@ -3,7 +3,7 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { ApiError, errorResponses } from "../../http/errors.ts";
-import { assertTokenUser, clientOf } from "../../http/platform-auth.ts";
+import { actorOf, assertTokenUser, clientOf } from "../../http/platform-auth.ts";
 import { CLIENT_CHOSEN_ID } from "../../lib/ids.ts";
 import { formatAmount } from "../../lib/money.ts";
 import { TRANSACTION_STATUSES, type Transaction, totalOf } from "../../modules/transactions/service.ts";
@@ -192,8 +192,11 @@ export const transactionRoutes: FastifyPluginAsyncZod<PlatformRouteOptions> = as
       };
       const transaction =
         sourceMethod.paymentMethodType === "CREDIT_CARD"
-          ? await transactions.deposit({ ...base, sourceMethod })
-          : await transactions.bankDeposit({ ...base, paymentMethodType: sourceMethod.paymentMethodType });
+          ? await transactions.deposit({ ...base, sourceMethod }, actorOf(request))
+          : await transactions.bankDeposit(
+              { ...base, paymentMethodType: sourceMethod.paymentMethodType },
+              actorOf(request),
+            );
       reply.code(answerFor(transaction));
       return showTransaction(transaction);
     },
@@ -242,11 +245,14 @@ export const transactionRoutes: FastifyPluginAsyncZod<PlatformRouteOptions> = as
     },
     async (request, reply) => {
       assertTokenUser(request, request.body.userId);
-      const t = await transactions.withdraw({
-        clientId: clientOf(request).id,
-        ...common(request),
-        ...request.body,
-      });
+      const t = await transactions.withdraw(
+        {
+          clientId: clientOf(request).id,
+          ...common(request),
+          ...request.body,
+        },
+        actorOf(request),
+      );
       reply.code(answerFor(t));
       return showTransaction(t);
     },
@@ -278,12 +284,15 @@ export const transactionRoutes: FastifyPluginAsyncZod<PlatformRouteOptions> = as
     },
     async (request, reply) => {
       assertTokenUser(request, request.body.userId);
-      const t = await transactions.transfer({
-        kind: "TRANSFER",
-        clientId: clientOf(request).id,
-        ...common(request),
-        ...request.body,
-      });
+      const t = await transactions.transfer(
+        {
+          kind: "TRANSFER",
+          clientId: clientOf(request).id,
+          ...common(request),
+          ...request.body,
+        },
+        actorOf(request),
+      );
       reply.code(answerFor(t));
       return showTransaction(t);
     },
@@ -318,13 +327,16 @@ export const transactionRoutes: FastifyPluginAsyncZod<PlatformRouteOptions> = as
     async (request, reply) => {
       assertTokenUser(request, request.body.userId);
       const { merchantUserId, sourceMethod: _wallet, ...rest } = request.body;
-      const t = await transactions.transfer({
-        kind: "PAYMENT",
-        clientId: clientOf(request).id,
-        ...common(request),
-        ...rest,
-        destinationUserId: merchantUserId,
-      });
+      const t = await transactions.transfer(
+        {
+          kind: "PAYMENT",
+          clientId: clientOf(request).id,
+          ...common(request),
+          ...rest,
+          destinationUserId: merchantUserId,
+        },
+        actorOf(request),
+      );
       reply.code(answerFor(t));
       return showTransaction(t);
     },
@@ -356,11 +368,14 @@ export const transactionRoutes: FastifyPluginAsyncZod<PlatformRouteOptions> = as
     },
     async (request, reply) => {
       assertTokenUser(request, request.body.userId);
-      const t = await transactions.trade({
-        clientId: clientOf(request).id,
-        ...common(request),
-        ...request.body,
-      });
+      const t = await transactions.trade(
+        {
+          clientId: clientOf(request).id,
+          ...common(request),
+          ...request.body,
+        },
+        actorOf(request),
+      );
       reply.code(answerFor(t));
       return showTransaction(t);
     },
@@ -381,7 +396,9 @@ export const transactionRoutes: FastifyPluginAsyncZod<PlatformRouteOptions> = as
       },
     },
     async (request) =>
-      showTransaction(await transactions.cancel(clientOf(request).id, request.params.requestId)),
+      showTransaction(
+        await transactions.cancel(clientOf(request).id, request.params.requestId, actorOf(request)),
+      ),
   );
 
   app.post(
@@ -416,7 +433,12 @@ export const transactionRoutes: FastifyPluginAsyncZod<PlatformRouteOptions> = as
     },
     async (request) =>
       showTransaction(
-        await transactions.feedback(clientOf(request).id, request.params.requestId, request.body.feedback),
+        await transactions.feedback(
+          clientOf(request).id,
+          request.params.requestId,
+          request.body.feedback,
+          actorOf(request),
+        ),
       ),
   );
 

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { ApiError, errorResponses } from "../../http/errors.ts";
 import { offsetOf, pageOf, pageQuery, toPage } from "../../http/pagination.ts";
-import { assertTokenUser, clientOf } from "../../http/platform-auth.ts";
+import { actorOf, assertTokenUser, clientOf } from "../../http/platform-auth.ts";
 import { userInfoSchema, userStatusSchema, userTypeSchema } from "../../modules/users/schemas.ts";
 import {
   type PlatformRouteOptions,
@@ -69,15 +69,10 @@ export const userRoutes: FastifyPluginAsyncZod<PlatformRouteOptions> = async (
     },
     async (request, reply) => {
       const { id, type, ...info } = request.body;
-      const user = await database.db
-        .transaction()
-        .execute((tx) =>
-          users.create(
-            tx,
-            { clientId: clientOf(request).id, id, type, info },
-            { suppressWebhook: webhooksDisabled(request) },
-          ),
-        );
+      const user = await users.register(
+        { clientId: clientOf(request).id, id, type, info },
+        { suppressWebhook: webhooksDisabled(request) },
+      );
       reply.code(201);
       return showUser(user);
     },
@@ -135,9 +130,11 @@ export const userRoutes: FastifyPluginAsyncZod<PlatformRouteOptions> = async (
     async (request) => {
       const clientId = clientOf(request).id;
       const { type, ...info } = request.body;
-      const result = await database.db
-        .transaction()
-        .execute((tx) => users.writeInfo(tx, clientId, request.params.userId, info, "replace", type));
+      const result = await users.update({ clientId, actor: actorOf(request) }, request.params.userId, {
+        info,
+        mode: "replace",
+        type,
+      });
       if (result.changed) await refreshKyc(clientId, request.params.userId);
       return showUser(result.user);
     },
@@ -168,18 +165,12 @@ export const userRoutes: FastifyPluginAsyncZod<PlatformRouteOptions> = async (
         if (request.userToken) throw new ApiError("FORBIDDEN", "a user token cannot change a user's status");
         if (status === undefined) throw ApiError.invalid("statusReason", "is given together with status");
       }
-      const result = await database.db.transaction().execute(async (tx) => {
-        const written = await users.writeInfo(tx, clientId, userId, info, "merge");
-        if (status === undefined) return written;
-        const user = await users.setStatus(
-          tx,
-          clientId,
-          userId,
-          { status, statusReason },
-          { suppressWebhook: webhooksDisabled(request) },
-        );
-        return { ...written, user };
-      });
+      const result = await users.update(
+        { clientId, actor: actorOf(request) },
+        userId,
+        { info, mode: "merge", status, statusReason },
+        { suppressWebhook: webhooksDisabled(request) },
+      );
       if (result.changed) await refreshKyc(clientId, userId);
       return showUser(result.user);
     },

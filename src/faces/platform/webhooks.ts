@@ -3,7 +3,7 @@ import { z } from "zod";
 import { errorResponses } from "../../http/errors.ts";
 import { offsetOf, pageOf, pageQuery, toPage } from "../../http/pagination.ts";
 import { clientOf } from "../../http/platform-auth.ts";
-import { listDeliveries, recordEvent, redeliver } from "../../modules/webhooks/service.ts";
+import { listDeliveries, redeliver, sendTestEvent } from "../../modules/webhooks/service.ts";
 import { type PlatformRouteOptions, signedSecurity } from "./schemas.ts";
 
 const deliverySchema = z
@@ -90,13 +90,7 @@ export const webhookRoutes: FastifyPluginAsyncZod<PlatformRouteOptions> = async 
     },
     async (request, reply) => {
       const client = clientOf(request);
-      const eventId = await db.transaction().execute((tx) =>
-        recordEvent(tx, {
-          clientId: client.id,
-          type: "TEST",
-          data: { message: "Test event from Ferry", date: new Date().toISOString() },
-        }),
-      );
+      const eventId = await sendTestEvent(db, client.id);
       reply.code(202);
       return { eventId };
     },

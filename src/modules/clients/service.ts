@@ -1,10 +1,11 @@
 import { randomBytes } from "node:crypto";
 import type { JWK } from "jose";
 import type { Db } from "../../db/database.ts";
+import { inTransaction } from "../../db/transaction.ts";
 import { DomainError } from "../../lib/errors.ts";
 import { CLIENT_CHOSEN_ID } from "../../lib/ids.ts";
 import { normalizeEncryptionJwk, normalizeSigningJwk } from "../../lib/jwk.ts";
-import { privateDestinationRefusal } from "../webhooks/service.ts";
+import { privateDestinationRefusal } from "../webhooks/destinations.ts";
 
 /** Per-client settings; absent members take the installation's defaults. */
 export interface ClientSettings {
@@ -164,7 +165,7 @@ export async function createClient(db: Db, input: CreateClientInput): Promise<Cl
   const mode = input.mode ?? "sandbox";
   const webhookUrl = input.webhookUrl === undefined ? null : validateWebhookUrl(input.webhookUrl, mode);
   const origins = validateOrigins(input.allowedOrigins ?? []);
-  return db.transaction().execute(async (tx) => {
+  return inTransaction(db, async (tx) => {
     const row = await tx
       .insertInto("clients")
       .values({

@@ -7,6 +7,7 @@ import {
   type JWK,
 } from "jose";
 import type { Db } from "../../db/database.ts";
+import { inTransaction } from "../../db/transaction.ts";
 import type { Sealer } from "../../lib/sealer.ts";
 
 export const FERRY_SIGNING_ALG = "RS512";
@@ -57,7 +58,7 @@ export async function rotateSigningKey(
   sealer: Sealer,
 ): Promise<{ kid: string; previousKid: string | null }> {
   const row = await newKeyRow(sealer);
-  return db.transaction().execute(async (tx) => {
+  return inTransaction(db, async (tx) => {
     const current = await tx
       .selectFrom("ferry_signing_keys")
       .select("kid")

@@ -2,6 +2,7 @@
 // decision); the provider calls are the KYC provider's, the rules are rules.ts.
 import { sql } from "kysely";
 import type { Db } from "../../db/database.ts";
+import { inTransaction } from "../../db/transaction.ts";
 import { DomainError } from "../../lib/errors.ts";
 import { newId } from "../../lib/ids.ts";
 import { AmountError, parsePositiveAmount } from "../../lib/money.ts";
@@ -184,7 +185,7 @@ export class Kyc {
   }): Promise<Assessment> {
     const solicited = input.solicited ?? true;
     const requestId = input.requestId ?? `kyc-refresh-${newId()}`;
-    const assessment = await this.db.transaction().execute(async (tx) => {
+    const assessment = await inTransaction(this.db, async (tx) => {
       await this.users.get(tx, input.clientId, input.userId, { forUpdate: true });
       if (input.info) await this.users.writeInfo(tx, input.clientId, input.userId, input.info, "merge");
       const row = await tx
@@ -320,7 +321,7 @@ export class Kyc {
 
   /** Records a decision: the assessment's status, the user's tier, and the webhook(s), in one transaction. */
   async complete(clientId: string, requestId: string, decision: KycDecision): Promise<Assessment> {
-    return this.db.transaction().execute(async (tx) => {
+    return inTransaction(this.db, async (tx) => {
       const row = await tx
         .selectFrom("user_assessments")
         .selectAll()

@@ -1,7 +1,10 @@
 import { sql } from "kysely";
 import type { Db } from "../../db/database.ts";
+import { inTransaction } from "../../db/transaction.ts";
+import type { Actor } from "../../lib/context.ts";
 import { DomainError } from "../../lib/errors.ts";
 import type { Sealer } from "../../lib/sealer.ts";
+import { writeAudit } from "../audit/service.ts";
 import { recordEvent } from "../webhooks/service.ts";
 import type { UserInfo, UserStatus, UserType } from "./schemas.ts";
 
@@ -56,6 +59,54 @@ export class Users {
     private readonly db: Db,
     private readonly sealer: Sealer,
   ) {}
+
+  /** Creates a user in a transaction of its own (see `create`). */
+  register(
+    input: { clientId: string; id: string; type: UserType; info: UserInfo },
+    options: { suppressWebhook?: boolean | undefined } = {},
+  ): Promise<User> {
+    return inTransaction(this.db, (tx) => this.create(tx, input, options));
+  }
+
+  /**
+   * Writes a user's information (replaced or merged) and, if given, their status, in one
+   * transaction; a change of status is audited with the actor.
+   */
+  update(
+    context: { clientId: string; actor: Actor },
+    userId: string,
+    change: {
+      info: UserInfo;
+      mode: "replace" | "merge";
+      type?: UserType | undefined;
+      status?: UserStatus | undefined;
+      statusReason?: string | null | undefined;
+    },
+    options: { suppressWebhook?: boolean | undefined } = {},
+  ): Promise<{ user: User; changed: boolean }> {
+    const { clientId } = context;
+    return inTransaction(this.db, async (tx) => {
+      const written = await this.writeInfo(tx, clientId, userId, change.info, change.mode, change.type);
+      if (change.status === undefined) return { user: written.user, changed: written.changed };
+      const before = written.user;
+      const user = await this.setStatus(
+        tx,
+        clientId,
+        userId,
+        { status: change.status, statusReason: change.statusReason },
+        options,
+      );
+      if (user.status !== before.status || user.statusReason !== before.statusReason)
+        await writeAudit(tx, context, {
+          action: "user.status_changed",
+          entityType: "user",
+          entityId: userId,
+          before: { status: before.status, statusReason: before.statusReason },
+          after: { status: user.status, statusReason: user.statusReason },
+        });
+      return { user, changed: written.changed };
+    });
+  }
 
   /** Creates the user and its `USER` event (status ACTIVE), in the caller's transaction. */
   async create(

@@ -1,8 +1,9 @@
-import type { JWK } from "jose";
 import { sql } from "kysely";
 import type { Db } from "../../db/database.ts";
+import { inTransaction } from "../../db/transaction.ts";
 import { DomainError } from "../../lib/errors.ts";
 import { newId } from "../../lib/ids.ts";
+import { getClient } from "../clients/service.ts";
 import type { SigningKeys } from "../keys/service.ts";
 import {
   DestinationRefusedError,
@@ -43,14 +44,18 @@ export async function recordEvent(tx: Db, event: NewEvent): Promise<string> {
   const id = `evt_${newId()}`;
   let sequence: string | null = null;
   if (event.userId) {
+    // The user's events are numbered in the order their transactions commit (the row lock orders them).
     const row = await tx
-      .updateTable("users")
-      .set({ event_sequence: sql`event_sequence + 1` })
-      .where("client_id", "=", event.clientId)
-      .where("id", "=", event.userId)
-      .returning("event_sequence")
-      .executeTakeFirst();
-    sequence = row ? String(row.event_sequence) : null;
+      .insertInto("event_sequences")
+      .values({ client_id: event.clientId, user_id: event.userId, last_sequence: 1 })
+      .onConflict((oc) =>
+        oc
+          .columns(["client_id", "user_id"])
+          .doUpdateSet({ last_sequence: sql`event_sequences.last_sequence + 1` }),
+      )
+      .returning("last_sequence")
+      .executeTakeFirstOrThrow();
+    sequence = String(row.last_sequence);
   }
   await tx
     .insertInto("outbox_events")
@@ -65,12 +70,8 @@ export async function recordEvent(tx: Db, event: NewEvent): Promise<string> {
     })
     .execute();
   if (!event.suppressDelivery) {
-    const client = await tx
-      .selectFrom("clients")
-      .select("webhook_url")
-      .where("id", "=", event.clientId)
-      .executeTakeFirst();
-    if (client?.webhook_url) {
+    const client = await getClient(tx, event.clientId);
+    if (client.webhookUrl) {
       await tx
         .insertInto("webhook_deliveries")
         .values({ id: `whd_${newId()}`, event_id: id, client_id: event.clientId, status: "PENDING" })
@@ -128,20 +129,11 @@ async function attempt(db: Db, keys: SigningKeys, settings: DeliverySettings, de
         .selectAll()
         .where("id", "=", delivery.event_id)
         .executeTakeFirstOrThrow(),
-      db
-        .selectFrom("clients")
-        .select(["webhook_url", "webhook_encryption_key", "mode"])
-        .where("id", "=", delivery.client_id)
-        .executeTakeFirstOrThrow(),
+      getClient(db, delivery.client_id),
     ]);
-    if (!client.webhook_url) throw new NotConfiguredError("the client has no webhook URL");
-    if (!client.webhook_encryption_key)
-      throw new NotConfiguredError("the client has no webhook encryption key");
-    const encryptionKey = (
-      typeof client.webhook_encryption_key === "string"
-        ? JSON.parse(client.webhook_encryption_key)
-        : client.webhook_encryption_key
-    ) as JWK & { kid: string };
+    if (!client.webhookUrl) throw new NotConfiguredError("the client has no webhook URL");
+    const encryptionKey = client.webhookEncryptionKey;
+    if (!encryptionKey) throw new NotConfiguredError("the client has no webhook encryption key");
     const payload: WebhookEvent = {
       id: event.id,
       type: event.type,
@@ -157,7 +149,7 @@ async function attempt(db: Db, keys: SigningKeys, settings: DeliverySettings, de
       encryptionKey,
     );
     statusCode = await postToReceiver({
-      url: client.webhook_url,
+      url: client.webhookUrl,
       headers: {
         "content-type": "application/json",
         "webhook-id": event.id,
@@ -176,7 +168,7 @@ async function attempt(db: Db, keys: SigningKeys, settings: DeliverySettings, de
   const durationMs = Date.now() - started.getTime();
   const succeeded = error === null;
   const retryIn = settings.retrySchedule[delivery.attempts - 1];
-  await db.transaction().execute(async (tx) => {
+  await inTransaction(db, async (tx) => {
     await tx
       .insertInto("webhook_attempts")
       .values({
@@ -318,16 +310,23 @@ export async function redeliver(
     .where("id", "=", deliveryId)
     .executeTakeFirst();
   if (!existing) throw new DomainError("NOT_FOUND", "DELIVERY_NOT_FOUND", `no delivery ${deliveryId}`);
-  const client = await db
-    .selectFrom("clients")
-    .select("webhook_url")
-    .where("id", "=", clientId)
-    .executeTakeFirstOrThrow();
-  if (!client.webhook_url) throw new DomainError("CONFLICT", "NO_WEBHOOK", "the client has no webhook URL");
+  const client = await getClient(db, clientId);
+  if (!client.webhookUrl) throw new DomainError("CONFLICT", "NO_WEBHOOK", "the client has no webhook URL");
   const id = `whd_${newId()}`;
   await db
     .insertInto("webhook_deliveries")
     .values({ id, event_id: existing.event_id, client_id: clientId, status: "PENDING" })
     .execute();
   return { id, eventId: existing.event_id };
+}
+
+/** Records a TEST event for the client's webhook (POST /v1/webhooks/test). */
+export function sendTestEvent(db: Db, clientId: string): Promise<string> {
+  return inTransaction(db, (tx) =>
+    recordEvent(tx, {
+      clientId,
+      type: "TEST",
+      data: { message: "Test event from Ferry", date: new Date().toISOString() },
+    }),
+  );
 }
