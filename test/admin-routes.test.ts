@@ -345,6 +345,30 @@ describe("ledger reads", () => {
     );
   });
 
+  it("audits every staff action above with the admin as actor, in the trail of what it changed", async () => {
+    const rows = await t.database.db
+      .selectFrom("audit_log")
+      .select(["action", "actor_kind", "actor_id", "client_id"])
+      .where("actor_kind", "=", "admin")
+      .execute();
+    const actions = new Set(rows.map((r) => r.action));
+    for (const action of [
+      "client.created",
+      "client.updated",
+      "client.signing_key_added",
+      "client.signing_key_revoked",
+      "assessment.decided",
+      "transaction.approve",
+      "ferry.signing_key_rotated",
+      "step.retried",
+    ])
+      expect(actions, action).toContain(action);
+    expect(rows.every((r) => r.actor_id === "admin")).toBe(true);
+    // No secret or key material in the trail.
+    const all = await t.database.db.selectFrom("audit_log").select(["before", "after"]).execute();
+    expect(JSON.stringify(all)).not.toMatch(/"(d|x|y|n)":"[A-Za-z0-9_-]{20,}/);
+  });
+
   it("reports the invariants, per client or in all", async () => {
     for (const url of ["/admin/ledger/invariants", "/admin/ledger/invariants?clientId=acme"]) {
       const body = (await t.app.inject({ method: "GET", url, headers: t.adminAuth })).json();

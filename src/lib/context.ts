@@ -25,3 +25,6 @@ export const providerActor = (name: string): Actor => ({ kind: "provider", id: n
 export function contextOf(clientId: string, actor: Actor, requestId?: string): RequestContext {
   return { clientId, actor, requestId };
 }
+
+/** The operator of the installation, on the /admin routes (HTTP Basic user `admin`). */
+export const PLATFORM_ADMIN: Actor = { kind: "admin", id: "admin" };

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { errorResponses } from "../../http/errors.ts";
+import { PLATFORM_ADMIN } from "../../lib/context.ts";
 import { CLIENT_CHOSEN_ID } from "../../lib/ids.ts";
 import {
   addSigningKey,
@@ -122,7 +123,7 @@ export const adminClientRoutes: FastifyPluginAsyncZod<{ services: Services }> = 
     },
     async (request, reply) => {
       const { clientId, ...rest } = request.body;
-      const client = await createClient(db, { id: clientId, ...rest });
+      const client = await createClient(db, { id: clientId, ...rest }, PLATFORM_ADMIN);
       reply.code(201);
       return view(client);
     },
@@ -163,7 +164,7 @@ export const adminClientRoutes: FastifyPluginAsyncZod<{ services: Services }> = 
         response: { 200: clientSchema, ...errorResponses(400, 401, 404) },
       },
     },
-    async (request) => view(await updateClient(db, request.params.clientId, request.body)),
+    async (request) => view(await updateClient(db, request.params.clientId, request.body, PLATFORM_ADMIN)),
   );
 
   app.post(
@@ -183,6 +184,7 @@ export const adminClientRoutes: FastifyPluginAsyncZod<{ services: Services }> = 
         request.params.clientId,
         request.body.jwk,
         request.body.expiresAt ? new Date(request.body.expiresAt) : undefined,
+        PLATFORM_ADMIN,
       );
       reply.code(201);
       return showKey(key);
@@ -202,7 +204,7 @@ export const adminClientRoutes: FastifyPluginAsyncZod<{ services: Services }> = 
       },
     },
     async (request, reply) => {
-      await revokeSigningKey(db, request.params.clientId, request.params.kid);
+      await revokeSigningKey(db, request.params.clientId, request.params.kid, PLATFORM_ADMIN);
       return reply.code(204).send(null);
     },
   );
@@ -241,6 +243,7 @@ export const adminClientRoutes: FastifyPluginAsyncZod<{ services: Services }> = 
         request.params.clientId,
         request.params.requestId,
         request.body,
+        PLATFORM_ADMIN,
       );
       return { requestId: a.requestId, status: a.status, tier: a.tier, refusalReason: a.refusalReason };
     },
@@ -267,7 +270,7 @@ export const adminClientRoutes: FastifyPluginAsyncZod<{ services: Services }> = 
         request.params.clientId,
         request.params.requestId,
         request.body.decision,
-        { kind: "admin", id: "admin" },
+        PLATFORM_ADMIN,
       );
       return { requestId: t.requestId, status: t.status };
     },
@@ -287,6 +290,6 @@ export const adminClientRoutes: FastifyPluginAsyncZod<{ services: Services }> = 
         },
       },
     },
-    async () => rotateSigningKey(db, services.sealer),
+    async () => rotateSigningKey(db, services.sealer, PLATFORM_ADMIN),
   );
 };

@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { ApiError, errorResponses } from "../../http/errors.ts";
 import { offsetOf, pageOf, pageQuery, toPage } from "../../http/pagination.ts";
+import { PLATFORM_ADMIN } from "../../lib/context.ts";
 import { CLIENT_CHOSEN_ID } from "../../lib/ids.ts";
 import { listAudit } from "../../modules/audit/service.ts";
 import type { Step } from "../../modules/steps/runner.ts";
@@ -127,7 +128,7 @@ export const adminOperationsRoutes: FastifyPluginAsyncZod<{ services: Services }
       },
     },
     async (request) => {
-      const step = await services.steps.retry(undefined, request.params.stepId);
+      const step = await services.steps.retry(undefined, request.params.stepId, PLATFORM_ADMIN);
       if (!step) throw new ApiError("NOT_FOUND", "no FAILED step with this id");
       await services.steps.run(step.id);
       const [now] = (

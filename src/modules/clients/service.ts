@@ -2,9 +2,11 @@ import { randomBytes } from "node:crypto";
 import type { JWK } from "jose";
 import type { Db } from "../../db/database.ts";
 import { inTransaction } from "../../db/transaction.ts";
+import type { Actor } from "../../lib/context.ts";
 import { DomainError } from "../../lib/errors.ts";
 import { CLIENT_CHOSEN_ID } from "../../lib/ids.ts";
 import { normalizeEncryptionJwk, normalizeSigningJwk } from "../../lib/jwk.ts";
+import { writeAudit } from "../audit/service.ts";
 import { privateDestinationRefusal } from "../webhooks/destinations.ts";
 
 /** Per-client settings; absent members take the installation's defaults. */
@@ -151,7 +153,13 @@ export interface CreateClientInput {
 }
 
 /** Registers a tenant with its signing keys, webhook and browser origins, in one transaction. */
-export async function createClient(db: Db, input: CreateClientInput): Promise<Client> {
+const installation: Actor = { kind: "system", id: "ferry" };
+
+export async function createClient(
+  db: Db,
+  input: CreateClientInput,
+  actor: Actor = installation,
+): Promise<Client> {
   const id = input.id ?? generateClientId(input.name);
   if (!CLIENT_CHOSEN_ID.test(id))
     throw new ClientError("INVALID_CLIENT", "a client id is 3–255 of A–Z a–z 0–9 _ -", "id");
@@ -190,7 +198,18 @@ export async function createClient(db: Db, input: CreateClientInput): Promise<Cl
         .values([...unique.values()].map((k) => ({ client_id: id, kid: k.kid, jwk: JSON.stringify(k.jwk) })))
         .execute();
     }
-    return toClient(row as ClientRow);
+    const client = toClient(row as ClientRow);
+    await writeAudit(
+      tx,
+      { clientId: id, actor },
+      {
+        action: "client.created",
+        entityType: "client",
+        entityId: id,
+        after: { mode: client.mode, status: client.status, signingKeys: [...unique.keys()] },
+      },
+    );
+    return client;
   });
 }
 
@@ -224,7 +243,12 @@ export interface UpdateClientInput {
  * Changes what is given; `null` clears the webhook URL or key. Settings are merged. The webhook URL
  * that results must suit the mode that results (a client going live keeps no private webhook).
  */
-export async function updateClient(db: Db, id: string, input: UpdateClientInput): Promise<Client> {
+export async function updateClient(
+  db: Db,
+  id: string,
+  input: UpdateClientInput,
+  actor: Actor = installation,
+): Promise<Client> {
   const current = await getClient(db, id);
   const mode = input.mode ?? current.mode;
   const webhookUrl = input.webhookUrl === undefined ? current.webhookUrl : input.webhookUrl;
@@ -233,30 +257,45 @@ export async function updateClient(db: Db, id: string, input: UpdateClientInput)
     input.webhookEncryptionKey === undefined || input.webhookEncryptionKey === null
       ? input.webhookEncryptionKey
       : await normalizeEncryptionJwk(input.webhookEncryptionKey);
-  const row = await db
-    .updateTable("clients")
-    .set({
-      ...(input.name !== undefined ? { name: input.name } : {}),
-      ...(input.status !== undefined ? { status: input.status } : {}),
-      ...(input.mode !== undefined ? { mode: input.mode } : {}),
-      ...(input.webhookUrl !== undefined ? { webhook_url: checkedWebhookUrl } : {}),
-      ...(encryption !== undefined
-        ? {
-            webhook_encryption_key:
-              encryption === null ? null : JSON.stringify({ ...encryption.jwk, kid: encryption.kid }),
-          }
-        : {}),
-      ...(input.allowedOrigins !== undefined
-        ? { allowed_origins: validateOrigins(input.allowedOrigins) }
-        : {}),
-      ...(input.settings !== undefined
-        ? { settings: JSON.stringify({ ...current.settings, ...input.settings }) }
-        : {}),
-      updated_at: new Date(),
-    })
-    .where("id", "=", id)
-    .returningAll()
-    .executeTakeFirstOrThrow();
+  const row = await inTransaction(db, async (tx) => {
+    const updated = await tx
+      .updateTable("clients")
+      .set({
+        ...(input.name !== undefined ? { name: input.name } : {}),
+        ...(input.status !== undefined ? { status: input.status } : {}),
+        ...(input.mode !== undefined ? { mode: input.mode } : {}),
+        ...(input.webhookUrl !== undefined ? { webhook_url: checkedWebhookUrl } : {}),
+        ...(encryption !== undefined
+          ? {
+              webhook_encryption_key:
+                encryption === null ? null : JSON.stringify({ ...encryption.jwk, kid: encryption.kid }),
+            }
+          : {}),
+        ...(input.allowedOrigins !== undefined
+          ? { allowed_origins: validateOrigins(input.allowedOrigins) }
+          : {}),
+        ...(input.settings !== undefined
+          ? { settings: JSON.stringify({ ...current.settings, ...input.settings }) }
+          : {}),
+        updated_at: new Date(),
+      })
+      .where("id", "=", id)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    // What changed, by name (a webhook key or setting's value is not the trail's business).
+    await writeAudit(
+      tx,
+      { clientId: id, actor },
+      {
+        action: "client.updated",
+        entityType: "client",
+        entityId: id,
+        before: { mode: current.mode, status: current.status },
+        after: { mode: updated.mode, status: updated.status, changed: Object.keys(input).sort() },
+      },
+    );
+    return updated;
+  });
   return toClient(row as ClientRow);
 }
 
@@ -283,23 +322,37 @@ export async function addSigningKey(
   clientId: string,
   jwk: unknown,
   expiresAt?: Date,
+  actor: Actor = installation,
 ): Promise<SigningKey> {
   await getClient(db, clientId);
   const key = await normalizeSigningJwk(jwk, "jwk");
   if (expiresAt && expiresAt.getTime() <= Date.now())
     throw new ClientError("INVALID_CLIENT", "expiresAt must be in the future", "expiresAt");
-  const row = await db
-    .insertInto("client_signing_keys")
-    .values({
-      client_id: clientId,
-      kid: key.kid,
-      jwk: JSON.stringify(key.jwk),
-      expires_at: expiresAt ?? null,
-    })
-    .onConflict((oc) => oc.columns(["client_id", "kid"]).doNothing())
-    .returningAll()
-    .executeTakeFirst();
-  if (!row) throw new ClientError("KEY_EXISTS", `key ${key.kid} is already registered`, "jwk");
+  const row = await inTransaction(db, async (tx) => {
+    const inserted = await tx
+      .insertInto("client_signing_keys")
+      .values({
+        client_id: clientId,
+        kid: key.kid,
+        jwk: JSON.stringify(key.jwk),
+        expires_at: expiresAt ?? null,
+      })
+      .onConflict((oc) => oc.columns(["client_id", "kid"]).doNothing())
+      .returningAll()
+      .executeTakeFirst();
+    if (!inserted) throw new ClientError("KEY_EXISTS", `key ${key.kid} is already registered`, "jwk");
+    await writeAudit(
+      tx,
+      { clientId, actor },
+      {
+        action: "client.signing_key_added",
+        entityType: "client",
+        entityId: clientId,
+        after: { kid: key.kid, expiresAt: expiresAt?.toISOString() ?? null },
+      },
+    );
+    return inserted;
+  });
   return {
     kid: row.kid,
     jwk: key.jwk,
@@ -311,15 +364,32 @@ export async function addSigningKey(
 }
 
 /** Revokes a key: requests signed with it are refused from now on. */
-export async function revokeSigningKey(db: Db, clientId: string, kid: string): Promise<void> {
-  const result = await db
-    .updateTable("client_signing_keys")
-    .set({ status: "REVOKED", revoked_at: new Date() })
-    .where("client_id", "=", clientId)
-    .where("kid", "=", kid)
-    .executeTakeFirst();
-  if (Number(result.numUpdatedRows) === 0)
-    throw new ClientError("KEY_NOT_FOUND", `no key ${kid} for client ${clientId}`);
+export async function revokeSigningKey(
+  db: Db,
+  clientId: string,
+  kid: string,
+  actor: Actor = installation,
+): Promise<void> {
+  await inTransaction(db, async (tx) => {
+    const result = await tx
+      .updateTable("client_signing_keys")
+      .set({ status: "REVOKED", revoked_at: new Date() })
+      .where("client_id", "=", clientId)
+      .where("kid", "=", kid)
+      .executeTakeFirst();
+    if (Number(result.numUpdatedRows) === 0)
+      throw new ClientError("KEY_NOT_FOUND", `no key ${kid} for client ${clientId}`);
+    await writeAudit(
+      tx,
+      { clientId, actor },
+      {
+        action: "client.signing_key_revoked",
+        entityType: "client",
+        entityId: clientId,
+        after: { kid },
+      },
+    );
+  });
 }
 
 /** The key a signature names, if it is active and unexpired. */

@@ -8,7 +8,9 @@ import {
 } from "jose";
 import type { Db } from "../../db/database.ts";
 import { inTransaction } from "../../db/transaction.ts";
+import type { Actor } from "../../lib/context.ts";
 import type { Sealer } from "../../lib/sealer.ts";
+import { writeAudit } from "../audit/service.ts";
 
 export const FERRY_SIGNING_ALG = "RS512";
 
@@ -56,6 +58,7 @@ export async function ensureSigningKey(db: Db, sealer: Sealer): Promise<void> {
 export async function rotateSigningKey(
   db: Db,
   sealer: Sealer,
+  actor: Actor = { kind: "system", id: "ferry" },
 ): Promise<{ kid: string; previousKid: string | null }> {
   const row = await newKeyRow(sealer);
   return inTransaction(db, async (tx) => {
@@ -80,6 +83,17 @@ export async function rotateSigningKey(
       .insertInto("ferry_signing_keys")
       .values({ ...row, status: "CURRENT" })
       .execute();
+    await writeAudit(
+      tx,
+      { clientId: null, actor },
+      {
+        action: "ferry.signing_key_rotated",
+        entityType: "ferry_signing_key",
+        entityId: row.kid,
+        before: { kid: current?.kid ?? null },
+        after: { kid: row.kid },
+      },
+    );
     return { kid: row.kid, previousKid: current?.kid ?? null };
   });
 }

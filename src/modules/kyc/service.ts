@@ -3,11 +3,13 @@
 import { sql } from "kysely";
 import type { Db } from "../../db/database.ts";
 import { inTransaction } from "../../db/transaction.ts";
+import { type Actor, PLATFORM_ADMIN } from "../../lib/context.ts";
 import { DomainError } from "../../lib/errors.ts";
 import { newId } from "../../lib/ids.ts";
 import { AmountError, parsePositiveAmount } from "../../lib/money.ts";
 import type { KycCheckRequest, KycDecision, KycProvider } from "../../providers/kyc/interface.ts";
 import { KNOWN_SCALES, type RatesProvider, toUsdCents } from "../../providers/rates/interface.ts";
+import { writeAudit } from "../audit/service.ts";
 import { getClient } from "../clients/service.ts";
 import { findCurrency } from "../ledger/service.ts";
 import type { UserInfo } from "../users/schemas.ts";
@@ -320,7 +322,13 @@ export class Kyc {
   }
 
   /** Records a decision: the assessment's status, the user's tier, and the webhook(s), in one transaction. */
-  async complete(clientId: string, requestId: string, decision: KycDecision): Promise<Assessment> {
+  async complete(
+    clientId: string,
+    requestId: string,
+    decision: KycDecision,
+    /** A staff decision's actor: audited in the same transaction. */
+    actor?: Actor,
+  ): Promise<Assessment> {
     return inTransaction(this.db, async (tx) => {
       const row = await tx
         .selectFrom("user_assessments")
@@ -347,6 +355,18 @@ export class Kyc {
         .returningAll()
         .executeTakeFirstOrThrow();
       const assessment = toAssessment(updated as AssessmentRow);
+      if (actor)
+        await writeAudit(
+          tx,
+          { clientId, actor },
+          {
+            action: "assessment.decided",
+            entityType: "assessment",
+            entityId: requestId,
+            before: { status: row.status, tier: user.tier },
+            after: { status: assessment.status, tier },
+          },
+        );
       const tierChanged = tier !== user.tier;
       if (tierChanged) await this.users.setTier(tx, clientId, row.user_id, tier);
       if (row.solicited || tierChanged) {
@@ -370,6 +390,7 @@ export class Kyc {
       tier?: number | undefined;
       refusalReason?: string | undefined;
     },
+    actor: Actor = PLATFORM_ADMIN,
   ): Promise<Assessment> {
     const row = await this.db
       .selectFrom("user_assessments")
@@ -381,16 +402,20 @@ export class Kyc {
     if (row.status !== "UNDER_REVIEW")
       throw new KycError("NOT_UNDER_REVIEW", `the assessment is ${row.status}, not UNDER_REVIEW`);
     if (decision.decision === "REFUSE") {
-      return this.complete(clientId, requestId, {
-        status: "REFUSED",
-        refusalReason: decision.refusalReason ?? "STAFF_DECISION",
-      });
+      return this.complete(
+        clientId,
+        requestId,
+        { status: "REFUSED", refusalReason: decision.refusalReason ?? "STAFF_DECISION" },
+        actor,
+      );
     }
     const request = await this.checkRequest(clientId, row.user_id, requestId);
-    return this.complete(clientId, requestId, {
-      status: "ACCEPTED",
-      tier: Math.min(decision.tier ?? request.supportedTier, 5),
-    });
+    return this.complete(
+      clientId,
+      requestId,
+      { status: "ACCEPTED", tier: Math.min(decision.tier ?? request.supportedTier, 5) },
+      actor,
+    );
   }
 
   async latest(clientId: string, userId: string): Promise<Assessment | undefined> {

@@ -5,7 +5,9 @@ import type { Logger } from "pino";
 import type { z } from "zod";
 import type { Db } from "../../db/database.ts";
 import { inTransaction } from "../../db/transaction.ts";
+import type { Actor } from "../../lib/context.ts";
 import { newId } from "../../lib/ids.ts";
+import { writeAudit } from "../audit/service.ts";
 
 /**
  * The durable step runner: every call Ferry makes outside its database (card charge, refund,
@@ -221,23 +223,38 @@ export class StepRunner {
     return new Set(rows.map((r) => `${r.client_id}/${r.process_id}`));
   }
 
-  /** A FAILED step tried again from the start (a staff decision). */
-  async retry(clientId: string | undefined, stepId: string): Promise<Step | undefined> {
-    let query = this.db
-      .updateTable("steps")
-      .set({
-        status: "PENDING",
-        attempts: 0,
-        next_attempt_at: new Date(),
-        locked_until: null,
-        finished_at: null,
-        updated_at: new Date(),
-      })
-      .where("id", "=", stepId)
-      .where("status", "=", "FAILED");
-    if (clientId) query = query.where("client_id", "=", clientId);
-    const row = await query.returningAll().executeTakeFirst();
-    return row ? toStep(row) : undefined;
+  /** A FAILED step tried again from the start (a staff decision, audited with its actor). */
+  async retry(clientId: string | undefined, stepId: string, actor: Actor): Promise<Step | undefined> {
+    return inTransaction(this.db, async (tx) => {
+      let query = tx
+        .updateTable("steps")
+        .set({
+          status: "PENDING",
+          attempts: 0,
+          next_attempt_at: new Date(),
+          locked_until: null,
+          finished_at: null,
+          updated_at: new Date(),
+        })
+        .where("id", "=", stepId)
+        .where("status", "=", "FAILED");
+      if (clientId) query = query.where("client_id", "=", clientId);
+      const row = await query.returningAll().executeTakeFirst();
+      if (!row) return undefined;
+      const step = toStep(row);
+      await writeAudit(
+        tx,
+        { clientId: step.clientId, actor },
+        {
+          action: "step.retried",
+          entityType: step.processType,
+          entityId: step.processId,
+          before: { step: step.id, kind: step.kind, status: "FAILED", lastError: step.lastError },
+          after: { step: step.id, status: "PENDING" },
+        },
+      );
+      return step;
+    });
   }
 
   async list(
