@@ -378,3 +378,18 @@ describe("sandbox providers serve sandbox clients only", () => {
     expect(await charges(live.clientId)).toEqual([]);
   });
 });
+
+describe("amounts at the edge of NUMERIC(38,0)", () => {
+  it("an amount whose USD value would overflow is a 400 naming amount, never a 500, and records nothing", async () => {
+    const client = await fundedClient(t, { users: [["user-1"]] });
+    for (const [amount, requestId] of [
+      ["99999999999999999999999999999999999.99", "huge-1"],
+      ["12345678901234567890123456789012345678", "huge-2"],
+    ] as const) {
+      const response = await cardDeposit(client, "user-1", amount, requestId, distinctCard());
+      expect(response.statusCode, response.body).toBe(400);
+      expect(response.json().errors).toEqual([expect.objectContaining({ field: "amount" })]);
+      expect((await client.request("GET", `/v1/transactions/${requestId}`)).statusCode).toBe(404);
+    }
+  });
+});
