@@ -436,17 +436,27 @@ export async function findTransfersOfOperation(
 
 /**
  * What each operation group moved through the transit accounts of the given rails: per client,
- * group (the operation id's second `:` part: `txn:<requestId>[:…]` → requestId) and rail, the
- * debits minus the credits, counting posted legs and holds still pending. Reconciliation compares
- * it with what the providers did.
+ * group (the operation id's second `:` part: `txn:<requestId>[:…]` → requestId), rail and currency,
+ * the debits minus the credits — of posted legs, and of holds still pending, apart. Reconciliation
+ * compares them with what the providers did.
  */
 export async function transitNetByGroup(
   db: Db,
   options: { clientId?: string | undefined; operationPrefix: string; rails: string[] },
-): Promise<{ clientId: string; group: string; rail: string; currency: string; net: bigint }[]> {
-  const { rows } = await sql<{ client_id: string; grp: string; rail: string; currency: string; net: string }>`
+): Promise<
+  { clientId: string; group: string; rail: string; currency: string; posted: bigint; pending: bigint }[]
+> {
+  const { rows } = await sql<{
+    client_id: string;
+    grp: string;
+    rail: string;
+    currency: string;
+    posted: string;
+    pending: string;
+  }>`
     SELECT t.client_id, split_part(t.operation_id, ':', 2) AS grp, a.rail, a.currency,
-           sum(CASE WHEN t.debit_account_id = a.id THEN t.amount ELSE -t.amount END)::text AS net
+           coalesce(sum(CASE WHEN t.status = 'POSTED' THEN CASE WHEN t.debit_account_id = a.id THEN t.amount ELSE -t.amount END END), 0)::text AS posted,
+           coalesce(sum(CASE WHEN t.status = 'PENDING' THEN CASE WHEN t.debit_account_id = a.id THEN t.amount ELSE -t.amount END END), 0)::text AS pending
     FROM ledger_transfers t
     JOIN ledger_accounts a ON a.id IN (t.debit_account_id, t.credit_account_id)
     WHERE a.kind = 'TRANSIT' AND a.rail = ANY(${options.rails})
@@ -459,6 +469,7 @@ export async function transitNetByGroup(
     group: r.grp,
     rail: r.rail,
     currency: r.currency,
-    net: BigInt(r.net),
+    posted: BigInt(r.posted),
+    pending: BigInt(r.pending),
   }));
 }
