@@ -1,0 +1,1524 @@
+import fc from "fast-check";
+import { sql } from "kysely";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { inTransaction } from "../src/db/transaction.ts";
+import { showTransaction } from "../src/faces/platform/transactions.ts";
+import { DomainError } from "../src/lib/errors.ts";
+import { createClient } from "../src/modules/clients/service.ts";
+import * as ledger from "../src/modules/ledger/service.ts";
+import { accountFigures } from "../src/modules/ledger/types.ts";
+import type { Feedback, Transaction, TransactionStatus } from "../src/modules/transactions/service.ts";
+import { AcquirerTimeoutError } from "../src/providers/acquirer/interface.ts";
+import { TEST_CARDS } from "../src/providers/acquirer/sandbox.ts";
+import { type GatedOperation, SandboxProviderError } from "../src/providers/sandbox-gate.ts";
+import { startTestApp, type TestApp } from "./harness.ts";
+
+/**
+ * Model-based property of the money core. Each sequence is a fresh client with 2–3 people (200.00
+ * EUR each from the client's issuing account) and a merchant, then 3–12 random commands: card
+ * deposits (approved, declined, 3-D Secure, timeout-once), 3-D Secure completions, bank deposits
+ * and the money arriving for them (also after a cancel, twice, or the same transfer again),
+ * withdrawals (paid, and returned by the bank), transfers, payments to the merchant, EUR⇄USD
+ * trades, DELETEs, every feedback, staff review decisions (review sequences send amounts ≥ 60 USD
+ * to MANUAL_REVIEW), provider faults (a call failing before the provider acts, or after it acted
+ * with the answer lost, on charge, refund, payout, payout status and bank return), crash points
+ * (the process dies after committing and before running the step, or after claiming it), recovery
+ * rounds, and things at once: two debits of one wallet, a cancel or error while the provider call
+ * is held in flight, a feedback or a new deposit or withdrawal racing a recovery round, two
+ * events on one transaction.
+ *
+ * The model knows every transaction's status at every moment — only from what Ferry answers (the
+ * operation's result; after a recovery round, each transaction read again) — and predicts from it
+ * and its own fee, rate and monitoring rules: the status each operation answers with, or the
+ * refusal (402 insufficient funds, 409 not allowed / call in flight / reversal refused), and each
+ * user's total and available balances. After each sequence every step is drained, then: the
+ * ledger's invariants, every balance equal to the model's, reconciliation clean, no step left
+ * PENDING, FAILED steps only where injected failures (and crashed claims) used up a kind's
+ * attempts, and a pending hold only on a withdrawal that is still in flight or in review.
+ */
+
+/**
+ * Production defects this property found, reported and not yet fixed (see the commit message).
+ * Each is tolerated only in its exact shape and counted in the summary line; delete an entry once
+ * it is fixed, or enforce them with FERRY_PROPERTY_STRICT=1 (all) or =TRADE_TOTAL,… (those named).
+ *
+ * - TWO_DEFAULT_WALLETS: two operations at once that credit a user without a wallet in that
+ *   currency (two payments to a new merchant, two first trades into USD) each open a new wallet:
+ *   the user ends with two wallets of one currency, and later debits use only the first.
+ * - TRADE_TOTAL: a trade's `total` is amount + fee, but the fee is taken from the amount: the
+ *   wallet gives `amount` (docs/platform-api.md says both).
+ */
+const STRICT = process.env.FERRY_PROPERTY_STRICT ?? "";
+const KNOWN_DEFECTS = new Set(
+  ["TWO_DEFAULT_WALLETS", "TRADE_TOTAL"].filter((d) => STRICT !== "1" && !STRICT.split(",").includes(d)),
+);
+const tolerated: Record<string, number> = {};
+function tolerate(defect: string): boolean {
+  if (!KNOWN_DEFECTS.has(defect)) return false;
+  bump(tolerated, defect);
+  return true;
+}
+const RUNS = Number(process.env.FERRY_PROPERTY_RUNS ?? 200);
+/** Replays a failure: the seed and path fast-check printed. */
+const SEED = process.env.FERRY_PROPERTY_SEED ? Number(process.env.FERRY_PROPERTY_SEED) : undefined;
+const PATH = process.env.FERRY_PROPERTY_PATH;
+
+let t: TestApp;
+beforeAll(async () => {
+  t = await startTestApp({ settings: { sandboxPayoutDelayMs: 20, stepRetryBaseMs: 1 } });
+  instrumentGate();
+  instrumentAcquirer();
+});
+afterAll(async () => {
+  await t?.close();
+});
+
+// ——— the world the commands act on ———
+
+type Status = TransactionStatus;
+type Card = "approved" | "declined" | "challenge" | "timeout";
+type Crash = "none" | "beforeRun" | "claimed";
+type Kind = "CARD" | "BANK" | "WITHDRAWAL" | "TRANSFER" | "PAYMENT" | "TRADE";
+type Event = "CANCEL" | "FAIL" | "SETTLE" | "REFUND" | "CHARGEBACK" | "APPROVE" | "DENY";
+type FaultTimes = 1 | 2 | 3 | "exhaust";
+type Action = Event | "FUNDS" | "CHALLENGE_OK" | "CHALLENGE_FAIL";
+const ACTIONS: Action[] = [
+  "CANCEL",
+  "FAIL",
+  "SETTLE",
+  "REFUND",
+  "CHARGEBACK",
+  "APPROVE",
+  "DENY",
+  "FUNDS",
+  "CHALLENGE_OK",
+  "CHALLENGE_FAIL",
+];
+
+type Command =
+  | { k: "card"; user: number; amount: number; card: Card; crash: Crash }
+  | { k: "challenge"; pick: number; approve: boolean; crash: Crash }
+  | { k: "bank"; user: number; amount: number }
+  | { k: "funds"; pick: number; again: boolean; crash: Crash }
+  | { k: "withdraw"; user: number; amount: number; returned: boolean; crash: Crash }
+  | { k: "transfer"; user: number; to: number; amount: number }
+  | { k: "payment"; user: number; amount: number }
+  | { k: "trade"; user: number; amount: number; toUsd: boolean }
+  | { k: "cancel"; pick: number }
+  | { k: "feedback"; pick: number; feedback: Feedback; crash: Crash }
+  | { k: "review"; pick: number; decision: "APPROVE" | "DENY"; crash: Crash }
+  | { k: "fault"; op: GatedOperation; lose: boolean; times: FaultTimes }
+  | { k: "recover" }
+  | { k: "double"; user: number; what: ("withdraw" | "transfer" | "payment" | "trade")[]; amounts: number[] }
+  | { k: "held"; user: number; amount: number; what: "card" | "withdraw"; event: "CANCEL" | "FAIL" }
+  | { k: "race"; pick: number; feedback: Feedback }
+  | { k: "twice"; pick: number; actions: Action[] }
+  | { k: "rush"; user: number; amount: number; what: "card" | "withdraw" };
+
+const OPS: GatedOperation[] = [
+  "acquirer.charge",
+  "acquirer.refund",
+  "bank.payout",
+  "bank.status",
+  "bank.return",
+];
+/** The step kind each gated operation serves, and its attempts (provider-steps.ts). */
+const KIND_OF_OP: Record<GatedOperation, { kind: string; maxAttempts: number }> = {
+  "acquirer.charge": { kind: "CARD_CHARGE", maxAttempts: 5 },
+  "acquirer.refund": { kind: "CARD_REFUND", maxAttempts: 10 },
+  "bank.payout": { kind: "BANK_PAYOUT", maxAttempts: 10 },
+  "bank.status": { kind: "BANK_PAYOUT_STATUS", maxAttempts: 20 },
+  "bank.return": { kind: "BANK_RETURN", maxAttempts: 10 },
+};
+const FEEDBACKS: Feedback[] = [
+  "SETTLED",
+  "ACCEPTED",
+  "CANCELLED",
+  "REJECTED",
+  "REFUNDED",
+  "CHARGED_BACK",
+  "ERROR",
+];
+
+const crash = fc.constantFrom<Crash>("none", "none", "none", "none", "none", "beforeRun", "claimed");
+const amount = fc.integer({ min: 100, max: 9_000 }); // cents: 1.00–90.00
+const user = fc.nat(2);
+const pick = fc.nat(50);
+const command: fc.Arbitrary<Command> = fc.oneof(
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      k: fc.constant("card" as const),
+      user,
+      amount,
+      card: fc.constantFrom<Card>("approved", "approved", "declined", "challenge", "challenge", "timeout"),
+      crash,
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({ k: fc.constant("challenge" as const), pick, approve: fc.boolean(), crash }),
+  },
+  { weight: 2, arbitrary: fc.record({ k: fc.constant("bank" as const), user, amount }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      k: fc.constant("funds" as const),
+      pick,
+      again: fc.integer({ min: 0, max: 3 }).map((n) => n === 0),
+      crash,
+    }),
+  },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      k: fc.constant("withdraw" as const),
+      user,
+      amount,
+      returned: fc.boolean(),
+      crash,
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({ k: fc.constant("transfer" as const), user, to: fc.nat(2), amount }),
+  },
+  { weight: 1, arbitrary: fc.record({ k: fc.constant("payment" as const), user, amount }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({ k: fc.constant("trade" as const), user, amount, toUsd: fc.boolean() }),
+  },
+  { weight: 2, arbitrary: fc.record({ k: fc.constant("cancel" as const), pick }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      k: fc.constant("feedback" as const),
+      pick,
+      feedback: fc.constantFrom(...FEEDBACKS),
+      crash,
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      k: fc.constant("review" as const),
+      pick,
+      decision: fc.constantFrom("APPROVE" as const, "APPROVE" as const, "DENY" as const),
+      crash,
+    }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      k: fc.constant("fault" as const),
+      op: fc.constantFrom(...OPS),
+      lose: fc.boolean(),
+      times: fc.constantFrom<FaultTimes>(1, 1, 2, 3, "exhaust", "exhaust"),
+    }),
+  },
+  { weight: 2, arbitrary: fc.record({ k: fc.constant("recover" as const) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      k: fc.constant("double" as const),
+      user,
+      what: fc.array(
+        fc.constantFrom("withdraw" as const, "transfer" as const, "payment" as const, "trade" as const),
+        {
+          minLength: 2,
+          maxLength: 2,
+        },
+      ),
+      amounts: fc.array(fc.integer({ min: 2_000, max: 15_000 }), { minLength: 2, maxLength: 2 }),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      k: fc.constant("held" as const),
+      user,
+      amount,
+      what: fc.constantFrom("card" as const, "withdraw" as const),
+      event: fc.constantFrom("CANCEL" as const, "FAIL" as const),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({ k: fc.constant("race" as const), pick, feedback: fc.constantFrom(...FEEDBACKS) }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      k: fc.constant("rush" as const),
+      user,
+      amount,
+      what: fc.constantFrom("card" as const, "withdraw" as const),
+    }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      k: fc.constant("twice" as const),
+      pick,
+      actions: fc.array(fc.constantFrom(...ACTIONS), { minLength: 2, maxLength: 2 }),
+    }),
+  },
+);
+
+const scenario = fc.record({
+  people: fc.integer({ min: 2, max: 3 }),
+  fees: fc.boolean(),
+  review: fc.integer({ min: 0, max: 2 }).map((n) => n === 0),
+  commands: fc.array(command, { minLength: 3, maxLength: 12 }),
+});
+
+// ——— the model's own rules (docs/platform-api.md, docs/sandbox.md, docs/monitoring.md) ———
+
+/** Fee rules: percent in basis points, fixed in cents (the client's settings below say the same). */
+const FEE_RULES: Record<string, { bp: bigint; fixed: bigint }> = {
+  DEPOSIT: { bp: 150n, fixed: 0n },
+  WITHDRAWAL: { bp: 0n, fixed: 50n },
+  TRANSFER: { bp: 25n, fixed: 5n },
+  PAYMENT: { bp: 200n, fixed: 0n },
+  TRADE: { bp: 50n, fixed: 0n },
+};
+const FEE_SETTINGS = [
+  { transactionType: "DEPOSIT", percent: "1.5" },
+  { transactionType: "WITHDRAWAL", fixed: "0.50" },
+  { transactionType: "TRANSFER", percent: "0.25", fixed: "0.05" },
+  { transactionType: "PAYMENT", percent: "2" },
+  { transactionType: "TRADE", percent: "0.5" },
+];
+const REVIEW_USD_CENTS = 6_000n; // singleAmountReviewUsd: 60
+const FUNDING = 20_000n; // each person starts with 200.00 EUR
+
+function feeOf(fees: boolean, type: string, cents: bigint): bigint {
+  if (!fees) return 0n;
+  const rule = FEE_RULES[type] ?? { bp: 0n, fixed: 0n };
+  const fee = (cents * rule.bp * 2n + 10_000n) / 20_000n + rule.fixed;
+  return fee > cents ? cents : fee;
+}
+const usdCents = (currency: string, cents: bigint) =>
+  currency === "USD" ? cents : (cents * 108n + 50n) / 100n; // EUR at 1.08, half up
+const convertCents = (from: string, cents: bigint) =>
+  from === "EUR" ? (cents * 108n) / 100n : (cents * 100n) / 108n; // rounded down
+
+const DONE: Status[] = ["CAPTURED", "SETTLED"];
+const CLOSED: Status[] = ["CANCELED", "ERROR", "REFUSED", "REFUNDED", "CHARGED_BACK"];
+const IN_FLIGHT_HOLD: Status[] = ["MANUAL_REVIEW", "PENDING", "AUTHORIZED"];
+
+/** What a client or staff event does to a transaction in a status: the target, or undefined (409). */
+function rule(
+  kind: Kind,
+  status: Status,
+  event: Event,
+): { to: Status; guarded: boolean } | "repeat" | undefined {
+  const repeat: Partial<Record<Event, Status>> = {
+    SETTLE: "SETTLED",
+    REFUND: "REFUNDED",
+    CHARGEBACK: "CHARGED_BACK",
+    CANCEL: "CANCELED",
+  };
+  const isMove = kind === "TRANSFER" || kind === "PAYMENT" || kind === "TRADE";
+  let result: { to: Status; guarded: boolean } | undefined;
+  switch (event) {
+    case "CANCEL":
+    case "FAIL": {
+      const to = event === "CANCEL" ? "CANCELED" : "ERROR";
+      const from: Record<Kind, Status[]> = {
+        CARD: ["MANUAL_REVIEW", "PENDING", "AWAITING_PAYMENT"],
+        BANK: ["MANUAL_REVIEW", "AWAITING_PAYMENT"],
+        WITHDRAWAL: ["MANUAL_REVIEW", "PENDING"],
+        TRANSFER: ["MANUAL_REVIEW"],
+        PAYMENT: ["MANUAL_REVIEW"],
+        TRADE: ["MANUAL_REVIEW"],
+      };
+      if (from[kind].includes(status)) result = { to, guarded: kind === "CARD" || kind === "WITHDRAWAL" };
+      break;
+    }
+    case "SETTLE":
+      if (status === "CAPTURED") result = { to: "SETTLED", guarded: false };
+      break;
+    case "REFUND":
+    case "CHARGEBACK":
+      if (DONE.includes(status))
+        result = { to: event === "REFUND" ? "REFUNDED" : "CHARGED_BACK", guarded: false };
+      break;
+    case "APPROVE":
+    case "DENY":
+      if (status === "MANUAL_REVIEW")
+        result = { to: event === "DENY" ? "REFUSED" : isMove ? "CAPTURED" : "PENDING", guarded: false };
+      break;
+  }
+  if (result) return result;
+  return repeat[event] === status ? "repeat" : undefined;
+}
+
+const feedbackEvent = (f: Feedback): Event =>
+  f === "CANCELLED" || f === "REJECTED"
+    ? "CANCEL"
+    : f === "ERROR"
+      ? "FAIL"
+      : f === "SETTLED" || f === "ACCEPTED"
+        ? "SETTLE"
+        : f === "REFUNDED"
+          ? "REFUND"
+          : "CHARGEBACK";
+
+interface ModelTx {
+  id: string;
+  kind: Kind;
+  user: number;
+  /** TRANSFER / PAYMENT: the receiver (index into `users`). */
+  to?: number;
+  currency: "EUR" | "USD";
+  amount: bigint;
+  fee: bigint;
+  target?: { currency: "EUR" | "USD"; amount: bigint };
+  card?: Card;
+  status: Status;
+  seen: Status[];
+  /** 3-D Secure reference, or the bank deposit's payment reference, once Ferry showed it. */
+  reference?: string;
+  /** The first challenge completion's decision (the step keeps it). */
+  challenge?: { approved: boolean; crashed: boolean; unknown?: boolean };
+  transfers: string[];
+}
+
+interface Sequence {
+  clientId: string;
+  fees: boolean;
+  review: boolean;
+  /** users[i]: person i; the last one is the merchant. */
+  users: string[];
+  txs: ModelTx[];
+  hasUsdWallet: Set<number>;
+  ownerOfCard: Map<Card, number>;
+  cards: Map<number, string>;
+  counter: number;
+  injected: Record<GatedOperation, number>;
+  consumedAtStart: Record<GatedOperation, number>;
+  timeoutsAtStart: number;
+  /** Steps a crashed process had claimed (an attempt used without an injected failure). */
+  claimed: Map<string, number>;
+}
+
+// ——— instrumentation: what the sandbox gate actually failed ———
+
+const consumed = Object.fromEntries(OPS.map((op) => [op, 0])) as Record<GatedOperation, number>;
+
+function instrumentGate() {
+  const gate = t.services.sandboxGate;
+  const before = gate.before.bind(gate);
+  const after = gate.after.bind(gate);
+  gate.before = (op) => {
+    try {
+      before(op);
+    } catch (error) {
+      if (error instanceof SandboxProviderError) consumed[op]++;
+      throw error;
+    }
+  };
+  gate.after = async (op) => {
+    try {
+      await after(op);
+    } catch (error) {
+      if (error instanceof SandboxProviderError) consumed[op]++;
+      throw error;
+    }
+  };
+}
+
+/** The acquirer's own failures (the timeout card's first answer), which use up attempts too. */
+let timeouts = 0;
+function instrumentAcquirer() {
+  const acquirer = t.services.acquirer;
+  const charge = acquirer.charge.bind(acquirer);
+  acquirer.charge = async (request) => {
+    try {
+      return await charge(request);
+    } catch (error) {
+      if (error instanceof AcquirerTimeoutError) timeouts++;
+      throw error;
+    }
+  };
+}
+
+const faultsLeft = (s: Sequence, op: GatedOperation) =>
+  s.injected[op] - (consumed[op] - s.consumedAtStart[op]);
+
+// ——— statistics for the summary line ———
+
+const stats = {
+  sequences: 0,
+  commands: 0,
+  refused: {} as Record<string, number>,
+  final: {} as Record<string, number>,
+  faultsInjected: 0,
+  crashes: 0,
+  recoveries: 0,
+  stepsFailed: 0,
+};
+const bump = (m: Record<string, number>, k: string) => {
+  m[k] = (m[k] ?? 0) + 1;
+};
+
+// ——— helpers ———
+
+const db = () => t.database.db;
+const money = (cents: number | bigint) => {
+  const c = BigInt(cents);
+  return `${c / 100n}.${String(c % 100n).padStart(2, "0")}`;
+};
+
+/** A valid German IBAN (mod 97) for person `i`; `returned`: its last four digits 0000. */
+function iban(i: number, returned: boolean): string {
+  const bban = `37040044${returned ? `05320${i}0000` : `0532${i}13000`}`;
+  const numeric = `${bban}131400`; // "DE00" → D=13 E=14 00
+  let rest = 0;
+  for (const ch of numeric) rest = (rest * 10 + Number(ch)) % 97;
+  return `DE${String(98 - rest).padStart(2, "0")}${bban}`;
+}
+
+let cards = 0;
+/**
+ * An approved card, distinct per call (a card belongs to one user of a client). Prefix 4111: never
+ * one of the sandbox's test cards (funding.ts's distinctCard reaches 4000000000003220, the 3-D
+ * Secure card, on its 322nd call).
+ */
+function approvedCard(): string {
+  const partial = `4111${String(++cards).padStart(11, "0")}`;
+  for (let d = 0; d <= 9; d++) {
+    const candidate = `${partial}${d}`;
+    let sum = 0;
+    for (let i = 0; i < candidate.length; i++) {
+      let v = Number(candidate[candidate.length - 1 - i]);
+      if (i % 2 === 1) v = v * 2 > 9 ? v * 2 - 9 : v * 2;
+      sum += v;
+    }
+    if (sum % 10 === 0) return candidate;
+  }
+  throw new Error("unreachable");
+}
+
+const CARD_NUMBERS: Record<Exclude<Card, "approved">, string> = {
+  declined: TEST_CARDS.DO_NOT_HONOUR,
+  challenge: TEST_CARDS.CHALLENGE,
+  timeout: TEST_CARDS.TIMEOUT_ONCE,
+};
+
+type Outcome<T> = { ok: true; value: T } | { ok: false; error: DomainError };
+async function attempt<T>(fn: () => Promise<T>): Promise<Outcome<T>> {
+  try {
+    return { ok: true, value: await fn() };
+  } catch (error) {
+    if (error instanceof DomainError) return { ok: false, error };
+    throw error;
+  }
+}
+
+function refusal(s: Sequence, what: string, error: DomainError, expected: string[]) {
+  const code = `${error.kind}/${error.code}`;
+  expect(expected, `${what}: refused ${code} (${error.message}) in ${s.clientId}`).toContain(code);
+  bump(stats.refused, error.code);
+}
+
+/** Runs `fn` as if the process died after committing and before running its steps ("beforeRun"), or after claiming them ("claimed"). */
+async function withCrash<T>(s: Sequence, mode: Crash, requestId: string, fn: () => Promise<T>): Promise<T> {
+  if (mode === "none") return fn();
+  stats.crashes++;
+  const runner = t.services.steps;
+  runner.run = async () => {};
+  try {
+    return await fn();
+  } finally {
+    Reflect.deleteProperty(runner, "run");
+    if (mode === "claimed") {
+      const claimed = await db()
+        .updateTable("steps")
+        .set({ attempts: sql`attempts + 1`, locked_until: new Date(Date.now() + 30_000) })
+        .where("client_id", "=", s.clientId)
+        .where("process_id", "=", requestId)
+        .where("status", "=", "PENDING")
+        .where("attempts", "=", 0)
+        .returning("kind")
+        .execute();
+      for (const { kind } of claimed) s.claimed.set(kind, (s.claimed.get(kind) ?? 0) + 1);
+    }
+  }
+}
+
+/** Time passes: every backoff and every dead process's lease runs out. */
+async function fastForward(clientId: string) {
+  await db()
+    .updateTable("steps")
+    .set({ next_attempt_at: new Date(), locked_until: null })
+    .where("client_id", "=", clientId)
+    .where("status", "=", "PENDING")
+    .execute();
+}
+
+function observe(s: Sequence, tx: ModelTx, view: Transaction, expected?: Status[]) {
+  if (expected)
+    expect(
+      expected,
+      `${tx.kind} ${tx.id} answered ${view.status} (was ${tx.status}) in ${s.clientId}`,
+    ).toContain(view.status);
+  const previous = tx.status;
+  const next = view.status;
+  // Closed stays closed; executed stays executed (or is reversed); settled never goes back.
+  if (CLOSED.includes(previous)) expect(next, `${tx.id} left ${previous}`).toBe(previous);
+  if (DONE.includes(previous))
+    expect([...DONE, "REFUNDED", "CHARGED_BACK"], `${tx.id} left ${previous}`).toContain(next);
+  if (previous === "SETTLED") expect(next, `${tx.id} went back from SETTLED`).not.toBe("CAPTURED");
+  tx.status = next;
+  if (tx.seen.at(-1) !== next) tx.seen.push(next);
+  if (tx.kind === "CARD" && view.redirectUrl) tx.reference = view.redirectUrl.split("/").pop();
+  if (tx.kind === "BANK" && view.paymentInstructions) tx.reference = view.paymentInstructions.reference;
+}
+
+async function refreshAll(s: Sequence) {
+  for (const tx of s.txs) observe(s, tx, await t.services.transactions.get(s.clientId, tx.id));
+}
+
+/** Each user's EUR and USD balances, total and available, from the model's statuses. */
+function modelBalances(s: Sequence) {
+  const zero = () => ({ total: 0n, available: 0n });
+  const book = s.users.map((_, u) => ({
+    EUR: u < s.users.length - 1 ? { total: FUNDING, available: FUNDING } : zero(),
+    USD: zero(),
+  }));
+  const add = (u: number, currency: "EUR" | "USD", total: bigint, available = total) => {
+    const b = book[u];
+    if (!b) throw new Error(`no user ${u}`);
+    b[currency].total += total;
+    b[currency].available += available;
+  };
+  for (const tx of s.txs) {
+    const done = DONE.includes(tx.status);
+    switch (tx.kind) {
+      case "CARD":
+      case "BANK":
+        if (done) add(tx.user, tx.currency, tx.amount - tx.fee);
+        break;
+      case "WITHDRAWAL":
+        if (done) add(tx.user, tx.currency, -(tx.amount + tx.fee));
+        else if (IN_FLIGHT_HOLD.includes(tx.status)) add(tx.user, tx.currency, 0n, -(tx.amount + tx.fee));
+        break;
+      case "TRANSFER":
+      case "PAYMENT":
+        if (done) {
+          add(tx.user, tx.currency, -(tx.amount + tx.fee));
+          add(tx.to ?? -1, tx.currency, tx.amount);
+        }
+        break;
+      case "TRADE":
+        if (done && tx.target) {
+          add(tx.user, tx.currency, -tx.amount);
+          add(tx.user, tx.target.currency, tx.target.amount);
+        }
+        break;
+    }
+  }
+  return book;
+}
+
+const available = (s: Sequence, u: number, currency: "EUR" | "USD") =>
+  modelBalances(s)[u]?.[currency].available ?? 0n;
+
+/** What a REFUND / CHARGEBACK needs from a wallet to be booked: [user, currency, amount]. */
+function reversalNeeds(tx: ModelTx): [number, "EUR" | "USD", bigint] | undefined {
+  switch (tx.kind) {
+    case "CARD":
+    case "BANK":
+      return [tx.user, tx.currency, tx.amount - tx.fee];
+    case "TRANSFER":
+    case "PAYMENT":
+      return [tx.to ?? -1, tx.currency, tx.amount];
+    case "TRADE":
+      return tx.target ? [tx.user, tx.target.currency, tx.target.amount] : undefined;
+    case "WITHDRAWAL":
+      return undefined;
+  }
+}
+
+/** The open step that makes a guarded event a 409 "call in flight": one tried, being tried, or failed. */
+async function callInFlight(s: Sequence, requestId: string) {
+  const rows = await db()
+    .selectFrom("steps")
+    .select(["status", "attempts", "locked_until"])
+    .where("client_id", "=", s.clientId)
+    .where("process_id", "=", requestId)
+    .where("status", "in", ["PENDING", "FAILED"])
+    .execute();
+  return rows.some((r) => r.status === "FAILED" || Number(r.attempts) > 0 || r.locked_until !== null);
+}
+
+// ——— the statuses an operation may answer with ———
+
+function chargeOutcomes(s: Sequence, card: Card, crashed: Crash): Status[] {
+  if (crashed !== "none") return ["PENDING"];
+  const base: Record<Card, Status> = {
+    approved: "CAPTURED",
+    declined: "REFUSED",
+    challenge: "AWAITING_PAYMENT",
+    timeout: "CAPTURED",
+  };
+  return faultsLeft(s, "acquirer.charge") > 0 ? [base[card], "PENDING"] : [base[card]];
+}
+
+function payoutOutcomes(s: Sequence, crashed: Crash): Status[] {
+  if (crashed !== "none") return ["PENDING"];
+  return faultsLeft(s, "bank.payout") > 0 ? ["AUTHORIZED", "PENDING"] : ["AUTHORIZED"];
+}
+
+const reviewed = (s: Sequence, currency: string, cents: bigint) =>
+  s.review && usdCents(currency, cents) >= REVIEW_USD_CENTS;
+
+// ——— the commands ———
+
+function newTx(
+  s: Sequence,
+  kind: Kind,
+  fields: Partial<ModelTx> & { user: number; amount: bigint },
+): ModelTx {
+  return {
+    id: `r${++s.counter}`,
+    kind,
+    currency: "EUR",
+    fee: 0n,
+    status: "PENDING",
+    seen: [],
+    transfers: [],
+    ...fields,
+  };
+}
+
+/** Records a created transaction in the model, after checking what Ferry quoted. */
+function created(s: Sequence, tx: ModelTx, view: Transaction, expected: Status[]) {
+  expect(view.amount, `${tx.id} amount`).toBe(tx.amount);
+  expect(view.fee, `${tx.id} fee`).toBe(tx.fee);
+  if (tx.target) {
+    expect(view.target?.currency).toBe(tx.target.currency);
+    expect(view.target?.amount, `${tx.id} target amount`).toBe(tx.target.amount);
+  }
+  // `total`: what the payer gives in all (a card or bank deposit: the amount; a trade: the amount,
+  // its fee taken from it; withdrawals, transfers, payments: amount + fee).
+  const total = BigInt(showTransaction(view).total.replace(".", ""));
+  const gives =
+    tx.kind === "CARD" || tx.kind === "BANK" || tx.kind === "TRADE" ? tx.amount : tx.amount + tx.fee;
+  if (total !== gives && !(tx.kind === "TRADE" && tolerate("TRADE_TOTAL")))
+    expect(total, `${tx.kind} ${tx.id} total (amount ${tx.amount}, fee ${tx.fee})`).toBe(gives);
+  tx.status = view.status;
+  tx.seen.push(view.status);
+  s.txs.push(tx);
+  expect(expected, `${tx.kind} ${tx.id} created ${view.status} in ${s.clientId}`).toContain(view.status);
+  observe(s, tx, view);
+}
+
+async function expectNotRecorded(s: Sequence, requestId: string) {
+  const found = await attempt(() => t.services.transactions.get(s.clientId, requestId));
+  expect(found.ok, `${requestId} was refused but recorded`).toBe(false);
+}
+
+async function cardCommand(s: Sequence, c: Extract<Command, { k: "card" }>) {
+  // A test card belongs to one user of a client: the first person to use it keeps it.
+  const u =
+    c.card === "approved"
+      ? c.user % (s.users.length - 1)
+      : (s.ownerOfCard.get(c.card) ?? c.user % (s.users.length - 1));
+  if (c.card !== "approved") s.ownerOfCard.set(c.card, u);
+  let number = c.card === "approved" ? s.cards.get(u) : CARD_NUMBERS[c.card];
+  if (!number) {
+    number = approvedCard();
+    s.cards.set(u, number);
+  }
+  const cents = BigInt(c.amount);
+  const tx = newTx(s, "CARD", { user: u, amount: cents, fee: feeOf(s.fees, "DEPOSIT", cents), card: c.card });
+  const expected = reviewed(s, "EUR", cents)
+    ? ["MANUAL_REVIEW" as const]
+    : chargeOutcomes(s, c.card, c.crash);
+  const view = await withCrash(s, c.crash, tx.id, () =>
+    t.services.transactions.deposit({
+      clientId: s.clientId,
+      userId: s.users[u] ?? "",
+      requestId: tx.id,
+      amount: money(cents),
+      currency: "EUR",
+      sourceMethod: {
+        paymentMethodType: "CREDIT_CARD",
+        cardNumber: number,
+        expirationMonth: 12,
+        expirationYear: 2031,
+      },
+    }),
+  );
+  created(s, tx, view, expected);
+}
+
+async function challengeCommand(s: Sequence, c: Extract<Command, { k: "challenge" }>) {
+  const candidates = s.txs.filter((x) => x.kind === "CARD" && x.card === "challenge" && x.reference);
+  const tx = candidates[c.pick % Math.max(1, candidates.length)];
+  if (!tx?.reference) return;
+  const first = tx.challenge === undefined;
+  const awaited = tx.status === "AWAITING_PAYMENT";
+  if (first) tx.challenge = { approved: c.approve && awaited, crashed: c.crash !== "none" };
+  const decided = tx.challenge?.approved ? "CAPTURED" : "REFUSED";
+  let expected: Status[];
+  if (!awaited) expected = [tx.status];
+  else if (first) expected = c.crash === "none" ? [decided] : ["AWAITING_PAYMENT"];
+  else if (tx.challenge?.unknown) expected = ["AWAITING_PAYMENT", "CAPTURED", "REFUSED"];
+  else expected = ["AWAITING_PAYMENT", decided]; // the first completion's step, if a crash left it
+  const reference = tx.reference;
+  const view = await withCrash(s, first ? c.crash : "none", tx.id, () =>
+    t.services.transactions.completeChallenge(reference, c.approve),
+  );
+  observe(s, tx, view, expected);
+}
+
+async function bankCommand(s: Sequence, c: Extract<Command, { k: "bank" }>) {
+  const u = c.user % (s.users.length - 1);
+  const cents = BigInt(c.amount);
+  const tx = newTx(s, "BANK", { user: u, amount: cents, fee: feeOf(s.fees, "DEPOSIT", cents) });
+  const view = await t.services.transactions.bankDeposit({
+    clientId: s.clientId,
+    userId: s.users[u] ?? "",
+    requestId: tx.id,
+    amount: money(cents),
+    currency: "EUR",
+    paymentMethodType: "WIRE",
+  });
+  created(s, tx, view, [reviewed(s, "EUR", cents) ? "MANUAL_REVIEW" : "AWAITING_PAYMENT"]);
+}
+
+async function fundsCommand(s: Sequence, c: Extract<Command, { k: "funds" }>) {
+  const candidates = s.txs.filter((x) => x.kind === "BANK" && x.reference);
+  const tx = candidates[c.pick % Math.max(1, candidates.length)];
+  if (!tx?.reference) return;
+  const repeat = c.again && tx.transfers.length > 0;
+  const transferId = repeat ? (tx.transfers.at(-1) ?? "") : `${tx.reference}-${tx.transfers.length + 1}`;
+  if (!repeat) tx.transfers.push(transferId);
+  const awaited = tx.status === "AWAITING_PAYMENT";
+  const expectedOutcome = repeat ? "DUPLICATE" : awaited ? "CREDITED" : "RETURNING";
+  const reference = tx.reference;
+  const result = await withCrash(s, expectedOutcome === "RETURNING" ? c.crash : "none", tx.id, () =>
+    t.services.transactions.incomingBankTransfer(reference, money(tx.amount), "EUR", transferId),
+  );
+  expect(result.outcome, `money for ${tx.id} (${tx.status})`).toBe(expectedOutcome);
+  observe(s, tx, result.transaction, [expectedOutcome === "CREDITED" ? "CAPTURED" : tx.status]);
+}
+
+/** A debit prepared: the model's transaction, the call, and what it takes from the available balance. */
+interface Debit {
+  tx: ModelTx;
+  call: () => Promise<Transaction>;
+  /** What it takes from the payer's available balance now (0: it waits for review without a hold). */
+  takes: bigint;
+  /** Whether the payer has a wallet in the currency to pay from. */
+  hasWallet: boolean;
+  expected: Status[];
+}
+
+function prepareWithdrawal(
+  s: Sequence,
+  user: number,
+  amount: number,
+  returned: boolean,
+  crashed: Crash,
+): Debit {
+  const u = user % (s.users.length - 1);
+  const cents = BigInt(amount);
+  const tx = newTx(s, "WITHDRAWAL", { user: u, amount: cents, fee: feeOf(s.fees, "WITHDRAWAL", cents) });
+  return {
+    tx,
+    takes: tx.amount + tx.fee, // held at once, in review too
+    hasWallet: true,
+    expected: reviewed(s, "EUR", cents) ? ["MANUAL_REVIEW"] : payoutOutcomes(s, crashed),
+    call: () =>
+      t.services.transactions.withdraw({
+        clientId: s.clientId,
+        userId: s.users[u] ?? "",
+        requestId: tx.id,
+        amount: money(cents),
+        currency: "EUR",
+        destinationMethod: {
+          paymentMethodType: "ACH",
+          iban: iban(u, returned),
+          accountHolderName: "Ada Doe",
+        },
+      }),
+  };
+}
+
+function prepareMove(s: Sequence, c: Extract<Command, { k: "transfer" | "payment" | "trade" }>): Debit {
+  const people = s.users.length - 1;
+  const u = c.user % people;
+  const cents = BigInt(c.amount);
+  let tx: ModelTx;
+  let call: () => Promise<Transaction>;
+  if (c.k === "trade") {
+    const from = c.toUsd ? "EUR" : "USD";
+    const to = c.toUsd ? "USD" : "EUR";
+    const fee = feeOf(s.fees, "TRADE", cents);
+    tx = newTx(s, "TRADE", {
+      user: u,
+      currency: from,
+      amount: cents,
+      fee,
+      target: { currency: to, amount: convertCents(from, cents - fee) },
+    });
+    call = () =>
+      t.services.transactions.trade({
+        clientId: s.clientId,
+        userId: s.users[u] ?? "",
+        requestId: tx.id,
+        amount: money(cents),
+        currency: from,
+        targetCurrency: to,
+      });
+  } else {
+    const receiver = c.k === "payment" ? people : (u + 1 + (c.to % (people - 1))) % people;
+    const type = c.k === "payment" ? "PAYMENT" : "TRANSFER";
+    tx = newTx(s, type, { user: u, to: receiver, amount: cents, fee: feeOf(s.fees, type, cents) });
+    call = () =>
+      t.services.transactions.transfer({
+        clientId: s.clientId,
+        userId: s.users[u] ?? "",
+        requestId: tx.id,
+        amount: money(cents),
+        currency: "EUR",
+        kind: type,
+        destinationUserId: s.users[receiver] ?? "",
+      });
+  }
+  const review = reviewed(s, tx.currency, cents);
+  const hasWallet = tx.currency === "EUR" || s.hasUsdWallet.has(u);
+  // The target wallet of a trade opens on the way, whatever comes of it.
+  if (tx.kind === "TRADE" && tx.currency === "EUR") s.hasUsdWallet.add(u);
+  return {
+    tx,
+    call,
+    takes: review ? 0n : tx.kind === "TRADE" ? tx.amount : tx.amount + tx.fee,
+    hasWallet,
+    expected: [review ? "MANUAL_REVIEW" : "CAPTURED"],
+  };
+}
+
+/** Runs one debit: refused (402, nothing recorded) exactly when the model's available balance is short. */
+async function debitCommand(s: Sequence, d: Debit, crashed: Crash = "none") {
+  const { tx } = d;
+  const has = available(s, tx.user, tx.currency);
+  const enough = d.hasWallet && has >= d.takes;
+  const outcome = await attempt(() => withCrash(s, crashed, tx.id, d.call));
+  if (!outcome.ok) {
+    expect(enough, `${tx.kind} ${tx.id} refused though ${has} ≥ ${d.takes}`).toBe(false);
+    refusal(s, `${tx.kind} ${tx.id}`, outcome.error, ["PAYMENT_FAILED/INSUFFICIENT_FUNDS"]);
+    await expectNotRecorded(s, tx.id);
+    return;
+  }
+  expect(enough, `${tx.kind} ${tx.id} accepted beyond the available ${has} < ${d.takes}`).toBe(true);
+  created(s, tx, outcome.value, d.expected);
+}
+
+/** Two debits of one payer at once: whatever order the ledger took them in, never more than the balance. */
+async function doubleCommand(s: Sequence, c: Extract<Command, { k: "double" }>) {
+  const debits = c.what.map((what, i) => {
+    const cents = c.amounts[i] ?? 100;
+    if (what === "withdraw") return prepareWithdrawal(s, c.user, cents, false, "none");
+    if (what === "trade") return prepareMove(s, { k: "trade", user: c.user, amount: cents, toUsd: true });
+    return prepareMove(s, { k: what, user: c.user, to: i, amount: cents });
+  });
+  const u = debits[0]?.tx.user ?? 0;
+  const has = available(s, u, "EUR");
+  const outcomes = await Promise.all(debits.map((d) => attempt(d.call)));
+  let taken = 0n;
+  for (const [i, outcome] of outcomes.entries()) if (outcome.ok) taken += debits[i]?.takes ?? 0n;
+  expect(taken, `two debits at once took ${taken} of ${has} in ${s.clientId}`).toBeLessThanOrEqual(has);
+  for (const [i, outcome] of outcomes.entries()) {
+    const d = debits[i];
+    if (!d) continue;
+    if (outcome.ok) {
+      created(s, d.tx, outcome.value, d.expected);
+      continue;
+    }
+    refusal(s, `${d.tx.kind} ${d.tx.id} (at once)`, outcome.error, ["PAYMENT_FAILED/INSUFFICIENT_FUNDS"]);
+    expect(taken + d.takes, `${d.tx.id} refused though it fitted beside the other`).toBeGreaterThan(has);
+    await expectNotRecorded(s, d.tx.id);
+  }
+}
+
+/**
+ * The provider call of a new card deposit or withdrawal is held (the provider acted, its answer not
+ * back yet) while the client cancels it or reports an error: 409, retryable; the call then completes.
+ */
+async function heldCommand(s: Sequence, c: Extract<Command, { k: "held" }>) {
+  const op: GatedOperation = c.what === "card" ? "acquirer.charge" : "bank.payout";
+  const cents = BigInt(c.amount);
+  const u = c.user % (s.users.length - 1);
+  if (faultsLeft(s, op) > 0 || reviewed(s, "EUR", cents)) return; // no call would wait
+  let d: Debit;
+  if (c.what === "card") {
+    let number = s.cards.get(u);
+    if (!number) {
+      number = approvedCard();
+      s.cards.set(u, number);
+    }
+    const card = number;
+    const tx = newTx(s, "CARD", {
+      user: u,
+      amount: cents,
+      fee: feeOf(s.fees, "DEPOSIT", cents),
+      card: "approved",
+    });
+    d = {
+      tx,
+      takes: 0n,
+      hasWallet: true,
+      expected: ["CAPTURED"],
+      call: () =>
+        t.services.transactions.deposit({
+          clientId: s.clientId,
+          userId: s.users[u] ?? "",
+          requestId: tx.id,
+          amount: money(cents),
+          currency: "EUR",
+          sourceMethod: {
+            paymentMethodType: "CREDIT_CARD",
+            cardNumber: card,
+            expirationMonth: 12,
+            expirationYear: 2031,
+          },
+        }),
+    };
+  } else {
+    d = prepareWithdrawal(s, c.user, c.amount, false, "none");
+    if (available(s, u, "EUR") < d.takes) return;
+  }
+  const held = t.services.sandboxGate.hold(op);
+  let pending: Promise<Outcome<Transaction>> | undefined;
+  try {
+    pending = attempt(d.call);
+    const deadline = Date.now() + 10_000;
+    while (held.waiting() === 0) {
+      if (Date.now() > deadline) throw new Error(`${op} of ${d.tx.id} never reached the provider`);
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    const label = `${c.event} while ${op} of ${d.tx.id} is in flight`;
+    const call =
+      c.event === "CANCEL"
+        ? () => t.services.transactions.cancel(s.clientId, d.tx.id)
+        : () => t.services.transactions.feedback(s.clientId, d.tx.id, "ERROR");
+    const during = await attempt(call);
+    expect(during.ok, `${label} was allowed`).toBe(false);
+    if (!during.ok) {
+      refusal(s, label, during.error, ["CONFLICT/PROVIDER_CALL_IN_FLIGHT"]);
+      expect(during.error.details?.retryable).toBe(true);
+    }
+  } finally {
+    held.release();
+  }
+  const outcome = await pending;
+  if (!outcome.ok) throw outcome.error;
+  created(s, d.tx, outcome.value, d.expected);
+}
+
+/** A client event on a transaction while a recovery round runs: either order is fine, never both halves. */
+async function raceCommand(s: Sequence, c: Extract<Command, { k: "race" }>) {
+  const fitting = s.txs.filter((x) => typeof rule(x.kind, x.status, feedbackEvent(c.feedback)) === "object");
+  const tx = fitting[c.pick % Math.max(1, fitting.length)];
+  if (!tx) return;
+  await fastForward(s.clientId);
+  const [outcome] = await Promise.all([
+    attempt(() => t.services.transactions.feedback(s.clientId, tx.id, c.feedback)),
+    t.services.steps.runDue(100),
+  ]);
+  if (!outcome.ok)
+    refusal(s, `${c.feedback} on ${tx.id} racing recovery`, outcome.error, [
+      "CONFLICT/PROVIDER_CALL_IN_FLIGHT",
+      "CONFLICT/TRANSITION_NOT_ALLOWED",
+      "CONFLICT/REVERSAL_REFUSED",
+    ]);
+  stats.recoveries++;
+  await refreshAll(s);
+}
+
+/** A client or staff event on a transaction: the model predicts the answer or the refusal. */
+async function eventCommand(
+  s: Sequence,
+  tx: ModelTx,
+  event: Event,
+  crashed: Crash,
+  call: () => Promise<Transaction>,
+) {
+  const r = rule(tx.kind, tx.status, event);
+  const label = `${event} on ${tx.kind} ${tx.id} (${tx.status}) in ${s.clientId}`;
+  if (r === undefined) {
+    const outcome = await attempt(call);
+    expect(outcome.ok, `${label} was allowed`).toBe(false);
+    if (!outcome.ok) refusal(s, label, outcome.error, ["CONFLICT/TRANSITION_NOT_ALLOWED"]);
+    return;
+  }
+  if (r === "repeat") {
+    const outcome = await attempt(call);
+    expect(outcome.ok, `${label}: said twice is a no-op`).toBe(true);
+    if (outcome.ok) observe(s, tx, outcome.value, [tx.status]);
+    return;
+  }
+  // Reversals need the money back from the wallet that got it.
+  let reversalBlocked = false;
+  if (event === "REFUND" || event === "CHARGEBACK") {
+    const need = reversalNeeds(tx);
+    if (need) reversalBlocked = available(s, need[0], need[1]) < need[2];
+  }
+  // Approving a move books it: the wallet needs amount + fee (a trade: amount) at that moment.
+  let approveBlocked = false;
+  if (event === "APPROVE" && (tx.kind === "TRANSFER" || tx.kind === "PAYMENT" || tx.kind === "TRADE"))
+    approveBlocked =
+      available(s, tx.user, tx.currency) < (tx.kind === "TRADE" ? tx.amount : tx.amount + tx.fee);
+  let expected: Status[] = [r.to];
+  if (event === "APPROVE" && tx.kind === "CARD") expected = chargeOutcomes(s, tx.card ?? "approved", crashed);
+  if (event === "APPROVE" && tx.kind === "BANK") expected = ["AWAITING_PAYMENT"];
+  if (event === "APPROVE" && tx.kind === "WITHDRAWAL") expected = payoutOutcomes(s, crashed);
+  const inFlightBefore = r.guarded ? await callInFlight(s, tx.id) : false;
+  const outcome = await attempt(() => withCrash(s, crashed, tx.id, call));
+  if (!outcome.ok) {
+    if (outcome.error.code === "PROVIDER_CALL_IN_FLIGHT") {
+      expect(r.guarded && inFlightBefore, `${label}: 409 in flight without a call in flight`).toBe(true);
+      expect(outcome.error.details?.retryable).toBe(true);
+    } else if (outcome.error.code === "REVERSAL_REFUSED") {
+      expect(reversalBlocked, `${label}: reversal refused though the wallet has the money`).toBe(true);
+    } else if (outcome.error.code === "INSUFFICIENT_FUNDS") {
+      expect(approveBlocked, `${label}: approval refused though the wallet has the money`).toBe(true);
+    }
+    refusal(s, label, outcome.error, [
+      "CONFLICT/PROVIDER_CALL_IN_FLIGHT",
+      "CONFLICT/REVERSAL_REFUSED",
+      "PAYMENT_FAILED/INSUFFICIENT_FUNDS",
+    ]);
+    observe(s, tx, await t.services.transactions.get(s.clientId, tx.id), [tx.status]);
+    return;
+  }
+  expect(inFlightBefore, `${label}: allowed while a provider call was in flight`).toBe(false);
+  expect(reversalBlocked, `${label}: reversal booked beyond the wallet's money`).toBe(false);
+  expect(approveBlocked, `${label}: approval booked beyond the wallet's money`).toBe(false);
+  observe(s, tx, outcome.value, expected);
+}
+
+/**
+ * A new card deposit or withdrawal while a recovery round runs: the request's own run of the step
+ * and the recovery loop may both reach for it; one performs it, the other leaves it alone.
+ */
+async function rushCommand(s: Sequence, c: Extract<Command, { k: "rush" }>) {
+  let d: Debit;
+  if (c.what === "card") {
+    const u = c.user % (s.users.length - 1);
+    let number = s.cards.get(u);
+    if (!number) {
+      number = approvedCard();
+      s.cards.set(u, number);
+    }
+    const card = number;
+    const cents = BigInt(c.amount);
+    const tx = newTx(s, "CARD", {
+      user: u,
+      amount: cents,
+      fee: feeOf(s.fees, "DEPOSIT", cents),
+      card: "approved",
+    });
+    d = {
+      tx,
+      takes: 0n,
+      hasWallet: true,
+      expected: reviewed(s, "EUR", cents)
+        ? ["MANUAL_REVIEW"]
+        : [...chargeOutcomes(s, "approved", "none"), "PENDING"],
+      call: () =>
+        t.services.transactions.deposit({
+          clientId: s.clientId,
+          userId: s.users[u] ?? "",
+          requestId: tx.id,
+          amount: money(cents),
+          currency: "EUR",
+          sourceMethod: {
+            paymentMethodType: "CREDIT_CARD",
+            cardNumber: card,
+            expirationMonth: 12,
+            expirationYear: 2031,
+          },
+        }),
+    };
+  } else {
+    d = prepareWithdrawal(s, c.user, c.amount, false, "none");
+    if (!d.expected.includes("MANUAL_REVIEW")) d.expected = [...d.expected, "PENDING"];
+  }
+  await fastForward(s.clientId);
+  const rush: Debit = {
+    ...d,
+    call: async () => (await Promise.all([d.call(), t.services.steps.runDue(100)]))[0],
+  };
+  stats.recoveries++;
+  await debitCommand(s, rush);
+  await refreshAll(s);
+}
+
+/**
+ * Two things happen to one transaction at once (a cancel and the money arriving, a refund and a
+ * chargeback, staff approving while the client cancels, the 3-D Secure result and an error…):
+ * each either applies or is refused, in some order; the model reads the outcome back.
+ */
+async function twiceCommand(s: Sequence, c: Extract<Command, { k: "twice" }>) {
+  const tx = s.txs[c.pick % Math.max(1, s.txs.length)];
+  if (!tx) return;
+  const service = t.services.transactions;
+  const admin = { kind: "admin" as const, id: "admin" };
+  const feedbackOf: Partial<Record<Event, Feedback>> = {
+    CANCEL: "CANCELLED",
+    FAIL: "ERROR",
+    SETTLE: "SETTLED",
+    REFUND: "REFUNDED",
+    CHARGEBACK: "CHARGED_BACK",
+  };
+  const calls = c.actions.map((action): (() => Promise<unknown>) => {
+    if (action === "FUNDS" && tx.kind === "BANK" && tx.reference) {
+      const reference = tx.reference;
+      const transferId = `${reference}-${tx.transfers.length + 1}`;
+      tx.transfers.push(transferId);
+      return () => service.incomingBankTransfer(reference, money(tx.amount), "EUR", transferId);
+    }
+    if (
+      (action === "CHALLENGE_OK" || action === "CHALLENGE_FAIL") &&
+      tx.card === "challenge" &&
+      tx.reference
+    ) {
+      const reference = tx.reference;
+      tx.challenge = { approved: false, crashed: false, unknown: true };
+      return () => service.completeChallenge(reference, action === "CHALLENGE_OK");
+    }
+    if (action === "APPROVE" || action === "DENY")
+      return () => service.decideReview(s.clientId, tx.id, action, admin);
+    const feedback = feedbackOf[action as Event] ?? "CANCELLED";
+    return () => service.feedback(s.clientId, tx.id, feedback);
+  });
+  const outcomes = await Promise.all(calls.map((call) => attempt(call)));
+  for (const [i, outcome] of outcomes.entries())
+    if (!outcome.ok)
+      refusal(
+        s,
+        `${c.actions[i]} on ${tx.kind} ${tx.id} (${tx.status}) at once with ${c.actions[1 - i]}`,
+        outcome.error,
+        [
+          "CONFLICT/TRANSITION_NOT_ALLOWED",
+          "CONFLICT/PROVIDER_CALL_IN_FLIGHT",
+          "CONFLICT/REVERSAL_REFUSED",
+          "PAYMENT_FAILED/INSUFFICIENT_FUNDS",
+        ],
+      );
+  await refreshAll(s);
+}
+
+async function execute(s: Sequence, c: Command) {
+  const service = t.services.transactions;
+  // Mostly a transaction the event applies to (else refusals crowd out the rest), sometimes any.
+  const anyTx = (p: number, event: Event) => {
+    const fitting = s.txs.filter((x) => typeof rule(x.kind, x.status, event) === "object");
+    if (p % 4 !== 0 && fitting.length > 0) return fitting[p % fitting.length];
+    return s.txs[p % Math.max(1, s.txs.length)];
+  };
+  switch (c.k) {
+    case "card":
+      return cardCommand(s, c);
+    case "challenge":
+      return challengeCommand(s, c);
+    case "bank":
+      return bankCommand(s, c);
+    case "funds":
+      return fundsCommand(s, c);
+    case "withdraw":
+      return debitCommand(s, prepareWithdrawal(s, c.user, c.amount, c.returned, c.crash), c.crash);
+    case "transfer":
+    case "payment":
+    case "trade":
+      return debitCommand(s, prepareMove(s, c));
+    case "double":
+      return doubleCommand(s, c);
+    case "held":
+      return heldCommand(s, c);
+    case "race":
+      return raceCommand(s, c);
+    case "twice":
+      return twiceCommand(s, c);
+    case "rush":
+      return rushCommand(s, c);
+    case "cancel": {
+      const tx = anyTx(c.pick, "CANCEL");
+      if (tx) await eventCommand(s, tx, "CANCEL", "none", () => service.cancel(s.clientId, tx.id));
+      return;
+    }
+    case "feedback": {
+      const tx = anyTx(c.pick, feedbackEvent(c.feedback));
+      if (tx)
+        await eventCommand(s, tx, feedbackEvent(c.feedback), c.crash, () =>
+          service.feedback(s.clientId, tx.id, c.feedback),
+        );
+      return;
+    }
+    case "review": {
+      const tx = anyTx(c.pick, c.decision);
+      if (tx)
+        await eventCommand(s, tx, c.decision, c.crash, () =>
+          service.decideReview(s.clientId, tx.id, c.decision, { kind: "admin", id: "admin" }),
+        );
+      return;
+    }
+    case "fault": {
+      const times = c.times === "exhaust" ? KIND_OF_OP[c.op].maxAttempts + 2 : c.times;
+      if (c.lose) t.services.sandboxGate.loseAnswers(c.op, times);
+      else t.services.sandboxGate.failNext(c.op, times);
+      s.injected[c.op] += times;
+      stats.faultsInjected += times;
+      return;
+    }
+    case "recover":
+      stats.recoveries++;
+      await fastForward(s.clientId);
+      await t.services.steps.runDue(100);
+      await refreshAll(s);
+      return;
+  }
+}
+
+/** Runs the claim loop, time passing between rounds, until no step of the client is PENDING. */
+async function drain(s: Sequence) {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    await fastForward(s.clientId);
+    const claimed = await t.services.steps.runDue(100);
+    const open = await db()
+      .selectFrom("steps")
+      .select(["kind", "attempts"])
+      .where("client_id", "=", s.clientId)
+      .where("status", "=", "PENDING")
+      .execute();
+    if (open.length === 0) return;
+    if (Date.now() > deadline) throw new Error(`steps still open in ${s.clientId}: ${JSON.stringify(open)}`);
+    if (claimed === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+async function setUp(people: number, fees: boolean, review: boolean): Promise<Sequence> {
+  const clientId = `mm-${stats.sequences}-${Date.now().toString(36)}`;
+  await createClient(db(), {
+    id: clientId,
+    name: clientId,
+    settings: {
+      // No velocity reviews (the model does not count them); a low amount threshold in review sequences.
+      monitoring: {
+        velocityCount: 1000,
+        ...(review ? { singleAmountReviewUsd: Number(REVIEW_USD_CENTS / 100n) } : {}),
+      },
+      ...(fees ? { fees: FEE_SETTINGS } : {}),
+    },
+  });
+  const hasUsd = new Set<number>();
+  const users = [...Array.from({ length: people }, (_, i) => `person-${i}`), "shop-1"];
+  for (const id of users) {
+    const merchant = id === "shop-1";
+    await db()
+      .transaction()
+      .execute((tx) =>
+        t.services.users.create(tx, {
+          clientId,
+          id,
+          type: merchant ? "BUSINESS" : "PERSON",
+          info: merchant
+            ? { businessName: "Corner Shop" }
+            : {
+                name: { firstName: "Ada", lastName: "Doe" },
+                emails: ["ada@example.com"],
+                addresses: [{ street: "1 Main St", city: "Berlin", postalCode: "10115", country: "DE" }],
+                dateOfBirth: "1990-01-01",
+              },
+        }),
+      );
+  }
+  await db()
+    .updateTable("users")
+    .set({ tier: 2, created_at: new Date(Date.now() - 7 * 86_400_000) } as never)
+    .where("client_id", "=", clientId)
+    .execute();
+  const s: Sequence = {
+    clientId,
+    fees,
+    review,
+    users,
+    txs: [],
+    hasUsdWallet: hasUsd,
+    ownerOfCard: new Map(),
+    cards: new Map(),
+    counter: 0,
+    injected: Object.fromEntries(OPS.map((op) => [op, 0])) as Record<GatedOperation, number>,
+    consumedAtStart: { ...consumed },
+    timeoutsAtStart: timeouts,
+    claimed: new Map(),
+  };
+  if (KNOWN_DEFECTS.has("TWO_DEFAULT_WALLETS")) {
+    // Every wallet a sequence can use exists already: two first credits at once cannot open two.
+    await t.services.wallets.open(clientId, "shop-1", "EUR");
+    for (let u = 0; u < people; u++) await t.services.wallets.open(clientId, users[u] ?? "", "USD");
+    for (let u = 0; u < people; u++) hasUsd.add(u);
+  }
+  // Funding: 200.00 EUR each from the client's issuing account (not a transaction: reconciliation ignores it).
+  for (let u = 0; u < people; u++) {
+    const wallet = await t.services.wallets.open(clientId, users[u] ?? "", "EUR");
+    const issuing = await ledger.openAccount(db(), { clientId, currency: "EUR", kind: "ISSUING" });
+    const funded = await inTransaction(db(), (tx) =>
+      ledger.applyInTransaction(tx, {
+        clientId,
+        legs: [
+          {
+            type: "SINGLE",
+            id: `funding-${u}`,
+            debitAccountId: issuing.id,
+            creditAccountId: wallet.id,
+            amount: FUNDING,
+            currency: "EUR",
+          },
+        ],
+      }),
+    );
+    expect(funded.ok).toBe(true);
+  }
+  return s;
+}
+
+async function verify(s: Sequence) {
+  await drain(s);
+  await refreshAll(s);
+  for (const tx of s.txs) bump(stats.final, tx.status);
+
+  // Ledger invariants.
+  const invariants = await ledger.checkInvariants(db(), s.clientId);
+  expect(invariants.ok, JSON.stringify(invariants)).toBe(true);
+
+  // Every wallet as the model says.
+  const model = modelBalances(s);
+  for (const [u, userId] of s.users.entries()) {
+    const wallets = await t.services.wallets.list(s.clientId, userId);
+    for (const currency of ["EUR", "USD"] as const) {
+      const found = wallets.filter((w) => w.currency === currency);
+      expect(found.length, `${userId} has ${found.length} ${currency} wallets`).toBeLessThanOrEqual(1);
+      const figures = found[0] ? accountFigures(found[0]) : { balance: 0n, available: 0n };
+      expect(
+        { total: figures.balance, available: figures.available },
+        `${userId} ${currency} in ${s.clientId}: ${s.txs.map((x) => `${x.id} ${x.kind} ${x.seen.join(">")}`).join("; ")}`,
+      ).toEqual(model[u]?.[currency]);
+    }
+  }
+
+  // Steps: none open; FAILED only where injected failures (and crashed claims) used up the attempts.
+  const steps = await db()
+    .selectFrom("steps")
+    .select(["kind", "status", "attempts", "max_attempts", "last_error", "process_id"])
+    .where("client_id", "=", s.clientId)
+    .execute();
+  expect(steps.filter((x) => x.status === "PENDING")).toEqual([]);
+  const failed = steps.filter((x) => x.status === "FAILED");
+  stats.stepsFailed += failed.length;
+  for (const op of OPS) {
+    const { kind } = KIND_OF_OP[op];
+    const ofKind = failed.filter((x) => x.kind === kind);
+    const hits = consumed[op] - s.consumedAtStart[op];
+    const natural = op === "acquirer.charge" ? timeouts - s.timeoutsAtStart : 0;
+    const budget = hits + natural + (s.claimed.get(kind) ?? 0);
+    const used = ofKind.reduce((sum, x) => sum + Number(x.max_attempts), 0);
+    expect(used, `${kind}: ${ofKind.length} FAILED with ${hits} injected failures`).toBeLessThanOrEqual(
+      budget,
+    );
+    for (const x of ofKind) {
+      expect(Number(x.attempts)).toBe(Number(x.max_attempts));
+      expect(x.last_error ?? "", `${kind} of ${x.process_id} failed for real`).toMatch(
+        /injected|AcquirerTimeoutError/,
+      );
+    }
+  }
+  expect(
+    failed.filter((x) => !OPS.some((op) => KIND_OF_OP[op].kind === x.kind)),
+    "a FAILED step of a kind no fault reaches",
+  ).toEqual([]);
+
+  // Reconciliation: clean, except where a step was left FAILED for staff.
+  const report = await t.services.reconcile(s.clientId);
+  const failedProcesses = new Set(failed.map((x) => x.process_id));
+  expect(
+    report.mismatches.filter((m) => !failedProcesses.has(m.requestId)),
+    `reconciliation of ${s.clientId}`,
+  ).toEqual([]);
+  expect(report.ok).toBe(report.mismatches.length === 0);
+
+  // A pending hold only on a withdrawal still in review or in flight.
+  const holds = await db()
+    .selectFrom("ledger_transfers")
+    .select(["id"])
+    .where("client_id", "=", s.clientId)
+    .where("type", "=", "PENDING")
+    .where("status", "=", "PENDING")
+    .execute();
+  for (const { id } of holds) {
+    const requestId = id.replace(/:hold(-fee)?$/, "");
+    const tx = s.txs.find((x) => x.id === requestId);
+    expect(tx?.kind, `hold ${id}`).toBe("WITHDRAWAL");
+    expect(IN_FLIGHT_HOLD, `hold ${id} on a ${tx?.status} withdrawal`).toContain(tx?.status);
+  }
+}
+
+it("random interleavings of money operations, faults and crashes keep the ledger, the balances and the providers in agreement", async () => {
+  await fc.assert(
+    fc.asyncProperty(scenario, async ({ people, fees, review, commands: list }) => {
+      stats.sequences++;
+      t.services.sandboxGate.releaseAll();
+      const s = await setUp(people, fees, review);
+      let ok = false;
+      try {
+        for (const c of list) {
+          stats.commands++;
+          await execute(s, c);
+        }
+        await verify(s);
+        ok = true;
+      } finally {
+        t.services.sandboxGate.releaseAll();
+        Reflect.deleteProperty(t.services.steps, "run");
+        // A failed sequence's open steps must not run inside the next one (shrinking replays).
+        if (!ok)
+          await db()
+            .updateTable("steps")
+            .set({ status: "CANCELED" })
+            .where("client_id", "=", s.clientId)
+            .where("status", "=", "PENDING")
+            .execute();
+      }
+    }),
+    { numRuns: RUNS, ...(SEED === undefined ? {} : { seed: SEED }), ...(PATH ? { path: PATH } : {}) },
+  );
+  const byStatus = Object.entries(stats.final)
+    .sort()
+    .map(([k, v]) => `${k} ${v}`)
+    .join(", ");
+  const refused = Object.entries(stats.refused)
+    .sort()
+    .map(([k, v]) => `${k} ${v}`)
+    .join(", ");
+  console.info(
+    `money model: ${stats.sequences} sequences, ${stats.commands} commands; final statuses: ${byStatus}; ` +
+      `refused as predicted: ${refused}; ${stats.faultsInjected} faults injected, ` +
+      `${Object.values(consumed).reduce((a, b) => a + b, 0)} hit; ${stats.crashes} crashes, ` +
+      `${stats.recoveries} recovery rounds; ${stats.stepsFailed} steps FAILED` +
+      (KNOWN_DEFECTS.size > 0
+        ? `; known defects tolerated: ${[...KNOWN_DEFECTS]
+            .map((d) =>
+              d === "TWO_DEFAULT_WALLETS" ? `${d} (wallets opened up front)` : `${d} ${tolerated[d] ?? 0}`,
+            )
+            .join(", ")}`
+        : ""),
+  );
+}, 600_000);
