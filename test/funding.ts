@@ -10,9 +10,12 @@ export const RETURNED_IBAN = "DE94370400440532010000";
 
 let cardCounter = 0;
 
-/** A Luhn-valid approved test card, distinct per call (a card belongs to one user per client). */
+/**
+ * A Luhn-valid card the sandbox approves, distinct per call (a card belongs to one user per
+ * client). Numbers start 4111 11, away from the sandbox's special 4000 0000 0000 … test cards.
+ */
 export function distinctCard(): string {
-  const partial = `${4_000_000_000_000_000n + BigInt(++cardCounter) * 10n}`.slice(0, 15);
+  const partial = `${4_111_110_000_000_000n + BigInt(++cardCounter) * 10n}`.slice(0, 15);
   for (let d = 0; d <= 9; d++) {
     const candidate = `${partial}${d}`;
     let sum = 0;

@@ -121,7 +121,8 @@ describe("a cancel never races a provider call", () => {
         held.release();
         // The approval lost the race, or won it and the cancel came before the payout was tried.
         const approved = await approve;
-        if (approved.statusCode === 200) expect(approved.json().status).toBe("CANCELED");
+        // (Its answer shows the status at its moment: PENDING if it read before the cancel committed.)
+        if (approved.statusCode === 200) expect(["PENDING", "CANCELED"]).toContain(approved.json().status);
         else expect(approved.statusCode).toBe(409);
         expect(await statusOf(client, "wd-review")).toBe("CANCELED");
         expect(await bankPayouts(client.clientId)).toEqual([]);

@@ -27,17 +27,17 @@ export class Resolver {
     return wallet;
   }
 
-  /** The user's wallet to credit: the one named, the user's wallet in that currency, or a new one. */
+  /** The user's wallet to credit: the one named, or the user's wallet in that currency (opened on first use). */
   async destinationWallet(
     clientId: string,
     userId: string,
     currency: string,
     walletId?: string,
   ): Promise<Account> {
-    return (
-      (await this.findWallet(clientId, userId, currency, walletId, "destinationWalletId")) ??
-      this.wallets.open(clientId, userId, currency)
-    );
+    const named = walletId
+      ? await this.findWallet(clientId, userId, currency, walletId, "destinationWalletId")
+      : undefined;
+    return named ?? this.wallets.defaultFor(clientId, userId, currency);
   }
 
   card(clientId: string, userId: string, source: CardSource) {

@@ -147,9 +147,10 @@ export const INCOMING_BANK = "sandbox-bank-incoming";
 export const SANDBOX_TRANSIT_IBAN = "DE02100100100006820101";
 
 /**
- * What the payer gives in all. A deposit's fee comes out of the amount charged (the wallet gets
- * amount − fee), so its total is the amount; every other type's fee is on top of the amount.
+ * What the payer gives in all. A deposit's and a trade's fee comes out of the amount (the wallet
+ * gets, or the exchange converts, amount − fee), so their total is the amount; a withdrawal's,
+ * transfer's and payment's fee is on top of the amount.
  */
 export function totalOf(type: string, amount: bigint, fee: bigint): bigint {
-  return type === "DEPOSIT" ? amount : amount + fee;
+  return type === "DEPOSIT" || type === "TRADE" ? amount : amount + fee;
 }

@@ -1,4 +1,6 @@
+import { sql } from "kysely";
 import type { Db } from "../../db/database.ts";
+import { inTransaction } from "../../db/transaction.ts";
 import { DomainError } from "../../lib/errors.ts";
 import { KNOWN_SCALES } from "../../providers/rates/interface.ts";
 import * as ledger from "../ledger/service.ts";
@@ -11,8 +13,40 @@ import { type Account, accountFigures, type Transfer } from "../ledger/types.ts"
 export class Wallets {
   constructor(private readonly db: Db) {}
 
-  async open(clientId: string, userId: string, currency: string, label?: string): Promise<Account> {
-    const known = await ledger.findCurrency(this.db, clientId, currency);
+  /**
+   * The user's wallet in a currency — the first one opened — or a new one. Two first credits at
+   * once (two payments to a new merchant) must not open two: the find and the open run under a
+   * lock on (client, user, currency).
+   */
+  async defaultFor(clientId: string, userId: string, currency: string): Promise<Account> {
+    const existing = (await this.list(clientId, userId)).find((w) => w.currency === currency);
+    if (existing) return existing;
+    return inTransaction(this.db, async (tx) => {
+      await sql`SELECT pg_advisory_xact_lock(hashtextextended(${`wallet:${clientId}:${userId}:${currency}`}, 0))`.execute(
+        tx,
+      );
+      const { accounts } = await ledger.listAccounts(
+        tx,
+        { clientId, ownerId: userId },
+        { offset: 0, limit: 100 },
+      );
+      const found = accounts.find((a) => a.kind === "USER_WALLET" && a.currency === currency);
+      return found ?? this.openIn(tx, clientId, userId, currency);
+    });
+  }
+
+  open(clientId: string, userId: string, currency: string, label?: string): Promise<Account> {
+    return this.openIn(this.db, clientId, userId, currency, label);
+  }
+
+  private async openIn(
+    db: Db,
+    clientId: string,
+    userId: string,
+    currency: string,
+    label?: string,
+  ): Promise<Account> {
+    const known = await ledger.findCurrency(db, clientId, currency);
     if (!known) {
       const scale = KNOWN_SCALES[currency];
       if (scale === undefined)
@@ -22,9 +56,9 @@ export class Wallets {
           `currency ${currency} is not supported`,
           "currency",
         );
-      await ledger.createCurrency(this.db, { clientId, code: currency, scale });
+      await ledger.createCurrency(db, { clientId, code: currency, scale });
     }
-    return ledger.openAccount(this.db, {
+    return ledger.openAccount(db, {
       clientId,
       currency,
       kind: "USER_WALLET",
