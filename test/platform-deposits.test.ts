@@ -118,6 +118,8 @@ describe("card deposits", () => {
       });
       expect((await ledger.getAccount(t.database.db, fees.id)).creditsPosted).toBeGreaterThanOrEqual(150n);
       await waitForEvent((e) => e.type === "WALLET_BALANCE" && e.data.userId === userId);
+      // A user's deliveries run side by side: the monitoring event may arrive after the balance.
+      await waitForEvent((e) => e.data.requestId === requestId && e.type === "TRANSACTION_MONITORING");
       expect(eventsOf(requestId, "TRANSACTION_MONITORING")[0]?.data).toMatchObject({
         status: "ACCEPT",
         transactionType: "DEPOSIT",
