@@ -109,13 +109,15 @@ export class ProcessEngine {
           { retryable: true },
         );
     }
-    const updated =
-      transition.to === null && !facts.changes
-        ? row
-        : await repo.update(tx, row, {
-            ...facts.changes,
-            ...(transition.to ? { status: transition.to } : {}),
-          });
+    // A late outcome (the status stays) keeps the provider's reference for the trail, nothing else:
+    // an "approved" detail or a 3-D Secure link on a cancelled deposit would mislead.
+    const changes =
+      transition.to === null
+        ? facts.changes?.provider_reference && !row.provider_reference
+          ? { provider_reference: facts.changes.provider_reference }
+          : undefined
+        : { ...facts.changes, status: transition.to };
+    const updated = changes ? await repo.update(tx, row, changes) : row;
     return this.complete(tx, ctx, row, updated, transition, event, facts);
   }
 
