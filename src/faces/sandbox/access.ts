@@ -70,12 +70,7 @@ export function guardSandboxChallenge(app: FastifyInstance, services: Services):
  * the two kinds cannot be mistaken for each other.
  */
 async function sandboxOwnerOf(services: Services, reference: string): Promise<string | undefined> {
-  const db = services.database.db;
-  const row = await db
-    .selectFrom("transactions")
-    .select("client_id")
-    .where("provider_reference", "=", reference)
-    .executeTakeFirst();
-  if (!row) return undefined;
-  return (await getClientMode(db, row.client_id)) === "sandbox" ? row.client_id : undefined;
+  const clientId = await services.transactions.ownerOfReference(reference);
+  if (!clientId) return undefined;
+  return (await getClientMode(services.database.db, clientId)) === "sandbox" ? clientId : undefined;
 }

@@ -122,3 +122,11 @@ export async function findByPaymentReferences(db: Db, provider: string, referenc
     .where("provider_reference", "in", references)
     .execute();
 }
+
+export function findClientOfReference(db: Db, reference: string) {
+  return db
+    .selectFrom("transactions")
+    .select("client_id")
+    .where("provider_reference", "=", reference)
+    .executeTakeFirst();
+}

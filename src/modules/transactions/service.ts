@@ -359,6 +359,11 @@ export class Transactions {
     return this.notices.incomingBankTransfer(reference, amount, currency, transferId);
   }
 
+  /** The client whose transaction carries this provider reference (a charge's, a payment reference). */
+  async ownerOfReference(reference: string): Promise<string | undefined> {
+    return (await repo.findClientOfReference(this.db, reference))?.client_id;
+  }
+
   /** Which transaction each bank payment reference belongs to (reconciliation). */
   bankDepositOwners(references: string[]) {
     return this.notices.bankDepositOwners(references);
