@@ -1,6 +1,7 @@
 import type { Config } from "./config.ts";
 import type { FerryDatabase } from "./db/database.ts";
 import { platformTransactionEvents } from "./faces/platform/transaction-events.ts";
+import { platformAssessmentEvents, platformUserEvents } from "./faces/platform/user-events.ts";
 import type { Metrics } from "./http/metrics.ts";
 import type { Sealer } from "./lib/sealer.ts";
 import { SigningKeys } from "./modules/keys/service.ts";
@@ -66,7 +67,7 @@ export function createServices(
   metrics?: Metrics,
 ): Services {
   const db = database.db;
-  const users = new Users(db, sealer);
+  const users = new Users(db, sealer, platformUserEvents);
   const rates = new SandboxRatesProvider();
   const kyc = new Kyc(
     db,
@@ -74,6 +75,7 @@ export function createServices(
     new SandboxKycProvider(settings.sandboxKycDelayMs),
     rates,
     transactionsUsage(db),
+    platformAssessmentEvents,
   );
   const wallets = new Wallets(db);
   const paymentMethods = new PaymentMethods(db, sealer);

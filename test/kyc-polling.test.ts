@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { platformAssessmentEvents } from "../src/faces/platform/user-events.ts";
 import { Kyc, MAX_POLL_FAILURES } from "../src/modules/kyc/service.ts";
 import { transactionsUsage } from "../src/modules/transactions/service.ts";
 import type { KycCheckRequest, KycProvider } from "../src/providers/kyc/interface.ts";
@@ -43,6 +44,7 @@ it("one assessment whose provider keeps failing: the others complete; it ends ER
     provider,
     new SandboxRatesProvider(),
     transactionsUsage(t.database.db),
+    platformAssessmentEvents,
   );
   const ids = ["kyc-a", "kyc-b", "kyc-c"];
   for (const id of ids) await createUser(t, client.clientId, id, "Doe");

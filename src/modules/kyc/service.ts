@@ -14,7 +14,7 @@ import { getClient } from "../clients/service.ts";
 import { findCurrency } from "../ledger/service.ts";
 import type { UserInfo } from "../users/schemas.ts";
 import type { User, Users } from "../users/service.ts";
-import { recordEvent } from "../webhooks/service.ts";
+import type { AssessmentEventSink } from "./events.ts";
 import {
   type KycConfig,
   type KycRules,
@@ -82,17 +82,6 @@ function toAssessment(row: AssessmentRow): Assessment {
   };
 }
 
-function eventData(a: Assessment) {
-  return {
-    requestId: a.requestId,
-    userId: a.userId,
-    status: a.status,
-    tier: a.tier,
-    ...(a.refusalReason ? { refusalReason: a.refusalReason } : {}),
-    date: a.date.toISOString(),
-  };
-}
-
 /** Failed polls of one assessment before it ends ERROR. */
 export const MAX_POLL_FAILURES = 10;
 
@@ -109,6 +98,8 @@ export class Kyc {
     private readonly provider: KycProvider,
     private readonly rates: RatesProvider,
     private readonly usage: UsageSource,
+    /** Where assessment events go: the faces' webhooks. */
+    private readonly events: AssessmentEventSink,
   ) {}
 
   /**
@@ -208,13 +199,11 @@ export class Kyc {
         throw new KycError("ASSESSMENT_EXISTS", `request id ${requestId} was already used for an assessment`);
       const created = toAssessment(row as AssessmentRow);
       if (solicited) {
-        await recordEvent(tx, {
-          clientId: input.clientId,
-          userId: input.userId,
-          type: "USER_ASSESSMENT",
-          data: eventData(created),
-          suppressDelivery: input.suppressWebhook,
-        });
+        await this.events.record(
+          tx,
+          { type: "assessment.changed", clientId: input.clientId, assessment: created },
+          { suppressDelivery: input.suppressWebhook },
+        );
       }
       return created;
     });
@@ -370,12 +359,7 @@ export class Kyc {
       const tierChanged = tier !== user.tier;
       if (tierChanged) await this.users.setTier(tx, clientId, row.user_id, tier);
       if (row.solicited || tierChanged) {
-        await recordEvent(tx, {
-          clientId,
-          userId: row.user_id,
-          type: "USER_ASSESSMENT",
-          data: eventData(assessment),
-        });
+        await this.events.record(tx, { type: "assessment.changed", clientId, assessment }, {});
       }
       return assessment;
     });

@@ -5,7 +5,7 @@ import type { Actor } from "../../lib/context.ts";
 import { DomainError } from "../../lib/errors.ts";
 import type { Sealer } from "../../lib/sealer.ts";
 import { writeAudit } from "../audit/service.ts";
-import { recordEvent } from "../webhooks/service.ts";
+import type { UserEventSink } from "./events.ts";
 import type { UserInfo, UserStatus, UserType } from "./schemas.ts";
 
 export interface User {
@@ -58,6 +58,8 @@ export class Users {
   constructor(
     private readonly db: Db,
     private readonly sealer: Sealer,
+    /** Where user events go: the faces' webhooks. */
+    private readonly events: UserEventSink,
   ) {}
 
   /** Creates a user in a transaction of its own (see `create`). */
@@ -130,7 +132,11 @@ export class Users {
       })
       .execute();
     const user = toUser(row as UserRow);
-    await announceUser(tx, user, options.suppressWebhook);
+    await this.events.record(
+      tx,
+      { type: "user.created", user },
+      { suppressDelivery: options.suppressWebhook },
+    );
     return user;
   }
 
@@ -156,7 +162,11 @@ export class Users {
       .returningAll()
       .executeTakeFirstOrThrow();
     const user = toUser(row as UserRow);
-    await announceUser(tx, user, options.suppressWebhook);
+    await this.events.record(
+      tx,
+      { type: "user.status_changed", user },
+      { suppressDelivery: options.suppressWebhook },
+    );
     return user;
   }
 
@@ -238,22 +248,6 @@ export class Users {
   private seal(clientId: string, userId: string, info: UserInfo): string {
     return this.sealer.seal(JSON.stringify(info), aad(clientId, userId));
   }
-}
-
-/** The `USER` event (webhooks.md): ids and status only, never PII. */
-async function announceUser(tx: Db, user: User, suppressDelivery: boolean | undefined) {
-  await recordEvent(tx, {
-    clientId: user.clientId,
-    userId: user.id,
-    type: "USER",
-    data: {
-      userId: user.id,
-      status: user.status,
-      ...(user.statusReason ? { statusReason: user.statusReason } : {}),
-      date: user.updatedAt.toISOString(),
-    },
-    suppressDelivery,
-  });
 }
 
 /** Merge: objects merge member by member; arrays and scalars given replace what was there. */
