@@ -95,7 +95,7 @@ export class ProcessEngine {
       throw new TransactionError(
         "CONFLICT",
         "TRANSITION_NOT_ALLOWED",
-        `${describe(event)} does not apply to a ${status} transaction`,
+        `${describe(event)} does not apply to a transaction in status ${status}`,
       );
     }
     if (transition.guard === "NO_CALL_IN_FLIGHT") {
