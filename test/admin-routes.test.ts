@@ -12,6 +12,7 @@ let walletId = "";
 let revocableKid = "";
 let freshKey: Record<string, unknown> = {};
 const failedStepId = "01900000-0000-7000-8000-000000000001";
+const failedRefundId = "01900000-0000-7000-8000-000000000002";
 
 beforeAll(async () => {
   t = await startTestApp();
@@ -84,6 +85,21 @@ beforeAll(async () => {
       attempts: 10,
       max_attempts: 10,
       last_error: "SandboxProviderError: the acquirer did not answer",
+    })
+    .execute();
+  await t.database.db
+    .insertInto("steps")
+    .values({
+      id: failedRefundId,
+      client_id: "acme",
+      kind: "CARD_REFUND",
+      process_type: "transaction",
+      process_id: "review-dep-1",
+      idempotency_key: "review-dep-1:refund-again",
+      status: "FAILED",
+      input: JSON.stringify({ requestId: "review-dep-1" }),
+      attempts: 10,
+      max_attempts: 10,
     })
     .execute();
 });
@@ -188,6 +204,19 @@ const cases: Record<string, { valid: () => InjectOptions; invalid: () => InjectO
     invalid: () => [
       { method: "POST", url: "/admin/steps/not-a-uuid/retry" },
       json("POST", `/admin/steps/${failedStepId}/retry`, "{broken"),
+    ],
+  },
+  "POST /admin/steps/:stepId/resolve": {
+    valid: () =>
+      json("POST", `/admin/steps/${failedRefundId}/resolve`, {
+        outcome: "EXECUTED",
+        note: "refunded by the acquirer's support desk",
+      }),
+    invalid: () => [
+      json("POST", `/admin/steps/${failedRefundId}/resolve`, { outcome: "EXECUTED" }),
+      json("POST", `/admin/steps/${failedRefundId}/resolve`, { outcome: "MAYBE", note: "x" }),
+      json("POST", `/admin/steps/${failedRefundId}/resolve`, { outcome: "EXECUTED", note: "" }),
+      json("POST", "/admin/steps/not-a-uuid/resolve", { outcome: "EXECUTED", note: "x" }),
     ],
   },
   "GET /admin/clients/:clientId/transactions/:requestId/trail": {
@@ -361,6 +390,7 @@ describe("ledger reads", () => {
       "transaction.approve",
       "ferry.signing_key_rotated",
       "step.retried",
+      "step.resolved",
     ])
       expect(actions, action).toContain(action);
     expect(rows.every((r) => r.actor_id === "admin")).toBe(true);

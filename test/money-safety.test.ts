@@ -394,3 +394,95 @@ describe("amounts at the edge of NUMERIC(38,0)", () => {
     }
   });
 });
+
+describe("staff resolve a payout that never got an answer", () => {
+  /** Runs the claim loop, skipping the backoff, until the client's payout step ends FAILED. */
+  async function exhaustPayout(clientId: string) {
+    for (let i = 0; i < 30; i++) {
+      await t.database.db
+        .updateTable("steps")
+        .set({ next_attempt_at: new Date(Date.now() - 1000) })
+        .where("client_id", "=", clientId)
+        .where("status", "=", "PENDING")
+        .execute();
+      await t.services.steps.runDue(50);
+      const failed = await t.database.db
+        .selectFrom("steps")
+        .select("id")
+        .where("client_id", "=", clientId)
+        .where("kind", "=", "BANK_PAYOUT")
+        .where("status", "=", "FAILED")
+        .executeTakeFirst();
+      if (failed) return failed.id;
+    }
+    throw new Error("the payout step never ended FAILED");
+  }
+
+  const resolve = (stepId: string, body: Record<string, unknown>) =>
+    t.app.inject({
+      method: "POST",
+      url: `/admin/steps/${stepId}/resolve`,
+      headers: t.adminAuth,
+      payload: body,
+    });
+
+  it("the bank never received it: NOT_EXECUTED releases the hold, the withdrawal ends ERROR", async () => {
+    const client = await fundedClient(t, { users: [["user-1", "100.00"]] });
+    t.services.sandboxGate.failNext("bank.payout", 100);
+    expect((await withdrawal(client, "user-1", "40.00", "wd-never")).json().status).toBe("PENDING");
+    const stepId = await exhaustPayout(client.clientId);
+    t.services.sandboxGate.releaseAll();
+    // Unknown outcome: the hold stays, and neither the client nor a cancel can release it.
+    expect(await balances(client, "user-1")).toEqual({ EUR: "100.00/60.00" });
+    expect((await client.request("DELETE", "/v1/transactions/wd-never")).statusCode).toBe(409);
+    expect((await resolve(stepId, { outcome: "NOT_EXECUTED" })).statusCode).toBe(400); // a note is required
+    const resolved = await resolve(stepId, { outcome: "NOT_EXECUTED", note: "bank: never received" });
+    expect(resolved.statusCode, resolved.body).toBe(200);
+    expect(resolved.json().status).toBe("RESOLVED");
+    expect(await statusOf(client, "wd-never")).toBe("ERROR");
+    expect(await balances(client, "user-1")).toEqual({ EUR: "100.00/100.00" });
+    expect((await resolve(stepId, { outcome: "NOT_EXECUTED", note: "twice" })).statusCode).toBe(404);
+    await expectConsistent(client);
+  });
+
+  it("the bank paid it: EXECUTED with the bank's reference books it as paid", async () => {
+    const client = await fundedClient(t, { users: [["user-1", "100.00"]] });
+    t.services.sandboxGate.loseAnswers("bank.payout", 100); // the bank pays, Ferry never hears
+    expect((await withdrawal(client, "user-1", "25.00", "wd-paid")).json().status).toBe("PENDING");
+    const stepId = await exhaustPayout(client.clientId);
+    t.services.sandboxGate.releaseAll();
+    const [payout] = await t.database.db
+      .selectFrom("sandbox_bank_payouts")
+      .select("reference")
+      .where("idempotency_key", "=", `${client.clientId}:wd-paid`)
+      .execute();
+    // The hold matches what the bank did: reconciliation agrees while staff find out.
+    expect((await t.services.reconcile(client.clientId)).ok).toBe(true);
+    expect((await resolve(stepId, { outcome: "EXECUTED", note: "bank statement line 7" })).statusCode).toBe(
+      400,
+    );
+    const resolved = await resolve(stepId, {
+      outcome: "EXECUTED",
+      note: "bank statement line 7",
+      reference: payout?.reference,
+    });
+    expect(resolved.statusCode, resolved.body).toBe(200);
+    await driveUntil(t, client, "wd-paid", "CAPTURED");
+    expect(await balances(client, "user-1")).toEqual({ EUR: "75.00/75.00" });
+    const trail = await t.app.inject({
+      method: "GET",
+      url: `/admin/clients/${client.clientId}/transactions/wd-paid/trail`,
+      headers: t.adminAuth,
+    });
+    expect(trail.json().audit).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ action: "step.resolved", actor: { kind: "admin", id: "admin" } }),
+        expect.objectContaining({
+          action: "transaction.payout_accepted",
+          actor: { kind: "admin", id: "admin" },
+        }),
+      ]),
+    );
+    await expectConsistent(client);
+  });
+});

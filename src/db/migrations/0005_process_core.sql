@@ -3,7 +3,8 @@
 
 -- Every call outside the database (card charge, refund, payout, payout status, bank return, …) is a
 -- step: recorded before the call with its idempotency key, claimed with a lease, retried with
--- backoff, ended in a terminal state that staff can see.
+-- backoff, ended in a terminal state that staff can see. A FAILED step never got an answer; staff
+-- retry it, or resolve it (RESOLVED) with what they learned from the provider.
 CREATE TABLE steps (
   id               uuid PRIMARY KEY,
   client_id        text NOT NULL REFERENCES clients (id),
@@ -11,7 +12,7 @@ CREATE TABLE steps (
   process_type     text NOT NULL,
   process_id       text NOT NULL,
   idempotency_key  text NOT NULL,
-  status           text NOT NULL DEFAULT 'PENDING' CHECK (status IN ('PENDING', 'SUCCEEDED', 'FAILED', 'CANCELED')),
+  status           text NOT NULL DEFAULT 'PENDING' CHECK (status IN ('PENDING', 'SUCCEEDED', 'FAILED', 'RESOLVED', 'CANCELED')),
   input            jsonb NOT NULL DEFAULT '{}',
   result           jsonb,
   attempts         integer NOT NULL DEFAULT 0,

@@ -5,7 +5,7 @@ import { offsetOf, pageOf, pageQuery, toPage } from "../../http/pagination.ts";
 import { PLATFORM_ADMIN } from "../../lib/context.ts";
 import { CLIENT_CHOSEN_ID } from "../../lib/ids.ts";
 import { listAudit } from "../../modules/audit/service.ts";
-import type { Step } from "../../modules/steps/runner.ts";
+import { STEP_STATUSES, type Step } from "../../modules/steps/runner.ts";
 import type { Services } from "../../services.ts";
 
 const clientId = z.string().regex(CLIENT_CHOSEN_ID).meta({ example: "acme" });
@@ -17,7 +17,7 @@ const stepSchema = z
     kind: z.string().meta({ example: "BANK_PAYOUT" }),
     processType: z.string(),
     processId: z.string().describe("The transaction's request id"),
-    status: z.enum(["PENDING", "SUCCEEDED", "FAILED", "CANCELED"]),
+    status: z.enum(STEP_STATUSES),
     attempts: z.number().int(),
     maxAttempts: z.number().int(),
     nextAttemptAt: z.string(),
@@ -104,7 +104,7 @@ export const adminOperationsRoutes: FastifyPluginAsyncZod<{ services: Services }
         querystring: pageQuery
           .extend({
             clientId: clientId.optional(),
-            status: z.enum(["PENDING", "SUCCEEDED", "FAILED", "CANCELED"]).optional(),
+            status: z.enum(STEP_STATUSES).optional(),
           })
           .strict(),
         response: { 200: pageOf(stepSchema), ...errorResponses(400, 401) },
@@ -135,6 +135,39 @@ export const adminOperationsRoutes: FastifyPluginAsyncZod<{ services: Services }
         await services.steps.stepsOf(db, step.clientId, step.processType, step.processId)
       ).filter((s) => s.id === step.id);
       return showStep(now ?? step);
+    },
+  );
+
+  app.post(
+    "/steps/:stepId/resolve",
+    {
+      schema: {
+        ...admin,
+        summary: "Resolve a FAILED step with what the provider said",
+        description:
+          "For a step that never got an answer, after asking the provider: `EXECUTED` (the call was carried out; a payout needs the bank's `reference`) or `NOT_EXECUTED` (it was not: a payout's hold is released, the withdrawal ends ERROR). Kinds that can only be retried answer 409. The decision is audited.",
+        params: z.object({ stepId: z.uuid() }),
+        body: z
+          .object({
+            outcome: z.enum(["EXECUTED", "NOT_EXECUTED"]),
+            note: z
+              .string()
+              .trim()
+              .min(1)
+              .max(500)
+              .meta({ example: "Bank support: payout never received (ticket 4411)" }),
+            reference: z.string().trim().min(1).max(100).optional().meta({ example: "sbxpo_0193…" }),
+          })
+          .strict(),
+        response: { 200: stepSchema, ...errorResponses(400, 401, 404, 409) },
+      },
+    },
+    async (request) => {
+      const step = await services.steps.resolve(request.params.stepId, request.body, PLATFORM_ADMIN);
+      if (!step) throw new ApiError("NOT_FOUND", "no FAILED step with this id");
+      for (const open of await services.steps.stepsOf(db, step.clientId, step.processType, step.processId))
+        if (open.status === "PENDING") await services.steps.run(open.id);
+      return showStep(step);
     },
   );
 

@@ -6,6 +6,7 @@ import type { z } from "zod";
 import type { Db } from "../../db/database.ts";
 import { inTransaction } from "../../db/transaction.ts";
 import type { Actor } from "../../lib/context.ts";
+import { DomainError } from "../../lib/errors.ts";
 import { newId } from "../../lib/ids.ts";
 import { writeAudit } from "../audit/service.ts";
 
@@ -19,7 +20,20 @@ import { writeAudit } from "../audit/service.ts";
  * attempt, ends FAILED (visible to staff) without holding up any other row.
  */
 
-export type StepStatus = "PENDING" | "SUCCEEDED" | "FAILED" | "CANCELED";
+export type StepStatus = "PENDING" | "SUCCEEDED" | "FAILED" | "RESOLVED" | "CANCELED";
+export const STEP_STATUSES = ["PENDING", "SUCCEEDED", "FAILED", "RESOLVED", "CANCELED"] as const;
+
+/**
+ * What staff learned from the provider about a step that never got an answer: the call was
+ * carried out (with the provider's reference, where the kind needs one) or it was not.
+ */
+export interface StepResolution {
+  outcome: "EXECUTED" | "NOT_EXECUTED";
+  note: string;
+  reference?: string | undefined;
+  /** Who resolved it (set by the runner). */
+  actor: Actor;
+}
 
 export interface Step {
   id: string;
@@ -56,6 +70,8 @@ export interface StepKind<I, R> {
   record(tx: Db, step: Step, input: I, result: R): Promise<void>;
   /** The last attempt failed: the process's compensation for a step that never got an answer. */
   exhausted(tx: Db, step: Step, input: I, error: string): Promise<void>;
+  /** Staff resolve a FAILED step: what the process does with their word. Absent: the kind can only be retried. */
+  resolve?(tx: Db, step: Step, input: I, resolution: StepResolution): Promise<void>;
 }
 
 interface ErasedKind {
@@ -65,6 +81,7 @@ interface ErasedKind {
   perform(step: Step): Promise<Performed<unknown>>;
   record(tx: Db, step: Step, result: unknown): Promise<void>;
   exhausted(tx: Db, step: Step, error: string): Promise<void>;
+  resolve: ((tx: Db, step: Step, resolution: StepResolution) => Promise<void>) | undefined;
 }
 
 export interface NewStep {
@@ -108,6 +125,9 @@ export class StepRunner {
       perform: (step) => kind.perform(parse(step), step),
       record: (tx, step, result) => kind.record(tx, step, parse(step), result as R),
       exhausted: (tx, step, error) => kind.exhausted(tx, step, parse(step), error),
+      resolve: kind.resolve
+        ? (tx, step, resolution) => kind.resolve?.(tx, step, parse(step), resolution) ?? Promise.resolve()
+        : undefined,
     });
   }
 
@@ -254,6 +274,50 @@ export class StepRunner {
         },
       );
       return step;
+    });
+  }
+
+  /**
+   * Staff resolve a FAILED step with what the provider told them: the kind applies it to its
+   * process (e.g. a payout the bank never received releases its hold), the step ends RESOLVED,
+   * and the decision is audited. Undefined if no FAILED step has this id.
+   */
+  async resolve(
+    stepId: string,
+    decision: Omit<StepResolution, "actor">,
+    actor: Actor,
+  ): Promise<Step | undefined> {
+    const resolution = { ...decision, actor };
+    return inTransaction(this.db, async (tx) => {
+      const step = await this.lock(tx, stepId);
+      if (step?.status !== "FAILED") return undefined;
+      const kind = this.kindOf(step.kind);
+      if (!kind.resolve)
+        throw new DomainError("CONFLICT", "NOT_RESOLVABLE", `a ${step.kind} step can only be retried`);
+      await kind.resolve(tx, step, resolution);
+      const row = await tx
+        .updateTable("steps")
+        .set({
+          status: "RESOLVED",
+          result: JSON.stringify(resolution),
+          finished_at: new Date(),
+          updated_at: new Date(),
+        })
+        .where("id", "=", stepId)
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      await writeAudit(
+        tx,
+        { clientId: step.clientId, actor },
+        {
+          action: "step.resolved",
+          entityType: step.processType,
+          entityId: step.processId,
+          before: { step: step.id, kind: step.kind, status: "FAILED", lastError: step.lastError },
+          after: { step: step.id, status: "RESOLVED", ...decision },
+        },
+      );
+      return toStep(row);
     });
   }
 

@@ -34,7 +34,9 @@ export type ProcessEvent =
   | "FUNDS_RECEIVED"
   | "PAYOUT_ACCEPTED"
   | "PAYOUT_SETTLED"
-  | "PAYOUT_RETURNED";
+  | "PAYOUT_RETURNED"
+  // staff, resolving a payout that never got an answer: the bank says it never received it
+  | "PAYOUT_NOT_SENT";
 
 export type Effect =
   | "HOLD"
@@ -126,6 +128,7 @@ export const TRANSITIONS: readonly Transition[] = [
   { processes: ["WITHDRAWAL"], from: ["PENDING"], event: "PAYOUT_ACCEPTED", to: "AUTHORIZED", effects: ["TRACK_PAYOUT"] },
   { processes: ["WITHDRAWAL"], from: ["AUTHORIZED"], event: "PAYOUT_SETTLED", to: "CAPTURED", effects: ["SETTLE_HOLD"] },
   { processes: ["WITHDRAWAL"], from: ["AUTHORIZED"], event: "PAYOUT_RETURNED", to: "ERROR", effects: ["RELEASE_HOLD"] },
+  { processes: ["WITHDRAWAL"], from: ["PENDING"], event: "PAYOUT_NOT_SENT", to: "ERROR", effects: ["RELEASE_HOLD"] },
 ];
 
 /** Events whose repetition on a transaction already in their target status is a no-op (the client said it twice). */

@@ -1,16 +1,16 @@
 import { z } from "zod";
 import type { Db } from "../../db/database.ts";
-import { providerActor } from "../../lib/context.ts";
+import { type Actor, providerActor } from "../../lib/context.ts";
 import type { Acquirer, ChargeResult } from "../../providers/acquirer/interface.ts";
 import type { Bank } from "../../providers/bank/interface.ts";
 import { writeAudit } from "../audit/service.ts";
 import * as ledger from "../ledger/service.ts";
 import type { PaymentMethods } from "../payment-methods/service.ts";
-import type { Step, StepKind, StepRunner } from "../steps/runner.ts";
+import type { Step, StepKind, StepResolution, StepRunner } from "../steps/runner.ts";
 import * as postings from "./postings.ts";
 import type { EventFacts, ProcessEngine, ProcessEvent } from "./process.ts";
 import * as repo from "./repo.ts";
-import { json } from "./types.ts";
+import { json, TransactionError } from "./types.ts";
 
 /**
  * The transaction processes' provider steps (the catalogue's entries): each calls a provider with
@@ -42,10 +42,18 @@ export function registerTransactionSteps(runner: StepRunner, deps: ProviderStepD
     requestId: string,
     event: ProcessEvent,
     facts: EventFacts = {},
+    actor: Actor = providerActor(event.startsWith("CHARGE") ? deps.acquirer.name : deps.bank.name),
   ) => {
     const row = await repo.lock(tx, step.clientId, requestId);
-    const actor = providerActor(event.startsWith("CHARGE") ? deps.acquirer.name : deps.bank.name);
     await engine.apply(tx, { clientId: step.clientId, actor }, row, event, facts);
+  };
+  const onlyExecuted = (kind: string, resolution: StepResolution) => {
+    if (resolution.outcome !== "EXECUTED")
+      throw new TransactionError(
+        "CONFLICT",
+        "NOT_RESOLVABLE",
+        `a ${kind} that was not carried out is retried, not resolved`,
+      );
   };
 
   const chargeOutcome = (tx: Db, step: Step, requestId: string, result: ChargeResult) => {
@@ -135,6 +143,19 @@ export function registerTransactionSteps(runner: StepRunner, deps: ProviderStepD
     },
     // Left FAILED for staff: reconciliation shows the charge the ledger no longer holds.
     async exhausted() {},
+    async resolve(tx, step, { requestId }, resolution) {
+      onlyExecuted("card refund", resolution);
+      await writeAudit(
+        tx,
+        { clientId: step.clientId, actor: resolution.actor },
+        {
+          action: "transaction.card_refunded",
+          entityType: "transaction",
+          entityId: requestId,
+          after: { refunded: true, by: "staff" },
+        },
+      );
+    },
   };
 
   const bankPayout: StepKind<ByRequest, { reference: string; settlesAt: string }> = {
@@ -162,8 +183,40 @@ export function registerTransactionSteps(runner: StepRunner, deps: ProviderStepD
         changes: { provider_reference: result.reference },
         settlesAt: new Date(result.settlesAt),
       }),
-    // Whether the bank took it is unknown: the hold stays and cancel is refused until staff retry the step.
+    // Whether the bank took it is unknown: the hold stays and cancel is refused until staff retry
+    // the step or resolve it with what the bank told them.
     async exhausted() {},
+    async resolve(tx, step, { requestId }, resolution) {
+      if (resolution.outcome === "NOT_EXECUTED")
+        return applyOutcome(
+          tx,
+          step,
+          requestId,
+          "PAYOUT_NOT_SENT",
+          {
+            changes: { status_detail: JSON.stringify({ responseCode: "R00", responseCategory: "NOT_SENT" }) },
+          },
+          resolution.actor,
+        );
+      if (!resolution.reference)
+        throw new TransactionError(
+          "INVALID",
+          "REFERENCE_REQUIRED",
+          "the bank's reference of the payout is required",
+          "reference",
+        );
+      return applyOutcome(
+        tx,
+        step,
+        requestId,
+        "PAYOUT_ACCEPTED",
+        {
+          changes: { provider_reference: resolution.reference },
+          settlesAt: new Date(),
+        },
+        resolution.actor,
+      );
+    },
   };
 
   const bankPayoutStatus: StepKind<ByRequest, { state: "SETTLED" } | { state: "RETURNED"; reason: string }> =
@@ -194,6 +247,23 @@ export function registerTransactionSteps(runner: StepRunner, deps: ProviderStepD
           },
         ),
       async exhausted() {},
+      resolve: (tx, step, { requestId }, resolution) =>
+        applyOutcome(
+          tx,
+          step,
+          requestId,
+          resolution.outcome === "EXECUTED" ? "PAYOUT_SETTLED" : "PAYOUT_RETURNED",
+          {
+            changes: {
+              status_detail: JSON.stringify(
+                resolution.outcome === "EXECUTED"
+                  ? { responseCode: "00", responseCategory: "SETTLED" }
+                  : { responseCode: "R01", responseCategory: "RETURNED" },
+              ),
+            },
+          },
+          resolution.actor,
+        ),
     };
 
   const returnInput = z.object({ requestId: z.string(), transferId: z.string(), amount: z.string() });
@@ -240,6 +310,11 @@ export function registerTransactionSteps(runner: StepRunner, deps: ProviderStepD
       );
     },
     async exhausted() {},
+    // The bank confirms it sent the money back: booked as the step's own answer would have been.
+    resolve(tx, step, input, resolution) {
+      onlyExecuted("bank return", resolution);
+      return this.record(tx, step, input, { returned: true });
+    },
   };
 
   runner.register(cardCharge);
