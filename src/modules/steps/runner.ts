@@ -1,5 +1,6 @@
 // Over 400 lines on purpose: one step's whole life (schedule, claim, perform, record, fail,
 // compensate, retry) in one place, so that its invariants (one recorder, nothing dropped) read together.
+import { setTimeout as sleep } from "node:timers/promises";
 import { sql } from "kysely";
 import type { Logger } from "pino";
 import type { z } from "zod";
@@ -101,6 +102,9 @@ export interface StepRunnerOptions {
   logger?: Logger | undefined;
   onFinished?: ((kind: string, status: StepStatus) => void) | undefined;
 }
+
+/** How long a request waits for a step another runner is performing before answering as things stand. */
+const MAX_REQUEST_WAIT_MS = 10_000;
 
 const defaultBackoff = (attempt: number) => Math.min(300_000, 1000 * 2 ** (attempt - 1));
 
@@ -215,8 +219,27 @@ export class StepRunner {
    */
   async run(stepId: string): Promise<void> {
     const [step] = await this.claim(sql`id = ${stepId}`, 1);
-    if (!step) return;
-    await this.execute(step, true);
+    if (step) {
+      await this.execute(step, true);
+      return;
+    }
+    // Another runner (the recovery worker) took it first: wait for its answer while it holds the
+    // lease, briefly, so that the request still answers with the outcome.
+    const deadline = Date.now() + Math.min(this.options.leaseSeconds * 1000, MAX_REQUEST_WAIT_MS);
+    while (Date.now() < deadline) {
+      const row = await this.db
+        .selectFrom("steps")
+        .select(["status", "locked_until"])
+        .where("id", "=", stepId)
+        .executeTakeFirst();
+      if (
+        row?.status !== "PENDING" ||
+        !row.locked_until ||
+        new Date(row.locked_until).getTime() <= Date.now()
+      )
+        return;
+      await sleep(20);
+    }
   }
 
   /** One round of the claim loop: every due step, each on its own. Returns how many it claimed. */
