@@ -900,7 +900,13 @@ function prepareMove(s: Sequence, c: Extract<Command, { k: "transfer" | "payment
 }
 
 /** Runs one debit: refused (402, nothing recorded) exactly when the model's available balance is short. */
-async function debitCommand(s: Sequence, d: Debit, crashed: Crash = "none") {
+async function debitCommand(
+  s: Sequence,
+  d: Debit,
+  crashed: Crash = "none",
+  /** A recovery round runs beside it: a hold it releases (a returned payout) may make room meanwhile. */
+  concurrentRecovery = false,
+) {
   const { tx } = d;
   const has = available(s, tx.user, tx.currency);
   const enough = d.hasWallet && has >= d.takes;
@@ -909,6 +915,16 @@ async function debitCommand(s: Sequence, d: Debit, crashed: Crash = "none") {
     expect(enough, `${tx.kind} ${tx.id} refused though ${has} ≥ ${d.takes}`).toBe(false);
     refusal(s, `${tx.kind} ${tx.id}`, outcome.error, ["PAYMENT_FAILED/INSUFFICIENT_FUNDS"]);
     await expectNotRecorded(s, tx.id);
+    return;
+  }
+  if (!enough && concurrentRecovery && d.hasWallet) {
+    // Accepted on room the recovery round made: after it, the balance must still cover it.
+    created(s, tx, outcome.value, d.expected);
+    await refreshAll(s);
+    const after = available(s, tx.user, tx.currency);
+    expect(after >= 0n, `${tx.kind} ${tx.id} accepted beyond the available ${after} after recovery`).toBe(
+      true,
+    );
     return;
   }
   expect(enough, `${tx.kind} ${tx.id} accepted beyond the available ${has} < ${d.takes}`).toBe(true);
@@ -1152,7 +1168,7 @@ async function rushCommand(s: Sequence, c: Extract<Command, { k: "rush" }>) {
     call: async () => (await Promise.all([d.call(), t.services.steps.runDue(100)]))[0],
   };
   stats.recoveries++;
-  await debitCommand(s, rush);
+  await debitCommand(s, rush, "none", true);
   await refreshAll(s);
 }
 
