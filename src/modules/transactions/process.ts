@@ -30,13 +30,13 @@ export {
 /**
  * The business processes of a transaction (their tables: process-table.ts) and the one function that
  * changes a transaction's status. A transition names the ledger recipes it books and the provider
- * steps it schedules; `applyEvent` checks the table and the guard, then writes the legs, the new
- * status, the audit row and the outbox events in the caller's database transaction. Nothing else
- * writes `transactions.status`.
+ * steps it schedules; `create` and `apply` check the table and the guard, then write the legs, the
+ * new status, the audit row and the domain events in the caller's database transaction. Nothing
+ * else writes `transactions.status`.
  *
  * Provider outcomes are events too. One that arrives after the process moved on (a charge approved
- * for a deposit cancelled meanwhile, money arriving for a closed bank deposit) has its own row here
- * that compensates it (refund, return): an outcome is never dropped.
+ * for a deposit cancelled meanwhile, money arriving for a closed bank deposit) has its own row in
+ * the table that compensates it (refund, return): an outcome is never dropped.
  */
 
 /** Facts an event carries into the row and its effects. */
