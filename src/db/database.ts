@@ -47,6 +47,12 @@ export class DataDirInUseError extends Error {
 pg.types.setTypeParser(pg.types.builtins.INT8, (value) => value);
 pg.types.setTypeParser(pg.types.builtins.NUMERIC, (value) => value);
 
+/** Queries Ferry has sent to its database since the process started (the benchmark's statements per operation). */
+export const databaseQueries = { count: 0 };
+const countQuery = () => {
+  databaseQueries.count++;
+};
+
 export async function openDatabase(options: DatabaseOptions): Promise<FerryDatabase> {
   if (options.databaseUrl) return openPostgres(options.databaseUrl, options.poolSize ?? 16);
   return openPglite(options.dataDir ?? "memory://");
@@ -56,7 +62,7 @@ function openPostgres(databaseUrl: string, poolSize: number): FerryDatabase {
   const pool = new pg.Pool({ connectionString: databaseUrl, max: poolSize, application_name: "ferry" });
   // An idle client losing its connection must not crash the process; the pool replaces it.
   pool.on("error", () => {});
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log: countQuery });
   const location = redactUrl(databaseUrl);
   return {
     db,
@@ -101,7 +107,7 @@ async function openPglite(dataDir: string): Promise<FerryDatabase> {
     releaseLock();
     throw error;
   }
-  const db = new Kysely<Database>({ dialect: new PGliteDialect({ pglite }) });
+  const db = new Kysely<Database>({ dialect: new PGliteDialect({ pglite }), log: countQuery });
   return {
     db,
     kind: "pglite",

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { databaseQueries } from "../db/database.ts";
 import type { OperationResult } from "../modules/ledger/types.ts";
 
 /** Ferry's Prometheus metrics, one registry per app (so tests can build several apps). */
@@ -53,6 +54,15 @@ export class Metrics {
     name: "ferry_reconciliation_mismatches",
     help: "Provider records that disagree with the ledger, as of the last reconciliation run",
     registers: [this.registry],
+  });
+
+  readonly databaseQueries = new Gauge({
+    name: "ferry_db_queries",
+    help: "Queries this process has sent to its database since it started (BEGIN and COMMIT not counted)",
+    registers: [this.registry],
+    collect() {
+      this.set(databaseQueries.count);
+    },
   });
 
   constructor() {

@@ -1,0 +1,125 @@
+/**
+ * The load generator of `bench/http.ts`, run in a process of its own (as an integrator's backend
+ * would be): C concurrent loops send signed requests of one kind for S seconds and report counts by
+ * status and latency percentiles as one JSON line on stdout.
+ *
+ *   tsx bench/http-load.ts   (configured by the FERRY_LOAD environment variable, a JSON object)
+ */
+import { randomBytes } from "node:crypto";
+import type { JWK } from "jose";
+import { signRequest } from "../src/sdk/signing.ts";
+
+interface LoadConfig {
+  url: string;
+  clientId: string;
+  privateJwk: JWK;
+  alg: string;
+  kind: "transfer" | "deposit" | "withdrawal" | "payment";
+  users: { id: string; card?: string; bank?: string }[];
+  /** The merchant that receives every payment (the hot account). */
+  merchant?: string;
+  concurrency: number;
+  seconds: number;
+}
+
+const config = JSON.parse(process.env.FERRY_LOAD ?? "{}") as LoadConfig;
+const run = randomBytes(3).toString("hex");
+let sequence = 0;
+
+function pick<T>(items: T[]): T {
+  const item = items[Math.floor(Math.random() * items.length)];
+  if (item === undefined) throw new Error("nothing to pick from");
+  return item;
+}
+
+function request(): { path: string; body: Record<string, unknown> } {
+  const from = pick(config.users);
+  switch (config.kind) {
+    case "transfer": {
+      let to = pick(config.users);
+      while (to.id === from.id) to = pick(config.users);
+      return {
+        path: "/v1/transactions/transfers",
+        body: { userId: from.id, destinationUserId: to.id, amount: "0.01", currency: "EUR" },
+      };
+    }
+    case "payment":
+      return {
+        path: "/v1/transactions/payments",
+        body: { userId: from.id, merchantUserId: config.merchant, amount: "0.01", currency: "EUR" },
+      };
+    case "deposit":
+      return {
+        path: "/v1/transactions/deposits",
+        body: {
+          userId: from.id,
+          amount: "1.00",
+          currency: "EUR",
+          sourceMethod: { paymentMethodType: "CREDIT_CARD", paymentInformationId: from.card },
+        },
+      };
+    case "withdrawal":
+      return {
+        path: "/v1/transactions/withdrawals",
+        body: {
+          userId: from.id,
+          amount: "0.01",
+          currency: "EUR",
+          destinationMethod: { paymentMethodType: "ACH", paymentInformationId: from.bank },
+        },
+      };
+  }
+}
+
+async function loop(deadline: number, latencies: number[], statuses: Map<string, number>) {
+  while (Date.now() < deadline) {
+    const { path, body } = request();
+    const payload = JSON.stringify(body);
+    const headers = await signRequest({
+      clientId: config.clientId,
+      privateJwk: config.privateJwk,
+      alg: config.alg as "ES256",
+      method: "POST",
+      target: path,
+      body: payload,
+    });
+    const started = performance.now();
+    let key: string;
+    try {
+      const response = await fetch(config.url + path, {
+        method: "POST",
+        headers: { ...headers, "x-request-id": `ld-${run}-${++sequence}` },
+        body: payload,
+      });
+      const answer = (await response.json()) as { status?: string; type?: string; message?: string };
+      key = `${response.status} ${answer.status ?? answer.type ?? ""}`.trim();
+      if (response.status >= 400 && !firstErrors.has(key)) firstErrors.set(key, answer.message ?? "");
+    } catch (error) {
+      key = `network ${(error as Error).name}`;
+    }
+    latencies.push(performance.now() - started);
+    statuses.set(key, (statuses.get(key) ?? 0) + 1);
+  }
+}
+
+/** The first message of each error answer, so a refused workload says why. */
+const firstErrors = new Map<string, string>();
+const latencies: number[] = [];
+const statuses = new Map<string, number>();
+const started = Date.now();
+const deadline = started + config.seconds * 1000;
+await Promise.all(Array.from({ length: config.concurrency }, () => loop(deadline, latencies, statuses)));
+const elapsed = (Date.now() - started) / 1000;
+latencies.sort((a, b) => a - b);
+const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
+process.stdout.write(
+  `${JSON.stringify({
+    requests: latencies.length,
+    seconds: elapsed,
+    perSecond: latencies.length / elapsed,
+    p50: at(0.5),
+    p99: at(0.99),
+    statuses: Object.fromEntries(statuses),
+    errors: Object.fromEntries(firstErrors),
+  })}\n`,
+);
