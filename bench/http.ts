@@ -20,6 +20,7 @@ import { parseArgs } from "node:util";
 import { exportJWK, generateKeyPair } from "jose";
 import pg from "pg";
 import { signRequest } from "../src/sdk/signing.ts";
+import { germanIban, withLuhnDigit } from "../test/funding.ts";
 import { repoRoot, startFerryProcess } from "../test/process.ts";
 
 const { values: args } = parseArgs({
@@ -38,28 +39,6 @@ const workloads = String(args.workloads).split(",") as ("transfer" | "payment" |
 const baseUrl = process.env.DATABASE_URL || undefined;
 const PASSWORD = randomBytes(12).toString("hex");
 const admin = { authorization: `Basic ${Buffer.from(`admin:${PASSWORD}`).toString("base64")}` };
-
-function luhn(partial: string): string {
-  for (let d = 0; d <= 9; d++) {
-    const candidate = `${partial}${d}`;
-    let sum = 0;
-    for (let i = 0; i < candidate.length; i++) {
-      let v = Number(candidate[candidate.length - 1 - i]);
-      if (i % 2 === 1) v = v * 2 > 9 ? v * 2 - 9 : v * 2;
-      sum += v;
-    }
-    if (sum % 10 === 0) return candidate;
-  }
-  throw new Error("unreachable");
-}
-
-/** A valid German IBAN for account number n. */
-function iban(n: number): string {
-  const bban = `37040044${String(n).padStart(10, "0")}`;
-  const digits = `${bban}131400`; // "DE00" → D=13, E=14, 00
-  const check = 98n - (BigInt(digits) % 97n);
-  return `DE${String(check).padStart(2, "0")}${bban}`;
-}
 
 async function main() {
   let dbName: string | undefined;
@@ -165,7 +144,7 @@ async function main() {
           currency: "EUR",
           sourceMethod: {
             paymentMethodType: "CREDIT_CARD",
-            cardNumber: luhn(`411111${String(i).padStart(9, "0")}`),
+            cardNumber: withLuhnDigit(`411111${String(i).padStart(9, "0")}`),
             expirationMonth: 12,
             expirationYear: 2031,
           },
@@ -179,7 +158,7 @@ async function main() {
       )?.id;
       const bank = await call("POST", `/v1/users/${id}/payment-information`, {
         type: "BANK_ACCOUNT",
-        iban: iban(1_000 + i),
+        iban: germanIban(String(1_000 + i)),
         accountHolderName: `Bench User${i}`,
       });
       users.push({ id, card, bank: String(bank.id) });

@@ -8,6 +8,7 @@ import { type FerryDatabase, openDatabase } from "../src/db/database.ts";
 import * as ledger from "../src/modules/ledger/service.ts";
 import { signRequest } from "../src/sdk/signing.ts";
 import { createTestDatabase } from "./database.ts";
+import { withLuhnDigit } from "./funding.ts";
 import { basic } from "./harness.ts";
 import { startFerryProcess } from "./process.ts";
 
@@ -27,18 +28,7 @@ afterAll(async () => {
 const PASSWORD = "crash-test-password";
 
 function luhnCard(seed: number): string {
-  const partial = `4000${String(100000000 + seed).padStart(11, "0")}`;
-  for (let d = 0; d <= 9; d++) {
-    const candidate = `${partial}${d}`;
-    let sum = 0;
-    for (let i = 0; i < candidate.length; i++) {
-      let v = Number(candidate[candidate.length - 1 - i]);
-      if (i % 2 === 1) v = v * 2 > 9 ? v * 2 - 9 : v * 2;
-      sum += v;
-    }
-    if (sum % 10 === 0) return candidate;
-  }
-  throw new Error("unreachable");
+  return withLuhnDigit(`4000${String(100000000 + seed).padStart(11, "0")}`);
 }
 
 it("recovers a stream interrupted by SIGKILL: each success exactly once, invariants, no dangling hold", async () => {

@@ -1,4 +1,5 @@
 import { expect, vi } from "vitest";
+import { luhnValid } from "../src/modules/payment-methods/validation.ts";
 import type { TestApp } from "./harness.ts";
 import { createTestClient, createUser, type TestClient } from "./platform.ts";
 
@@ -10,23 +11,25 @@ export const RETURNED_IBAN = "DE94370400440532010000";
 
 let cardCounter = 0;
 
+/** `partial` (15 digits) with the Luhn check digit that makes it a valid card number. */
+export function withLuhnDigit(partial: string): string {
+  for (let d = 0; d <= 9; d++) if (luhnValid(`${partial}${d}`)) return `${partial}${d}`;
+  throw new Error(`no Luhn digit for ${partial}`);
+}
+
+/** A valid German IBAN (mod 97) for a bank code and a 10-digit account number. */
+export function germanIban(account: string, bankCode = "37040044"): string {
+  const bban = `${bankCode}${account.padStart(10, "0")}`;
+  const check = 98n - (BigInt(`${bban}131400`) % 97n); // "DE00" → D=13 E=14 00
+  return `DE${String(check).padStart(2, "0")}${bban}`;
+}
+
 /**
  * A Luhn-valid card the sandbox approves, distinct per call (a card belongs to one user per
  * client). Numbers start 4111 11, away from the sandbox's special 4000 0000 0000 … test cards.
  */
 export function distinctCard(): string {
-  const partial = `${4_111_110_000_000_000n + BigInt(++cardCounter) * 10n}`.slice(0, 15);
-  for (let d = 0; d <= 9; d++) {
-    const candidate = `${partial}${d}`;
-    let sum = 0;
-    for (let i = 0; i < candidate.length; i++) {
-      let v = Number(candidate[candidate.length - 1 - i]);
-      if (i % 2 === 1) v = v * 2 > 9 ? v * 2 - 9 : v * 2;
-      sum += v;
-    }
-    if (sum % 10 === 0) return candidate;
-  }
-  throw new Error("unreachable");
+  return withLuhnDigit(`${4_111_110_000_000_000n + BigInt(++cardCounter) * 10n}`.slice(0, 15));
 }
 
 export async function fundedClient(

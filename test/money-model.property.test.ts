@@ -11,6 +11,7 @@ import type { Feedback, Transaction, TransactionStatus } from "../src/modules/tr
 import { AcquirerTimeoutError } from "../src/providers/acquirer/interface.ts";
 import { TEST_CARDS } from "../src/providers/acquirer/sandbox.ts";
 import { type GatedOperation, SandboxProviderError } from "../src/providers/sandbox-gate.ts";
+import { germanIban, withLuhnDigit } from "./funding.ts";
 import { startTestApp, type TestApp } from "./harness.ts";
 
 /**
@@ -466,34 +467,13 @@ const money = (cents: number | bigint) => {
   return `${c / 100n}.${String(c % 100n).padStart(2, "0")}`;
 };
 
-/** A valid German IBAN (mod 97) for person `i`; `returned`: its last four digits 0000. */
-function iban(i: number, returned: boolean): string {
-  const bban = `37040044${returned ? `05320${i}0000` : `0532${i}13000`}`;
-  const numeric = `${bban}131400`; // "DE00" → D=13 E=14 00
-  let rest = 0;
-  for (const ch of numeric) rest = (rest * 10 + Number(ch)) % 97;
-  return `DE${String(98 - rest).padStart(2, "0")}${bban}`;
-}
+/** A valid German IBAN for person `i`; `returned`: its last four digits 0000 (the sandbox bank returns it). */
+const iban = (i: number, returned: boolean) => germanIban(returned ? `05320${i}0000` : `0532${i}13000`);
 
 let cards = 0;
-/**
- * An approved card, distinct per call (a card belongs to one user of a client). Prefix 4111: never
- * one of the sandbox's test cards (funding.ts's distinctCard reaches 4000000000003220, the 3-D
- * Secure card, on its 322nd call).
- */
+/** An approved card, distinct per call (a card belongs to one user of a client); prefix 4111, away from the test cards. */
 function approvedCard(): string {
-  const partial = `4111${String(++cards).padStart(11, "0")}`;
-  for (let d = 0; d <= 9; d++) {
-    const candidate = `${partial}${d}`;
-    let sum = 0;
-    for (let i = 0; i < candidate.length; i++) {
-      let v = Number(candidate[candidate.length - 1 - i]);
-      if (i % 2 === 1) v = v * 2 > 9 ? v * 2 - 9 : v * 2;
-      sum += v;
-    }
-    if (sum % 10 === 0) return candidate;
-  }
-  throw new Error("unreachable");
+  return withLuhnDigit(`4111${String(++cards).padStart(11, "0")}`);
 }
 
 const CARD_NUMBERS: Record<Exclude<Card, "approved">, string> = {

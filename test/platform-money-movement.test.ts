@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import * as ledger from "../src/modules/ledger/service.ts";
 import { TEST_CARDS } from "../src/providers/acquirer/sandbox.ts";
+import { withLuhnDigit } from "./funding.ts";
 import { startTestApp, type TestApp } from "./harness.ts";
 import { createTestClient, createUser, startWebhookReceiver, type TestClient } from "./platform.ts";
 
@@ -38,7 +39,7 @@ async function setup(options: { settings?: Record<string, unknown>; users?: [str
       .execute();
     if (funding) {
       const card = `${4_000_000_000_000_000n + BigInt(++counter) * 10n}`; // a distinct approved card per user
-      const luhn = withLuhn(card.slice(0, 15));
+      const luhn = withLuhnDigit(card.slice(0, 15));
       const response = await client.request(
         "POST",
         "/v1/transactions/deposits",
@@ -59,20 +60,6 @@ async function setup(options: { settings?: Record<string, unknown>; users?: [str
     }
   }
   return client;
-}
-
-function withLuhn(partial: string): string {
-  for (let d = 0; d <= 9; d++) {
-    const candidate = `${partial}${d}`;
-    let sum = 0;
-    for (let i = 0; i < candidate.length; i++) {
-      let v = Number(candidate[candidate.length - 1 - i]);
-      if (i % 2 === 1) v = v * 2 > 9 ? v * 2 - 9 : v * 2;
-      sum += v;
-    }
-    if (sum % 10 === 0) return candidate;
-  }
-  throw new Error("unreachable");
 }
 
 async function balances(client: TestClient, userId: string) {
