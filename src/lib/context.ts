@@ -19,12 +19,7 @@ export interface RequestContext {
   requestId?: string | undefined;
 }
 
-export const systemActor = (name: string): Actor => ({ kind: "system", id: name });
 export const providerActor = (name: string): Actor => ({ kind: "provider", id: name });
-
-export function contextOf(clientId: string, actor: Actor, requestId?: string): RequestContext {
-  return { clientId, actor, requestId };
-}
 
 /** The operator of the installation, on the /admin routes (HTTP Basic user `admin`). */
 export const PLATFORM_ADMIN: Actor = { kind: "admin", id: "admin" };
