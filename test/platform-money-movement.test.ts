@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { updateClient } from "../src/modules/clients/service.ts";
 import * as ledger from "../src/modules/ledger/service.ts";
 import { TEST_CARDS } from "../src/providers/acquirer/sandbox.ts";
 import { withLuhnDigit } from "./funding.ts";
@@ -307,11 +308,9 @@ describe("feedback and cancel", () => {
     const canceled = await client.request("DELETE", "/v1/transactions/cx-3ds");
     expect(canceled.json().status).toBe("CANCELED");
 
-    await t.database.db
-      .updateTable("clients")
-      .set({ settings: JSON.stringify({ monitoring: { singleAmountReviewUsd: 1 } }) })
-      .where("id", "=", client.clientId)
-      .execute();
+    await updateClient(t.database.db, client.clientId, {
+      settings: { monitoring: { singleAmountReviewUsd: 1 } },
+    });
     const review = await client.request(
       "POST",
       "/v1/transactions/withdrawals",
@@ -335,11 +334,9 @@ describe("feedback and cancel", () => {
 describe("reviews", () => {
   it("an approved transfer in review moves then; a denied withdrawal in review releases its hold", async () => {
     const client = await setup({ users: [["rv-a", "60.00"], ["rv-b"]] });
-    await t.database.db
-      .updateTable("clients")
-      .set({ settings: JSON.stringify({ monitoring: { singleAmountReviewUsd: 1 } }) })
-      .where("id", "=", client.clientId)
-      .execute();
+    await updateClient(t.database.db, client.clientId, {
+      settings: { monitoring: { singleAmountReviewUsd: 1 } },
+    });
     const review = (requestId: string, decision: string) =>
       t.app.inject({
         method: "POST",

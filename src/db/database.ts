@@ -3,6 +3,7 @@ import path from "node:path";
 import { PGlite } from "@electric-sql/pglite";
 import { Kysely, PGliteDialect, PostgresDialect, type Transaction } from "kysely";
 import pg from "pg";
+import { CACHE_CHANNEL, cacheOf } from "./cache.ts";
 import type { Database } from "./schema.ts";
 
 export type Db = Kysely<Database>;
@@ -48,9 +49,10 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (value) => value);
 pg.types.setTypeParser(pg.types.builtins.NUMERIC, (value) => value);
 
 /** Queries Ferry has sent to its database since the process started (the benchmark's statements per operation). */
-export const databaseQueries = { count: 0 };
-const countQuery = () => {
+export const databaseQueries: { count: number; trace?: string[] } = { count: 0 };
+const countQuery = (event: { query: { sql: string } }) => {
   databaseQueries.count++;
+  databaseQueries.trace?.push(event.query.sql);
 };
 
 export async function openDatabase(options: DatabaseOptions): Promise<FerryDatabase> {
@@ -64,6 +66,7 @@ function openPostgres(databaseUrl: string, poolSize: number): FerryDatabase {
   pool.on("error", () => {});
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log: countQuery });
   const location = redactUrl(databaseUrl);
+  const stopListening = listenForCacheChanges(databaseUrl, db);
   return {
     db,
     kind: "postgres",
@@ -88,8 +91,47 @@ function openPostgres(databaseUrl: string, poolSize: number): FerryDatabase {
       }
     },
     async close() {
+      stopListening();
       await db.destroy();
     },
+  };
+}
+
+/**
+ * The connection on which this process hears other processes' cache invalidations (db/cache.ts).
+ * It reconnects after an error, clearing the cache: what was announced meanwhile is not known.
+ */
+function listenForCacheChanges(databaseUrl: string, db: Db): () => void {
+  let stopped = false;
+  let client: pg.Client | undefined;
+  let retry: NodeJS.Timeout | undefined;
+  const connect = () => {
+    if (stopped) return;
+    const current = new pg.Client({ connectionString: databaseUrl, application_name: "ferry-cache" });
+    client = current;
+    const reconnect = () => {
+      if (client !== current) return;
+      client = undefined;
+      current.end().catch(() => {});
+      cacheOf(db).clear();
+      if (!stopped) retry = setTimeout(connect, 1000).unref();
+    };
+    current.on("error", reconnect);
+    current.on("end", reconnect);
+    current.on("notification", (message) => cacheOf(db).invalidatePayload(message.payload ?? ""));
+    current
+      .connect()
+      .then(() => current.query(`LISTEN ${CACHE_CHANNEL}`))
+      .then(() => cacheOf(db).clear())
+      .catch(reconnect);
+  };
+  connect();
+  return () => {
+    stopped = true;
+    if (retry) clearTimeout(retry);
+    const current = client;
+    client = undefined;
+    current?.end().catch(() => {});
   };
 }
 
@@ -108,6 +150,7 @@ async function openPglite(dataDir: string): Promise<FerryDatabase> {
     throw error;
   }
   const db = new Kysely<Database>({ dialect: new PGliteDialect({ pglite }), log: countQuery });
+  await pglite.listen(CACHE_CHANNEL, (payload) => cacheOf(db).invalidatePayload(payload));
   return {
     db,
     kind: "pglite",

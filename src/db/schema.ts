@@ -305,6 +305,16 @@ export interface SandboxBankIncomingTable {
   returned_at: Timestamp | null;
 }
 
+export interface UserUsageTable {
+  client_id: string;
+  user_id: string;
+  period: "minute" | "hour" | "all";
+  bucket: Timestamp;
+  type: string;
+  usd_cents: ColumnType<string, string, string>;
+  count: ColumnType<string, string | number, string | number>;
+}
+
 export interface EventSequencesTable {
   client_id: string;
   user_id: string;
@@ -344,6 +354,7 @@ export interface Database {
   steps: StepsTable;
   audit_log: AuditLogTable;
   event_sequences: EventSequencesTable;
+  user_usage: UserUsageTable;
 }
 
 export type { Json };

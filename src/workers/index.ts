@@ -4,6 +4,7 @@ import { purgeExpiredIdempotencyKeys } from "../http/idempotency.ts";
 import { purgeExpiredSignatures } from "../http/platform-auth.ts";
 import { expirePendingTransfers } from "../modules/ledger/service.ts";
 import { purgeExpiredUserTokens } from "../modules/tokens/service.ts";
+import { purgeOldUsage } from "../modules/transactions/usage.ts";
 import { deliverDueWebhooks } from "../modules/webhooks/service.ts";
 import type { Services } from "../services.ts";
 import { startWorker, type Worker } from "./worker.ts";
@@ -90,6 +91,7 @@ export function startWorkers(
         await purgeExpiredIdempotencyKeys(db);
         await purgeExpiredSignatures(db);
         await purgeExpiredUserTokens(db);
+        await purgeOldUsage(db);
         return false;
       },
     }),

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { JWK } from "jose";
+import { announceChange, cachedRead } from "../../db/cache.ts";
 import type { Db } from "../../db/database.ts";
 import { inTransaction } from "../../db/transaction.ts";
 import type { Actor } from "../../lib/context.ts";
@@ -213,9 +214,12 @@ export async function createClient(
   });
 }
 
+/** A client, through the process cache (updateClient announces its changes to every process). */
 export async function findClient(db: Db, id: string): Promise<Client | undefined> {
-  const row = await db.selectFrom("clients").selectAll().where("id", "=", id).executeTakeFirst();
-  return row && toClient(row as ClientRow);
+  return cachedRead(db, "client", id, async () => {
+    const row = await db.selectFrom("clients").selectAll().where("id", "=", id).executeTakeFirst();
+    return row && toClient(row as ClientRow);
+  });
 }
 
 export async function getClient(db: Db, id: string): Promise<Client> {
@@ -282,6 +286,7 @@ export async function updateClient(
       .where("id", "=", id)
       .returningAll()
       .executeTakeFirstOrThrow();
+    await announceChange(tx, "client", id);
     // What changed, by name (a webhook key or setting's value is not the trail's business).
     await writeAudit(
       tx,
@@ -379,6 +384,7 @@ export async function revokeSigningKey(
       .executeTakeFirst();
     if (Number(result.numUpdatedRows) === 0)
       throw new ClientError("KEY_NOT_FOUND", `no key ${kid} for client ${clientId}`);
+    await announceChange(tx, "signing-key", `${clientId}\u0000${kid}`);
     await writeAudit(
       tx,
       { clientId, actor },
@@ -394,13 +400,16 @@ export async function revokeSigningKey(
 
 /** The key a signature names, if it is active and unexpired. */
 export async function findActiveSigningKey(db: Db, clientId: string, kid: string): Promise<JWK | undefined> {
-  const row = await db
-    .selectFrom("client_signing_keys")
-    .select(["jwk", "expires_at"])
-    .where("client_id", "=", clientId)
-    .where("kid", "=", kid)
-    .where("status", "=", "ACTIVE")
-    .executeTakeFirst();
+  // Through the process cache: revokeSigningKey announces the change to every process.
+  const row = await cachedRead(db, "signing-key", `${clientId}\u0000${kid}`, () =>
+    db
+      .selectFrom("client_signing_keys")
+      .select(["jwk", "expires_at"])
+      .where("client_id", "=", clientId)
+      .where("kid", "=", kid)
+      .where("status", "=", "ACTIVE")
+      .executeTakeFirst(),
+  );
   if (!row || (row.expires_at && new Date(row.expires_at).getTime() <= Date.now())) return undefined;
   return json<JWK>(row.jwk);
 }

@@ -13,7 +13,7 @@ import { writeAudit } from "../audit/service.ts";
 import { getClient } from "../clients/service.ts";
 import { findCurrency } from "../ledger/service.ts";
 import type { UserInfo } from "../users/schemas.ts";
-import type { User, Users } from "../users/service.ts";
+import type { User, UserReads, Users } from "../users/service.ts";
 import type { AssessmentEventSink } from "./events.ts";
 import {
   type KycConfig,
@@ -114,6 +114,10 @@ export class Kyc {
     amount: string | number;
     currency: string;
     scenarioId?: string | undefined;
+    /** The request's reads of the user, when the caller has them (one read per request). */
+    reads?: UserReads | undefined;
+    /** The request's usage figures, when the caller has them. */
+    usage?: UsageSource | undefined;
   }): Promise<ValidationOutcome> {
     const rules = await this.rulesFor(input.clientId);
     const scenario = rules.scenarios.get(input.scenarioId ?? rules.defaultScenarioId);
@@ -124,10 +128,8 @@ export class Kyc {
         `no scenario ${input.scenarioId}`,
         "X-Scenario-Id",
       );
-    const [user, info] = await Promise.all([
-      this.users.get(this.db, input.clientId, input.userId),
-      this.users.info(this.db, input.clientId, input.userId),
-    ]);
+    const reads = input.reads ?? this.users.reads(input.clientId);
+    const [user, info] = await Promise.all([reads.user(input.userId), reads.info(input.userId)]);
     const scale =
       (await findCurrency(this.db, input.clientId, input.currency))?.scale ?? KNOWN_SCALES[input.currency];
     const price = await this.rates.usdPrice(input.currency);
@@ -148,7 +150,12 @@ export class Kyc {
       throw error;
     }
     const since = new Date(Date.now() - 30 * 86_400_000);
-    const prior = await this.usage.priorUsdCents(input.clientId, input.userId, input.type, since);
+    const prior = await (input.usage ?? this.usage).priorUsdCents(
+      input.clientId,
+      input.userId,
+      input.type,
+      since,
+    );
     return validateTransaction(
       rules,
       scenario,

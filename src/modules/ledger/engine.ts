@@ -101,7 +101,12 @@ export async function applyOperations(
     }
     results.push(
       outcome.ok
-        ? { ok: true, replayed: outcome.replayed, transfers: outcome.transfers }
+        ? {
+            ok: true,
+            replayed: outcome.replayed,
+            transfers: outcome.transfers,
+            accounts: outcome.replayed ? [] : [...outcome.accounts.values()],
+          }
         : { ok: false, code: outcome.code, message: outcome.message, legIndex: outcome.legIndex },
     );
   }

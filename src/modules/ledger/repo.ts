@@ -1,5 +1,7 @@
 // Over 400 lines on purpose: all of the ledger's SQL, and nothing else (the engine is engine.ts).
+
 import { type Selectable, sql } from "kysely";
+import { cachedRead } from "../../db/cache.ts";
 import type { Db } from "../../db/database.ts";
 import type { LedgerAccountsTable, LedgerTransfersTable } from "../../db/schema.ts";
 import type {
@@ -186,14 +188,17 @@ export async function insertCurrency(db: Db, currency: Currency): Promise<Curren
   return { clientId: row.client_id, code: row.code, scale: Number(row.scale) };
 }
 
+/** Currencies never change once created: read through the process cache. */
 export async function findCurrency(db: Db, clientId: string, code: string): Promise<Currency | undefined> {
-  const row = await db
-    .selectFrom("ledger_currencies")
-    .selectAll()
-    .where("client_id", "=", clientId)
-    .where("code", "=", code)
-    .executeTakeFirst();
-  return row && { clientId: row.client_id, code: row.code, scale: Number(row.scale) };
+  return cachedRead(db, "currency", `${clientId}\u0000${code}`, async () => {
+    const row = await db
+      .selectFrom("ledger_currencies")
+      .selectAll()
+      .where("client_id", "=", clientId)
+      .where("code", "=", code)
+      .executeTakeFirst();
+    return row && { clientId: row.client_id, code: row.code, scale: Number(row.scale) };
+  });
 }
 
 export interface NewAccountRow {

@@ -1,3 +1,4 @@
+import { cacheOf } from "../../db/cache.ts";
 import type { Db } from "../../db/database.ts";
 import { PgErrorCode, pgErrorCode } from "../../db/errors.ts";
 import { inTransaction } from "../../db/transaction.ts";
@@ -129,6 +130,24 @@ export async function openAccount(db: Db, input: OpenAccountInput): Promise<Acco
   const existing = await repo.findSystemAccount(db, row);
   if (!existing) throw new Error(`system account ${row.kind} vanished after a conflicting insert`);
   return existing;
+}
+
+/**
+ * A system account's id (transit per rail, fees, FX, settlement, …), opened on first use. Ids never
+ * change, so they are kept in the process cache — but only once known to be committed: read or
+ * opened with the pool. Inside a transaction a cached id is used; else the account is found or
+ * opened in that transaction and not cached (it may roll back).
+ */
+export async function systemAccountId(db: Db, input: OpenAccountInput): Promise<string> {
+  const key = [input.clientId, input.currency, input.kind, input.rail ?? "", input.ownerId ?? ""].join(
+    "\u0000",
+  );
+  const cache = cacheOf(db);
+  const cached = cache.peek<string>("system-account", key);
+  if (cached) return cached;
+  const id = (await openAccount(db, input)).id;
+  if (!db.isTransaction) cache.put("system-account", key, id);
+  return id;
 }
 
 /** An account of this client, or LedgerError ACCOUNT_NOT_FOUND (also for another client's account). */

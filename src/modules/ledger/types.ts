@@ -93,7 +93,13 @@ export interface Operation {
 }
 
 export type OperationResult =
-  | { ok: true; replayed: boolean; transfers: Transfer[] }
+  | {
+      ok: true;
+      replayed: boolean;
+      transfers: Transfer[];
+      /** The accounts this operation changed, with their balances right after it (none for a replay). */
+      accounts?: Account[];
+    }
   | { ok: false; code: LedgerRejectionCode; message: string; legIndex: number | null };
 
 /** Derived figures an account shows (credit-normal: a wallet's money is its credit balance). */

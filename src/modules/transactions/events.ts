@@ -1,4 +1,5 @@
 import type { Db } from "../../db/database.ts";
+import type { Account } from "../ledger/types.ts";
 import type { MonitoringResult } from "../monitoring/rules.ts";
 import { json, type Row, type TransactionStatus, type TransactionType } from "./types.ts";
 
@@ -26,10 +27,22 @@ export interface TransactionSnapshot {
 export type TransactionEvent =
   | { type: "transaction.monitored"; transaction: TransactionSnapshot; monitoring: MonitoringResult }
   | { type: "transaction.status_changed"; transaction: TransactionSnapshot }
-  | { type: "wallet.balance_changed"; clientId: string; userId: string; walletId: string };
+  | {
+      type: "wallet.balance_changed";
+      clientId: string;
+      userId: string;
+      walletId: string;
+      /** The wallet's balances after the change, when the ledger just gave them. */
+      wallet?: Account | undefined;
+    };
 
 export interface TransactionEventSink {
-  record(tx: Db, event: TransactionEvent, options: { suppressDelivery?: boolean | undefined }): Promise<void>;
+  /** Records one change's events, in order, in the transaction that made it (the outbox). */
+  record(
+    tx: Db,
+    events: TransactionEvent[],
+    options: { suppressDelivery?: boolean | undefined },
+  ): Promise<void>;
 }
 
 export function snapshotOf(row: Row): TransactionSnapshot {

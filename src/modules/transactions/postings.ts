@@ -19,14 +19,27 @@ export type Rail = "card" | "bank";
 /** The system accounts a recipe books against, opened on first use (one per client and currency). */
 export const systemAccount = {
   transit: (tx: Db, clientId: string, currency: string, rail: Rail) =>
-    ledger.openAccount(tx, { clientId, currency, kind: "TRANSIT", rail }),
+    ledger.systemAccountId(tx, { clientId, currency, kind: "TRANSIT", rail }),
   /** Money that arrived and belongs to no one yet (a transfer for a closed deposit), until returned. */
   unapplied: (tx: Db, clientId: string, currency: string) =>
-    ledger.openAccount(tx, { clientId, currency, kind: "TRANSIT", rail: "bank-unapplied" }),
+    ledger.systemAccountId(tx, { clientId, currency, kind: "TRANSIT", rail: "bank-unapplied" }),
   fees: (tx: Db, clientId: string, currency: string) =>
-    ledger.openAccount(tx, { clientId, currency, kind: "FEES" }),
+    ledger.systemAccountId(tx, { clientId, currency, kind: "FEES" }),
   fx: (tx: Db, clientId: string, currency: string) =>
-    ledger.openAccount(tx, { clientId, currency, kind: "FX" }),
+    ledger.systemAccountId(tx, { clientId, currency, kind: "FX" }),
+  settlement: (tx: Db, clientId: string, currency: string) =>
+    ledger.systemAccountId(tx, { clientId, currency, kind: "SETTLEMENT" }),
+  /**
+   * Opens (with the pool, so that their ids are cached) the system accounts a money movement in
+   * `currency` books to, before its database transaction.
+   */
+  async warm(db: Db, clientId: string, currency: string) {
+    await Promise.all([
+      systemAccount.transit(db, clientId, currency, "card"),
+      systemAccount.transit(db, clientId, currency, "bank"),
+      systemAccount.fees(db, clientId, currency),
+    ]);
+  },
 };
 
 interface Movement {

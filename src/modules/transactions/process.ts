@@ -2,10 +2,10 @@ import type { Db } from "../../db/database.ts";
 import type { RequestContext } from "../../lib/context.ts";
 import { writeAudit } from "../audit/service.ts";
 import * as ledger from "../ledger/service.ts";
-import type { Leg } from "../ledger/types.ts";
+import type { Account, Leg } from "../ledger/types.ts";
 import type { MonitoringResult } from "../monitoring/rules.ts";
 import type { StepRunner } from "../steps/runner.ts";
-import { snapshotOf, type TransactionEventSink } from "./events.ts";
+import { snapshotOf, type TransactionEvent, type TransactionEventSink } from "./events.ts";
 import * as postings from "./postings.ts";
 import {
   type Effect,
@@ -18,6 +18,7 @@ import {
 } from "./process-table.ts";
 import * as repo from "./repo.ts";
 import { insufficientFunds, type Row, TransactionError, type TransactionStatus } from "./types.ts";
+import { countUsage, UNCOUNTED_STATUSES } from "./usage.ts";
 
 export {
   findTransition,
@@ -51,6 +52,11 @@ export interface EventFacts {
   suppressWebhook?: boolean | undefined;
 }
 
+const counts = (status: string) => !(UNCOUNTED_STATUSES as readonly string[]).includes(status);
+
+/** Wallets an event's effects changed: their owner, and their balances after it when known. */
+type Touched = Map<string, { userId: string; wallet: Account | undefined }>;
+
 export interface Applied {
   row: Row;
   /** Steps scheduled by the transition: run them once the transaction has committed. */
@@ -76,6 +82,7 @@ export class ProcessEngine {
     const transition = findTransition(kind, "NEW", event);
     if (!transition?.to) throw new Error(`no way to record a ${kind} on ${event}`);
     const row = await repo.insert(tx, { ...values, status: transition.to });
+    if (counts(row.status)) await countUsage(tx, row, 1);
     return this.complete(tx, ctx, row, row, transition, event, facts);
   }
 
@@ -118,6 +125,7 @@ export class ProcessEngine {
           : undefined
         : { ...facts.changes, status: transition.to };
     const updated = changes ? await repo.update(tx, row, changes) : row;
+    if (counts(row.status) && !counts(updated.status)) await countUsage(tx, row, -1);
     return this.complete(tx, ctx, row, updated, transition, event, facts);
   }
 
@@ -131,7 +139,7 @@ export class ProcessEngine {
     facts: EventFacts,
   ): Promise<Applied> {
     const stepIds: string[] = [];
-    const touched = new Map<string, string>(); // wallet → its owner
+    const touched: Touched = new Map();
     for (const effect of transition.effects ?? []) {
       const id = await this.effect(tx, row, effect, facts, touched);
       if (id) stepIds.push(id);
@@ -144,22 +152,15 @@ export class ProcessEngine {
       before: transition.from.includes("NEW") ? null : { status: before.status },
       after: { status: row.status, ...(transition.effects?.length ? { effects: transition.effects } : {}) },
     });
-    const options = { suppressDelivery: facts.suppressWebhook };
     const snapshot = snapshotOf(row);
+    const events: TransactionEvent[] = [];
     if (facts.monitoring)
-      await this.events.record(
-        tx,
-        { type: "transaction.monitored", transaction: snapshot, monitoring: facts.monitoring },
-        options,
-      );
+      events.push({ type: "transaction.monitored", transaction: snapshot, monitoring: facts.monitoring });
     if (changed && row.status !== "PENDING")
-      await this.events.record(tx, { type: "transaction.status_changed", transaction: snapshot }, options);
-    for (const [walletId, userId] of touched)
-      await this.events.record(
-        tx,
-        { type: "wallet.balance_changed", clientId: row.client_id, userId, walletId },
-        options,
-      );
+      events.push({ type: "transaction.status_changed", transaction: snapshot });
+    for (const [walletId, { userId, wallet }] of touched)
+      events.push({ type: "wallet.balance_changed", clientId: row.client_id, userId, walletId, wallet });
+    await this.events.record(tx, events, { suppressDelivery: facts.suppressWebhook });
     return { row, stepIds, changed };
   }
 
@@ -168,16 +169,22 @@ export class ProcessEngine {
     row: Row,
     effect: Effect,
     facts: EventFacts,
-    touched: Map<string, string>,
+    touched: Touched,
   ): Promise<string | undefined> {
     const { client_id: clientId, request_id: requestId, currency } = row;
     const amount = BigInt(row.amount);
     const fee = BigInt(row.fee);
     const wallet = row.wallet_id ?? "";
+    // The wallets the effect changed, with their balances when the ledger gave them.
+    const balances = new Map<string, Account>();
     const touch = () => {
-      if (row.wallet_id) touched.set(row.wallet_id, row.user_id);
+      if (row.wallet_id)
+        touched.set(row.wallet_id, { userId: row.user_id, wallet: balances.get(row.wallet_id) });
       if (row.counterparty_wallet_id)
-        touched.set(row.counterparty_wallet_id, row.counterparty_user_id ?? row.user_id);
+        touched.set(row.counterparty_wallet_id, {
+          userId: row.counterparty_user_id ?? row.user_id,
+          wallet: balances.get(row.counterparty_wallet_id),
+        });
     };
     const book = async (legs: Leg[], what?: string) => {
       if (legs.length === 0) return;
@@ -190,6 +197,7 @@ export class ProcessEngine {
         if (result.code === "EXCEEDS_LIMIT") throw insufficientFunds();
         throw new Error(`the ledger refused ${effect} of ${requestId}: ${result.code} ${result.message}`);
       }
+      for (const account of result.accounts ?? []) balances.set(account.id, account);
     };
     const schedule = async (kind: string, key: string, input: unknown, runAt?: Date) =>
       (
@@ -215,8 +223,8 @@ export class ProcessEngine {
             amount,
             fee,
             wallet,
-            transit: transit.id,
-            fees: fees.id,
+            transit,
+            fees,
           }),
         );
         touch();
@@ -241,8 +249,8 @@ export class ProcessEngine {
             amount,
             fee,
             wallet,
-            transit: transit.id,
-            fees: fees.id,
+            transit,
+            fees,
           }),
         );
         touch();
@@ -263,9 +271,9 @@ export class ProcessEngine {
               fee,
               source: wallet,
               target: destination,
-              fxSource: fxSource.id,
-              fxTarget: fxTarget.id,
-              fees: fees.id,
+              fxSource,
+              fxTarget,
+              fees,
               targetCurrency: target,
               targetAmount: BigInt(row.target_amount ?? "0"),
             }),
@@ -279,7 +287,7 @@ export class ProcessEngine {
               fee,
               source: wallet,
               destination,
-              fees: fees.id,
+              fees,
             }),
           );
         }
@@ -298,15 +306,15 @@ export class ProcessEngine {
           // The client reports money that came back on its side: the rail's accounts are not involved.
           const transitIds = new Set<string>();
           for (const rail of ["card", "bank"] as const)
-            transitIds.add((await postings.systemAccount.transit(tx, clientId, currency, rail)).id);
-          const settlement = await ledger.openAccount(tx, { clientId, currency, kind: "SETTLEMENT" });
+            transitIds.add(await postings.systemAccount.transit(tx, clientId, currency, rail));
+          const settlement = await postings.systemAccount.settlement(tx, clientId, currency);
           legs = legs.map((leg) =>
             leg.type !== "SINGLE"
               ? leg
               : {
                   ...leg,
-                  debitAccountId: transitIds.has(leg.debitAccountId) ? settlement.id : leg.debitAccountId,
-                  creditAccountId: transitIds.has(leg.creditAccountId) ? settlement.id : leg.creditAccountId,
+                  debitAccountId: transitIds.has(leg.debitAccountId) ? settlement : leg.debitAccountId,
+                  creditAccountId: transitIds.has(leg.creditAccountId) ? settlement : leg.creditAccountId,
                 },
           );
         }
@@ -341,8 +349,8 @@ export class ProcessEngine {
           postings.unappliedFunds({
             requestId,
             transferId,
-            transit: transit.id,
-            unapplied: unapplied.id,
+            transit,
+            unapplied,
             amount: received,
             currency,
           }),

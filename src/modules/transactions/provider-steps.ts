@@ -290,8 +290,8 @@ export function registerTransactionSteps(runner: StepRunner, deps: ProviderStepD
           legs: postings.returnedFunds({
             requestId,
             transferId,
-            transit: transit.id,
-            unapplied: unapplied.id,
+            transit,
+            unapplied,
             amount: BigInt(amount),
             currency: row.currency,
           }),

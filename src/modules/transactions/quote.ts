@@ -13,9 +13,9 @@ import {
   type SanctionsList,
 } from "../monitoring/rules.ts";
 import type { UserInfo } from "../users/schemas.ts";
-import type { Users } from "../users/service.ts";
-import * as repo from "./repo.ts";
+import type { UserReads, Users } from "../users/service.ts";
 import { TransactionError, type TransactionType } from "./types.ts";
+import { UsageReads } from "./usage.ts";
 
 /**
  * The quote stage every face shares: the amount parsed once at its currency's scale, the fee, the
@@ -36,6 +36,10 @@ export interface QuoteRequest {
   counterpartyStatus?: "ACTIVE" | "INACTIVE" | "BLOCKED" | undefined;
   /** A blocked user is refused by monitoring; the KYC gate is not asked first (it would answer 422). */
   userBlocked?: boolean | undefined;
+  /** The request's reads of its users (each read once per request). */
+  reads?: UserReads | undefined;
+  /** The request's reads of the user's usage (once per request). */
+  usage?: UsageReads | undefined;
 }
 
 export interface Quote {
@@ -77,8 +81,17 @@ export class Quotes {
   /** The KYC gate: a 422 with the validation body unless the user may do it. */
   async gate(request: QuoteRequest): Promise<void> {
     if (request.userBlocked) return;
-    const { clientId, userId, type, amount, currency, scenarioId } = request;
-    const outcome = await this.deps.kyc.validate({ clientId, userId, type, amount, currency, scenarioId });
+    const { clientId, userId, type, amount, currency, scenarioId, reads } = request;
+    const outcome = await this.deps.kyc.validate({
+      clientId,
+      userId,
+      type,
+      amount,
+      currency,
+      scenarioId,
+      reads,
+      usage: (request.usage ?? this.usageReads()).source(),
+    });
     if (outcome.type === "MIN_INFO_MISSING")
       throw new TransactionError(
         "MORE_INFORMATION_NEEDED",
@@ -100,15 +113,18 @@ export class Quotes {
   /** Monitoring of a priced transaction. */
   async monitor(request: QuoteRequest, usdValue: bigint): Promise<MonitoringResult> {
     const { db } = this.deps;
-    const client = await getClient(db, request.clientId);
-    const config = ((client.settings as { monitoring?: MonitoringConfig }).monitoring ??
-      {}) as MonitoringConfig;
-    const windowMinutes = config.velocityWindowMinutes ?? DEFAULT_MONITORING.velocityWindowMinutes;
-    const [user, info, usage] = await Promise.all([
-      this.deps.users.get(db, request.clientId, request.userId),
-      this.deps.users.info(db, request.clientId, request.userId),
-      repo.usageFigures(db, request.clientId, request.userId, windowMinutes),
+    const config = await this.monitoringConfig(request.clientId);
+    const reads = request.reads ?? this.deps.users.reads(request.clientId);
+    const [user, info, figures] = await Promise.all([
+      reads.user(request.userId),
+      reads.info(request.userId),
+      (request.usage ?? this.usageReads()).figures(request.clientId, request.userId),
     ]);
+    const usage = {
+      last24hUsdCents: figures.last24hUsdCents,
+      recentCount: figures.recentCount,
+      hasHistory: figures.hasHistory,
+    };
     const personName = [info.name?.firstName, info.name?.middleName, info.name?.lastName]
       .filter(Boolean)
       .join(" ");
@@ -134,6 +150,19 @@ export class Quotes {
       config,
       this.deps.sanctions,
     );
+  }
+
+  /** A reader of usage figures for one request (the gate and monitoring share its one read). */
+  usageReads(): UsageReads {
+    return new UsageReads(this.deps.db, async (clientId) => {
+      const config = await this.monitoringConfig(clientId);
+      return config.velocityWindowMinutes ?? DEFAULT_MONITORING.velocityWindowMinutes;
+    });
+  }
+
+  private async monitoringConfig(clientId: string): Promise<MonitoringConfig> {
+    const client = await getClient(this.deps.db, clientId);
+    return ((client.settings as { monitoring?: MonitoringConfig }).monitoring ?? {}) as MonitoringConfig;
   }
 
   /** Price, gate and monitoring in the order the faces need them. */

@@ -74,44 +74,6 @@ export async function update(tx: Db, row: Row, changes: RowChanges & { status?: 
     .executeTakeFirstOrThrow();
 }
 
-/** A user's figures for monitoring: USD total over 24 h, count in the velocity window, any history. */
-export async function usageFigures(db: Db, clientId: string, userId: string, windowMinutes: number) {
-  const since24h = new Date(Date.now() - 24 * 3600_000);
-  const sinceWindow = new Date(Date.now() - windowMinutes * 60_000);
-  const row = await db
-    .selectFrom("transactions")
-    .select((eb) => [
-      eb.fn
-        .sum<string | null>(eb.case().when("created_at", ">", since24h).then(eb.ref("usd_value")).end())
-        .as("last24h"),
-      eb.fn.count<string>(eb.case().when("created_at", ">", sinceWindow).then(1).end()).as("recent"),
-      eb.fn.countAll<string>().as("any"),
-    ])
-    .where("client_id", "=", clientId)
-    .where("user_id", "=", userId)
-    .where("status", "not in", ["REFUSED", "CANCELED", "ERROR"])
-    .executeTakeFirst();
-  return {
-    last24hUsdCents: BigInt(row?.last24h ?? "0"),
-    recentCount: Number(row?.recent ?? 0),
-    hasHistory: Number(row?.any ?? 0) > 0,
-  };
-}
-
-/** The KYC gate's rolling total: a user's USD total of a type since a date. */
-export async function priorUsdCents(db: Db, clientId: string, userId: string, type: string, since: Date) {
-  const row = await db
-    .selectFrom("transactions")
-    .select((eb) => eb.fn.sum<string | null>("usd_value").as("total"))
-    .where("client_id", "=", clientId)
-    .where("user_id", "=", userId)
-    .where("type", "=", type)
-    .where("created_at", ">", since)
-    .where("status", "not in", ["REFUSED", "CANCELED", "ERROR"])
-    .executeTakeFirst();
-  return BigInt(row?.total ?? "0");
-}
-
 /** Bank deposits by their payment references (FRY…): who they belong to. */
 export async function findByPaymentReferences(db: Db, provider: string, references: string[]) {
   if (references.length === 0) return [];

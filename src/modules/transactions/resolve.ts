@@ -1,4 +1,3 @@
-import type { Account } from "../ledger/types.ts";
 import type { NewPaymentMethod, PaymentMethods } from "../payment-methods/service.ts";
 import type { Wallets } from "../wallets/service.ts";
 import { type BankDestination, type CardSource, TransactionError } from "./types.ts";
@@ -16,7 +15,7 @@ export class Resolver {
     userId: string,
     currency: string,
     walletId?: string,
-  ): Promise<Account> {
+  ): Promise<{ id: string }> {
     const wallet = await this.findWallet(clientId, userId, currency, walletId, "sourceWalletId");
     if (!wallet)
       throw new TransactionError(
@@ -33,7 +32,7 @@ export class Resolver {
     userId: string,
     currency: string,
     walletId?: string,
-  ): Promise<Account> {
+  ): Promise<{ id: string }> {
     const named = walletId
       ? await this.findWallet(clientId, userId, currency, walletId, "destinationWalletId")
       : undefined;
@@ -69,7 +68,10 @@ export class Resolver {
     walletId: string | undefined,
     field: string,
   ) {
-    if (!walletId) return (await this.wallets.list(clientId, userId)).find((w) => w.currency === currency);
+    if (!walletId) {
+      const id = await this.wallets.defaultId(clientId, userId, currency);
+      return id === undefined ? undefined : { id };
+    }
     const wallet = await this.wallets.get(clientId, userId, walletId);
     if (wallet.currency !== currency)
       throw new TransactionError(

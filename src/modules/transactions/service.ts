@@ -16,6 +16,7 @@ import type { UserInfo } from "../users/schemas.ts";
 import type { Users } from "../users/service.ts";
 import type { Wallets } from "../wallets/service.ts";
 import type { TransactionEventSink } from "./events.ts";
+import * as postings from "./postings.ts";
 import { type Applied, type EventFacts, PROCESS_TYPE, ProcessEngine, type ProcessEvent } from "./process.ts";
 import { ProviderNotices } from "./provider-notices.ts";
 import { registerTransactionSteps } from "./provider-steps.ts";
@@ -38,6 +39,7 @@ import {
   type TransferInput,
   type WithdrawalInput,
 } from "./types.ts";
+import { readUsage } from "./usage.ts";
 import { toTransaction } from "./view.ts";
 
 export { convert } from "./quote.ts";
@@ -97,13 +99,16 @@ export class Transactions {
   /** Fiat in by card: KYC gate, monitoring, the charge, and on capture the credit net of fees. */
   async deposit(input: DepositInput, actor = clientActor(input.clientId)): Promise<Transaction> {
     const { clientId, userId } = input;
-    const { blocked } = await this.begin(input);
+    const { blocked, reads, usage } = await this.begin(input);
     await this.assertProviderServes(clientId, "card");
     // Bad input is refused before anything changes; then the form's information joins the user.
     const priced = await this.quotes.price(clientId, "DEPOSIT", input.amount, input.currency);
     const inlineCard = inlineCardOf(input.sourceMethod);
     if (inlineCard) this.deps.paymentMethods.check(inlineCard);
-    if (input.pii && !blocked) await this.mergePii(clientId, userId, input.pii);
+    if (input.pii && !blocked) {
+      await this.mergePii(clientId, userId, input.pii);
+      reads.forget(userId);
+    }
     const request = {
       clientId,
       userId,
@@ -112,6 +117,8 @@ export class Transactions {
       currency: input.currency,
       scenarioId: input.scenarioId,
       userBlocked: blocked,
+      reads,
+      usage,
       screen: {
         names: [input.sourceMethod.cardHolder],
         countries: [input.sourceMethod.billingAddress?.country],
@@ -141,10 +148,13 @@ export class Transactions {
   /** Fiat in by bank transfer: AWAITING_PAYMENT with payment instructions, credited when the money arrives. */
   async bankDeposit(input: BankDepositInput, actor = clientActor(input.clientId)): Promise<Transaction> {
     const { clientId, userId } = input;
-    const { blocked } = await this.begin(input);
+    const { blocked, reads, usage } = await this.begin(input);
     await this.assertProviderServes(clientId, "bank");
     const priced = await this.quotes.price(clientId, "DEPOSIT", input.amount, input.currency);
-    if (input.pii && !blocked) await this.mergePii(clientId, userId, input.pii);
+    if (input.pii && !blocked) {
+      await this.mergePii(clientId, userId, input.pii);
+      reads.forget(userId);
+    }
     const request = {
       clientId,
       userId,
@@ -153,6 +163,8 @@ export class Transactions {
       currency: input.currency,
       scenarioId: input.scenarioId,
       userBlocked: blocked,
+      reads,
+      usage,
     };
     await this.quotes.gate(request);
     const wallet = await this.resolve.destinationWallet(
@@ -179,7 +191,7 @@ export class Transactions {
   /** Fiat out to a bank account: amount + fee held at once (402 if it does not fit), then the payout. */
   async withdraw(input: WithdrawalInput, actor = clientActor(input.clientId)): Promise<Transaction> {
     const { clientId, userId } = input;
-    const { blocked } = await this.begin(input);
+    const { blocked, reads, usage } = await this.begin(input);
     await this.assertProviderServes(clientId, "bank");
     const priced = await this.quotes.price(clientId, "WITHDRAWAL", input.amount, input.currency);
     const inlineAccount = inlineBankOf(input.destinationMethod);
@@ -192,6 +204,8 @@ export class Transactions {
       currency: input.currency,
       scenarioId: input.scenarioId,
       userBlocked: blocked,
+      reads,
+      usage,
     };
     await this.quotes.gate(request);
     const account = await this.resolve.bankAccount(clientId, userId, input.destinationMethod);
@@ -214,8 +228,8 @@ export class Transactions {
     const { clientId, userId } = input;
     const type: TransactionType = input.kind === "PAYMENT" ? "PAYMENT" : "TRANSFER";
     const field = type === "PAYMENT" ? "merchantUserId" : "destinationUserId";
-    const { blocked } = await this.begin(input);
-    const counterparty = await this.deps.users.get(this.db, clientId, input.destinationUserId).catch(() => {
+    const { blocked, reads, usage } = await this.begin(input);
+    const counterparty = await reads.user(input.destinationUserId).catch(() => {
       throw new TransactionError("NOT_FOUND", "USER_NOT_FOUND", `no user ${input.destinationUserId}`, field);
     });
     if (counterparty.id === userId)
@@ -228,7 +242,7 @@ export class Transactions {
         field,
       );
     const priced = await this.quotes.price(clientId, type, input.amount, input.currency);
-    const counterpartyInfo = await this.deps.users.info(this.db, clientId, counterparty.id);
+    const counterpartyInfo = await reads.info(counterparty.id);
     const request = {
       clientId,
       userId,
@@ -237,6 +251,8 @@ export class Transactions {
       currency: input.currency,
       scenarioId: input.scenarioId,
       userBlocked: blocked,
+      reads,
+      usage,
       counterpartyStatus: counterparty.status,
       screen: { names: [fullName(counterpartyInfo)], countries: countriesOf(counterpartyInfo) },
     };
@@ -256,7 +272,7 @@ export class Transactions {
   /** Exchange between the user's wallets at the rates provider's rate: both legs or neither. */
   async trade(input: TradeInput, actor = clientActor(input.clientId)): Promise<Transaction> {
     const { clientId, userId } = input;
-    const { blocked } = await this.begin(input);
+    const { blocked, reads, usage } = await this.begin(input);
     if (input.currency === input.targetCurrency)
       throw new TransactionError(
         "INVALID",
@@ -274,6 +290,8 @@ export class Transactions {
       currency: input.currency,
       scenarioId: input.scenarioId,
       userBlocked: blocked,
+      reads,
+      usage,
     };
     await this.quotes.gate(request);
     const [sourcePrice, targetPrice] = await Promise.all([
@@ -402,7 +420,8 @@ export class Transactions {
    */
   private async begin(input: { clientId: string; userId: string; requestId: string }) {
     if (await repo.find(this.db, input.clientId, input.requestId)) throw requestIdUsed(input.requestId);
-    const user = await this.deps.users.get(this.db, input.clientId, input.userId);
+    const reads = this.deps.users.reads(input.clientId);
+    const user = await reads.user(input.userId);
     if (user.status === "INACTIVE")
       throw new TransactionError(
         "FORBIDDEN",
@@ -410,7 +429,7 @@ export class Transactions {
         "the user is INACTIVE: reactivate them first",
         "userId",
       );
-    return { blocked: user.status === "BLOCKED" };
+    return { blocked: user.status === "BLOCKED", reads, usage: this.quotes.usageReads() };
   }
 
   /** Records a new transaction with its first transition, then runs the steps it scheduled. */
@@ -435,6 +454,7 @@ export class Transactions {
         : quote.monitoring.status === "MANUAL_REVIEW"
           ? "HELD_FOR_REVIEW"
           : "ACCEPTED";
+    await postings.systemAccount.warm(this.db, input.clientId, input.currency);
     const applied = await inTransaction(this.db, (tx) =>
       this.engine.create(
         tx,
@@ -457,6 +477,7 @@ export class Transactions {
         { monitoring: quote.monitoring, suppressWebhook: input.suppressWebhook },
       ),
     );
+    if (applied.stepIds.length === 0) return this.view(applied.row);
     await this.runSteps(applied);
     return this.get(input.clientId, input.requestId);
   }
@@ -499,10 +520,11 @@ export class Transactions {
   }
 }
 
-/** The KYC gate's rolling totals: a user's USD total of a type since a date (refused, canceled and failed ones excluded). */
+/** The KYC gate's rolling totals: a user's USD total of a type over the last 30 days (usage.ts). */
 export function transactionsUsage(db: Db): UsageSource {
   return {
-    priorUsdCents: (clientId, userId, type, since) => repo.priorUsdCents(db, clientId, userId, type, since),
+    priorUsdCents: async (clientId, userId, type) =>
+      (await readUsage(db, clientId, userId, 0)).prior30dByType.get(type) ?? 0n,
   };
 }
 

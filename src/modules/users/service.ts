@@ -54,6 +54,14 @@ function toUser(row: UserRow): User {
 /** PII is sealed with the user's identity as associated data: it cannot be moved to another user. */
 const aad = (clientId: string, userId: string) => `user-pii:${clientId}:${userId}`;
 
+/** One request's reads of users (Users.reads). */
+export interface UserReads {
+  user(userId: string): Promise<User>;
+  info(userId: string): Promise<UserInfo>;
+  /** After the request changed the user's information. */
+  forget(userId: string): void;
+}
+
 export class Users {
   constructor(
     private readonly db: Db,
@@ -188,6 +196,47 @@ export class Users {
       base.select((eb) => eb.fn.countAll<string>().as("n")).executeTakeFirstOrThrow(),
     ]);
     return { users: rows.map((r) => toUser(r as UserRow)), total: Number(count.n) };
+  }
+
+  /** The user and their information (decrypted) in one statement. */
+  async withInfo(db: Db, clientId: string, userId: string): Promise<{ user: User; info: UserInfo }> {
+    const row = await db
+      .selectFrom("users")
+      .innerJoin("user_pii", (join) =>
+        join.onRef("user_pii.client_id", "=", "users.client_id").onRef("user_pii.user_id", "=", "users.id"),
+      )
+      .selectAll("users")
+      .select("user_pii.ciphertext")
+      .where("users.client_id", "=", clientId)
+      .where("users.id", "=", userId)
+      .executeTakeFirst();
+    if (!row) throw new UserError("USER_NOT_FOUND", `no user ${userId}`);
+    const { ciphertext, ...user } = row;
+    return {
+      user: toUser(user as UserRow),
+      info: JSON.parse(this.sealer.open(ciphertext, aad(clientId, userId))) as UserInfo,
+    };
+  }
+
+  /** Reads for one request: each of a client's users (and their information) read and decrypted once. */
+  reads(clientId: string, db: Db = this.db): UserReads {
+    const loaded = new Map<string, Promise<{ user: User; info: UserInfo }>>();
+    const load = (userId: string) => {
+      let pending = loaded.get(userId);
+      if (!pending) {
+        pending = this.withInfo(db, clientId, userId);
+        pending.catch(() => loaded.delete(userId));
+        loaded.set(userId, pending);
+      }
+      return pending;
+    };
+    return {
+      user: async (userId) => (await load(userId)).user,
+      info: async (userId) => (await load(userId)).info,
+      forget: (userId) => {
+        loaded.delete(userId);
+      },
+    };
   }
 
   async info(db: Db, clientId: string, userId: string): Promise<UserInfo> {

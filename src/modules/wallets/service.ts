@@ -1,4 +1,5 @@
 import { sql } from "kysely";
+import { cachedRead } from "../../db/cache.ts";
 import type { Db } from "../../db/database.ts";
 import { inTransaction } from "../../db/transaction.ts";
 import { DomainError } from "../../lib/errors.ts";
@@ -18,9 +19,9 @@ export class Wallets {
    * once (two payments to a new merchant) must not open two: the find and the open run under a
    * lock on (client, user, currency).
    */
-  async defaultFor(clientId: string, userId: string, currency: string): Promise<Account> {
-    const existing = (await this.list(clientId, userId)).find((w) => w.currency === currency);
-    if (existing) return existing;
+  async defaultFor(clientId: string, userId: string, currency: string): Promise<{ id: string }> {
+    const existing = await this.defaultId(clientId, userId, currency);
+    if (existing) return { id: existing };
     return inTransaction(this.db, async (tx) => {
       await sql`SELECT pg_advisory_xact_lock(hashtextextended(${`wallet:${clientId}:${userId}:${currency}`}, 0))`.execute(
         tx,
@@ -32,6 +33,26 @@ export class Wallets {
       );
       const found = accounts.find((a) => a.kind === "USER_WALLET" && a.currency === currency);
       return found ?? this.openIn(tx, clientId, userId, currency);
+    });
+  }
+
+  /**
+   * The id of the user's first wallet in a currency, if any. Wallets are never deleted and the first
+   * stays the first: the answer is kept in the process cache once found.
+   */
+  defaultId(clientId: string, userId: string, currency: string): Promise<string | undefined> {
+    return cachedRead(this.db, "default-wallet", [clientId, userId, currency].join("\u0000"), async () => {
+      const row = await this.db
+        .selectFrom("ledger_accounts")
+        .select("id")
+        .where("client_id", "=", clientId)
+        .where("owner_id", "=", userId)
+        .where("kind", "=", "USER_WALLET")
+        .where("currency", "=", currency)
+        .orderBy("id")
+        .limit(1)
+        .executeTakeFirst();
+      return row?.id;
     });
   }
 

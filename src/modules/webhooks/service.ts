@@ -41,44 +41,59 @@ export interface NewEvent {
  * client's webhook if it has one. A crash after the commit loses nothing: the worker delivers it.
  */
 export async function recordEvent(tx: Db, event: NewEvent): Promise<string> {
-  const id = `evt_${newId()}`;
-  let sequence: string | null = null;
-  if (event.userId) {
-    // The user's events are numbered in the order their transactions commit (the row lock orders them).
-    const row = await tx
-      .insertInto("event_sequences")
-      .values({ client_id: event.clientId, user_id: event.userId, last_sequence: 1 })
-      .onConflict((oc) =>
-        oc
-          .columns(["client_id", "user_id"])
-          .doUpdateSet({ last_sequence: sql`event_sequences.last_sequence + 1` }),
-      )
-      .returning("last_sequence")
-      .executeTakeFirstOrThrow();
-    sequence = String(row.last_sequence);
-  }
-  await tx
-    .insertInto("outbox_events")
-    .values({
-      id,
-      client_id: event.clientId,
-      user_id: event.userId ?? null,
-      sequence,
-      type: event.type,
-      data: JSON.stringify(event.data),
-      created_at: new Date(),
-    })
-    .execute();
-  if (!event.suppressDelivery) {
-    const client = await getClient(tx, event.clientId);
-    if (client.webhookUrl) {
-      await tx
-        .insertInto("webhook_deliveries")
-        .values({ id: `whd_${newId()}`, event_id: id, client_id: event.clientId, status: "PENDING" })
-        .execute();
-    }
-  }
-  return id;
+  const [id] = await recordEvents(tx, [event]);
+  return id ?? "";
+}
+
+/**
+ * Records events in the caller's transaction in one statement: each user's events numbered in
+ * the order given (their `sequence`: one upsert of the user's counter per statement, whose row
+ * lock orders the transactions of one user), the events, and their deliveries. Returns the ids.
+ */
+export async function recordEvents(tx: Db, events: NewEvent[]): Promise<string[]> {
+  if (events.length === 0) return [];
+  const ids = events.map(() => `evt_${newId()}`);
+  const webhookOf = new Map<string, boolean>();
+  for (const event of events)
+    if (!event.suppressDelivery && !webhookOf.has(event.clientId))
+      webhookOf.set(event.clientId, Boolean((await getClient(tx, event.clientId)).webhookUrl));
+  const deliveries = events.map((e) =>
+    !e.suppressDelivery && webhookOf.get(e.clientId) ? `whd_${newId()}` : null,
+  );
+  const now = new Date();
+  await sql`
+    WITH input AS (
+      SELECT * FROM unnest(
+        ${ids}::text[], ${events.map((e) => e.clientId)}::text[], ${events.map((e) => e.userId ?? null)}::text[],
+        ${events.map((e) => e.type)}::text[], ${events.map((e) => JSON.stringify(e.data))}::text[],
+        ${deliveries}::text[]
+      ) WITH ORDINALITY AS i(id, client_id, user_id, type, data, delivery_id, ord)
+    ),
+    counts AS (
+      SELECT client_id, user_id, count(*) AS n FROM input WHERE user_id IS NOT NULL GROUP BY client_id, user_id
+    ),
+    numbers AS (
+      INSERT INTO event_sequences AS s (client_id, user_id, last_sequence)
+      SELECT client_id, user_id, n FROM counts ORDER BY client_id, user_id
+      ON CONFLICT (client_id, user_id) DO UPDATE SET last_sequence = s.last_sequence + excluded.last_sequence
+      RETURNING client_id, user_id, last_sequence
+    ),
+    numbered AS (
+      SELECT i.*, CASE WHEN i.user_id IS NULL THEN NULL ELSE
+        n.last_sequence - c.n + row_number() OVER (PARTITION BY i.client_id, i.user_id ORDER BY i.ord) END AS sequence
+      FROM input i
+      LEFT JOIN counts c ON c.client_id = i.client_id AND c.user_id = i.user_id
+      LEFT JOIN numbers n ON n.client_id = i.client_id AND n.user_id = i.user_id
+    ),
+    recorded AS (
+      INSERT INTO outbox_events (id, client_id, user_id, sequence, type, data, created_at)
+      SELECT id, client_id, user_id, sequence, type, data::jsonb, ${now} FROM numbered ORDER BY ord
+      RETURNING id
+    )
+    INSERT INTO webhook_deliveries (id, event_id, client_id, status)
+    SELECT n.delivery_id, n.id, n.client_id, 'PENDING' FROM numbered n JOIN recorded r ON r.id = n.id
+    WHERE n.delivery_id IS NOT NULL`.execute(tx);
+  return ids;
 }
 
 export interface DeliverySettings {

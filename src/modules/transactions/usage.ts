@@ -1,0 +1,150 @@
+import { sql } from "kysely";
+import type { Db } from "../../db/database.ts";
+import type { UsageSource } from "../kyc/service.ts";
+import type { Row } from "./types.ts";
+
+/**
+ * A user's usage, maintained with their transactions in `user_usage` (migration 0007) instead of
+ * summed from them at each request: the KYC gate's 30-day total per type, and monitoring's 24-hour
+ * total, velocity count and whether the user has any history. One statement reads it all.
+ *
+ * Windows are read from whole buckets (hours for the sums, minutes for the velocity count), so a
+ * window reaches back to the start of its first bucket: a limit is checked against at most one
+ * hour (one minute) more than its window, never less — strict, never lenient.
+ */
+
+/** Statuses whose transactions do not count (they moved nothing and never will). */
+export const UNCOUNTED_STATUSES = ["REFUSED", "CANCELED", "ERROR"] as const;
+const DAY = 86_400_000;
+
+export interface UsageFigures {
+  /** USD cents per transaction type over the last 30 days. */
+  prior30dByType: Map<string, bigint>;
+  last24hUsdCents: bigint;
+  recentCount: number;
+  hasHistory: boolean;
+}
+
+const floorTo = (time: number, unit: number) => new Date(Math.floor(time / unit) * unit);
+
+export async function readUsage(
+  db: Db,
+  clientId: string,
+  userId: string,
+  windowMinutes: number,
+  now = Date.now(),
+): Promise<UsageFigures> {
+  const since30d = floorTo(now - 30 * DAY, 3_600_000);
+  const since24h = floorTo(now - DAY, 3_600_000);
+  const sinceWindow = floorTo(now - windowMinutes * 60_000, 60_000);
+  const { rows } = await sql<{
+    type: string;
+    d30: string | null;
+    h24: string | null;
+    recent: string | null;
+    total: string | null;
+  }>`
+    SELECT type,
+           sum(usd_cents) FILTER (WHERE period = 'hour' AND bucket >= ${since30d}) AS d30,
+           sum(usd_cents) FILTER (WHERE period = 'hour' AND bucket >= ${since24h}) AS h24,
+           sum(count) FILTER (WHERE period = 'minute' AND bucket >= ${sinceWindow}) AS recent,
+           sum(count) FILTER (WHERE period = 'all') AS total
+      FROM user_usage
+     WHERE client_id = ${clientId} AND user_id = ${userId}
+       AND (period = 'all' OR (period = 'hour' AND bucket >= ${since30d})
+            OR (period = 'minute' AND bucket >= ${sinceWindow}))
+     GROUP BY type`.execute(db);
+  const figures: UsageFigures = {
+    prior30dByType: new Map(),
+    last24hUsdCents: 0n,
+    recentCount: 0,
+    hasHistory: false,
+  };
+  for (const r of rows) {
+    figures.prior30dByType.set(r.type, BigInt(r.d30 ?? "0"));
+    figures.last24hUsdCents += BigInt(r.h24 ?? "0");
+    figures.recentCount += Number(r.recent ?? 0);
+    if (BigInt(r.total ?? "0") > 0n) figures.hasHistory = true;
+  }
+  return figures;
+}
+
+/**
+ * Counts a transaction in (`+1`, when it is recorded in a counted status) or out (`-1`, when it ends
+ * REFUSED, CANCELED or ERROR), in the caller's transaction: its minute, hour and lifetime rows.
+ */
+export async function countUsage(tx: Db, row: Row, sign: 1 | -1): Promise<void> {
+  const at = new Date(row.created_at).getTime();
+  const usd = (BigInt(row.usd_value) * BigInt(sign)).toString();
+  const buckets: [string, Date][] = [
+    ["minute", floorTo(at, 60_000)],
+    ["hour", floorTo(at, 3_600_000)],
+    ["all", new Date(0)],
+  ];
+  await tx
+    .insertInto("user_usage")
+    .values(
+      buckets.map(([period, bucket]) => ({
+        client_id: row.client_id,
+        user_id: row.user_id,
+        period: period as "minute",
+        bucket,
+        type: row.type,
+        usd_cents: usd,
+        count: sign,
+      })),
+    )
+    .onConflict((oc) =>
+      oc.columns(["client_id", "user_id", "period", "bucket", "type"]).doUpdateSet({
+        usd_cents: sql`user_usage.usd_cents + excluded.usd_cents`,
+        count: sql`user_usage.count + excluded.count`,
+      }),
+    )
+    .execute();
+}
+
+/** Buckets no window reads any more: minutes after two days, hours after 32. */
+export async function purgeOldUsage(db: Db, now = Date.now()): Promise<number> {
+  const result = await db
+    .deleteFrom("user_usage")
+    .where((eb) =>
+      eb.or([
+        eb.and([eb("period", "=", "minute"), eb("bucket", "<", new Date(now - 2 * DAY))]),
+        eb.and([eb("period", "=", "hour"), eb("bucket", "<", new Date(now - 32 * DAY))]),
+      ]),
+    )
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
+}
+
+/**
+ * One request's usage reads: the user's figures read once (the KYC gate and monitoring share
+ * them). `windowOf` gives the client's velocity window in minutes.
+ */
+export class UsageReads {
+  readonly #loaded = new Map<string, Promise<UsageFigures>>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly windowOf: (clientId: string) => Promise<number>,
+  ) {}
+
+  figures(clientId: string, userId: string): Promise<UsageFigures> {
+    const key = `${clientId}\u0000${userId}`;
+    let pending = this.#loaded.get(key);
+    if (!pending) {
+      pending = this.windowOf(clientId).then((window) => readUsage(this.db, clientId, userId, window));
+      pending.catch(() => this.#loaded.delete(key));
+      this.#loaded.set(key, pending);
+    }
+    return pending;
+  }
+
+  /** For the KYC gate: the 30-day total of a type (its `since` is always 30 days back). */
+  source(): UsageSource {
+    return {
+      priorUsdCents: async (clientId, userId, type) =>
+        (await this.figures(clientId, userId)).prior30dByType.get(type) ?? 0n,
+    };
+  }
+}
