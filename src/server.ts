@@ -82,6 +82,7 @@ export async function startFerry(
           // Stop taking requests and let those in flight finish; then the workers and the ledger's queue.
           await app.close();
           await Promise.all(workers.map((w) => w.stop()));
+          await services.transactions.drained();
           await services.ledger.drained();
           await database.close();
           logger.info("ferry stopped");

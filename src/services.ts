@@ -99,6 +99,11 @@ export function createServices(
     sanctions: SanctionsList.load(settings.sanctionsFile),
     steps,
     events: platformTransactionEvents,
+    groupCommit: {
+      maxBatchSize: settings.ledgerBatchSize,
+      maxInFlight: settings.ledgerBatchesInFlight,
+      onBatch: metrics?.recordGroupCommit,
+    },
   });
   return {
     database,

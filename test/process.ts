@@ -15,7 +15,9 @@ export interface FerryProcess {
 
 /** Starts `ferry serve` as a child process and waits until it prints that it is running. */
 export async function startFerryProcess(env: Record<string, string>): Promise<FerryProcess> {
-  const child = spawn(process.execPath, [path.join(repoRoot, "bin/ferry.js"), "serve"], {
+  // FERRY_NODE_ARGS: extra node flags for the server (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+  const nodeArgs = process.env.FERRY_NODE_ARGS?.split(" ").filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...nodeArgs, path.join(repoRoot, "bin/ferry.js"), "serve"], {
     cwd: repoRoot,
     env: { ...process.env, PORT: "0", LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "pipe", "pipe"],

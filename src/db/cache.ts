@@ -73,7 +73,10 @@ export class ProcessCache {
   invalidatePayload(payload: string): void {
     try {
       const [topic, key] = JSON.parse(payload) as unknown[];
-      if (typeof topic === "string" && typeof key === "string") return this.invalidate(topic, key);
+      if (typeof topic === "string" && typeof key === "string") {
+        this.invalidate(topic, key);
+        return;
+      }
     } catch {
       // not ours: be safe
     }

@@ -37,6 +37,18 @@ export class Metrics {
     buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
     registers: [this.registry],
   });
+  readonly groupCommitSize = new Histogram({
+    name: "ferry_group_commit_size",
+    help: "New transactions recorded per database transaction (group commit)",
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+    registers: [this.registry],
+  });
+  readonly groupCommitDuration = new Histogram({
+    name: "ferry_group_commit_duration_seconds",
+    help: "Time to commit one group of new transactions",
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: [this.registry],
+  });
   readonly ledgerBatchDuration = new Histogram({
     name: "ferry_ledger_batch_duration_seconds",
     help: "Time to commit one ledger batch",
@@ -89,6 +101,11 @@ export class Metrics {
   recordLedgerBatch = (size: number, seconds: number) => {
     this.ledgerBatchSize.observe(size);
     this.ledgerBatchDuration.observe(seconds);
+  };
+
+  recordGroupCommit = (size: number, seconds: number) => {
+    this.groupCommitSize.observe(size);
+    this.groupCommitDuration.observe(seconds);
   };
 
   register(app: FastifyInstance) {

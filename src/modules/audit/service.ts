@@ -44,6 +44,34 @@ export async function writeAudit(
     .execute();
 }
 
+/** Writes several audit rows in one statement (the group commit's). */
+export async function writeAudits(
+  tx: Db,
+  rows: {
+    context: { clientId: string | null; actor: Actor; requestId?: string | undefined };
+    entry: AuditEntry;
+  }[],
+): Promise<void> {
+  if (rows.length === 0) return;
+  await tx
+    .insertInto("audit_log")
+    .values(
+      rows.map(({ context, entry }) => ({
+        id: newId(),
+        client_id: context.clientId,
+        actor_kind: context.actor.kind,
+        actor_id: context.actor.id,
+        action: entry.action,
+        entity_type: entry.entityType,
+        entity_id: entry.entityId,
+        before: entry.before === undefined ? null : JSON.stringify(entry.before),
+        after: entry.after === undefined ? null : JSON.stringify(entry.after),
+        request_id: context.requestId ?? null,
+      })),
+    )
+    .execute();
+}
+
 /** The trail of one entity, oldest first. */
 export async function listAudit(
   db: Db,

@@ -24,6 +24,23 @@ export async function applyOperations(
   now: Date,
   expire: repo.TransferKey[] = [],
 ): Promise<OperationResult[]> {
+  const plan = await planOperations(tx, operations, now, expire);
+  await plan.write();
+  return plan.results;
+}
+
+/**
+ * Steps 1–4 of `applyOperations`: locks, reads and the outcome of each operation, with nothing
+ * written yet; `write()` is step 5. A caller that must drop some operations after seeing the
+ * outcomes (group commit: a business row that could not be recorded) plans again without them
+ * in the same transaction before writing.
+ */
+export async function planOperations(
+  tx: Db,
+  operations: Operation[],
+  now: Date,
+  expire: repo.TransferKey[] = [],
+): Promise<{ results: OperationResult[]; write(): Promise<void> }> {
   const key = (clientId: string, id: string) => `${clientId}\u0000${id}`;
 
   const pendingKeys = new Map<string, repo.TransferKey>();
@@ -111,16 +128,20 @@ export async function applyOperations(
     );
   }
 
-  await repo.insertTransfers(tx, created);
-  await repo.updatePendingTransfers(tx, [...resolved.values()]);
-  await repo.updateBalances(
-    tx,
-    [...touched].sort().flatMap((id) => accounts.get(id) ?? []),
-  );
-  // Replays and posts return the transfer as it now stands.
-  return results.map((r) =>
-    r.ok ? { ...r, transfers: r.transfers.map((t) => transfers.get(key(t.clientId, t.id)) ?? t) } : r,
-  );
+  return {
+    // Replays and posts return the transfer as it now stands.
+    results: results.map((r) =>
+      r.ok ? { ...r, transfers: r.transfers.map((t) => transfers.get(key(t.clientId, t.id)) ?? t) } : r,
+    ),
+    async write() {
+      await repo.insertTransfers(tx, created);
+      await repo.updatePendingTransfers(tx, [...resolved.values()]);
+      await repo.updateBalances(
+        tx,
+        [...touched].sort().flatMap((id) => accounts.get(id) ?? []),
+      );
+    },
+  };
 }
 
 interface BatchState {

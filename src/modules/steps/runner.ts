@@ -167,6 +167,38 @@ export class StepRunner {
     return { id: existing.id, created: false };
   }
 
+  /**
+   * Schedules new processes' steps in one statement (the group commit's): their keys are new, so
+   * each is inserted; a key that exists already keeps its step. Ids in the order given.
+   */
+  async scheduleMany(tx: Db, steps: NewStep[]): Promise<string[]> {
+    if (steps.length === 0) return [];
+    const rows = steps.map((step) => ({
+      id: newId(),
+      client_id: step.clientId,
+      kind: step.kind,
+      process_type: step.processType,
+      process_id: step.processId,
+      idempotency_key: step.idempotencyKey,
+      input: JSON.stringify(step.input),
+      max_attempts: this.kindOf(step.kind).maxAttempts,
+      next_attempt_at: step.runAt ?? new Date(),
+    }));
+    const inserted = await tx
+      .insertInto("steps")
+      .values(rows)
+      .onConflict((oc) => oc.columns(["client_id", "idempotency_key"]).doNothing())
+      .returning(["id", "client_id", "idempotency_key"])
+      .execute();
+    const ids = new Map(inserted.map((r) => [`${r.client_id}\u0000${r.idempotency_key}`, r.id]));
+    const result: string[] = [];
+    for (const step of steps)
+      result.push(
+        ids.get(`${step.clientId}\u0000${step.idempotencyKey}`) ?? (await this.schedule(tx, step)).id,
+      );
+    return result;
+  }
+
   /** The steps of one process, oldest first. */
   async stepsOf(db: Db, clientId: string, processType: string, processId: string): Promise<Step[]> {
     const rows = await db

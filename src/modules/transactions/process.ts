@@ -1,8 +1,8 @@
 import type { Db } from "../../db/database.ts";
 import type { RequestContext } from "../../lib/context.ts";
-import { writeAudit } from "../audit/service.ts";
+import { type AuditEntry, writeAudit } from "../audit/service.ts";
 import * as ledger from "../ledger/service.ts";
-import type { Account, Leg } from "../ledger/types.ts";
+import type { Account, Leg, OperationResult } from "../ledger/types.ts";
 import type { MonitoringResult } from "../monitoring/rules.ts";
 import type { StepRunner } from "../steps/runner.ts";
 import { snapshotOf, type TransactionEvent, type TransactionEventSink } from "./events.ts";
@@ -55,7 +55,7 @@ export interface EventFacts {
 const counts = (status: string) => !(UNCOUNTED_STATUSES as readonly string[]).includes(status);
 
 /** Wallets an event's effects changed: their owner, and their balances after it when known. */
-type Touched = Map<string, { userId: string; wallet: Account | undefined }>;
+export type Touched = Map<string, { userId: string; wallet: Account | undefined }>;
 
 export interface Applied {
   row: Row;
@@ -82,7 +82,6 @@ export class ProcessEngine {
     const transition = findTransition(kind, "NEW", event);
     if (!transition?.to) throw new Error(`no way to record a ${kind} on ${event}`);
     const row = await repo.insert(tx, { ...values, status: transition.to });
-    if (counts(row.status)) await countUsage(tx, row, 1);
     return this.complete(tx, ctx, row, row, transition, event, facts);
   }
 
@@ -125,7 +124,6 @@ export class ProcessEngine {
           : undefined
         : { ...facts.changes, status: transition.to };
     const updated = changes ? await repo.update(tx, row, changes) : row;
-    if (counts(row.status) && !counts(updated.status)) await countUsage(tx, row, -1);
     return this.complete(tx, ctx, row, updated, transition, event, facts);
   }
 
@@ -141,120 +139,73 @@ export class ProcessEngine {
     const stepIds: string[] = [];
     const touched: Touched = new Map();
     for (const effect of transition.effects ?? []) {
-      const id = await this.effect(tx, row, effect, facts, touched);
-      if (id) stepIds.push(id);
+      const planned = await this.plan(tx, row, effect, facts);
+      let balances: Account[] = [];
+      if (planned.booking) {
+        const { legs, what, refused } = planned.booking;
+        const result = await ledger.applyInTransaction(tx, {
+          clientId: row.client_id,
+          operationId: postings.operationOf(row.request_id, what),
+          legs,
+        });
+        if (!result.ok) throw refused(result);
+        balances = result.accounts ?? [];
+      }
+      if (planned.touches) touch(touched, row, balances);
+      if (planned.step) {
+        const { id } = await this.steps.schedule(tx, stepOf(row, planned.step));
+        stepIds.push(id);
+      }
     }
-    const changed = before.status !== row.status || transition.from.includes("NEW");
-    await writeAudit(tx, ctx, {
-      action: `transaction.${event.toLowerCase()}`,
-      entityType: "transaction",
-      entityId: row.request_id,
-      before: transition.from.includes("NEW") ? null : { status: before.status },
-      after: { status: row.status, ...(transition.effects?.length ? { effects: transition.effects } : {}) },
+    // Usage after the ledger: every writer locks accounts before a user's usage rows (no deadlock).
+    const usage = usageChange(before, row, transition);
+    if (usage) await countUsage(tx, usage.row, usage.sign);
+    await writeAudit(tx, ctx, auditEntryOf(before, row, transition, event));
+    await this.events.record(tx, eventsOf(before, row, transition, facts, touched), {
+      suppressDelivery: facts.suppressWebhook,
     });
-    const snapshot = snapshotOf(row);
-    const events: TransactionEvent[] = [];
-    if (facts.monitoring)
-      events.push({ type: "transaction.monitored", transaction: snapshot, monitoring: facts.monitoring });
-    if (changed && row.status !== "PENDING")
-      events.push({ type: "transaction.status_changed", transaction: snapshot });
-    for (const [walletId, { userId, wallet }] of touched)
-      events.push({ type: "wallet.balance_changed", clientId: row.client_id, userId, walletId, wallet });
-    await this.events.record(tx, events, { suppressDelivery: facts.suppressWebhook });
-    return { row, stepIds, changed };
+    return { row, stepIds, changed: isChange(before, row, transition) };
   }
 
-  private async effect(
-    tx: Db,
-    row: Row,
-    effect: Effect,
-    facts: EventFacts,
-    touched: Touched,
-  ): Promise<string | undefined> {
+  /**
+   * What one effect does, decided without writing: the legs it books (and the error a refusal
+   * means), whether it changes the transaction's wallets, the provider step it schedules. The
+   * single path (`complete`) and the group commit (group-commit.ts) both carry it out.
+   */
+  async plan(tx: Db, row: Row, effect: Effect, facts: EventFacts): Promise<PlannedEffect> {
     const { client_id: clientId, request_id: requestId, currency } = row;
     const amount = BigInt(row.amount);
     const fee = BigInt(row.fee);
     const wallet = row.wallet_id ?? "";
-    // The wallets the effect changed, with their balances when the ledger gave them.
-    const balances = new Map<string, Account>();
-    const touch = () => {
-      if (row.wallet_id)
-        touched.set(row.wallet_id, { userId: row.user_id, wallet: balances.get(row.wallet_id) });
-      if (row.counterparty_wallet_id)
-        touched.set(row.counterparty_wallet_id, {
-          userId: row.counterparty_user_id ?? row.user_id,
-          wallet: balances.get(row.counterparty_wallet_id),
-        });
-    };
-    const book = async (legs: Leg[], what?: string) => {
-      if (legs.length === 0) return;
-      const result = await ledger.applyInTransaction(tx, {
-        clientId,
-        operationId: postings.operationOf(requestId, what),
-        legs,
-      });
-      if (!result.ok) {
-        if (result.code === "EXCEEDS_LIMIT") throw insufficientFunds();
-        throw new Error(`the ledger refused ${effect} of ${requestId}: ${result.code} ${result.message}`);
-      }
-      for (const account of result.accounts ?? []) balances.set(account.id, account);
-    };
-    const schedule = async (kind: string, key: string, input: unknown, runAt?: Date) =>
-      (
-        await this.steps.schedule(tx, {
-          clientId,
-          kind,
-          processType: PROCESS_TYPE,
-          processId: requestId,
-          idempotencyKey: `${requestId}:${key}`,
-          input,
-          runAt,
-        })
-      ).id;
+    const booking = (legs: Leg[], what?: string): Booking | undefined =>
+      legs.length === 0
+        ? undefined
+        : {
+            legs,
+            what,
+            refused: (result) =>
+              result.code === "EXCEEDS_LIMIT"
+                ? insufficientFunds()
+                : new Error(`the ledger refused ${effect} of ${requestId}: ${result.code} ${result.message}`),
+          };
 
     switch (effect) {
       case "HOLD": {
         const transit = await postings.systemAccount.transit(tx, clientId, currency, "bank");
         const fees = await postings.systemAccount.fees(tx, clientId, currency);
-        await book(
-          postings.withdrawalHold({
-            requestId,
-            currency,
-            amount,
-            fee,
-            wallet,
-            transit,
-            fees,
-          }),
-        );
-        touch();
-        return;
+        const legs = postings.withdrawalHold({ requestId, currency, amount, fee, wallet, transit, fees });
+        return { booking: booking(legs), touches: true };
       }
       case "RELEASE_HOLD":
-        await book(postings.withdrawalRelease({ requestId, fee }), "VOID");
-        touch();
-        return;
+        return { booking: booking(postings.withdrawalRelease({ requestId, fee }), "VOID"), touches: true };
       case "SETTLE_HOLD":
-        await book(postings.withdrawalSettle({ requestId, fee }), "POST");
-        touch();
-        return;
+        return { booking: booking(postings.withdrawalSettle({ requestId, fee }), "POST"), touches: true };
       case "CREDIT_DEPOSIT": {
         const rail = processKindOf(row) === "CARD_DEPOSIT" ? "card" : "bank";
         const transit = await postings.systemAccount.transit(tx, clientId, currency, rail);
         const fees = await postings.systemAccount.fees(tx, clientId, currency);
-        await book(
-          postings.depositCredit({
-            requestId,
-            currency,
-            amount,
-            fee,
-            wallet,
-            transit,
-            fees,
-          }),
-        );
-        touch();
-        return;
+        const legs = postings.depositCredit({ requestId, currency, amount, fee, wallet, transit, fees });
+        return { booking: booking(legs), touches: true };
       }
       case "MOVE": {
         const fees = await postings.systemAccount.fees(tx, clientId, currency);
@@ -263,36 +214,31 @@ export class ProcessEngine {
           const target = row.target_currency ?? "";
           const fxSource = await postings.systemAccount.fx(tx, clientId, currency);
           const fxTarget = await postings.systemAccount.fx(tx, clientId, target);
-          await book(
-            postings.fxTrade({
-              requestId,
-              currency,
-              amount,
-              fee,
-              source: wallet,
-              target: destination,
-              fxSource,
-              fxTarget,
-              fees,
-              targetCurrency: target,
-              targetAmount: BigInt(row.target_amount ?? "0"),
-            }),
-          );
-        } else {
-          await book(
-            postings.walletMove({
-              requestId,
-              currency,
-              amount,
-              fee,
-              source: wallet,
-              destination,
-              fees,
-            }),
-          );
+          const legs = postings.fxTrade({
+            requestId,
+            currency,
+            amount,
+            fee,
+            source: wallet,
+            target: destination,
+            fxSource,
+            fxTarget,
+            fees,
+            targetCurrency: target,
+            targetAmount: BigInt(row.target_amount ?? "0"),
+          });
+          return { booking: booking(legs), touches: true };
         }
-        touch();
-        return;
+        const legs = postings.walletMove({
+          requestId,
+          currency,
+          amount,
+          fee,
+          source: wallet,
+          destination,
+          fees,
+        });
+        return { booking: booking(legs), touches: true };
       }
       case "REVERSE":
       case "REVERSE_REPORTED": {
@@ -318,52 +264,146 @@ export class ProcessEngine {
                 },
           );
         }
-        const result = await ledger.applyInTransaction(tx, {
-          clientId,
-          operationId: postings.operationOf(requestId, "reversal"),
-          legs,
-        });
-        if (!result.ok)
-          throw new TransactionError(
-            "CONFLICT",
-            "REVERSAL_REFUSED",
-            `the reversal cannot be booked: ${result.message}`,
-          );
-        touch();
-        return;
+        return {
+          booking: {
+            legs,
+            what: "reversal",
+            refused: (result) =>
+              new TransactionError(
+                "CONFLICT",
+                "REVERSAL_REFUSED",
+                `the reversal cannot be booked: ${result.message}`,
+              ),
+          },
+          touches: true,
+        };
       }
       case "CHARGE_CARD":
-        return schedule("CARD_CHARGE", "charge", { requestId });
+        return { step: { kind: "CARD_CHARGE", key: "charge", input: { requestId } } };
       case "REFUND_CARD":
-        return schedule("CARD_REFUND", "refund", { requestId });
+        return { step: { kind: "CARD_REFUND", key: "refund", input: { requestId } } };
       case "SEND_PAYOUT":
-        return schedule("BANK_PAYOUT", "payout", { requestId });
+        return { step: { kind: "BANK_PAYOUT", key: "payout", input: { requestId } } };
       case "TRACK_PAYOUT":
-        return schedule("BANK_PAYOUT_STATUS", "payout-status", { requestId }, facts.settlesAt);
+        return {
+          step: {
+            kind: "BANK_PAYOUT_STATUS",
+            key: "payout-status",
+            input: { requestId },
+            runAt: facts.settlesAt,
+          },
+        };
       case "HOLD_APART_AND_RETURN": {
         const transferId = facts.transferId ?? "";
         const received = facts.receivedAmount ?? amount;
         const transit = await postings.systemAccount.transit(tx, clientId, currency, "bank");
         const unapplied = await postings.systemAccount.unapplied(tx, clientId, currency);
-        await book(
-          postings.unappliedFunds({
-            requestId,
-            transferId,
-            transit,
-            unapplied,
-            amount: received,
-            currency,
-          }),
-          `unapplied:${transferId}`,
-        );
-        return schedule("BANK_RETURN", `return:${transferId}`, {
+        const legs = postings.unappliedFunds({
           requestId,
           transferId,
-          amount: received.toString(),
+          transit,
+          unapplied,
+          amount: received,
+          currency,
         });
+        return {
+          booking: booking(legs, `unapplied:${transferId}`),
+          step: {
+            kind: "BANK_RETURN",
+            key: `return:${transferId}`,
+            input: { requestId, transferId, amount: received.toString() },
+          },
+        };
       }
     }
   }
+}
+
+/** What the ledger is asked to book for an effect, and what its refusal means to the caller. */
+export interface Booking {
+  legs: Leg[];
+  /** Suffix of the operation id (`txn:<requestId>[:what]`). */
+  what?: string | undefined;
+  refused: (result: Extract<OperationResult, { ok: false }>) => Error;
+}
+
+export interface PlannedStep {
+  kind: string;
+  key: string;
+  input: unknown;
+  runAt?: Date | undefined;
+}
+
+export interface PlannedEffect {
+  booking?: Booking | undefined;
+  /** The effect changes the transaction's wallets (a WALLET_BALANCE event each). */
+  touches?: boolean;
+  step?: PlannedStep | undefined;
+}
+
+export function stepOf(row: Row, step: PlannedStep) {
+  return {
+    clientId: row.client_id,
+    kind: step.kind,
+    processType: PROCESS_TYPE,
+    processId: row.request_id,
+    idempotencyKey: `${row.request_id}:${step.key}`,
+    input: step.input,
+    runAt: step.runAt,
+  };
+}
+
+/** Records the transaction's wallets as changed, with their balances from the ledger's answer. */
+export function touch(touched: Touched, row: Row, balances: Account[]) {
+  const after = (id: string) => balances.find((a) => a.id === id);
+  if (row.wallet_id) touched.set(row.wallet_id, { userId: row.user_id, wallet: after(row.wallet_id) });
+  if (row.counterparty_wallet_id)
+    touched.set(row.counterparty_wallet_id, {
+      userId: row.counterparty_user_id ?? row.user_id,
+      wallet: after(row.counterparty_wallet_id),
+    });
+}
+
+const isChange = (before: Row, row: Row, transition: Transition) =>
+  before.status !== row.status || transition.from.includes("NEW");
+
+/** How a transition changes the user's usage (usage.ts): counted in when recorded, out when it fails. */
+export function usageChange(
+  before: Row,
+  row: Row,
+  transition: Transition,
+): { row: Row; sign: 1 | -1 } | undefined {
+  if (transition.from.includes("NEW")) return counts(row.status) ? { row, sign: 1 } : undefined;
+  return counts(before.status) && !counts(row.status) ? { row: before, sign: -1 } : undefined;
+}
+
+export function auditEntryOf(before: Row, row: Row, transition: Transition, event: ProcessEvent): AuditEntry {
+  return {
+    action: `transaction.${event.toLowerCase()}`,
+    entityType: "transaction",
+    entityId: row.request_id,
+    before: transition.from.includes("NEW") ? null : { status: before.status },
+    after: { status: row.status, ...(transition.effects?.length ? { effects: transition.effects } : {}) },
+  };
+}
+
+/** The domain events of a transition, in order: monitoring, the status, then each wallet changed. */
+export function eventsOf(
+  before: Row,
+  row: Row,
+  transition: Transition,
+  facts: EventFacts,
+  touched: Touched,
+): TransactionEvent[] {
+  const snapshot = snapshotOf(row);
+  const events: TransactionEvent[] = [];
+  if (facts.monitoring)
+    events.push({ type: "transaction.monitored", transaction: snapshot, monitoring: facts.monitoring });
+  if (isChange(before, row, transition) && row.status !== "PENDING")
+    events.push({ type: "transaction.status_changed", transaction: snapshot });
+  for (const [walletId, { userId, wallet }] of touched)
+    events.push({ type: "wallet.balance_changed", clientId: row.client_id, userId, walletId, wallet });
+  return events;
 }
 
 function describe(event: ProcessEvent): string {

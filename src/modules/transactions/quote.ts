@@ -112,7 +112,6 @@ export class Quotes {
 
   /** Monitoring of a priced transaction. */
   async monitor(request: QuoteRequest, usdValue: bigint): Promise<MonitoringResult> {
-    const { db } = this.deps;
     const config = await this.monitoringConfig(request.clientId);
     const reads = request.reads ?? this.deps.users.reads(request.clientId);
     const [user, info, figures] = await Promise.all([

@@ -16,6 +16,7 @@ import type { UserInfo } from "../users/schemas.ts";
 import type { Users } from "../users/service.ts";
 import type { Wallets } from "../wallets/service.ts";
 import type { TransactionEventSink } from "./events.ts";
+import { GroupCommit, type GroupCommitOptions } from "./group-commit.ts";
 import * as postings from "./postings.ts";
 import { type Applied, type EventFacts, PROCESS_TYPE, ProcessEngine, type ProcessEvent } from "./process.ts";
 import { ProviderNotices } from "./provider-notices.ts";
@@ -58,6 +59,8 @@ export interface TransactionDependencies {
   steps: StepRunner;
   /** Where the domain events go: the faces' mappings to their wire shapes. */
   events: TransactionEventSink;
+  /** How new transactions share database transactions (group-commit.ts). */
+  groupCommit?: GroupCommitOptions | undefined;
 }
 
 const clientActor = (clientId: string): Actor => ({ kind: "client", id: clientId });
@@ -72,9 +75,17 @@ export class Transactions {
   readonly quotes: Quotes;
   private readonly resolve: Resolver;
   private readonly notices: ProviderNotices;
+  private readonly creations: GroupCommit;
 
   constructor(private readonly deps: TransactionDependencies) {
     this.engine = new ProcessEngine(deps.steps, deps.events);
+    this.creations = new GroupCommit(
+      deps.db,
+      this.engine,
+      deps.steps,
+      deps.events,
+      deps.groupCommit ?? { maxBatchSize: 64, maxInFlight: 1 },
+    );
     this.quotes = new Quotes(deps);
     this.resolve = new Resolver(deps.wallets, deps.paymentMethods);
     registerTransactionSteps(deps.steps, { ...deps, engine: this.engine });
@@ -90,6 +101,11 @@ export class Transactions {
 
   private get db() {
     return this.deps.db;
+  }
+
+  /** Resolves once every transaction being recorded has its answer (for shutdown). */
+  drained(): Promise<void> {
+    return this.creations.drained();
   }
 
   async get(clientId: string, requestId: string): Promise<Transaction> {
@@ -455,28 +471,25 @@ export class Transactions {
           ? "HELD_FOR_REVIEW"
           : "ACCEPTED";
     await postings.systemAccount.warm(this.db, input.clientId, input.currency);
-    const applied = await inTransaction(this.db, (tx) =>
-      this.engine.create(
-        tx,
-        { clientId: input.clientId, actor, requestId: input.requestId },
-        {
-          ...values,
-          client_id: input.clientId,
-          request_id: input.requestId,
-          user_id: input.userId,
-          amount: quote.amount.toString(),
-          currency: input.currency,
-          fee: quote.fee.toString(),
-          usd_value: quote.usdValue.toString(),
-          monitoring: JSON.stringify(quote.monitoring),
-          ...(event === "ACCEPTED" && values.type !== "DEPOSIT" && values.type !== "WITHDRAWAL"
-            ? { status_detail: JSON.stringify({ responseCode: "00", responseCategory: "APPROVED" }) }
-            : {}),
-        },
-        event,
-        { monitoring: quote.monitoring, suppressWebhook: input.suppressWebhook },
-      ),
-    );
+    const applied = await this.creations.create({
+      ctx: { clientId: input.clientId, actor, requestId: input.requestId },
+      values: {
+        ...values,
+        client_id: input.clientId,
+        request_id: input.requestId,
+        user_id: input.userId,
+        amount: quote.amount.toString(),
+        currency: input.currency,
+        fee: quote.fee.toString(),
+        usd_value: quote.usdValue.toString(),
+        monitoring: JSON.stringify(quote.monitoring),
+        ...(event === "ACCEPTED" && values.type !== "DEPOSIT" && values.type !== "WITHDRAWAL"
+          ? { status_detail: JSON.stringify({ responseCode: "00", responseCategory: "APPROVED" }) }
+          : {}),
+      },
+      event,
+      facts: { monitoring: quote.monitoring, suppressWebhook: input.suppressWebhook },
+    });
     if (applied.stepIds.length === 0) return this.view(applied.row);
     await this.runSteps(applied);
     return this.get(input.clientId, input.requestId);

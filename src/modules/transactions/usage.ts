@@ -74,26 +74,53 @@ export async function readUsage(
  * REFUSED, CANCELED or ERROR), in the caller's transaction: its minute, hour and lifetime rows.
  */
 export async function countUsage(tx: Db, row: Row, sign: 1 | -1): Promise<void> {
-  const at = new Date(row.created_at).getTime();
-  const usd = (BigInt(row.usd_value) * BigInt(sign)).toString();
-  const buckets: [string, Date][] = [
-    ["minute", floorTo(at, 60_000)],
-    ["hour", floorTo(at, 3_600_000)],
-    ["all", new Date(0)],
-  ];
-  await tx
-    .insertInto("user_usage")
-    .values(
-      buckets.map(([period, bucket]) => ({
+  await countUsageOf(tx, [{ row, sign }]);
+}
+
+/** `countUsage` for several transactions in one statement, their rows in key order. */
+export async function countUsageOf(tx: Db, changes: { row: Row; sign: 1 | -1 }[]): Promise<void> {
+  const sums = new Map<
+    string,
+    {
+      client_id: string;
+      user_id: string;
+      period: "minute" | "hour" | "all";
+      bucket: Date;
+      type: string;
+      usd: bigint;
+      count: number;
+    }
+  >();
+  for (const { row, sign } of changes) {
+    const at = new Date(row.created_at).getTime();
+    const buckets: ["minute" | "hour" | "all", Date][] = [
+      ["minute", floorTo(at, 60_000)],
+      ["hour", floorTo(at, 3_600_000)],
+      ["all", new Date(0)],
+    ];
+    for (const [period, bucket] of buckets) {
+      const key = [row.client_id, row.user_id, period, bucket.getTime(), row.type].join("\u0000");
+      const sum = sums.get(key) ?? {
         client_id: row.client_id,
         user_id: row.user_id,
-        period: period as "minute",
+        period,
         bucket,
         type: row.type,
-        usd_cents: usd,
-        count: sign,
-      })),
-    )
+        usd: 0n,
+        count: 0,
+      };
+      sum.usd += BigInt(row.usd_value) * BigInt(sign);
+      sum.count += sign;
+      sums.set(key, sum);
+    }
+  }
+  if (sums.size === 0) return;
+  const values = [...sums.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([, { usd, count, ...key }]) => ({ ...key, usd_cents: usd.toString(), count }));
+  await tx
+    .insertInto("user_usage")
+    .values(values)
     .onConflict((oc) =>
       oc.columns(["client_id", "user_id", "period", "bucket", "type"]).doUpdateSet({
         usd_cents: sql`user_usage.usd_cents + excluded.usd_cents`,
