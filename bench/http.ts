@@ -170,10 +170,13 @@ async function main() {
     console.log(
       `\nFerry on ${baseUrl ? "PostgreSQL" : "PGlite"} — ${userCount} users, concurrency ${concurrency}, ${seconds} s per workload; started in ${startSeconds.toFixed(2)} s; idle RSS ${idleRss} MB\n`,
     );
-    console.log("| workload | ops/s | p50 ms | p99 ms | queries/op | peak RSS MB | answers |");
-    console.log("|---|---|---|---|---|---|---|");
+    console.log(
+      "| workload | ops/s | p50 ms | p99 ms | queries/op | CPU ms/op: Ferry | database | load generator | peak RSS MB | answers |",
+    );
+    console.log("|---|---|---|---|---|---|---|---|---|---|");
     for (const kind of workloads) {
       const before = await queries(ferry.url);
+      const cpuBefore = { ferry: cpuSecondsOf([pid]), database: cpuSecondsOf(databasePids()) };
       let peak = rssOf(pid);
       const sampler = setInterval(() => {
         peak = Math.max(peak, rssOf(pid));
@@ -192,13 +195,25 @@ async function main() {
       clearInterval(sampler);
       const after = await queries(ferry.url);
       const perOp = result.requests > 0 ? (after - before) / result.requests : 0;
+      const msPerOp = (seconds: number) =>
+        (result.requests > 0 ? (seconds * 1000) / result.requests : 0).toFixed(2);
+      const cpu = {
+        ferry: msPerOp(cpuSecondsOf([pid]) - cpuBefore.ferry),
+        // PGlite runs inside Ferry's process: its share is in Ferry's column.
+        database: baseUrl ? msPerOp(cpuSecondsOf(databasePids()) - cpuBefore.database) : "in Ferry",
+        load: msPerOp(result.cpuSeconds),
+      };
       console.log(
-        `| ${kind} | ${result.perSecond.toFixed(0)} | ${result.p50.toFixed(1)} | ${result.p99.toFixed(1)} | ${perOp.toFixed(1)} | ${peak} | ${Object.entries(
+        `| ${kind} | ${result.perSecond.toFixed(0)} | ${result.p50.toFixed(1)} | ${result.p99.toFixed(1)} | ${perOp.toFixed(1)} | ${cpu.ferry} | ${cpu.database} | ${cpu.load} | ${peak} | ${Object.entries(
           result.statuses,
         )
           .map(([k, v]) => `${k}: ${v}`)
           .join(", ")} |`,
       );
+      if (result.signedLive > 0)
+        console.log(
+          `|   | ${result.signedLive} requests signed during the run (the presigned ones ran out) |`,
+        );
       for (const [status, message] of Object.entries(result.errors ?? {}))
         console.log(`|   | ${status}: ${message} |`);
     }
@@ -244,7 +259,38 @@ function rssOf(pid: number): number {
   }
 }
 
+/** CPU seconds (user + system) the processes have used, from /proc (0 where unreadable). */
+function cpuSecondsOf(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+      ticks += Number(fields[11] ?? 0) + Number(fields[12] ?? 0); // utime, stime (fields 14 and 15)
+    } catch {
+      // gone
+    }
+  }
+  return ticks / 100; // USER_HZ
+}
+
+/** The PostgreSQL server's processes on this machine (all of them: the bench cannot tell its backends apart cheaply). */
+function databasePids(): number[] {
+  return fs
+    .readdirSync("/proc")
+    .filter((d) => /^\d+$/.test(d))
+    .map(Number)
+    .filter((pid) => {
+      try {
+        return fs.readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "postgres";
+      } catch {
+        return false;
+      }
+    });
+}
+
 function runLoad(config: Record<string, unknown>): Promise<{
+  cpuSeconds: number;
+  signedLive: number;
   requests: number;
   perSecond: number;
   p50: number;
