@@ -244,7 +244,7 @@ export class Transactions {
     const { clientId, userId } = input;
     const type: TransactionType = input.kind === "PAYMENT" ? "PAYMENT" : "TRANSFER";
     const field = type === "PAYMENT" ? "merchantUserId" : "destinationUserId";
-    const { blocked, reads, usage } = await this.begin(input);
+    const { blocked, reads, usage } = await this.begin(input, [input.destinationUserId]);
     const counterparty = await reads.user(input.destinationUserId).catch(() => {
       throw new TransactionError("NOT_FOUND", "USER_NOT_FOUND", `no user ${input.destinationUserId}`, field);
     });
@@ -434,18 +434,29 @@ export class Transactions {
    * before anything happens; a BLOCKED one is refused by monitoring, recorded as REFUSED (their
    * information is not merged and the KYC gate not asked first).
    */
-  private async begin(input: { clientId: string; userId: string; requestId: string }) {
-    if (await repo.find(this.db, input.clientId, input.requestId)) throw requestIdUsed(input.requestId);
+  /**
+   * A new transaction's first reads, in two statements: whether its request id is taken with the
+   * user's usage figures, and its users (`others`: a counterparty) with their information.
+   */
+  private async begin(input: { clientId: string; userId: string; requestId: string }, others: string[] = []) {
     const reads = this.deps.users.reads(input.clientId);
-    const user = await reads.user(input.userId);
-    if (user.status === "INACTIVE")
+    reads.preload([input.userId, ...others]);
+    const usage = this.quotes.usageReads();
+    const [used, user] = await Promise.all([
+      usage.requestIdUsed(input.clientId, input.userId, input.requestId),
+      reads.user(input.userId).catch((error: unknown) => error),
+    ]);
+    if (used) throw requestIdUsed(input.requestId);
+    if (user instanceof Error) throw user;
+    const { status } = user as Awaited<ReturnType<typeof reads.user>>;
+    if (status === "INACTIVE")
       throw new TransactionError(
         "FORBIDDEN",
         "USER_NOT_ACTIVE",
         "the user is INACTIVE: reactivate them first",
         "userId",
       );
-    return { blocked: user.status === "BLOCKED", reads, usage: this.quotes.usageReads() };
+    return { blocked: status === "BLOCKED", reads, usage };
   }
 
   /** Records a new transaction with its first transition, then runs the steps it scheduled. */

@@ -34,39 +34,64 @@ export async function readUsage(
   windowMinutes: number,
   now = Date.now(),
 ): Promise<UsageFigures> {
+  return (await readUsageAndRequestId(db, clientId, userId, windowMinutes, undefined, now)).figures;
+}
+
+/**
+ * The figures, and — in the same statement — whether `requestId` is taken already (a new
+ * transaction's first question).
+ */
+export async function readUsageAndRequestId(
+  db: Db,
+  clientId: string,
+  userId: string,
+  windowMinutes: number,
+  requestId: string | undefined,
+  now = Date.now(),
+): Promise<{ figures: UsageFigures; requestIdUsed: boolean }> {
   const since30d = floorTo(now - 30 * DAY, 3_600_000);
   const since24h = floorTo(now - DAY, 3_600_000);
   const sinceWindow = floorTo(now - windowMinutes * 60_000, 60_000);
+  const used =
+    requestId === undefined
+      ? sql`false`
+      : sql`EXISTS (SELECT 1 FROM transactions WHERE client_id = ${clientId} AND request_id = ${requestId})`;
   const { rows } = await sql<{
-    type: string;
-    d30: string | null;
-    h24: string | null;
-    recent: string | null;
-    total: string | null;
+    used: boolean;
+    usage: {
+      type: string;
+      d30: string | null;
+      h24: string | null;
+      recent: string | null;
+      total: string | null;
+    }[];
   }>`
-    SELECT type,
-           sum(usd_cents) FILTER (WHERE period = 'hour' AND bucket >= ${since30d}) AS d30,
-           sum(usd_cents) FILTER (WHERE period = 'hour' AND bucket >= ${since24h}) AS h24,
-           sum(count) FILTER (WHERE period = 'minute' AND bucket >= ${sinceWindow}) AS recent,
-           sum(count) FILTER (WHERE period = 'all') AS total
-      FROM user_usage
-     WHERE client_id = ${clientId} AND user_id = ${userId}
-       AND (period = 'all' OR (period = 'hour' AND bucket >= ${since30d})
-            OR (period = 'minute' AND bucket >= ${sinceWindow}))
-     GROUP BY type`.execute(db);
+    SELECT ${used} AS used,
+           (SELECT coalesce(json_agg(u), '[]'::json) FROM (
+              SELECT type,
+                     (sum(usd_cents) FILTER (WHERE period = 'hour' AND bucket >= ${since30d}))::text AS d30,
+                     (sum(usd_cents) FILTER (WHERE period = 'hour' AND bucket >= ${since24h}))::text AS h24,
+                     (sum(count) FILTER (WHERE period = 'minute' AND bucket >= ${sinceWindow}))::text AS recent,
+                     (sum(count) FILTER (WHERE period = 'all'))::text AS total
+                FROM user_usage
+               WHERE client_id = ${clientId} AND user_id = ${userId}
+                 AND (period = 'all' OR (period = 'hour' AND bucket >= ${since30d})
+                      OR (period = 'minute' AND bucket >= ${sinceWindow}))
+               GROUP BY type) u) AS usage`.execute(db);
+  const row = rows[0];
   const figures: UsageFigures = {
     prior30dByType: new Map(),
     last24hUsdCents: 0n,
     recentCount: 0,
     hasHistory: false,
   };
-  for (const r of rows) {
+  for (const r of row?.usage ?? []) {
     figures.prior30dByType.set(r.type, BigInt(r.d30 ?? "0"));
     figures.last24hUsdCents += BigInt(r.h24 ?? "0");
     figures.recentCount += Number(r.recent ?? 0);
     if (BigInt(r.total ?? "0") > 0n) figures.hasHistory = true;
   }
-  return figures;
+  return { figures, requestIdUsed: Boolean(row?.used) };
 }
 
 /**
@@ -149,7 +174,7 @@ export async function purgeOldUsage(db: Db, now = Date.now()): Promise<number> {
  * them). `windowOf` gives the client's velocity window in minutes.
  */
 export class UsageReads {
-  readonly #loaded = new Map<string, Promise<UsageFigures>>();
+  readonly #loaded = new Map<string, Promise<{ figures: UsageFigures; requestIdUsed: boolean }>>();
 
   constructor(
     private readonly db: Db,
@@ -157,10 +182,21 @@ export class UsageReads {
   ) {}
 
   figures(clientId: string, userId: string): Promise<UsageFigures> {
+    return this.#load(clientId, userId, undefined).then((r) => r.figures);
+  }
+
+  /** Reads the user's figures and whether the request id is taken, in one statement. */
+  async requestIdUsed(clientId: string, userId: string, requestId: string): Promise<boolean> {
+    return (await this.#load(clientId, userId, requestId)).requestIdUsed;
+  }
+
+  #load(clientId: string, userId: string, requestId: string | undefined) {
     const key = `${clientId}\u0000${userId}`;
     let pending = this.#loaded.get(key);
-    if (!pending) {
-      pending = this.windowOf(clientId).then((window) => readUsage(this.db, clientId, userId, window));
+    if (!pending || requestId !== undefined) {
+      pending = this.windowOf(clientId).then((window) =>
+        readUsageAndRequestId(this.db, clientId, userId, window, requestId),
+      );
       pending.catch(() => this.#loaded.delete(key));
       this.#loaded.set(key, pending);
     }
