@@ -61,6 +61,8 @@ async function main() {
     env.DATABASE_URL = "";
     env.FERRY_DATA_DIR = dataDir;
   }
+  // The server as `npm start` runs it: the bundle, built first.
+  execFileSync(process.execPath, [path.join(repoRoot, "bin/build.js")]);
   const started = Date.now();
   const ferry = await startFerryProcess(env);
   const startSeconds = (Date.now() - started) / 1000;

@@ -62,8 +62,9 @@ export async function startFerry(
     const metrics = new Metrics();
     const services = createServices(database, sealer, config, metrics);
     const app = await buildApp({ config, services, metrics, logger });
-    const workers: Worker[] = config.workersEnabled ? startWorkers(services, config, logger) : [];
+    // Listening first: a port in use stops the start before any worker touches the database.
     const address = await app.listen({ port: config.port, host: config.host });
+    const workers: Worker[] = config.workersEnabled ? startWorkers(services, config, logger) : [];
     const port = new URL(address).port;
     const url = config.publicUrl.replace(/:\d+$/, `:${port}`);
     logger.info({ url, database: database.kind, location: database.location }, "ferry is listening");

@@ -108,7 +108,13 @@ export async function createUser(
  * A webhook receiver as a client would run it: a real HTTP server on loopback that opens every
  * delivery with the exported receiver function. It can be taken down and brought back.
  */
-export async function startWebhookReceiver(ferryUrl: string) {
+export async function startWebhookReceiver(
+  ferryUrl: string,
+  options: {
+    /** Answer 503 to this (opened) event instead of accepting it. */
+    refuse?: (event: FerryWebhookEvent) => boolean;
+  } = {},
+) {
   const { publicKey, privateKey } = await generateKeyPair("RSA-OAEP-256", {
     modulusLength: 2048,
     extractable: true,
@@ -137,6 +143,10 @@ export async function startWebhookReceiver(ferryUrl: string) {
           });
           openWebhook(body, request.headers).then(
             (event) => {
+              if (options.refuse?.(event)) {
+                response.writeHead(503).end();
+                return;
+              }
               events.push(event);
               response.writeHead(204).end();
             },

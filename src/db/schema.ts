@@ -110,6 +110,8 @@ export interface WebhookDeliveriesTable {
   id: string;
   event_id: string;
   client_id: string;
+  user_id: string | null;
+  sequence: ColumnType<string | null, string | null | undefined, string | null>;
   status: string;
   attempts: ColumnType<number, number | undefined, number>;
   next_attempt_at: Timestamp;

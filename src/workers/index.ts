@@ -10,7 +10,7 @@ import type { Services } from "../services.ts";
 import { startWorker, type Worker } from "./worker.ts";
 
 const EXPIRY_BATCH = 500;
-const DELIVERY_BATCH = 20;
+const DELIVERY_BATCH = 1000;
 const KYC_BATCH = 50;
 const RECOVERY_BATCH = 20;
 

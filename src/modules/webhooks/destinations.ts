@@ -125,6 +125,30 @@ export interface ReceiverRequest {
   publicOnly: boolean;
   /** Name resolution (tests replace it); the system resolver otherwise. */
   lookup?: Lookup | undefined;
+  /**
+   * Connections kept alive between deliveries, shared only by requests that give the same value
+   * (one client, with the same public-only rule): without it, a connection of its own per request.
+   */
+  connections?: string | undefined;
+}
+
+/** Kept-alive connections per `connections` key and origin. */
+const agents = new Map<string, http.Agent>();
+const MAX_DRAINED_BYTES = 64 * 1024;
+
+function agentFor(key: string, url: URL): http.Agent {
+  const id = `${key}\u0000${url.origin}`;
+  let agent = agents.get(id);
+  if (!agent) {
+    const options = { keepAlive: true, maxSockets: 64, maxFreeSockets: 64, timeout: 30_000 };
+    agent = url.protocol === "https:" ? new https.Agent(options) : new http.Agent(options);
+    if (agents.size > 1000) {
+      for (const old of agents.values()) old.destroy();
+      agents.clear();
+    }
+    agents.set(id, agent);
+  }
+  return agent;
 }
 
 /**
@@ -146,15 +170,26 @@ export function postToReceiver(request: ReceiverRequest): Promise<number> {
       url,
       {
         method: "POST",
-        // A connection of its own, closed after the answer: no pooled socket that was connected
-        // for another client (without the public-only check) is ever reused.
-        agent: false,
+        // Pooled only per client and rule (`connections`): a socket connected for another client
+        // (without the public-only check) is never reused.
+        agent: request.connections === undefined ? false : agentFor(request.connections, url),
         headers: { ...request.headers, "content-length": String(Buffer.byteLength(request.body)) },
         ...(lookup ? { lookup } : {}),
       },
       (response) => {
         resolve(response.statusCode ?? 0);
-        response.destroy(); // the body is never read
+        if (request.connections === undefined) {
+          response.destroy(); // the body is never read
+          return;
+        }
+        // Drained unread so that the connection can serve the next delivery; a receiver that
+        // answers with more than a small body loses the connection instead.
+        let drained = 0;
+        response.on("data", (chunk: Buffer) => {
+          drained += chunk.length;
+          if (drained > MAX_DRAINED_BYTES) response.destroy();
+        });
+        response.on("error", () => {});
       },
     );
     const timer = setTimeout(

@@ -19,9 +19,23 @@ export async function sealEvent(
   const jws = await new FlattenedSign(new TextEncoder().encode(JSON.stringify(event)))
     .setProtectedHeader({ alg: "RS512", kid: signingKey.kid, jku: jwksUrl })
     .sign(signingKey.privateKey);
-  const key = await importJWK(clientEncryptionKey, "RSA-OAEP-256");
+  const key = await encryptionKeyOf(clientEncryptionKey);
   const jwe = await new FlattenedEncrypt(new TextEncoder().encode(JSON.stringify(jws)))
     .setProtectedHeader({ alg: "RSA-OAEP-256", enc: "A256CBC-HS512", kid: clientEncryptionKey.kid })
     .encrypt(key);
   return JSON.stringify(jwe);
+}
+
+/** Imported client keys, by their JWK (a changed key is a new entry). */
+const imported = new Map<string, Awaited<ReturnType<typeof importJWK>>>();
+
+async function encryptionKeyOf(jwk: JWK): Promise<Awaited<ReturnType<typeof importJWK>>> {
+  const id = JSON.stringify(jwk);
+  let key = imported.get(id);
+  if (!key) {
+    key = await importJWK(jwk, "RSA-OAEP-256");
+    if (imported.size > 1000) imported.clear();
+    imported.set(id, key);
+  }
+  return key;
 }

@@ -1,5 +1,6 @@
-import { sql } from "kysely";
+import { type Selectable, sql } from "kysely";
 import type { Db } from "../../db/database.ts";
+import type { OutboxEventsTable } from "../../db/schema.ts";
 import { inTransaction } from "../../db/transaction.ts";
 import { DomainError } from "../../lib/errors.ts";
 import { newId } from "../../lib/ids.ts";
@@ -90,8 +91,8 @@ export async function recordEvents(tx: Db, events: NewEvent[]): Promise<string[]
       SELECT id, client_id, user_id, sequence, type, data::jsonb, ${now} FROM numbered ORDER BY ord
       RETURNING id
     )
-    INSERT INTO webhook_deliveries (id, event_id, client_id, status)
-    SELECT n.delivery_id, n.id, n.client_id, 'PENDING' FROM numbered n JOIN recorded r ON r.id = n.id
+    INSERT INTO webhook_deliveries (id, event_id, client_id, user_id, sequence, status)
+    SELECT n.delivery_id, n.id, n.client_id, n.user_id, n.sequence, 'PENDING' FROM numbered n JOIN recorded r ON r.id = n.id
     WHERE n.delivery_id IS NOT NULL`.execute(tx);
   return ids;
 }
@@ -106,12 +107,29 @@ export interface DeliverySettings {
   lookup?: Parameters<typeof postToReceiver>[0]["lookup"];
 }
 
-type ClaimedDelivery = { id: string; event_id: string; client_id: string; attempts: number };
+type ClaimedDelivery = {
+  id: string;
+  event_id: string;
+  client_id: string;
+  user_id: string | null;
+  sequence: string | null;
+  attempts: number;
+};
+
+/** A user's deliveries claimed in one round, sent one after another. */
+const CHAIN = 10;
 
 /**
- * One round of the delivery worker: claims due deliveries (FOR UPDATE SKIP LOCKED, with a lease
- * longer than a delivery can take, so two processes never send one attempt twice), sends each,
- * and records the outcome. Returns how many it claimed.
+ * One round of the delivery worker: claims due deliveries (with a lease longer than a delivery can
+ * take, so two processes never send one attempt twice), sends them, and records the outcomes in
+ * one transaction. Returns how many it claimed.
+ *
+ * A user's events reach the receiver in their order. Per user, the round takes the earliest
+ * undelivered deliveries — up to CHAIN of them, and only while each is due and not being sent — and
+ * sends them one after another; the users' chains go out side by side. A chain stops at its first
+ * refused event (the rest are handed back untried), so a receiver that refuses an event holds up
+ * that user's later events, and nobody else's. A delivery that ends FAILED no longer holds them up
+ * (it can be sent again by hand, unordered). Events without a user are chains of one.
  */
 export async function deliverDueWebhooks(
   db: Db,
@@ -119,33 +137,85 @@ export async function deliverDueWebhooks(
   settings: DeliverySettings,
   limit = 20,
 ): Promise<number> {
-  const leaseSeconds = Math.ceil(settings.timeoutMs / 1000) + 30;
+  const leaseSeconds = Math.ceil(settings.timeoutMs / 1000) * CHAIN + 30;
   const { rows } = await sql<ClaimedDelivery>`
     UPDATE webhook_deliveries SET locked_until = now() + make_interval(secs => ${leaseSeconds}), attempts = attempts + 1
     WHERE id IN (
-      SELECT id FROM webhook_deliveries
-      WHERE status = 'PENDING' AND next_attempt_at <= now() AND (locked_until IS NULL OR locked_until < now())
+      SELECT id FROM (
+        SELECT d.id, d.next_attempt_at,
+               row_number() OVER chain AS place,
+               bool_and(d.next_attempt_at <= now() AND (d.locked_until IS NULL OR d.locked_until < now()))
+                 OVER (chain ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS ready
+          FROM webhook_deliveries d
+         WHERE d.status = 'PENDING'
+        WINDOW chain AS (PARTITION BY d.client_id, coalesce(d.user_id, d.id) ORDER BY d.sequence, d.created_at, d.id)
+      ) candidates
+      WHERE ready AND place <= ${CHAIN}
       ORDER BY next_attempt_at
-      LIMIT ${limit}
-      FOR UPDATE SKIP LOCKED)
-    RETURNING id, event_id, client_id, attempts`.execute(db);
-  await Promise.all(rows.map((delivery) => attempt(db, keys, settings, delivery)));
+      LIMIT ${limit})
+      -- Re-checked on the locked row: a concurrent round that claimed it first wins.
+      AND status = 'PENDING' AND (locked_until IS NULL OR locked_until < now())
+    RETURNING id, event_id, client_id, user_id, sequence, attempts`.execute(db);
+  if (rows.length === 0) return 0;
+  const events = new Map(
+    (
+      await db
+        .selectFrom("outbox_events")
+        .selectAll()
+        .where(
+          "id",
+          "in",
+          rows.map((r) => r.event_id),
+        )
+        .execute()
+    ).map((e) => [e.id, e]),
+  );
+  const chains = new Map<string, ClaimedDelivery[]>();
+  for (const row of rows) {
+    const key = row.user_id === null ? row.id : `${row.client_id}\u0000${row.user_id}`;
+    chains.set(key, [...(chains.get(key) ?? []), row]);
+  }
+  const signingKey = await keys.current();
+  const outcomes: Outcome[] = [];
+  const untried: ClaimedDelivery[] = [];
+  await Promise.all(
+    [...chains.values()].map(async (chain) => {
+      chain.sort((a, b) => Number(a.sequence ?? 0) - Number(b.sequence ?? 0));
+      for (const [i, delivery] of chain.entries()) {
+        const outcome = await attempt(db, signingKey, settings, delivery, events.get(delivery.event_id));
+        outcomes.push(outcome);
+        if (outcome.error !== null) {
+          untried.push(...chain.slice(i + 1));
+          break;
+        }
+      }
+    }),
+  );
+  await recordOutcomes(db, settings, outcomes, untried);
   return rows.length;
 }
 
-async function attempt(db: Db, keys: SigningKeys, settings: DeliverySettings, delivery: ClaimedDelivery) {
+interface Outcome {
+  delivery: ClaimedDelivery;
+  started: Date;
+  durationMs: number;
+  statusCode: number | null;
+  error: string | null;
+}
+
+async function attempt(
+  db: Db,
+  signingKey: Awaited<ReturnType<SigningKeys["current"]>>,
+  settings: DeliverySettings,
+  delivery: ClaimedDelivery,
+  event: Selectable<OutboxEventsTable> | undefined,
+): Promise<Outcome> {
   const started = new Date();
   let statusCode: number | null = null;
   let error: string | null = null;
   try {
-    const [event, client] = await Promise.all([
-      db
-        .selectFrom("outbox_events")
-        .selectAll()
-        .where("id", "=", delivery.event_id)
-        .executeTakeFirstOrThrow(),
-      getClient(db, delivery.client_id),
-    ]);
+    if (!event) throw new Error(`event ${delivery.event_id} not found`);
+    const client = await getClient(db, delivery.client_id);
     if (!client.webhookUrl) throw new NotConfiguredError("the client has no webhook URL");
     const encryptionKey = client.webhookEncryptionKey;
     if (!encryptionKey) throw new NotConfiguredError("the client has no webhook encryption key");
@@ -159,10 +229,11 @@ async function attempt(db: Db, keys: SigningKeys, settings: DeliverySettings, de
     };
     const body = await sealEvent(
       payload,
-      await keys.current(),
+      signingKey,
       `${settings.publicUrl}/.well-known/jwks.json`,
       encryptionKey,
     );
+    const publicOnly = mustBePublic(client.mode === "live" ? "live" : "sandbox");
     statusCode = await postToReceiver({
       url: client.webhookUrl,
       headers: {
@@ -173,51 +244,79 @@ async function attempt(db: Db, keys: SigningKeys, settings: DeliverySettings, de
       },
       body,
       timeoutMs: settings.timeoutMs,
-      publicOnly: mustBePublic(client.mode === "live" ? "live" : "sandbox"),
+      publicOnly,
       lookup: settings.lookup,
+      connections: `${client.id}\u0000${publicOnly}`,
     });
     if (statusCode < 200 || statusCode >= 300) error = `HTTP ${statusCode}`;
   } catch (caught) {
     error = describeFailure(caught);
   }
-  const durationMs = Date.now() - started.getTime();
-  const succeeded = error === null;
-  const retryIn = settings.retrySchedule[delivery.attempts - 1];
+  return { delivery, started, durationMs: Date.now() - started.getTime(), statusCode, error };
+}
+
+/**
+ * A round's outcomes in one transaction: its attempts and the deliveries' new states; the untried
+ * rest of a stopped chain is handed back as it was.
+ */
+async function recordOutcomes(
+  db: Db,
+  settings: DeliverySettings,
+  outcomes: Outcome[],
+  untried: ClaimedDelivery[],
+) {
+  const now = Date.now();
+  const states = outcomes.map(({ delivery, statusCode, error }) => {
+    const retryIn = settings.retrySchedule[delivery.attempts - 1];
+    const status = error === null ? "SUCCEEDED" : retryIn === undefined ? "FAILED" : "PENDING";
+    return {
+      id: delivery.id,
+      status,
+      deliveredAt: error === null ? new Date(now) : null,
+      // Exponential schedule with ±20 % jitter, so a recovering receiver is not hit by a wave.
+      nextAttemptAt:
+        status === "PENDING" ? new Date(now + (retryIn ?? 0) * 1000 * (0.8 + Math.random() * 0.4)) : null,
+      statusCode,
+      error: error === null ? null : error,
+    };
+  });
   await inTransaction(db, async (tx) => {
     await tx
       .insertInto("webhook_attempts")
-      .values({
-        delivery_id: delivery.id,
-        attempt: delivery.attempts,
-        started_at: started,
-        duration_ms: durationMs,
-        status_code: statusCode,
-        error: error?.slice(0, 500) ?? null,
-      })
-      .execute();
-    await tx
-      .updateTable("webhook_deliveries")
-      .set(
-        succeeded
-          ? {
-              status: "SUCCEEDED",
-              delivered_at: new Date(),
-              locked_until: null,
-              last_status_code: statusCode,
-              last_error: null,
-            }
-          : retryIn === undefined
-            ? { status: "FAILED", locked_until: null, last_status_code: statusCode, last_error: error }
-            : {
-                // Exponential schedule with ±20 % jitter, so a recovering receiver is not hit by a wave.
-                next_attempt_at: new Date(Date.now() + retryIn * 1000 * (0.8 + Math.random() * 0.4)),
-                locked_until: null,
-                last_status_code: statusCode,
-                last_error: error,
-              },
+      .values(
+        outcomes.map((o) => ({
+          delivery_id: o.delivery.id,
+          attempt: o.delivery.attempts,
+          started_at: o.started,
+          duration_ms: o.durationMs,
+          status_code: o.statusCode,
+          error: o.error?.slice(0, 500) ?? null,
+        })),
       )
-      .where("id", "=", delivery.id)
       .execute();
+    await sql`
+      UPDATE webhook_deliveries d
+         SET status = v.status,
+             delivered_at = COALESCE(v.delivered_at, d.delivered_at),
+             next_attempt_at = COALESCE(v.next_attempt_at, d.next_attempt_at),
+             locked_until = NULL,
+             last_status_code = v.status_code,
+             last_error = v.error
+        FROM unnest(${states.map((s) => s.id)}::text[], ${states.map((s) => s.status)}::text[],
+                    ${states.map((s) => s.deliveredAt)}::timestamptz[], ${states.map((s) => s.nextAttemptAt)}::timestamptz[],
+                    ${states.map((s) => s.statusCode)}::int[], ${states.map((s) => s.error)}::text[])
+             AS v(id, status, delivered_at, next_attempt_at, status_code, error)
+       WHERE d.id = v.id`.execute(tx);
+    if (untried.length > 0)
+      await tx
+        .updateTable("webhook_deliveries")
+        .set({ locked_until: null, attempts: sql`attempts - 1` })
+        .where(
+          "id",
+          "in",
+          untried.map((d) => d.id),
+        )
+        .execute();
   });
 }
 
