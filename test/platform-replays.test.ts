@@ -87,6 +87,35 @@ describe.each(["RS512", "EdDSA"] as SigningAlgorithm[])("deterministic %s signat
     expect((await patch({ "x-request-id": "patch-2" })).statusCode).toBe(200);
   });
 
+  it("checks a money route's replay in its idempotency claim; a retry signed anew gets the stored answer", async () => {
+    await createUser(t, client, `u-2-${alg}`);
+    const body = { userId: "u-1", destinationUserId: `u-2-${alg}`, amount: "1.00", currency: "EUR" };
+    const send = await signedOnce(client, "POST", "/v1/transactions/transfers", body);
+    const first = await send({ "x-request-id": `tr-${alg}` });
+    expect(first.statusCode, first.body).toBe(422); // u-1 has not the tier for it: an answer all the same
+    const replay = await send({ "x-request-id": `tr-${alg}` });
+    expect(replay.statusCode).toBe(401);
+    expect(replay.json().message).toMatch(/replay/);
+    await new Promise((resolve) => setTimeout(resolve, 1100)); // a new Date: a new signature
+    const retry = await client.request("POST", "/v1/transactions/transfers", body, {
+      "x-request-id": `tr-${alg}`,
+    });
+    expect(retry.statusCode).toBe(422);
+    expect(retry.body).toBe(first.body); // the stored answer, trace id included
+  });
+
+  it("refuses a replayed validation (a state-changing route without an idempotency claim)", async () => {
+    const validate = await signedOnce(client, "POST", "/v1/transactions/validations", {
+      userId: "u-1",
+      transactionType: "DEPOSIT",
+      amount: "10.00",
+      currency: "EUR",
+    });
+    const first = await validate({ "x-request-id": `val-${alg}` });
+    expect(first.statusCode, first.body).toBeLessThan(300);
+    expect((await validate({ "x-request-id": `val-${alg}` })).statusCode).toBe(401);
+  });
+
   it("refuses the same state-changing request without X-Request-Id twice", async () => {
     const askToken = await signedOnce(client, "POST", "/v1/auth/userToken", {
       url: "/v1/users/u-1",

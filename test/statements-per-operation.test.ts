@@ -56,9 +56,10 @@ describe("statements per operation", () => {
         { "x-request-id": "t-1" },
       ),
     );
-    // Alone: 4 on the request's path + 8 for its group (one group of one) + storing the answer.
+    // Alone: 3 on the request's path (signature and request id claimed together, users, usage) + 8
+    // for its group (a group of one) + storing the answer.
     // Under load the group's 8 are shared (bench:http prints the figure per operation).
-    expect(trace.length).toBeLessThanOrEqual(13);
+    expect(trace.length).toBeLessThanOrEqual(12);
     expect(trace.filter((q) => /from "clients"|client_signing_keys|ledger_currencies/.test(q))).toEqual([]);
   });
   it("a card deposit", async () => {
@@ -80,10 +81,10 @@ describe("statements per operation", () => {
         { "x-request-id": "d-1" },
       ),
     );
-    expect(trace.length).toBeLessThanOrEqual(27);
+    expect(trace.length).toBeLessThanOrEqual(26);
   });
   it("a withdrawal", async () => {
     const trace = await traced(() => withdrawal(client, "alice", "4.00", "w-1"));
-    expect(trace.length).toBeLessThanOrEqual(28);
+    expect(trace.length).toBeLessThanOrEqual(27);
   });
 });
