@@ -65,6 +65,7 @@ type Outcome = { ok: true; applied: Applied } | { ok: false; error: unknown };
 export class GroupCommit {
   readonly #queue: Waiting[] = [];
   #inFlight = 0;
+  #waitingSlots = 0;
   readonly #idle: (() => void)[] = [];
 
   constructor(
@@ -90,10 +91,16 @@ export class GroupCommit {
   }
 
   #pump() {
-    while (this.#inFlight < this.options.maxInFlight && this.#queue.length > 0) {
-      const batch = this.#queue.splice(0, this.options.maxBatchSize);
+    // A slot takes its group when it holds a connection (not when it starts), so that requests
+    // arriving while it waits for one join it: with one connection (PGlite) that wait is where the
+    // crowd forms. A new slot starts only for what the slots already waiting will not take.
+    while (
+      this.#inFlight < this.options.maxInFlight &&
+      this.#queue.length > this.#waitingSlots * this.options.maxBatchSize
+    ) {
       this.#inFlight++;
-      void this.#run(batch).finally(() => {
+      this.#waitingSlots++;
+      void this.#run().finally(() => {
         this.#inFlight--;
         this.#pump();
         if (this.#queue.length === 0 && this.#inFlight === 0) for (const done of this.#idle.splice(0)) done();
@@ -101,16 +108,27 @@ export class GroupCommit {
     }
   }
 
-  async #run(batch: Waiting[]) {
+  async #run() {
     const started = performance.now();
+    let batch: Waiting[] | undefined;
+    const take = () => {
+      if (!batch) {
+        batch = this.#queue.splice(0, this.options.maxBatchSize);
+        this.#waitingSlots--;
+      }
+      return batch;
+    };
     try {
-      const outcomes = await inTransaction(this.db, (tx) =>
-        this.#commit(
-          tx,
-          batch.map((w) => w.job),
-        ),
-      );
-      batch.forEach((w, i) => {
+      const outcomes = await inTransaction(this.db, (tx) => {
+        const jobs = take();
+        return jobs.length === 0
+          ? Promise.resolve([])
+          : this.#commit(
+              tx,
+              jobs.map((w) => w.job),
+            );
+      });
+      take().forEach((w, i) => {
         const outcome = outcomes[i];
         if (outcome?.ok) w.resolve(outcome.applied);
         else w.reject(outcome ? outcome.error : new Error("group commit returned no outcome"));
@@ -118,7 +136,7 @@ export class GroupCommit {
     } catch {
       // The group's transaction failed as a whole: each alone, so that one cannot fail the others.
       await Promise.all(
-        batch.map(async (w) => {
+        take().map(async (w) => {
           try {
             w.resolve(
               await inTransaction(this.db, (tx) =>
@@ -131,7 +149,8 @@ export class GroupCommit {
         }),
       );
     } finally {
-      this.options.onBatch?.(batch.length, (performance.now() - started) / 1000);
+      const size = take().length;
+      if (size > 0) this.options.onBatch?.(size, (performance.now() - started) / 1000);
     }
   }
 
