@@ -50,7 +50,10 @@ pg.types.setTypeParser(pg.types.builtins.NUMERIC, (value) => value);
 
 /** Queries Ferry has sent to its database since the process started (the benchmark's statements per operation). */
 export const databaseQueries: { count: number; trace?: string[] } = { count: 0 };
+const TRANSACTION_CONTROL = /^(begin|commit|rollback)\b/i;
 const countQuery = (event: { query: { sql: string } }) => {
+  // BEGIN / COMMIT are not counted: PostgreSQL's driver sends them as queries, PGlite's does not.
+  if (TRANSACTION_CONTROL.test(event.query.sql)) return;
   databaseQueries.count++;
   databaseQueries.trace?.push(event.query.sql);
 };
