@@ -127,12 +127,25 @@ function nameFor(text: string): string | undefined {
   return name;
 }
 
+/** Texts never to prepare again: a schema change (a rolling upgrade's migration) changed their rows. */
+const unprepared = new Set<string>();
+
 function preparedStatements(client: pg.PoolClient) {
-  const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+  const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
   (client as { query: unknown }).query = (text: unknown, values?: unknown, callback?: unknown) => {
-    if (typeof text === "string" && Array.isArray(values) && values.length > 0) {
-      const name = nameFor(text);
-      if (name) return query({ text, values, name }, callback);
+    if (typeof text === "string" && Array.isArray(values) && values.length > 0 && !callback) {
+      const name = unprepared.has(text) ? undefined : nameFor(text);
+      if (name)
+        return query({ text, values, name }).catch((error: unknown) => {
+          // PostgreSQL refuses a prepared statement whose result columns changed since it was
+          // prepared ("cached plan must not change result type"): run it unprepared from now on.
+          if ((error as { code?: string }).code !== "0A000") throw error;
+          unprepared.add(text);
+          // Inside a transaction the error has aborted it: the caller sees the original error.
+          return query(text, values).catch(() => {
+            throw error;
+          });
+        });
     }
     return query(text, values, callback);
   };
