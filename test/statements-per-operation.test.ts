@@ -56,10 +56,11 @@ describe("statements per operation", () => {
         { "x-request-id": "t-1" },
       ),
     );
-    // Alone: 3 on the request's path (signature and request id claimed together, users, usage) + 8
+    // Alone: 2 on the request's path (signature and request id claimed together; users, usage and
+    // the request id's state) + 8
     // for its group (a group of one) + storing the answer.
     // Under load the group's 8 are shared (bench:http prints the figure per operation).
-    expect(trace.length).toBeLessThanOrEqual(12);
+    expect(trace.length).toBeLessThanOrEqual(11);
     expect(trace.filter((q) => /from "clients"|client_signing_keys|ledger_currencies/.test(q))).toEqual([]);
   });
   it("a card deposit", async () => {
@@ -81,10 +82,10 @@ describe("statements per operation", () => {
         { "x-request-id": "d-1" },
       ),
     );
-    expect(trace.length).toBeLessThanOrEqual(26);
+    expect(trace.length).toBeLessThanOrEqual(25);
   });
   it("a withdrawal", async () => {
     const trace = await traced(() => withdrawal(client, "alice", "4.00", "w-1"));
-    expect(trace.length).toBeLessThanOrEqual(27);
+    expect(trace.length).toBeLessThanOrEqual(26);
   });
 });

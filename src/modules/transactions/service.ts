@@ -40,7 +40,7 @@ import {
   type TransferInput,
   type WithdrawalInput,
 } from "./types.ts";
-import { readUsage } from "./usage.ts";
+import { parseUsage, readUsage, readUsageAndRequestId, usageExpression } from "./usage.ts";
 import { toTransaction } from "./view.ts";
 
 export { convert } from "./quote.ts";
@@ -438,16 +438,30 @@ export class Transactions {
    * A new transaction's first reads, in two statements: whether its request id is taken with the
    * user's usage figures, and its users (`others`: a counterparty) with their information.
    */
+  /**
+   * A new transaction's first reads, in one statement: its users (`others`: a counterparty) with
+   * their information, and — riding along — whether its request id is taken and the user's usage.
+   */
   private async begin(input: { clientId: string; userId: string; requestId: string }, others: string[] = []) {
     const reads = this.deps.users.reads(input.clientId);
-    reads.preload([input.userId, ...others]);
     const usage = this.quotes.usageReads();
-    const [used, user] = await Promise.all([
-      usage.requestIdUsed(input.clientId, input.userId, input.requestId),
-      reads.user(input.userId).catch((error: unknown) => error),
-    ]);
-    if (used) throw requestIdUsed(input.requestId);
+    const window = await usage.window(input.clientId);
+    const also = reads
+      .preload(
+        [input.userId, ...others],
+        usageExpression(input.clientId, input.userId, window, input.requestId),
+      )
+      .catch(() => undefined);
+    const user = await reads.user(input.userId).catch((error: unknown) => error);
+    const found = await also;
+    // No user found, no usage read: ask on its own whether the request id is taken (it wins).
+    const state =
+      found === undefined
+        ? await readUsageAndRequestId(this.db, input.clientId, input.userId, window, input.requestId)
+        : parseUsage(found);
+    if (state.requestIdUsed) throw requestIdUsed(input.requestId);
     if (user instanceof Error) throw user;
+    usage.prime(input.clientId, input.userId, state);
     const { status } = user as Awaited<ReturnType<typeof reads.user>>;
     if (status === "INACTIVE")
       throw new TransactionError(

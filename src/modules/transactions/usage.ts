@@ -1,4 +1,4 @@
-import { sql } from "kysely";
+import { type RawBuilder, sql } from "kysely";
 import type { Db } from "../../db/database.ts";
 import type { UsageSource } from "../kyc/service.ts";
 import type { Row } from "./types.ts";
@@ -48,7 +48,28 @@ export async function readUsageAndRequestId(
   windowMinutes: number,
   requestId: string | undefined,
   now = Date.now(),
-): Promise<{ figures: UsageFigures; requestIdUsed: boolean }> {
+): Promise<UsageAndRequestId> {
+  const { rows } = await sql<{ usage: unknown }>`
+    SELECT ${usageExpression(clientId, userId, windowMinutes, requestId, now)} AS usage`.execute(db);
+  return parseUsage(rows[0]?.usage);
+}
+
+export interface UsageAndRequestId {
+  figures: UsageFigures;
+  requestIdUsed: boolean;
+}
+
+/**
+ * The usage figures and the request id's state as one SQL expression (a JSON value), so that it
+ * can ride along another statement of the request (its users' read: `Users.withInfo`).
+ */
+export function usageExpression(
+  clientId: string,
+  userId: string,
+  windowMinutes: number,
+  requestId: string | undefined,
+  now = Date.now(),
+): RawBuilder<unknown> {
   const since30d = floorTo(now - 30 * DAY, 3_600_000);
   const since24h = floorTo(now - DAY, 3_600_000);
   const sinceWindow = floorTo(now - windowMinutes * 60_000, 60_000);
@@ -56,17 +77,7 @@ export async function readUsageAndRequestId(
     requestId === undefined
       ? sql`false`
       : sql`EXISTS (SELECT 1 FROM transactions WHERE client_id = ${clientId} AND request_id = ${requestId})`;
-  const { rows } = await sql<{
-    used: boolean;
-    usage: {
-      type: string;
-      d30: string | null;
-      h24: string | null;
-      recent: string | null;
-      total: string | null;
-    }[];
-  }>`
-    SELECT ${used} AS used,
+  return sql`(SELECT json_build_object('used', ${used}, 'usage',
            (SELECT coalesce(json_agg(u), '[]'::json) FROM (
               SELECT type,
                      (sum(usd_cents) FILTER (WHERE period = 'hour' AND bucket >= ${since30d}))::text AS d30,
@@ -77,21 +88,37 @@ export async function readUsageAndRequestId(
                WHERE client_id = ${clientId} AND user_id = ${userId}
                  AND (period = 'all' OR (period = 'hour' AND bucket >= ${since30d})
                       OR (period = 'minute' AND bucket >= ${sinceWindow}))
-               GROUP BY type) u) AS usage`.execute(db);
-  const row = rows[0];
+               GROUP BY type) u)))`;
+}
+
+/** `usageExpression`'s value (JSON, as the driver returns it: parsed or text). */
+export function parseUsage(value: unknown): UsageAndRequestId {
+  const parsed = (typeof value === "string" ? JSON.parse(value) : value) as
+    | {
+        used?: boolean;
+        usage?: {
+          type: string;
+          d30: string | null;
+          h24: string | null;
+          recent: string | null;
+          total: string | null;
+        }[];
+      }
+    | null
+    | undefined;
   const figures: UsageFigures = {
     prior30dByType: new Map(),
     last24hUsdCents: 0n,
     recentCount: 0,
     hasHistory: false,
   };
-  for (const r of row?.usage ?? []) {
+  for (const r of parsed?.usage ?? []) {
     figures.prior30dByType.set(r.type, BigInt(r.d30 ?? "0"));
     figures.last24hUsdCents += BigInt(r.h24 ?? "0");
     figures.recentCount += Number(r.recent ?? 0);
     if (BigInt(r.total ?? "0") > 0n) figures.hasHistory = true;
   }
-  return { figures, requestIdUsed: Boolean(row?.used) };
+  return { figures, requestIdUsed: Boolean(parsed?.used) };
 }
 
 /**
@@ -174,7 +201,7 @@ export async function purgeOldUsage(db: Db, now = Date.now()): Promise<number> {
  * them). `windowOf` gives the client's velocity window in minutes.
  */
 export class UsageReads {
-  readonly #loaded = new Map<string, Promise<{ figures: UsageFigures; requestIdUsed: boolean }>>();
+  readonly #loaded = new Map<string, Promise<UsageAndRequestId>>();
 
   constructor(
     private readonly db: Db,
@@ -183,6 +210,16 @@ export class UsageReads {
 
   figures(clientId: string, userId: string): Promise<UsageFigures> {
     return this.#load(clientId, userId, undefined).then((r) => r.figures);
+  }
+
+  /** The client's velocity window (minutes): what `usageExpression` needs. */
+  window(clientId: string): Promise<number> {
+    return this.windowOf(clientId);
+  }
+
+  /** Figures read by another statement of the request (`usageExpression` riding along). */
+  prime(clientId: string, userId: string, value: UsageAndRequestId): void {
+    this.#loaded.set(`${clientId}\u0000${userId}`, Promise.resolve(value));
   }
 
   /** Reads the user's figures and whether the request id is taken, in one statement. */

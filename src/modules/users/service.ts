@@ -1,4 +1,4 @@
-import { sql } from "kysely";
+import { type RawBuilder, sql } from "kysely";
 import type { Db } from "../../db/database.ts";
 import { inTransaction } from "../../db/transaction.ts";
 import type { Actor } from "../../lib/context.ts";
@@ -56,8 +56,11 @@ const aad = (clientId: string, userId: string) => `user-pii:${clientId}:${userId
 
 /** One request's reads of users (Users.reads). */
 export interface UserReads {
-  /** Reads these users in one statement (what the request will ask for). */
-  preload(userIds: string[]): void;
+  /**
+   * Reads these users in one statement (what the request will ask for); `also`, an SQL expression,
+   * is evaluated in the same statement and its value returned (undefined if no user was found).
+   */
+  preload(userIds: string[], also?: RawBuilder<unknown>): Promise<unknown>;
   user(userId: string): Promise<User>;
   info(userId: string): Promise<UserInfo>;
   /** After the request changed the user's information. */
@@ -205,7 +208,8 @@ export class Users {
     db: Db,
     clientId: string,
     userIds: string[],
-  ): Promise<Map<string, { user: User; info: () => UserInfo }>> {
+    also?: RawBuilder<unknown>,
+  ): Promise<Map<string, { user: User; info: () => UserInfo }> & { also?: unknown }> {
     const rows = await db
       .selectFrom("users")
       .innerJoin("user_pii", (join) =>
@@ -213,13 +217,14 @@ export class Users {
       )
       .selectAll("users")
       .select("user_pii.ciphertext")
+      .select(also ? also.as("also") : sql<null>`NULL`.as("also"))
       .where("users.client_id", "=", clientId)
       .where((eb) =>
         userIds.length === 1 ? eb("users.id", "=", userIds[0] ?? "") : eb("users.id", "in", userIds),
       )
       .execute();
-    return new Map(
-      rows.map(({ ciphertext, ...row }) => {
+    const found: Map<string, { user: User; info: () => UserInfo }> & { also?: unknown } = new Map(
+      rows.map(({ ciphertext, also: _also, ...row }) => {
         let info: UserInfo | undefined;
         return [
           row.id,
@@ -233,6 +238,8 @@ export class Users {
         ];
       }),
     );
+    if (rows[0]) found.also = rows[0].also;
+    return found;
   }
 
   /**
@@ -241,8 +248,8 @@ export class Users {
    */
   reads(clientId: string, db: Db = this.db): UserReads {
     const loaded = new Map<string, Promise<{ user: User; info: () => UserInfo }>>();
-    const fetch = (userIds: string[]) => {
-      const all = this.withInfo(db, clientId, userIds);
+    const fetch = (userIds: string[], also?: RawBuilder<unknown>) => {
+      const all = this.withInfo(db, clientId, userIds, also);
       for (const userId of userIds) {
         const pending = all.then((found) => {
           const entry = found.get(userId);
@@ -252,15 +259,18 @@ export class Users {
         pending.catch(() => loaded.delete(userId));
         loaded.set(userId, pending);
       }
+      return all.then((found) => found.also);
     };
     const load = (userId: string) => {
-      if (!loaded.has(userId)) fetch([userId]);
+      if (!loaded.has(userId)) void fetch([userId]).catch(() => {});
       return loaded.get(userId) as Promise<{ user: User; info: () => UserInfo }>;
     };
     return {
-      preload: (userIds) => {
+      preload: (userIds, also) => {
         const missing = [...new Set(userIds)].filter((id) => !loaded.has(id));
-        if (missing.length > 0) fetch(missing);
+        return missing.length > 0 || also
+          ? fetch(missing.length > 0 ? missing : userIds, also)
+          : Promise.resolve(undefined);
       },
       user: async (userId) => (await load(userId)).user,
       info: async (userId) => (await load(userId)).info(),
