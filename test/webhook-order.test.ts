@@ -42,6 +42,18 @@ describe("webhook delivery order", () => {
         ]),
       );
       const settings = { retrySchedule: [0.05, 0.05, 0.05], timeoutMs: 2000, publicUrl: t.url ?? "" };
+      await deliverDueWebhooks(t.database.db, t.services.signingKeys, settings, 100);
+      // u1 was refused: u2 and u3 wait for its retry (a backlog is not walked through meanwhile).
+      const waiting = await t.database.db
+        .selectFrom("webhook_deliveries")
+        .select(["user_id", "sequence", "status", "next_attempt_at"])
+        .where("client_id", "=", client.clientId)
+        .where("user_id", "=", "u")
+        .orderBy("sequence")
+        .execute();
+      expect(waiting.map((d) => d.status)).toEqual(["PENDING", "PENDING", "PENDING"]);
+      const [head, ...rest] = waiting.map((d) => new Date(d.next_attempt_at).getTime());
+      for (const later of rest) expect(later).toBeGreaterThanOrEqual(head ?? 0);
       for (let round = 0; round < 100 && receiver.events.length < 6; round++) {
         await deliverDueWebhooks(t.database.db, t.services.signingKeys, settings, 100);
         await new Promise((resolve) => setTimeout(resolve, 20));

@@ -10,7 +10,8 @@ import type { Services } from "../services.ts";
 import { startWorker, type Worker } from "./worker.ts";
 
 const EXPIRY_BATCH = 500;
-const DELIVERY_BATCH = 1000;
+/** Chains (users) per delivery round; each chain up to 10 deliveries. */
+const DELIVERY_BATCH = 200;
 const KYC_BATCH = 50;
 const RECOVERY_BATCH = 20;
 
@@ -54,7 +55,7 @@ export function startWorkers(
             publicUrl: config.publicUrl,
           },
           DELIVERY_BATCH,
-        )) === DELIVERY_BATCH,
+        )) >= DELIVERY_BATCH,
     }),
     startWorker({
       name: "kyc-results",

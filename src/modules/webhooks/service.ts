@@ -122,7 +122,8 @@ const CHAIN = 10;
 /**
  * One round of the delivery worker: claims due deliveries (with a lease longer than a delivery can
  * take, so two processes never send one attempt twice), sends them, and records the outcomes in
- * one transaction. Returns how many it claimed.
+ * one transaction. `limit` bounds the chains (users) of a round. Returns how many deliveries it
+ * claimed.
  *
  * A user's events reach the receiver in their order. Per user, the round takes the earliest
  * undelivered deliveries — up to CHAIN of them, and only while each is due and not being sent — and
@@ -138,21 +139,37 @@ export async function deliverDueWebhooks(
   limit = 20,
 ): Promise<number> {
   const leaseSeconds = Math.ceil(settings.timeoutMs / 1000) * CHAIN + 30;
+  // Heads first — due, not being sent, and no earlier delivery of their user still pending — in
+  // due order through the partial indexes (no scan of the whole backlog); then each head's next
+  // CHAIN - 1 pending deliveries in sequence order, kept only up to the first that is not ready.
   const { rows } = await sql<ClaimedDelivery>`
     UPDATE webhook_deliveries SET locked_until = now() + make_interval(secs => ${leaseSeconds}), attempts = attempts + 1
     WHERE id IN (
-      SELECT id FROM (
-        SELECT d.id, d.next_attempt_at,
-               row_number() OVER chain AS place,
-               bool_and(d.next_attempt_at <= now() AND (d.locked_until IS NULL OR d.locked_until < now()))
-                 OVER (chain ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS ready
-          FROM webhook_deliveries d
-         WHERE d.status = 'PENDING'
-        WINDOW chain AS (PARTITION BY d.client_id, coalesce(d.user_id, d.id) ORDER BY d.sequence, d.created_at, d.id)
-      ) candidates
-      WHERE ready AND place <= ${CHAIN}
-      ORDER BY next_attempt_at
-      LIMIT ${limit})
+      WITH heads AS (
+        SELECT d.id, d.client_id, d.user_id, d.sequence, d.next_attempt_at FROM webhook_deliveries d
+         WHERE d.status = 'PENDING' AND d.next_attempt_at <= now()
+           AND (d.locked_until IS NULL OR d.locked_until < now())
+           AND (d.user_id IS NULL OR NOT EXISTS (
+             SELECT 1 FROM webhook_deliveries e
+              WHERE e.status = 'PENDING' AND e.user_id IS NOT NULL AND e.client_id = d.client_id
+                AND e.user_id = d.user_id AND e.sequence < d.sequence))
+         ORDER BY d.next_attempt_at
+         LIMIT ${limit}),
+      followers AS (
+        SELECT f.id, bool_and(f.ready) OVER (PARTITION BY h.id ORDER BY f.sequence) AS ready
+          FROM heads h
+          CROSS JOIN LATERAL (
+            SELECT e.id, e.sequence,
+                   e.next_attempt_at <= now() AND (e.locked_until IS NULL OR e.locked_until < now()) AS ready
+              FROM webhook_deliveries e
+             WHERE e.status = 'PENDING' AND e.user_id IS NOT NULL AND e.client_id = h.client_id
+               AND e.user_id = h.user_id AND e.sequence > h.sequence
+             ORDER BY e.sequence
+             LIMIT ${CHAIN - 1}) f
+         WHERE h.user_id IS NOT NULL)
+      SELECT id FROM heads
+      UNION ALL
+      SELECT id FROM followers WHERE ready)
       -- Re-checked on the locked row: a concurrent round that claimed it first wins.
       AND status = 'PENDING' AND (locked_until IS NULL OR locked_until < now())
     RETURNING id, event_id, client_id, user_id, sequence, attempts`.execute(db);
@@ -307,6 +324,23 @@ async function recordOutcomes(
                     ${states.map((s) => s.statusCode)}::int[], ${states.map((s) => s.error)}::text[])
              AS v(id, status, delivered_at, next_attempt_at, status_code, error)
        WHERE d.id = v.id`.execute(tx);
+    // A refused head holds up its user's later deliveries until its retry: they wait for the same
+    // time, so that rounds meanwhile do not walk through them (a receiver down for hours leaves a
+    // long backlog behind each user's head).
+    const retried = outcomes.flatMap((o, i) => {
+      const next = states[i]?.nextAttemptAt;
+      return o.delivery.user_id !== null && next ? [{ delivery: o.delivery, next }] : [];
+    });
+    if (retried.length > 0)
+      await sql`
+        UPDATE webhook_deliveries d SET next_attempt_at = v.next_attempt_at
+          FROM unnest(${retried.map((r) => r.delivery.client_id)}::text[], ${retried.map((r) => r.delivery.user_id)}::text[],
+                      ${retried.map((r) => r.delivery.sequence)}::bigint[], ${retried.map((r) => r.next)}::timestamptz[])
+               AS v(client_id, user_id, sequence, next_attempt_at)
+         WHERE d.status = 'PENDING' AND d.user_id IS NOT NULL AND d.client_id = v.client_id
+           AND d.user_id = v.user_id AND d.sequence > v.sequence AND d.next_attempt_at < v.next_attempt_at`.execute(
+        tx,
+      );
     if (untried.length > 0)
       await tx
         .updateTable("webhook_deliveries")
