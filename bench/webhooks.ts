@@ -18,12 +18,12 @@ import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { exportJWK, generateKeyPair } from "jose";
-import pg from "pg";
 import { loadConfig } from "../src/config.ts";
 import { inTransaction } from "../src/db/transaction.ts";
 import { createClient } from "../src/modules/clients/service.ts";
 import { type NewEvent, recordEvents } from "../src/modules/webhooks/service.ts";
 import { createLogger, startFerry } from "../src/server.ts";
+import { adminQuery } from "../test/database.ts";
 
 const { values: args } = parseArgs({
   options: { users: { type: "string", default: "200" }, events: { type: "string", default: "25" } },
@@ -121,16 +121,6 @@ async function main() {
     await ferry.stop();
     if (dbName) await adminQuery(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
     if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
-  }
-}
-
-async function adminQuery(sql: string) {
-  const client = new pg.Client({ connectionString: baseUrl });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
   }
 }
 

@@ -39,7 +39,8 @@ export function withDatabase(url: string, name: string): string {
   return parsed.toString();
 }
 
-async function adminQuery(text: string) {
+/** Runs one statement on the server's default database (CREATE / DROP DATABASE). */
+export async function adminQuery(text: string) {
   const client = new pg.Client({ connectionString: postgresUrl });
   await client.connect();
   try {

@@ -27,21 +27,7 @@ export async function writeAudit(
   context: { clientId: string | null; actor: Actor; requestId?: string | undefined },
   entry: AuditEntry,
 ): Promise<void> {
-  await tx
-    .insertInto("audit_log")
-    .values({
-      id: newId(),
-      client_id: context.clientId,
-      actor_kind: context.actor.kind,
-      actor_id: context.actor.id,
-      action: entry.action,
-      entity_type: entry.entityType,
-      entity_id: entry.entityId,
-      before: entry.before === undefined ? null : JSON.stringify(entry.before),
-      after: entry.after === undefined ? null : JSON.stringify(entry.after),
-      request_id: context.requestId ?? null,
-    })
-    .execute();
+  await writeAudits(tx, [{ context, entry }]);
 }
 
 /** Writes several audit rows in one statement (the group commit's). */

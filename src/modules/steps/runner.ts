@@ -140,20 +140,9 @@ export class StepRunner {
    * (returned as it is, `created: false`).
    */
   async schedule(tx: Db, step: NewStep): Promise<{ id: string; created: boolean }> {
-    const kind = this.kindOf(step.kind);
     const inserted = await tx
       .insertInto("steps")
-      .values({
-        id: newId(),
-        client_id: step.clientId,
-        kind: step.kind,
-        process_type: step.processType,
-        process_id: step.processId,
-        idempotency_key: step.idempotencyKey,
-        input: JSON.stringify(step.input),
-        max_attempts: kind.maxAttempts,
-        ...(step.runAt ? { next_attempt_at: step.runAt } : {}),
-      })
+      .values(this.rowOf(step))
       .onConflict((oc) => oc.columns(["client_id", "idempotency_key"]).doNothing())
       .returning("id")
       .executeTakeFirst();
@@ -167,13 +156,8 @@ export class StepRunner {
     return { id: existing.id, created: false };
   }
 
-  /**
-   * Schedules new processes' steps in one statement (the group commit's): their keys are new, so
-   * each is inserted; a key that exists already keeps its step. Ids in the order given.
-   */
-  async scheduleMany(tx: Db, steps: NewStep[]): Promise<string[]> {
-    if (steps.length === 0) return [];
-    const rows = steps.map((step) => ({
+  private rowOf(step: NewStep) {
+    return {
       id: newId(),
       client_id: step.clientId,
       kind: step.kind,
@@ -182,11 +166,20 @@ export class StepRunner {
       idempotency_key: step.idempotencyKey,
       input: JSON.stringify(step.input),
       max_attempts: this.kindOf(step.kind).maxAttempts,
-      next_attempt_at: step.runAt ?? new Date(),
-    }));
+      // The database's clock, as every claim compares with it (a remote server's may differ).
+      next_attempt_at: step.runAt ?? sql<Date>`now()`,
+    };
+  }
+
+  /**
+   * Schedules new processes' steps in one statement (the group commit's): their keys are new, so
+   * each is inserted; a key that exists already keeps its step. Ids in the order given.
+   */
+  async scheduleMany(tx: Db, steps: NewStep[]): Promise<string[]> {
+    if (steps.length === 0) return [];
     const inserted = await tx
       .insertInto("steps")
-      .values(rows)
+      .values(steps.map((step) => this.rowOf(step)))
       .onConflict((oc) => oc.columns(["client_id", "idempotency_key"]).doNothing())
       .returning(["id", "client_id", "idempotency_key"])
       .execute();
