@@ -432,15 +432,9 @@ export class Transactions {
   /**
    * A request id not used yet, and a user who may move money: an INACTIVE user is refused (403)
    * before anything happens; a BLOCKED one is refused by monitoring, recorded as REFUSED (their
-   * information is not merged and the KYC gate not asked first).
-   */
-  /**
-   * A new transaction's first reads, in two statements: whether its request id is taken with the
-   * user's usage figures, and its users (`others`: a counterparty) with their information.
-   */
-  /**
-   * A new transaction's first reads, in one statement: its users (`others`: a counterparty) with
-   * their information, and — riding along — whether its request id is taken and the user's usage.
+   * information is not merged and the KYC gate not asked first). One statement reads the users
+   * (`others`: a counterparty) with their information and, riding along, whether the request id is
+   * taken and the user's usage (usage.ts).
    */
   private async begin(input: { clientId: string; userId: string; requestId: string }, others: string[] = []) {
     const reads = this.deps.users.reads(input.clientId);
