@@ -116,6 +116,9 @@ type ClaimedDelivery = {
   attempts: number;
 };
 
+/** Any constant: the advisory lock every process's delivery claim takes. */
+const WEBHOOK_CLAIM_LOCK = 7_424_613_085;
+
 /** A user's deliveries claimed in one round, sent one after another. */
 const CHAIN = 10;
 
@@ -142,7 +145,12 @@ export async function deliverDueWebhooks(
   // Heads first — due, not being sent, and no earlier delivery of their user still pending — in
   // due order through the partial indexes (no scan of the whole backlog); then each head's next
   // CHAIN - 1 pending deliveries in sequence order, kept only up to the first that is not ready.
-  const { rows } = await sql<ClaimedDelivery>`
+  // Claims run one at a time across processes (a transaction-scoped advisory lock): a claim sees
+  // every earlier claim's leases, so two processes never split one user's chain.
+  const rows = await inTransaction(db, async (tx) => {
+    await sql`SELECT pg_advisory_xact_lock(${WEBHOOK_CLAIM_LOCK})`.execute(tx);
+    return (
+      await sql<ClaimedDelivery>`
     UPDATE webhook_deliveries SET locked_until = now() + make_interval(secs => ${leaseSeconds}), attempts = attempts + 1
     WHERE id IN (
       WITH heads AS (
@@ -172,7 +180,9 @@ export async function deliverDueWebhooks(
       SELECT id FROM followers WHERE ready)
       -- Re-checked on the locked row: a concurrent round that claimed it first wins.
       AND status = 'PENDING' AND (locked_until IS NULL OR locked_until < now())
-    RETURNING id, event_id, client_id, user_id, sequence, attempts`.execute(db);
+    RETURNING id, event_id, client_id, user_id, sequence, attempts`.execute(tx)
+    ).rows;
+  });
   if (rows.length === 0) return 0;
   const events = new Map(
     (
