@@ -243,26 +243,27 @@ export class StepRunner {
    * outcome. Provider failures are recorded on the step (and retried later), never thrown.
    */
   async run(stepId: string): Promise<void> {
-    const [step] = await this.claim(sql`id = ${stepId}`, 1);
-    if (step) {
-      await this.execute(step, true);
-      return;
-    }
-    // Another runner (the recovery worker) took it first: wait for its answer while it holds the
-    // lease, briefly, so that the request still answers with the outcome.
+    // Another runner (the recovery worker) may take it first: then wait for its answer while it
+    // holds the lease, briefly, so that the request still answers with the outcome. A step that is
+    // due and not leased was being claimed by that runner at the same moment (SKIP LOCKED passed
+    // it by): claim again.
     const deadline = Date.now() + Math.min(this.options.leaseSeconds * 1000, MAX_REQUEST_WAIT_MS);
-    while (Date.now() < deadline) {
+    for (;;) {
+      const [step] = await this.claim(sql`id = ${stepId}`, 1);
+      if (step) {
+        await this.execute(step, true);
+        return;
+      }
       const row = await this.db
         .selectFrom("steps")
-        .select(["status", "locked_until"])
+        .select(["status", "locked_until", "next_attempt_at"])
         .where("id", "=", stepId)
         .executeTakeFirst();
-      if (
-        row?.status !== "PENDING" ||
-        !row.locked_until ||
-        new Date(row.locked_until).getTime() <= Date.now()
-      )
-        return;
+      if (row?.status !== "PENDING") return;
+      const now = Date.now();
+      const leased = row.locked_until !== null && new Date(row.locked_until).getTime() > now;
+      const due = new Date(row.next_attempt_at).getTime() <= now;
+      if ((!leased && !due) || now >= deadline) return; // scheduled for later, or waited enough
       await sleep(20);
     }
   }
