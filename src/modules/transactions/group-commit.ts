@@ -23,6 +23,7 @@ import {
   touch,
   usageChange,
 } from "./process.ts";
+import type { Transition } from "./process-table.ts";
 import type * as repo from "./repo.ts";
 import { type Row, requestIdUsed } from "./types.ts";
 import { countUsageOf } from "./usage.ts";
@@ -162,7 +163,7 @@ export class GroupCommit {
     };
 
     // 1. The rows, in their first status. A request id already taken is that request's 409.
-    const transitions = jobs.map((job) => {
+    const transitions: Transition[] = jobs.map((job) => {
       const transition = findTransition(processKindOf(job.values), "NEW", job.event);
       if (!transition?.to) throw new Error(`no way to record a ${job.values.type} on ${job.event}`);
       return transition;
@@ -251,7 +252,7 @@ export class GroupCommit {
     );
     const usage = live.flatMap((i) => {
       const row = rows[i] as Row;
-      const change = usageChange(row, row, transitions[i] as NonNullable<(typeof transitions)[number]>);
+      const change = usageChange(row, row, transitions[i] as Transition);
       return change ? [change] : [];
     });
     await countUsageOf(tx, usage);
@@ -259,28 +260,25 @@ export class GroupCommit {
       tx,
       live.map((i) => {
         const row = rows[i] as Row;
-        const transition = transitions[i] as NonNullable<(typeof transitions)[number]>;
+        const transition = transitions[i] as Transition;
         return {
           context: jobs[i]?.ctx as RequestContext,
           entry: auditEntryOf(row, row, transition, jobs[i]?.event ?? "ACCEPTED"),
         };
       }),
     );
-    const bySuppression = new Map<boolean, TransactionEvent[]>();
+    const bySuppression = new Map<boolean, TransactionEvent[]>([
+      [false, []],
+      [true, []],
+    ]);
     for (const i of live) {
       const row = rows[i] as Row;
       const job = jobs[i] as CreateJob;
       const touched: Touched = new Map();
       if (touchesOf[i]) touch(touched, row, booked[i] ?? []);
-      const events = eventsOf(
-        row,
-        row,
-        transitions[i] as NonNullable<(typeof transitions)[number]>,
-        job.facts,
-        touched,
-      );
-      const suppressed = Boolean(job.facts.suppressWebhook);
-      bySuppression.set(suppressed, [...(bySuppression.get(suppressed) ?? []), ...events]);
+      bySuppression
+        .get(Boolean(job.facts.suppressWebhook))
+        ?.push(...eventsOf(row, row, transitions[i] as Transition, job.facts, touched));
     }
     for (const [suppressDelivery, events] of bySuppression)
       await this.events.record(tx, events, { suppressDelivery });

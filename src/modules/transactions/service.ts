@@ -21,7 +21,7 @@ import * as postings from "./postings.ts";
 import { type Applied, type EventFacts, PROCESS_TYPE, ProcessEngine, type ProcessEvent } from "./process.ts";
 import { ProviderNotices } from "./provider-notices.ts";
 import { registerTransactionSteps } from "./provider-steps.ts";
-import { convert, countriesOf, fullName, type Quote, Quotes } from "./quote.ts";
+import { convert, countriesOf, fullName, type Quote, type QuoteRequest, Quotes } from "./quote.ts";
 import * as repo from "./repo.ts";
 import { inlineBankOf, inlineCardOf, Resolver } from "./resolve.ts";
 import {
@@ -115,7 +115,7 @@ export class Transactions {
   /** Fiat in by card: KYC gate, monitoring, the charge, and on capture the credit net of fees. */
   async deposit(input: DepositInput, actor = clientActor(input.clientId)): Promise<Transaction> {
     const { clientId, userId } = input;
-    const { blocked, reads, usage } = await this.begin(input);
+    const { blocked, reads, quoteRequest } = await this.begin(input);
     await this.assertProviderServes(clientId, "card");
     // Bad input is refused before anything changes; then the form's information joins the user.
     const priced = await this.quotes.price(clientId, "DEPOSIT", input.amount, input.currency);
@@ -125,21 +125,12 @@ export class Transactions {
       await this.mergePii(clientId, userId, input.pii);
       reads.forget(userId);
     }
-    const request = {
-      clientId,
-      userId,
-      type: "DEPOSIT" as const,
-      amount: input.amount,
-      currency: input.currency,
-      scenarioId: input.scenarioId,
-      userBlocked: blocked,
-      reads,
-      usage,
+    const request = quoteRequest("DEPOSIT", {
       screen: {
         names: [input.sourceMethod.cardHolder],
         countries: [input.sourceMethod.billingAddress?.country],
       },
-    };
+    });
     await this.quotes.gate(request);
     const card = await this.resolve.card(clientId, userId, input.sourceMethod);
     const wallet = await this.resolve.destinationWallet(
@@ -164,24 +155,14 @@ export class Transactions {
   /** Fiat in by bank transfer: AWAITING_PAYMENT with payment instructions, credited when the money arrives. */
   async bankDeposit(input: BankDepositInput, actor = clientActor(input.clientId)): Promise<Transaction> {
     const { clientId, userId } = input;
-    const { blocked, reads, usage } = await this.begin(input);
+    const { blocked, reads, quoteRequest } = await this.begin(input);
     await this.assertProviderServes(clientId, "bank");
     const priced = await this.quotes.price(clientId, "DEPOSIT", input.amount, input.currency);
     if (input.pii && !blocked) {
       await this.mergePii(clientId, userId, input.pii);
       reads.forget(userId);
     }
-    const request = {
-      clientId,
-      userId,
-      type: "DEPOSIT" as const,
-      amount: input.amount,
-      currency: input.currency,
-      scenarioId: input.scenarioId,
-      userBlocked: blocked,
-      reads,
-      usage,
-    };
+    const request = quoteRequest("DEPOSIT");
     await this.quotes.gate(request);
     const wallet = await this.resolve.destinationWallet(
       clientId,
@@ -207,22 +188,12 @@ export class Transactions {
   /** Fiat out to a bank account: amount + fee held at once (402 if it does not fit), then the payout. */
   async withdraw(input: WithdrawalInput, actor = clientActor(input.clientId)): Promise<Transaction> {
     const { clientId, userId } = input;
-    const { blocked, reads, usage } = await this.begin(input);
+    const { quoteRequest } = await this.begin(input);
     await this.assertProviderServes(clientId, "bank");
     const priced = await this.quotes.price(clientId, "WITHDRAWAL", input.amount, input.currency);
     const inlineAccount = inlineBankOf(input.destinationMethod);
     if (inlineAccount) this.deps.paymentMethods.check(inlineAccount);
-    const request = {
-      clientId,
-      userId,
-      type: "WITHDRAWAL" as const,
-      amount: input.amount,
-      currency: input.currency,
-      scenarioId: input.scenarioId,
-      userBlocked: blocked,
-      reads,
-      usage,
-    };
+    const request = quoteRequest("WITHDRAWAL");
     await this.quotes.gate(request);
     const account = await this.resolve.bankAccount(clientId, userId, input.destinationMethod);
     const wallet = await this.resolve.sourceWallet(clientId, userId, input.currency, input.sourceWalletId);
@@ -244,7 +215,7 @@ export class Transactions {
     const { clientId, userId } = input;
     const type: TransactionType = input.kind === "PAYMENT" ? "PAYMENT" : "TRANSFER";
     const field = type === "PAYMENT" ? "merchantUserId" : "destinationUserId";
-    const { blocked, reads, usage } = await this.begin(input, [input.destinationUserId]);
+    const { reads, quoteRequest } = await this.begin(input, [input.destinationUserId]);
     const counterparty = await reads.user(input.destinationUserId).catch(() => {
       throw new TransactionError("NOT_FOUND", "USER_NOT_FOUND", `no user ${input.destinationUserId}`, field);
     });
@@ -259,19 +230,10 @@ export class Transactions {
       );
     const priced = await this.quotes.price(clientId, type, input.amount, input.currency);
     const counterpartyInfo = await reads.info(counterparty.id);
-    const request = {
-      clientId,
-      userId,
-      type,
-      amount: input.amount,
-      currency: input.currency,
-      scenarioId: input.scenarioId,
-      userBlocked: blocked,
-      reads,
-      usage,
+    const request = quoteRequest(type, {
       counterpartyStatus: counterparty.status,
       screen: { names: [fullName(counterpartyInfo)], countries: countriesOf(counterpartyInfo) },
-    };
+    });
     await this.quotes.gate(request);
     const source = await this.resolve.sourceWallet(clientId, userId, input.currency, input.sourceWalletId);
     const destination = await this.resolve.destinationWallet(clientId, counterparty.id, input.currency);
@@ -288,7 +250,7 @@ export class Transactions {
   /** Exchange between the user's wallets at the rates provider's rate: both legs or neither. */
   async trade(input: TradeInput, actor = clientActor(input.clientId)): Promise<Transaction> {
     const { clientId, userId } = input;
-    const { blocked, reads, usage } = await this.begin(input);
+    const { quoteRequest } = await this.begin(input);
     if (input.currency === input.targetCurrency)
       throw new TransactionError(
         "INVALID",
@@ -298,17 +260,7 @@ export class Transactions {
       );
     const priced = await this.quotes.price(clientId, "TRADE", input.amount, input.currency);
     const targetScale = await this.quotes.scaleOf(clientId, input.targetCurrency);
-    const request = {
-      clientId,
-      userId,
-      type: "TRADE" as const,
-      amount: input.amount,
-      currency: input.currency,
-      scenarioId: input.scenarioId,
-      userBlocked: blocked,
-      reads,
-      usage,
-    };
+    const request = quoteRequest("TRADE");
     await this.quotes.gate(request);
     const [sourcePrice, targetPrice] = await Promise.all([
       this.deps.rates.usdPrice(input.currency),
@@ -436,7 +388,17 @@ export class Transactions {
    * (`others`: a counterparty) with their information and, riding along, whether the request id is
    * taken and the user's usage (usage.ts).
    */
-  private async begin(input: { clientId: string; userId: string; requestId: string }, others: string[] = []) {
+  private async begin(
+    input: {
+      clientId: string;
+      userId: string;
+      requestId: string;
+      amount: string | number;
+      currency: string;
+      scenarioId?: string | undefined;
+    },
+    others: string[] = [],
+  ) {
     const reads = this.deps.users.reads(input.clientId);
     const usage = this.quotes.usageReads();
     const window = await usage.window(input.clientId);
@@ -455,7 +417,7 @@ export class Transactions {
         : parseUsage(found);
     if (state.requestIdUsed) throw requestIdUsed(input.requestId);
     if (user instanceof Error) throw user;
-    usage.prime(input.clientId, input.userId, state);
+    usage.prime(input.clientId, input.userId, state.figures);
     const { status } = user as Awaited<ReturnType<typeof reads.user>>;
     if (status === "INACTIVE")
       throw new TransactionError(
@@ -464,7 +426,21 @@ export class Transactions {
         "the user is INACTIVE: reactivate them first",
         "userId",
       );
-    return { blocked: status === "BLOCKED", reads, usage };
+    const blocked = status === "BLOCKED";
+    /** The quote stage's request (quote.ts) of this transaction, with the reads made here. */
+    const quoteRequest = (type: TransactionType, more: Partial<QuoteRequest> = {}): QuoteRequest => ({
+      clientId: input.clientId,
+      userId: input.userId,
+      type,
+      amount: input.amount,
+      currency: input.currency,
+      scenarioId: input.scenarioId,
+      userBlocked: blocked,
+      reads,
+      usage,
+      ...more,
+    });
+    return { blocked, reads, quoteRequest };
   }
 
   /** Records a new transaction with its first transition, then runs the steps it scheduled. */

@@ -201,7 +201,7 @@ export async function purgeOldUsage(db: Db, now = Date.now()): Promise<number> {
  * them). `windowOf` gives the client's velocity window in minutes.
  */
 export class UsageReads {
-  readonly #loaded = new Map<string, Promise<UsageAndRequestId>>();
+  readonly #loaded = new Map<string, Promise<UsageFigures>>();
 
   constructor(
     private readonly db: Db,
@@ -209,7 +209,14 @@ export class UsageReads {
   ) {}
 
   figures(clientId: string, userId: string): Promise<UsageFigures> {
-    return this.#load(clientId, userId, undefined).then((r) => r.figures);
+    const key = `${clientId}\u0000${userId}`;
+    let pending = this.#loaded.get(key);
+    if (!pending) {
+      pending = this.windowOf(clientId).then((window) => readUsage(this.db, clientId, userId, window));
+      pending.catch(() => this.#loaded.delete(key));
+      this.#loaded.set(key, pending);
+    }
+    return pending;
   }
 
   /** The client's velocity window (minutes): what `usageExpression` needs. */
@@ -218,26 +225,8 @@ export class UsageReads {
   }
 
   /** Figures read by another statement of the request (`usageExpression` riding along). */
-  prime(clientId: string, userId: string, value: UsageAndRequestId): void {
-    this.#loaded.set(`${clientId}\u0000${userId}`, Promise.resolve(value));
-  }
-
-  /** Reads the user's figures and whether the request id is taken, in one statement. */
-  async requestIdUsed(clientId: string, userId: string, requestId: string): Promise<boolean> {
-    return (await this.#load(clientId, userId, requestId)).requestIdUsed;
-  }
-
-  #load(clientId: string, userId: string, requestId: string | undefined) {
-    const key = `${clientId}\u0000${userId}`;
-    let pending = this.#loaded.get(key);
-    if (!pending || requestId !== undefined) {
-      pending = this.windowOf(clientId).then((window) =>
-        readUsageAndRequestId(this.db, clientId, userId, window, requestId),
-      );
-      pending.catch(() => this.#loaded.delete(key));
-      this.#loaded.set(key, pending);
-    }
-    return pending;
+  prime(clientId: string, userId: string, figures: UsageFigures): void {
+    this.#loaded.set(`${clientId}\u0000${userId}`, Promise.resolve(figures));
   }
 
   /** For the KYC gate: the 30-day total of a type (its `since` is always 30 days back). */
