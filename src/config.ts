@@ -74,9 +74,22 @@ const envSchema = z.object({
   FERRY_STEP_RETRY_BASE_MS: intFrom(10, 600_000).default(1000),
   FERRY_SANDBOX_ROUTES: switchFrom.default(true),
   FERRY_WEBHOOK_ALLOW_PRIVATE: booleanFrom.default(false),
+  FERRY_ACCESS_TOKEN_TTL_SECONDS: intFrom(60, 30 * 86_400).default(3600),
+  FERRY_DEFAULT_CLIENT: z
+    .string()
+    .trim()
+    .regex(/^[A-Za-z0-9_-]{3,255}$/, "must be a client id")
+    .optional(),
+  FERRY_LOGIN_SLOW_STEP_MS: intFrom(0, 10_000).default(500),
 });
 
 export interface Config {
+  /** Wallet API access tokens' lifetime. */
+  accessTokenTtlSeconds: number;
+  /** The client of Wallet API calls made before a token without X-Client-Id (default: the demo client, if any). */
+  defaultClient: string | undefined;
+  /** Wallet API logins: the delay added per wrong password past the third in a row. */
+  loginSlowStepMs: number;
   port: number;
   host: string;
   /** PostgreSQL URL; absent means the embedded PGlite under `dataDir`. */
@@ -181,5 +194,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     stepRetryBaseMs: e.FERRY_STEP_RETRY_BASE_MS,
     sandboxRoutes: e.FERRY_SANDBOX_ROUTES,
     webhookAllowPrivate: e.FERRY_WEBHOOK_ALLOW_PRIVATE,
+    accessTokenTtlSeconds: e.FERRY_ACCESS_TOKEN_TTL_SECONDS,
+    defaultClient: e.FERRY_DEFAULT_CLIENT ?? (e.FERRY_DEMO_CLIENT ? "demo" : undefined),
+    loginSlowStepMs: e.FERRY_LOGIN_SLOW_STEP_MS,
   };
 }

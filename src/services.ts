@@ -5,8 +5,10 @@ import { platformAssessmentEvents, platformUserEvents } from "./faces/platform/u
 import type { Metrics } from "./http/metrics.ts";
 import type { Sealer } from "./lib/sealer.ts";
 import { SigningKeys } from "./modules/keys/service.ts";
+import { CommissionProfiles } from "./modules/commissions/service.ts";
 import { Kyc } from "./modules/kyc/service.ts";
 import { Ledger } from "./modules/ledger/service.ts";
+import { Logins } from "./modules/logins/service.ts";
 import { SanctionsList } from "./modules/monitoring/rules.ts";
 import { PaymentMethods } from "./modules/payment-methods/service.ts";
 import { type ReconciliationReport, reconcile } from "./modules/reconciliation/service.ts";
@@ -16,6 +18,7 @@ import { Users } from "./modules/users/service.ts";
 import { Wallets } from "./modules/wallets/service.ts";
 import { SandboxAcquirer } from "./providers/acquirer/sandbox.ts";
 import { SandboxBank } from "./providers/bank/sandbox.ts";
+import { SandboxNotifier } from "./providers/notifier/sandbox.ts";
 import { SandboxKycProvider } from "./providers/kyc/sandbox.ts";
 import { SandboxRatesProvider } from "./providers/rates/sandbox.ts";
 import { SandboxGate } from "./providers/sandbox-gate.ts";
@@ -35,6 +38,9 @@ export type ServiceSettings = Pick<
   | "sandboxPayoutDelayMs"
   | "providerLeaseSeconds"
   | "stepRetryBaseMs"
+  | "accessTokenTtlSeconds"
+  | "defaultClient"
+  | "loginSlowStepMs"
 >;
 
 /** The modules' long-lived objects, built once per process and handed to the faces and workers. */
@@ -56,6 +62,11 @@ export interface Services {
   /** Test control of the sandbox providers (hold an answer, inject a failure). */
   sandboxGate: SandboxGate;
   metrics: Metrics | undefined;
+  /** Wallet API logins, roles, tokens, one-time codes. */
+  logins: Logins;
+  /** What the sandbox notifier "sent" (OTPs, credentials). */
+  notifier: SandboxNotifier;
+  commissions: CommissionProfiles;
   /** Compares the providers' records with the ledger (all clients, or one). */
   reconcile(clientId?: string): Promise<ReconciliationReport>;
 }
@@ -105,10 +116,18 @@ export function createServices(
       onBatch: metrics?.recordGroupCommit,
     },
   });
+  const notifier = new SandboxNotifier(db);
+  const logins = new Logins(db, users, notifier, sealer, {
+    tokenTtlSeconds: settings.accessTokenTtlSeconds,
+    slowStepMs: settings.loginSlowStepMs,
+  });
   return {
     database,
     sealer,
     settings,
+    logins,
+    notifier,
+    commissions: new CommissionProfiles(db),
     ledger: new Ledger(db, {
       maxBatchSize: settings.ledgerBatchSize,
       maxInFlight: settings.ledgerBatchesInFlight,

@@ -45,6 +45,9 @@ export const testSettings: ServiceSettings = {
   sandboxPayoutDelayMs: 300,
   providerLeaseSeconds: 30,
   stepRetryBaseMs: 50,
+  accessTokenTtlSeconds: 3600,
+  defaultClient: undefined,
+  loginSlowStepMs: 0,
 };
 
 /**

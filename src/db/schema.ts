@@ -142,6 +142,11 @@ export interface LedgerCurrenciesTable {
   client_id: string;
   code: string;
   scale: number;
+  id: Generated<string>;
+  digital_code: string | null;
+  symbol: string | null;
+  name: string | null;
+  description: string | null;
   created_at: CreatedAt;
 }
 
@@ -237,6 +242,9 @@ export interface TransactionsTable {
   feedback: string | null;
   created_at: CreatedAt;
   updated_at: Timestamp;
+  number: Generated<string>;
+  process: NullableJson;
+  decision: NullableJson;
 }
 
 export interface SandboxAcquirerChargesTable {
@@ -323,6 +331,138 @@ export interface EventSequencesTable {
   last_sequence: ColumnType<string, string | number, string | number>;
 }
 
+export interface OrganizationsTable {
+  client_id: string;
+  id: string;
+  name: string;
+  type: string;
+  created_at: CreatedAt;
+}
+
+export interface LoginsTable {
+  client_id: string;
+  id: string;
+  login: string;
+  role: string;
+  organization_id: string;
+  legal_type: string | null;
+  name: string | null;
+  password_hash: string | null;
+  two_factor: ColumnType<boolean, boolean | undefined, boolean>;
+  active: ColumnType<boolean, boolean | undefined, boolean>;
+  failed_attempts: ColumnType<number, number | undefined, number>;
+  locked_until: Timestamp | null;
+  created_at: CreatedAt;
+  updated_at: Timestamp;
+}
+
+export interface LoginSessionsTable {
+  token_hash: string;
+  client_id: string;
+  user_id: string;
+  expires_at: Timestamp;
+  revoked_at: Timestamp | null;
+  created_at: CreatedAt;
+}
+
+export interface LoginCodesTable {
+  client_id: string;
+  login: string;
+  purpose: string;
+  code_hash: string;
+  details: JsonColumn;
+  attempts: ColumnType<number, number | undefined, number>;
+  sends: ColumnType<number, number | undefined, number>;
+  locked: ColumnType<boolean, boolean | undefined, boolean>;
+  expires_at: Timestamp;
+  created_at: CreatedAt;
+  updated_at: Timestamp;
+}
+
+export interface SandboxNotifierMessagesTable {
+  id: string;
+  client_id: string;
+  recipient: string;
+  kind: string;
+  otp: string | null;
+  text: string;
+  created_at: CreatedAt;
+}
+
+export interface IssuersTable {
+  client_id: string;
+  id: string;
+  sn: string;
+  currency: string;
+  name: string;
+  description: string | null;
+  sn_prefix: ColumnType<string, string | undefined, string>;
+  active: ColumnType<boolean, boolean | undefined, boolean>;
+  created_at: CreatedAt;
+}
+
+export interface BankCatalogTable {
+  client_id: string;
+  id: string;
+  name: string;
+  bic: string;
+  swift: string;
+  address: string | null;
+  city: string | null;
+  zip_code: string | null;
+  created_at: CreatedAt;
+}
+
+export interface CommissionProfilesTable {
+  client_id: string;
+  id: string;
+  operation: string;
+  currency: string;
+  fee_direction: string;
+  rules: JsonColumn;
+  begin_date: Timestamp | null;
+  end_date: Timestamp | null;
+  created_at: CreatedAt;
+}
+
+export interface CoinsTable {
+  client_id: string;
+  serial: string;
+  account_id: string;
+  issuer_id: string | null;
+  created_at: CreatedAt;
+}
+
+export interface SmartCardsTable {
+  client_id: string;
+  id: string;
+  user_id: string;
+  account_id: string;
+  name: string;
+  fingerprint: string;
+  sealed_number: string;
+  last4: string;
+  bin: string;
+  expiration_date: ColumnType<string, string, string>;
+  active: ColumnType<boolean, boolean | undefined, boolean>;
+  created_at: CreatedAt;
+}
+
+export interface TransferTemplatesTable {
+  client_id: string;
+  id: string;
+  user_id: string;
+  name: string;
+  description: string | null;
+  tool_type: string;
+  src_value: string;
+  dest_value: string;
+  currency: string;
+  amount: ColumnType<string | null, string | null | undefined, string | null>;
+  source_request: string;
+  created_at: CreatedAt;
+}
+
 export interface SchemaMigrationsTable {
   version: number;
   name: string;
@@ -357,6 +497,17 @@ export interface Database {
   audit_log: AuditLogTable;
   event_sequences: EventSequencesTable;
   user_usage: UserUsageTable;
+  organizations: OrganizationsTable;
+  logins: LoginsTable;
+  login_sessions: LoginSessionsTable;
+  login_codes: LoginCodesTable;
+  sandbox_notifier_messages: SandboxNotifierMessagesTable;
+  issuers: IssuersTable;
+  bank_catalog: BankCatalogTable;
+  commission_profiles: CommissionProfilesTable;
+  coins: CoinsTable;
+  smart_cards: SmartCardsTable;
+  transfer_templates: TransferTemplatesTable;
 }
 
 export type { Json };

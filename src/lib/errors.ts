@@ -23,6 +23,8 @@ export class DomainError extends Error {
       assessment?: { requiredTier: number; currentTier: number };
       /** A 409 that may succeed if tried again later (a provider call under way). */
       retryable?: boolean;
+      /** Response headers (Retry-After). */
+      headers?: Record<string, string>;
     },
   ) {
     super(message);

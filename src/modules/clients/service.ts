@@ -5,7 +5,7 @@ import type { Db } from "../../db/database.ts";
 import { inTransaction } from "../../db/transaction.ts";
 import type { Actor } from "../../lib/context.ts";
 import { DomainError } from "../../lib/errors.ts";
-import { CLIENT_CHOSEN_ID } from "../../lib/ids.ts";
+import { CLIENT_CHOSEN_ID, newId } from "../../lib/ids.ts";
 import { normalizeEncryptionJwk, normalizeSigningJwk } from "../../lib/jwk.ts";
 import { writeAudit } from "../audit/service.ts";
 import { privateDestinationRefusal } from "../webhooks/destinations.ts";
@@ -199,6 +199,8 @@ export async function createClient(
         .values([...unique.values()].map((k) => ({ client_id: id, kid: k.kid, jwk: JSON.stringify(k.jwk) })))
         .execute();
     }
+    // Its staff's organization (the Wallet API's `system` organization) is made with it.
+    await tx.insertInto("organizations").values({ client_id: id, id: newId(), name: input.name, type: "system" }).execute();
     const client = toClient(row as ClientRow);
     await writeAudit(
       tx,

@@ -14,7 +14,7 @@ import {
 } from "../monitoring/rules.ts";
 import type { UserInfo } from "../users/schemas.ts";
 import type { UserReads, Users } from "../users/service.ts";
-import { TransactionError, type TransactionType } from "./types.ts";
+import { TransactionError, type TransactionType, totalOf } from "./types.ts";
 import { UsageReads } from "./usage.ts";
 
 /**
@@ -65,7 +65,14 @@ export class Quotes {
   constructor(private readonly deps: QuoteDependencies) {}
 
   /** Scale, amount, fee and USD value: the checks of the input alone (400s), before anything else. */
-  async price(clientId: string, type: TransactionType, amountInput: string | number, currency: string) {
+  async price(
+    clientId: string,
+    type: TransactionType,
+    amountInput: string | number,
+    currency: string,
+    /** A fee a face decided itself (the Wallet API's commission profiles), instead of the client's fee rules. */
+    feeOverride?: bigint | undefined,
+  ) {
     const scale = await this.scaleOf(clientId, currency);
     const amount = parseAmountOrThrow(amountInput, scale);
     const price = await this.deps.rates.usdPrice(currency);
@@ -74,7 +81,9 @@ export class Quotes {
     const usdValue = toUsdCents(amount, scale, price);
     if (usdValue >= MAX_USD_CENTS)
       throw new TransactionError("INVALID", "INVALID_AMOUNT", "amount is too large", "amount");
-    const fee = await this.feeFor(clientId, type, currency, amount, scale);
+    const fee = feeOverride ?? (await this.feeFor(clientId, type, currency, amount, scale));
+    if (fee < 0n || (totalOf(type, amount, fee) === amount && fee > amount))
+      throw new TransactionError("INVALID", "INVALID_FEE", "the fee does not fit the amount", "amount");
     return { amount, scale, fee, usdValue };
   }
 

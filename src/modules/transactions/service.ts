@@ -7,6 +7,7 @@ import type { Actor, RequestContext } from "../../lib/context.ts";
 import type { Acquirer } from "../../providers/acquirer/interface.ts";
 import type { SandboxBank } from "../../providers/bank/sandbox.ts";
 import type { RatesProvider } from "../../providers/rates/interface.ts";
+import { writeAudit } from "../audit/service.ts";
 import { getClientMode } from "../clients/service.ts";
 import type { Kyc, UsageSource } from "../kyc/service.ts";
 import type { MonitoringResult, SanctionsList } from "../monitoring/rules.ts";
@@ -118,7 +119,7 @@ export class Transactions {
     const { blocked, reads, quoteRequest } = await this.begin(input);
     await this.assertProviderServes(clientId, "card");
     // Bad input is refused before anything changes; then the form's information joins the user.
-    const priced = await this.quotes.price(clientId, "DEPOSIT", input.amount, input.currency);
+    const priced = await this.quotes.price(clientId, "DEPOSIT", input.amount, input.currency, input.fee);
     const inlineCard = inlineCardOf(input.sourceMethod);
     if (inlineCard) this.deps.paymentMethods.check(inlineCard);
     if (input.pii && !blocked) {
@@ -157,7 +158,7 @@ export class Transactions {
     const { clientId, userId } = input;
     const { blocked, reads, quoteRequest } = await this.begin(input);
     await this.assertProviderServes(clientId, "bank");
-    const priced = await this.quotes.price(clientId, "DEPOSIT", input.amount, input.currency);
+    const priced = await this.quotes.price(clientId, "DEPOSIT", input.amount, input.currency, input.fee);
     if (input.pii && !blocked) {
       await this.mergePii(clientId, userId, input.pii);
       reads.forget(userId);
@@ -190,7 +191,7 @@ export class Transactions {
     const { clientId, userId } = input;
     const { quoteRequest } = await this.begin(input);
     await this.assertProviderServes(clientId, "bank");
-    const priced = await this.quotes.price(clientId, "WITHDRAWAL", input.amount, input.currency);
+    const priced = await this.quotes.price(clientId, "WITHDRAWAL", input.amount, input.currency, input.fee);
     const inlineAccount = inlineBankOf(input.destinationMethod);
     if (inlineAccount) this.deps.paymentMethods.check(inlineAccount);
     const request = quoteRequest("WITHDRAWAL");
@@ -228,7 +229,7 @@ export class Transactions {
         "payments go to a merchant (BUSINESS) user",
         field,
       );
-    const priced = await this.quotes.price(clientId, type, input.amount, input.currency);
+    const priced = await this.quotes.price(clientId, type, input.amount, input.currency, input.fee);
     const counterpartyInfo = await reads.info(counterparty.id);
     const request = quoteRequest(type, {
       counterpartyStatus: counterparty.status,
@@ -258,7 +259,7 @@ export class Transactions {
         "a trade needs two currencies",
         "targetCurrency",
       );
-    const priced = await this.quotes.price(clientId, "TRADE", input.amount, input.currency);
+    const priced = await this.quotes.price(clientId, "TRADE", input.amount, input.currency, input.fee);
     const targetScale = await this.quotes.scaleOf(clientId, input.targetCurrency);
     const request = quoteRequest("TRADE");
     await this.quotes.gate(request);
@@ -302,14 +303,58 @@ export class Transactions {
   }
 
   /** A staff decision on a transaction in MANUAL_REVIEW: approve → it continues; deny → REFUSED. */
-  async decideReview(clientId: string, requestId: string, decision: "APPROVE" | "DENY", actor: Actor) {
+  async decideReview(
+    clientId: string,
+    requestId: string,
+    decision: "APPROVE" | "DENY",
+    actor: Actor,
+    options: {
+      /** Who decided what, kept with the transaction (transactions.decision). */
+      record?: Record<string, unknown> | undefined;
+      /** A face's own precondition, checked on the locked row (throws to refuse). */
+      check?: ((row: Row) => void) | undefined;
+    } = {},
+  ) {
     return this.transition({ clientId, actor }, requestId, decision, (row) => {
-      const monitoring = {
-        ...(json<MonitoringResult>(row.monitoring) ?? { risk: "MEDIUM", reasons: [] }),
-        status: decision === "APPROVE" ? "ACCEPT" : "DENY",
-      } as MonitoringResult;
-      return { monitoring, changes: { monitoring: JSON.stringify(monitoring) } };
+      options.check?.(row);
+      const before = json<MonitoringResult>(row.monitoring) ?? ({ risk: "MEDIUM", reasons: [] } as unknown as MonitoringResult);
+      const monitoring = { ...before, status: decision === "APPROVE" ? "ACCEPT" : "DENY" } as MonitoringResult;
+      return {
+        monitoring,
+        changes: {
+          monitoring: JSON.stringify(monitoring),
+          ...(options.record ? { decision: JSON.stringify({ ...options.record, monitoring: before.status }) } : {}),
+        },
+      };
     });
+  }
+
+  /**
+   * A compliance officer clears a transaction that monitoring held for review (MANUAL_REVIEW): it
+   * still waits for its own decision (an accountant's accept), which no longer needs the review.
+   * The change and its audit row in one database transaction.
+   */
+  async clearReview(clientId: string, requestId: string, actor: Actor): Promise<Transaction> {
+    await inTransaction(this.db, async (tx) => {
+      const row = await repo.lock(tx, clientId, requestId);
+      const monitoring = json<MonitoringResult>(row.monitoring);
+      if (row.status !== "MANUAL_REVIEW" || monitoring?.status !== "MANUAL_REVIEW")
+        throw new TransactionError("CONFLICT", "NOT_IN_REVIEW", "this transaction is not waiting for a compliance review");
+      const cleared = { ...monitoring, status: "ACCEPT", clearedBy: { id: actor.id, roles: actor.roles ?? [] } };
+      await repo.update(tx, row, { monitoring: JSON.stringify(cleared) });
+      await writeAudit(
+        tx,
+        { clientId, actor },
+        {
+          action: "transaction.review_cleared",
+          entityType: PROCESS_TYPE,
+          entityId: requestId,
+          before: { monitoring: "MANUAL_REVIEW" },
+          after: { monitoring: "ACCEPT" },
+        },
+      );
+    });
+    return this.get(clientId, requestId);
   }
 
   /** DELETE: ends a transaction not yet executed (409 while a provider call is under way). */
@@ -451,6 +496,8 @@ export class Transactions {
       requestId: string;
       currency: string;
       suppressWebhook?: boolean | undefined;
+      awaitApproval?: boolean | undefined;
+      process?: Record<string, unknown> | undefined;
     },
     actor: Actor,
     quote: Quote,
@@ -462,7 +509,7 @@ export class Transactions {
     const event =
       quote.monitoring.status === "DENY"
         ? "DENIED"
-        : quote.monitoring.status === "MANUAL_REVIEW"
+        : quote.monitoring.status === "MANUAL_REVIEW" || input.awaitApproval
           ? "HELD_FOR_REVIEW"
           : "ACCEPTED";
     await postings.systemAccount.warm(this.db, input.clientId, input.currency);
@@ -478,6 +525,7 @@ export class Transactions {
         fee: quote.fee.toString(),
         usd_value: quote.usdValue.toString(),
         monitoring: JSON.stringify(quote.monitoring),
+        ...(input.process ? { process: JSON.stringify(input.process) } : {}),
         ...(event === "ACCEPTED" && values.type !== "DEPOSIT" && values.type !== "WITHDRAWAL"
           ? { status_detail: JSON.stringify({ responseCode: "00", responseCategory: "APPROVED" }) }
           : {}),

@@ -111,6 +111,12 @@ interface Common {
   currency: string;
   scenarioId?: string | undefined;
   suppressWebhook?: boolean | undefined;
+  /** A face that prices the operation itself (the Wallet API's commissions): the fee in minor units. */
+  fee?: bigint | undefined;
+  /** Wait for a person (staff accept or decline) even when monitoring accepts: recorded in MANUAL_REVIEW. */
+  awaitApproval?: boolean | undefined;
+  /** The face's view of the operation, kept with the transaction (transactions.process). */
+  process?: Record<string, unknown> | undefined;
 }
 
 export interface DepositInput extends Common {

@@ -4,6 +4,7 @@ import type { Db } from "../../db/database.ts";
 import { inTransaction } from "../../db/transaction.ts";
 import { DomainError } from "../../lib/errors.ts";
 import { KNOWN_SCALES } from "../../providers/rates/interface.ts";
+import { digits, issuerFor } from "../catalog/service.ts";
 import * as ledger from "../ledger/service.ts";
 import { type Account, accountFigures, type Transfer } from "../ledger/types.ts";
 
@@ -57,7 +58,27 @@ export class Wallets {
   }
 
   open(clientId: string, userId: string, currency: string, label?: string): Promise<Account> {
-    return this.openIn(this.db, clientId, userId, currency, label);
+    return inTransaction(this.db, (tx) => this.openIn(tx, clientId, userId, currency, label));
+  }
+
+  /**
+   * Opens an account ("coin") under an issuer of its currency (the one named, or the currency's
+   * first active one; none: no prefix), with its serial, in one transaction.
+   */
+  async openCoin(
+    clientId: string,
+    userId: string,
+    currency: string,
+    options: { name?: string | undefined; issuerId?: string | undefined },
+  ): Promise<Coin> {
+    if (!(await ledger.findCurrency(this.db, clientId, currency)))
+      throw new DomainError("NOT_FOUND", "CURRENCY_NOT_FOUND", `no currency ${currency}`, "currencyCode");
+    const issuer = await issuerFor(this.db, clientId, currency, options.issuerId);
+    return inTransaction(this.db, async (tx) => {
+      const account = await this.openIn(tx, clientId, userId, currency, options.name, issuer);
+      const serial = await this.serialOf(tx, account);
+      return { account, serial, issuerId: issuer?.id ?? null };
+    });
   }
 
   private async openIn(
@@ -66,6 +87,7 @@ export class Wallets {
     userId: string,
     currency: string,
     label?: string,
+    issuer?: { id: string; snPrefix: string },
   ): Promise<Account> {
     const known = await ledger.findCurrency(db, clientId, currency);
     if (!known) {
@@ -79,13 +101,81 @@ export class Wallets {
         );
       await ledger.createCurrency(db, { clientId, code: currency, scale });
     }
-    return ledger.openAccount(db, {
+    const account = await ledger.openAccount(db, {
       clientId,
       currency,
       kind: "USER_WALLET",
       ownerId: userId,
       label: label ?? null,
     });
+    const chosen = issuer ?? (await issuerFor(db, clientId, currency));
+    await db
+      .insertInto("coins")
+      .values({
+        client_id: clientId,
+        serial: newSerial(chosen?.snPrefix ?? ""),
+        account_id: account.id,
+        issuer_id: chosen?.id ?? null,
+      })
+      .execute();
+    return account;
+  }
+
+  /** The user's accounts with their serials, oldest first. */
+  async coins(clientId: string, userId: string): Promise<Coin[]> {
+    const accounts = await this.list(clientId, userId);
+    if (accounts.length === 0) return [];
+    const rows = await this.db
+      .selectFrom("coins")
+      .select(["account_id", "serial", "issuer_id"])
+      .where("client_id", "=", clientId)
+      .where(
+        "account_id",
+        "in",
+        accounts.map((a) => a.id),
+      )
+      .execute();
+    const byAccount = new Map(rows.map((r) => [r.account_id, r]));
+    const coins: Coin[] = [];
+    for (const account of accounts) {
+      const row = byAccount.get(account.id);
+      coins.push({
+        account,
+        serial: row?.serial ?? (await this.serialOf(this.db, account)),
+        issuerId: row?.issuer_id ?? null,
+      });
+    }
+    return coins;
+  }
+
+  /** The account behind a serial (any user's of the client), or undefined. */
+  async bySerial(clientId: string, serial: string, db: Db = this.db): Promise<Coin | undefined> {
+    if (!/^[0-9]{12,32}$/.test(serial)) return undefined;
+    const row = await db
+      .selectFrom("coins")
+      .select(["account_id", "serial", "issuer_id"])
+      .where("client_id", "=", clientId)
+      .where("serial", "=", serial)
+      .executeTakeFirst();
+    if (!row) return undefined;
+    const account = await ledger.getAccount(db, row.account_id, clientId);
+    if (account.kind !== "USER_WALLET") return undefined;
+    return { account, serial: row.serial, issuerId: row.issuer_id };
+  }
+
+  /** The serial of an account; one is given to an account that has none yet. */
+  private async serialOf(db: Db, account: Account): Promise<string> {
+    await db
+      .insertInto("coins")
+      .values({ client_id: account.clientId, serial: newSerial(""), account_id: account.id })
+      .onConflict((oc) => oc.column("account_id").doNothing())
+      .execute();
+    const row = await db
+      .selectFrom("coins")
+      .select("serial")
+      .where("account_id", "=", account.id)
+      .executeTakeFirstOrThrow();
+    return row.serial;
   }
 
   async list(clientId: string, userId: string): Promise<Account[]> {
@@ -115,6 +205,18 @@ export class Wallets {
   async scaleOf(account: Account): Promise<number> {
     return (await ledger.getCurrency(this.db, account.clientId, account.currency)).scale;
   }
+}
+
+/** An account as the Wallet API names it: its serial and issuer. */
+export interface Coin {
+  account: Account;
+  serial: string;
+  issuerId: string | null;
+}
+
+/** A serial: the issuer's prefix and 16 random digits (53 bits: not guessable, unique per client). */
+export function newSerial(prefix: string): string {
+  return `${prefix}${digits(16)}`;
 }
 
 export interface WalletFigures {
