@@ -17,7 +17,8 @@ import { adminClientRoutes } from "./faces/admin/clients.ts";
 import { adminLedgerRoutes } from "./faces/admin/ledger.ts";
 import { adminOperationsRoutes } from "./faces/admin/operations.ts";
 import { platformFace } from "./faces/platform/index.ts";
-import { sandboxAcquirerRoutes, sandboxBankRoutes } from "./faces/sandbox/routes.ts";
+import { sandboxAcquirerRoutes, sandboxBankRoutes, sandboxOutboxRoutes } from "./faces/sandbox/routes.ts";
+import { walletFace } from "./faces/wallet/index.ts";
 import { requirePlatformAdmin } from "./http/basic-auth.ts";
 import { ApiError, envelope, errorEnvelopeSchema, registerErrorHandling } from "./http/errors.ts";
 import type { Metrics } from "./http/metrics.ts";
@@ -127,6 +128,12 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
             description:
               "Detached JWS over the six-line string to sign, with a Date header (see docs/platform-api.md)",
           },
+          walletToken: {
+            type: "http",
+            scheme: "bearer",
+            description:
+              "A Wallet API access token (POST /api/v1/authorization); `Authorization: TOKEN <token>` is accepted too",
+          },
           userToken: {
             type: "apiKey",
             in: "header",
@@ -142,6 +149,16 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
         { name: "platform: webhooks", description: "Platform API: webhook deliveries" },
         { name: "platform: wallets", description: "Platform API: wallets and payment information" },
         { name: "platform: transactions", description: "Platform API: deposits and other transactions" },
+        { name: "wallet: access", description: "Wallet API: log in, register, recover a password" },
+        { name: "wallet: users", description: "Wallet API: organizations, users, the caller's profile" },
+        {
+          name: "wallet: set-up",
+          description: "Wallet API: currencies, issuers, banks, commission profiles",
+        },
+        { name: "wallet: accounts", description: "Wallet API: accounts (coins)" },
+        { name: "wallet: money", description: "Wallet API: top-ups, withdrawals, AML reviews" },
+        { name: "wallet: transfers", description: "Wallet API: transfers, templates, smart cards" },
+        { name: "wallet: processes", description: "Wallet API: business processes" },
         { name: "sandbox", description: "The sandbox providers' pages and simulators" },
         { name: "admin", description: "Platform administration (HTTP Basic)" },
         { name: "operations", description: "Health and metrics" },
@@ -219,11 +236,13 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   );
 
   await app.register(platformFace, { prefix: "/v1", services });
+  await app.register(walletFace, { prefix: "/api/v1", services });
   // The sandbox's control routes serve sandbox clients only (faces/sandbox/access.ts); an
   // installation may switch them off altogether (FERRY_SANDBOX_ROUTES=off).
   if (config.sandboxRoutes !== false) {
     await app.register(sandboxAcquirerRoutes, { prefix: "/sandbox", services });
     await app.register(sandboxBankRoutes, { prefix: "/sandbox", services });
+    await app.register(sandboxOutboxRoutes, { prefix: "/sandbox", services });
   }
 
   const authenticator = new AdminAuthenticator(database.db);

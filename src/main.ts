@@ -26,6 +26,11 @@ export async function serve(): Promise<void> {
       `  Demo client:     id "${ferry.demoClient.clientId}", private signing key in ${ferry.demoClient.privateKeyFile}`,
       "                   (see docs/platform-api.md to sign a request with it)",
     );
+    if (ferry.demoClient.walletAdmin)
+      banner.push(
+        `  Wallet API admin: login "${ferry.demoClient.walletAdmin.login}", password ${ferry.demoClient.walletAdmin.password}`,
+        "                   (POST /api/v1/authorization; shown this once — see docs/wallet-api.md)",
+      );
   }
   if (ferry.generatedAdminPassword) {
     banner.push(

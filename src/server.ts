@@ -29,7 +29,13 @@ export interface RunningFerry {
   /** Set on the first start when no FERRY_ADMIN_PASSWORD was configured. */
   generatedAdminPassword: string | undefined;
   /** Set on the first start of an embedded install: the demo client and its private key file. */
-  demoClient: { clientId: string; privateKeyFile: string } | undefined;
+  demoClient:
+    | {
+        clientId: string;
+        privateKeyFile: string;
+        walletAdmin?: { login: string; password: string } | undefined;
+      }
+    | undefined;
   stop(): Promise<void>;
 }
 
@@ -61,6 +67,17 @@ export async function startFerry(
     allowPrivateWebhookDestinations(config.webhookAllowPrivate);
     const metrics = new Metrics();
     const services = createServices(database, sealer, config, metrics);
+    // The demo client's Wallet API administrator, printed with the other first-start credentials.
+    const walletAdmin = demoClient
+      ? await services.logins
+          .create(
+            { clientId: demoClient.clientId, actor: { kind: "system", id: "ferry" } },
+            { login: DEMO_WALLET_ADMIN, role: "administrator" },
+            { reveal: true },
+          )
+          .then((made) => ({ login: made.login.login, password: made.password ?? "" }))
+          .catch(() => undefined)
+      : undefined;
     const app = await buildApp({ config, services, metrics, logger });
     // Listening first: a port in use stops the start before any worker touches the database.
     const address = await app.listen({ port: config.port, host: config.host });
@@ -77,7 +94,7 @@ export async function startFerry(
       services,
       url,
       generatedAdminPassword: generatedPassword,
-      demoClient,
+      demoClient: demoClient ? { ...demoClient, walletAdmin } : undefined,
       stop() {
         stopping ??= (async () => {
           // Stop taking requests and let those in flight finish; then the workers and the ledger's queue.
@@ -96,6 +113,9 @@ export async function startFerry(
     throw error;
   }
 }
+
+/** The demo client's first Wallet API administrator. */
+export const DEMO_WALLET_ADMIN = "admin@demo.example";
 
 /**
  * The first start of an embedded install creates a client "demo" with an ES256 key pair: the public

@@ -4,8 +4,8 @@ import { platformTransactionEvents } from "./faces/platform/transaction-events.t
 import { platformAssessmentEvents, platformUserEvents } from "./faces/platform/user-events.ts";
 import type { Metrics } from "./http/metrics.ts";
 import type { Sealer } from "./lib/sealer.ts";
-import { SigningKeys } from "./modules/keys/service.ts";
 import { CommissionProfiles } from "./modules/commissions/service.ts";
+import { SigningKeys } from "./modules/keys/service.ts";
 import { Kyc } from "./modules/kyc/service.ts";
 import { Ledger } from "./modules/ledger/service.ts";
 import { Logins } from "./modules/logins/service.ts";
@@ -18,8 +18,8 @@ import { Users } from "./modules/users/service.ts";
 import { Wallets } from "./modules/wallets/service.ts";
 import { SandboxAcquirer } from "./providers/acquirer/sandbox.ts";
 import { SandboxBank } from "./providers/bank/sandbox.ts";
-import { SandboxNotifier } from "./providers/notifier/sandbox.ts";
 import { SandboxKycProvider } from "./providers/kyc/sandbox.ts";
+import { SandboxNotifier } from "./providers/notifier/sandbox.ts";
 import { SandboxRatesProvider } from "./providers/rates/sandbox.ts";
 import { SandboxGate } from "./providers/sandbox-gate.ts";
 

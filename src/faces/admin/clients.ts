@@ -17,6 +17,7 @@ import {
 import { feesConfigSchema } from "../../modules/fees/service.ts";
 import { rotateSigningKey } from "../../modules/keys/service.ts";
 import { kycConfigSchema } from "../../modules/kyc/rules.ts";
+import { STAFF_ROLES } from "../../modules/logins/service.ts";
 import { monitoringConfigSchema } from "../../modules/monitoring/rules.ts";
 import type { Services } from "../../services.ts";
 
@@ -291,5 +292,44 @@ export const adminClientRoutes: FastifyPluginAsyncZod<{ services: Services }> = 
       },
     },
     async () => rotateSigningKey(db, services.sealer, PLATFORM_ADMIN),
+  );
+
+  app.post(
+    "/clients/:clientId/staff",
+    {
+      schema: {
+        ...admin,
+        summary: "Make a Wallet API staff user of a client (its first administrator)",
+        description:
+          "The login joins the client's system organization. Without `password` one is generated and shown in this answer only.",
+        params: clientParams,
+        body: z
+          .object({
+            login: z.string().min(3).max(254).meta({ example: "admin@example.com" }),
+            role: z.enum(STAFF_ROLES),
+            password: z.string().min(1).max(128).optional(),
+          })
+          .strict(),
+        response: {
+          201: z.object({
+            userId: z.string(),
+            login: z.string(),
+            role: z.string(),
+            password: z.string().optional(),
+          }),
+          ...errorResponses(400, 401, 404, 409),
+        },
+      },
+    },
+    async (request, reply) => {
+      await getClient(db, request.params.clientId);
+      const { login, password } = await services.logins.create(
+        { clientId: request.params.clientId, actor: PLATFORM_ADMIN },
+        request.body,
+        { reveal: true },
+      );
+      reply.code(201);
+      return { userId: login.id, login: login.login, role: login.role, ...(password ? { password } : {}) };
+    },
   );
 };

@@ -1,5 +1,8 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
+import { requirePlatformAdmin } from "../../http/basic-auth.ts";
+import { errorResponses } from "../../http/errors.ts";
+import { AdminAuthenticator } from "../../modules/admins/service.ts";
 import type { Services } from "../../services.ts";
 import { guardSandboxBank, guardSandboxChallenge } from "./access.ts";
 
@@ -111,6 +114,80 @@ export const sandboxBankRoutes: FastifyPluginAsyncZod<{ services: Services }> = 
         request.body.transferId,
       );
       return { requestId: transaction.requestId, status: transaction.status, outcome };
+    },
+  );
+};
+
+/**
+ * The sandbox notifier's outbox: the messages (one-time codes, credentials) Ferry would have
+ * e-mailed or texted, for the platform admin. Sandbox clients' messages only.
+ */
+export const sandboxOutboxRoutes: FastifyPluginAsyncZod<{ services: Services }> = async (
+  app,
+  { services },
+) => {
+  const db = services.database.db;
+  app.addHook("onRequest", requirePlatformAdmin(new AdminAuthenticator(db)));
+  app.get(
+    "/outbox",
+    {
+      schema: {
+        tags: ["sandbox"],
+        summary: "What the sandbox notifier sent (OTPs, credentials), newest first",
+        security: [{ adminBasic: [] }],
+        querystring: z
+          .object({
+            to: z
+              .string()
+              .min(1)
+              .max(254)
+              .optional()
+              .describe("The login it went to (an e-mail, or a phone number's digits)"),
+            clientId: z
+              .string()
+              .regex(/^[A-Za-z0-9_-]{3,255}$/)
+              .optional(),
+            limit: z.coerce.number().int().min(1).max(200).default(50),
+          })
+          .strict(),
+        response: {
+          200: z.object({
+            records: z.array(
+              z.object({
+                clientId: z.string(),
+                to: z.string(),
+                kind: z.enum(["REGISTRATION", "LOGIN", "CREDENTIALS", "PASSWORD_RESET"]),
+                otp: z.string().optional(),
+                text: z.string(),
+                createdAt: z.string(),
+              }),
+            ),
+          }),
+          ...errorResponses(400, 401),
+        },
+      },
+    },
+    async (request) => {
+      const { to, clientId, limit } = request.query;
+      let query = db
+        .selectFrom("sandbox_notifier_messages as m")
+        .innerJoin("clients as c", "c.id", "m.client_id")
+        .select(["m.client_id", "m.recipient", "m.kind", "m.otp", "m.text", "m.created_at"])
+        .where("c.mode", "=", "sandbox");
+      if (to !== undefined)
+        query = query.where("m.recipient", "=", to.trim().toLowerCase().replace(/^\+/, ""));
+      if (clientId !== undefined) query = query.where("m.client_id", "=", clientId);
+      const rows = await query.orderBy("m.created_at", "desc").orderBy("m.id", "desc").limit(limit).execute();
+      return {
+        records: rows.map((r) => ({
+          clientId: r.client_id,
+          to: r.recipient,
+          kind: r.kind as "REGISTRATION" | "LOGIN" | "CREDENTIALS" | "PASSWORD_RESET",
+          ...(r.otp ? { otp: r.otp } : {}),
+          text: r.text,
+          createdAt: new Date(r.created_at).toISOString(),
+        })),
+      };
     },
   );
 };

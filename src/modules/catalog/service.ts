@@ -79,7 +79,11 @@ export async function listCurrencies(db: Db, clientId: string): Promise<Currency
   return rows.map(toCurrency);
 }
 
-export async function findCurrencyDetails(db: Db, clientId: string, code: string): Promise<CurrencyDetails | undefined> {
+export async function findCurrencyDetails(
+  db: Db,
+  clientId: string,
+  code: string,
+): Promise<CurrencyDetails | undefined> {
   const row = await db
     .selectFrom("ledger_currencies")
     .select(CURRENCY_COLUMNS)
@@ -97,7 +101,14 @@ export async function findCurrencyDetails(db: Db, clientId: string, code: string
 export async function createCurrency(
   db: Db,
   context: RequestContext,
-  input: { code: string; digitalCode?: string | undefined; symbol?: string | undefined; name: string; description?: string | undefined; fraction: number },
+  input: {
+    code: string;
+    digitalCode?: string | undefined;
+    symbol?: string | undefined;
+    name: string;
+    description?: string | undefined;
+    fraction: number;
+  },
 ): Promise<CurrencyDetails> {
   const { clientId } = context;
   return inTransaction(db, async (tx) => {
@@ -124,7 +135,13 @@ export async function createCurrency(
         .where("scale", "=", input.fraction)
         .returning(CURRENCY_COLUMNS)
         .executeTakeFirst();
-      if (!row) throw new CatalogError("CONFLICT", "CURRENCY_EXISTS", `currency ${input.code} exists already`, "code");
+      if (!row)
+        throw new CatalogError(
+          "CONFLICT",
+          "CURRENCY_EXISTS",
+          `currency ${input.code} exists already`,
+          "code",
+        );
     }
     await announceChange(tx, "currency", [clientId, input.code].join("\u0000"));
     await writeAudit(tx, context, {
@@ -164,11 +181,21 @@ const toIssuer = (r: IssuerRow): Issuer => ({
 export async function createIssuer(
   db: Db,
   context: RequestContext,
-  input: { currencyCode: string; name: string; description?: string | undefined; snPrefix?: string | undefined },
+  input: {
+    currencyCode: string;
+    name: string;
+    description?: string | undefined;
+    snPrefix?: string | undefined;
+  },
 ): Promise<Issuer> {
   const { clientId } = context;
   if (!(await findCurrencyDetails(db, clientId, input.currencyCode)))
-    throw new CatalogError("NOT_FOUND", "CURRENCY_NOT_FOUND", `no currency ${input.currencyCode}`, "currencyCode");
+    throw new CatalogError(
+      "NOT_FOUND",
+      "CURRENCY_NOT_FOUND",
+      `no currency ${input.currencyCode}`,
+      "currencyCode",
+    );
   return inTransaction(db, async (tx) => {
     const row = await tx
       .insertInto("issuers")
@@ -201,19 +228,35 @@ export async function listIssuers(db: Db, clientId: string, currency?: string): 
 
 export async function getIssuer(db: Db, clientId: string, id: string): Promise<Issuer> {
   const row = UUID.test(id)
-    ? await db.selectFrom("issuers").selectAll().where("client_id", "=", clientId).where("id", "=", id).executeTakeFirst()
+    ? await db
+        .selectFrom("issuers")
+        .selectAll()
+        .where("client_id", "=", clientId)
+        .where("id", "=", id)
+        .executeTakeFirst()
     : undefined;
   if (!row) throw new CatalogError("NOT_FOUND", "ISSUER_NOT_FOUND", `no issuer ${id}`, "issuerId");
   return toIssuer(row);
 }
 
 /** The issuer of a new account in `currency`: the one named, or the currency's first active one. */
-export async function issuerFor(db: Db, clientId: string, currency: string, issuerId?: string): Promise<Issuer | undefined> {
+export async function issuerFor(
+  db: Db,
+  clientId: string,
+  currency: string,
+  issuerId?: string,
+): Promise<Issuer | undefined> {
   if (issuerId !== undefined) {
     const issuer = await getIssuer(db, clientId, issuerId);
     if (issuer.currency !== currency)
-      throw new CatalogError("INVALID", "ISSUER_CURRENCY", `issuer ${issuerId} issues ${issuer.currency}, not ${currency}`, "issuerId");
-    if (!issuer.active) throw new CatalogError("CONFLICT", "ISSUER_NOT_ACTIVE", `issuer ${issuerId} is not active`, "issuerId");
+      throw new CatalogError(
+        "INVALID",
+        "ISSUER_CURRENCY",
+        `issuer ${issuerId} issues ${issuer.currency}, not ${currency}`,
+        "issuerId",
+      );
+    if (!issuer.active)
+      throw new CatalogError("CONFLICT", "ISSUER_NOT_ACTIVE", `issuer ${issuerId} is not active`, "issuerId");
     return issuer;
   }
   const row = await db
@@ -256,7 +299,14 @@ const toBank = (r: BankRow): Bank => ({
 export async function createBank(
   db: Db,
   context: RequestContext,
-  input: { name: string; bic: string; swift: string; address?: string | undefined; city?: string | undefined; zipCode?: string | undefined },
+  input: {
+    name: string;
+    bic: string;
+    swift: string;
+    address?: string | undefined;
+    city?: string | undefined;
+    zipCode?: string | undefined;
+  },
 ): Promise<Bank> {
   const { clientId } = context;
   try {
@@ -287,7 +337,12 @@ export async function createBank(
     if (pgErrorCode(error) === PgErrorCode.uniqueViolation) {
       const constraint = (error as { constraint?: string }).constraint ?? "";
       const field = constraint.includes("swift") ? "swift" : "bic";
-      throw new CatalogError("CONFLICT", "BANK_EXISTS", `a bank with this ${field.toUpperCase()} is in the catalog already`, field);
+      throw new CatalogError(
+        "CONFLICT",
+        "BANK_EXISTS",
+        `a bank with this ${field.toUpperCase()} is in the catalog already`,
+        field,
+      );
     }
     throw error;
   }
@@ -304,7 +359,12 @@ export async function listBanks(db: Db, clientId: string, page: { offset: number
 
 export async function getBank(db: Db, clientId: string, id: string): Promise<Bank> {
   const row = UUID.test(id)
-    ? await db.selectFrom("bank_catalog").selectAll().where("client_id", "=", clientId).where("id", "=", id).executeTakeFirst()
+    ? await db
+        .selectFrom("bank_catalog")
+        .selectAll()
+        .where("client_id", "=", clientId)
+        .where("id", "=", id)
+        .executeTakeFirst()
     : undefined;
   if (!row) throw new CatalogError("NOT_FOUND", "BANK_NOT_FOUND", `no bank ${id} in the catalog`, "bankId");
   return toBank(row);

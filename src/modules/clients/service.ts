@@ -200,7 +200,10 @@ export async function createClient(
         .execute();
     }
     // Its staff's organization (the Wallet API's `system` organization) is made with it.
-    await tx.insertInto("organizations").values({ client_id: id, id: newId(), name: input.name, type: "system" }).execute();
+    await tx
+      .insertInto("organizations")
+      .values({ client_id: id, id: newId(), name: input.name, type: "system" })
+      .execute();
     const client = toClient(row as ClientRow);
     await writeAudit(
       tx,

@@ -478,3 +478,16 @@ export async function transitNetByGroup(
     pending: BigInt(r.pending),
   }));
 }
+
+/** The legs of every operation of a group: `txn:R` and `txn:R:…` (a business transaction's). */
+export async function findTransfersOfGroup(db: Db, clientId: string, group: string): Promise<Transfer[]> {
+  const escaped = group.replace(/[\\%_]/g, (c) => `\\${c}`);
+  const rows = await db
+    .selectFrom("ledger_transfers")
+    .selectAll()
+    .where("client_id", "=", clientId)
+    .where((eb) => eb.or([eb("operation_id", "=", group), eb("operation_id", "like", `${escaped}:%`)]))
+    .orderBy("seq")
+    .execute();
+  return rows.map((r) => toTransfer(r as TransferRow));
+}

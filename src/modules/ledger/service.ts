@@ -181,6 +181,11 @@ export async function listEntriesOfOperation(
   return { transfers: await repo.findTransfersOfOperation(db, clientId, operationId) };
 }
 
+/** The legs of a group of operations (`txn:R` and `txn:R:…`), in the order they were written. */
+export function listEntriesOfGroup(db: Db, clientId: string, group: string): Promise<Transfer[]> {
+  return repo.findTransfersOfGroup(db, clientId, group);
+}
+
 export async function getTransfer(db: Db, clientId: string, id: string): Promise<Transfer | undefined> {
   const [transfer] = await repo.findTransfers(db, [{ clientId, id }]);
   return transfer;

@@ -31,7 +31,9 @@ export class Codes {
   ) {}
 
   private hash(key: CodeKey, code: string) {
-    return this.sealer.fingerprint(`otp\u0000${key.clientId}\u0000${key.login}\u0000${key.purpose}\u0000${code}`);
+    return this.sealer.fingerprint(
+      `otp\u0000${key.clientId}\u0000${key.login}\u0000${key.purpose}\u0000${code}`,
+    );
   }
 
   /**
@@ -69,9 +71,16 @@ export class Codes {
     const row = await this.find(key);
     if (!row) throw noCode(key.purpose);
     if (row.locked) throw lockedError(key.purpose);
-    throw new LoginError("RATE_LIMITED", `${MAX_CODE_SENDS} codes were sent already; wait until the last one expires`, "login", {
-      headers: { "Retry-After": String(Math.max(1, Math.ceil((row.expires_at.getTime() - Date.now()) / 1000))) },
-    });
+    throw new LoginError(
+      "RATE_LIMITED",
+      `${MAX_CODE_SENDS} codes were sent already; wait until the last one expires`,
+      "login",
+      {
+        headers: {
+          "Retry-After": String(Math.max(1, Math.ceil((row.expires_at.getTime() - Date.now()) / 1000))),
+        },
+      },
+    );
   }
 
   /**
@@ -86,7 +95,13 @@ export class Codes {
     const given = Buffer.from(hash);
     const stored = Buffer.from(row.code_hash);
     if (given.length === stored.length && timingSafeEqual(given, stored))
-      return { hash, details: (typeof row.details === "string" ? JSON.parse(row.details) : row.details) as Record<string, unknown> };
+      return {
+        hash,
+        details: (typeof row.details === "string" ? JSON.parse(row.details) : row.details) as Record<
+          string,
+          unknown
+        >,
+      };
     const { rows } = await sql<{ attempts: number; locked: boolean }>`
       UPDATE login_codes SET attempts = attempts + 1, locked = attempts + 1 >= ${MAX_CODE_ATTEMPTS}, updated_at = now()
        WHERE client_id = ${key.clientId} AND login = ${key.login} AND purpose = ${key.purpose} AND NOT locked
@@ -94,7 +109,11 @@ export class Codes {
     const after = rows[0];
     if (!after || after.locked) throw lockedError(key.purpose);
     const left = MAX_CODE_ATTEMPTS - after.attempts;
-    throw new LoginError("INVALID_CODE", `wrong code: ${left} attempt${left === 1 ? "" : "s"} left before it is locked`, "otp");
+    throw new LoginError(
+      "INVALID_CODE",
+      `wrong code: ${left} attempt${left === 1 ? "" : "s"} left before it is locked`,
+      "otp",
+    );
   }
 
   /** Uses the checked code up, in the transaction that acts on it: a second use finds nothing (409). */
@@ -108,7 +127,10 @@ export class Codes {
   }
 
   async purgeExpired(): Promise<number> {
-    const result = await this.db.deleteFrom("login_codes").where("expires_at", "<", new Date()).executeTakeFirst();
+    const result = await this.db
+      .deleteFrom("login_codes")
+      .where("expires_at", "<", new Date())
+      .executeTakeFirst();
     return Number(result.numDeletedRows);
   }
 
@@ -132,7 +154,11 @@ const what = (purpose: CodePurpose) =>
   purpose === "REGISTRATION" ? "registration" : purpose === "LOGIN" ? "login" : "password reset";
 
 function noCode(purpose: CodePurpose) {
-  return new LoginError("NO_CODE", `no ${what(purpose)} is waiting for a code for this login (or its code expired)`, "login");
+  return new LoginError(
+    "NO_CODE",
+    `no ${what(purpose)} is waiting for a code for this login (or its code expired)`,
+    "login",
+  );
 }
 
 function lockedError(purpose: CodePurpose) {

@@ -102,7 +102,11 @@ export function normalizeLogin(raw: string): string {
   }
   const digits = value.replace(/[\s()-]/g, "").replace(/^\+/, "");
   if (!/^[0-9]{7,15}$/.test(digits))
-    throw new LoginError("INVALID_LOGIN", "login: an e-mail address or a phone number (7–15 digits)", "login");
+    throw new LoginError(
+      "INVALID_LOGIN",
+      "login: an e-mail address or a phone number (7–15 digits)",
+      "login",
+    );
   return digits;
 }
 
@@ -207,7 +211,11 @@ export class Logins {
   async systemOrganization(db: Db, clientId: string): Promise<Organization> {
     const found = await this.findOrganization(db, clientId, { type: "system" });
     if (found) return found;
-    const client = await db.selectFrom("clients").select("name").where("id", "=", clientId).executeTakeFirst();
+    const client = await db
+      .selectFrom("clients")
+      .select("name")
+      .where("id", "=", clientId)
+      .executeTakeFirst();
     if (!client) throw new LoginError("ORGANIZATION_NOT_FOUND", `no client ${clientId}`);
     await db
       .insertInto("organizations")
@@ -253,7 +261,12 @@ export class Logins {
     if (where.type !== undefined) query = query.where("type", "=", where.type);
     const row = await query.executeTakeFirst();
     return row
-      ? { id: row.id, name: row.name, type: row.type as OrganizationType, createdAt: new Date(row.created_at) }
+      ? {
+          id: row.id,
+          name: row.name,
+          type: row.type as OrganizationType,
+          createdAt: new Date(row.created_at),
+        }
       : undefined;
   }
 
@@ -283,7 +296,10 @@ export class Logins {
   }
 
   async get(clientId: string, userId: string, db: Db = this.db): Promise<Login> {
-    const row = await this.loginQuery(db).where("l.client_id", "=", clientId).where("l.id", "=", userId).executeTakeFirst();
+    const row = await this.loginQuery(db)
+      .where("l.client_id", "=", clientId)
+      .where("l.id", "=", userId)
+      .executeTakeFirst();
     if (!row) throw new LoginError("LOGIN_NOT_FOUND", `no user ${userId}`, "userId");
     return toLogin(row as LoginRow);
   }
@@ -405,7 +421,9 @@ export class Logins {
         login: input.login,
         role: input.role,
         organization_id: organizationId,
-        legal_type: input.legalType ?? (isStaff(input.role) ? null : input.role === "merchant" ? "corporation" : "individual"),
+        legal_type:
+          input.legalType ??
+          (isStaff(input.role) ? null : input.role === "merchant" ? "corporation" : "individual"),
         name: input.name ?? null,
         password_hash: input.passwordHash,
         two_factor: input.twoFactor,
@@ -421,7 +439,11 @@ export class Logins {
   }
 
   /** Changes a login's state (an administrator): active, two-factor. Ending `active` ends its tokens. */
-  async update(context: RequestContext, userId: string, change: { active?: boolean | undefined; twoFactor?: boolean | undefined }) {
+  async update(
+    context: RequestContext,
+    userId: string,
+    change: { active?: boolean | undefined; twoFactor?: boolean | undefined },
+  ) {
     return inTransaction(this.db, async (tx) => {
       const before = await this.get(context.clientId, userId, tx);
       await tx
@@ -451,7 +473,8 @@ export class Logins {
     let query = this.loginQuery(this.db).where("l.client_id", "=", clientId);
     if (filter.ids) query = query.where("l.id", "in", filter.ids.length > 0 ? filter.ids : [""]);
     if (filter.email !== undefined) query = query.where("l.login", "=", filter.email.trim().toLowerCase());
-    if (filter.phone !== undefined) query = query.where("l.login", "=", filter.phone.replace(/[\s()+-]/g, ""));
+    if (filter.phone !== undefined)
+      query = query.where("l.login", "=", filter.phone.replace(/[\s()+-]/g, ""));
     if (filter.text !== undefined && filter.text !== "") {
       const pattern = `%${filter.text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
       query = query.where((eb) => eb.or([eb("l.login", "ilike", pattern), eb("l.name", "ilike", pattern)]));
@@ -460,11 +483,18 @@ export class Logins {
     if (filter.active !== undefined) query = query.where("l.active", "=", filter.active);
     if (filter.organizationIds) {
       const ids = filter.organizationIds.filter((id) => /^[0-9a-f-]{36}$/i.test(id));
-      query = query.where("l.organization_id", "in", ids.length > 0 ? ids : ["00000000-0000-0000-0000-000000000000"]);
+      query = query.where(
+        "l.organization_id",
+        "in",
+        ids.length > 0 ? ids : ["00000000-0000-0000-0000-000000000000"],
+      );
     }
     const [rows, count] = await Promise.all([
       query.orderBy("l.created_at").orderBy("l.id").offset(page.offset).limit(page.limit).execute(),
-      query.clearSelect().select((eb) => eb.fn.countAll<string>().as("n")).executeTakeFirstOrThrow(),
+      query
+        .clearSelect()
+        .select((eb) => eb.fn.countAll<string>().as("n"))
+        .executeTakeFirstOrThrow(),
     ]);
     return { logins: rows.map((r) => toLogin(r as LoginRow)), total: Number(count.n) };
   }
@@ -504,10 +534,19 @@ export class Logins {
     if (!row.active) throw notActive();
     if (row.two_factor) {
       const code = await this.codes.issue(this.db, { clientId, login, purpose: "LOGIN" });
-      await this.notifier.send({ clientId, to: login, kind: "LOGIN", otp: code, text: `Your login code is ${code}.` });
+      await this.notifier.send({
+        clientId,
+        to: login,
+        kind: "LOGIN",
+        otp: code,
+        text: `Your login code is ${code}.`,
+      });
       return { action: "OTP_SENT" };
     }
-    return { action: "TOKEN_CREATED", issued: await inTransaction(this.db, (tx) => this.issueToken(tx, clientId, row.id)) };
+    return {
+      action: "TOKEN_CREATED",
+      issued: await inTransaction(this.db, (tx) => this.issueToken(tx, clientId, row.id)),
+    };
   }
 
   /** The second factor: the code sent at login. */
@@ -532,7 +571,13 @@ export class Logins {
   async resendLoginCode(clientId: string, rawLogin: string): Promise<void> {
     const login = normalizeLogin(rawLogin);
     const code = await this.codes.resend({ clientId, login, purpose: "LOGIN" });
-    await this.notifier.send({ clientId, to: login, kind: "LOGIN", otp: code, text: `Your login code is ${code}.` });
+    await this.notifier.send({
+      clientId,
+      to: login,
+      kind: "LOGIN",
+      otp: code,
+      text: `Your login code is ${code}.`,
+    });
   }
 
   private async countFailure(clientId: string, userId: string) {
@@ -557,7 +602,8 @@ export class Logins {
       throw this.locked(new Date(after.locked_until));
     }
     const over = after.failed_attempts - this.slowAfter + 1;
-    if (over > 0 && this.slowStepMs > 0) await new Promise((r) => setTimeout(r, Math.min(over * this.slowStepMs, 3000)));
+    if (over > 0 && this.slowStepMs > 0)
+      await new Promise((r) => setTimeout(r, Math.min(over * this.slowStepMs, 3000)));
   }
 
   private locked(until: Date) {
@@ -586,14 +632,25 @@ export class Logins {
     const tokenHash = tokenHashOf(token);
     const row = await this.db
       .selectFrom("login_sessions as s")
-      .innerJoin("logins as l", (join) => join.onRef("l.client_id", "=", "s.client_id").onRef("l.id", "=", "s.user_id"))
+      .innerJoin("logins as l", (join) =>
+        join.onRef("l.client_id", "=", "s.client_id").onRef("l.id", "=", "s.user_id"),
+      )
       .innerJoin("clients as c", "c.id", "s.client_id")
-      .select(["s.client_id", "s.user_id", "s.expires_at", "l.role", "l.organization_id", "l.login", "l.active", "c.status"])
+      .select([
+        "s.client_id",
+        "s.user_id",
+        "s.expires_at",
+        "l.role",
+        "l.organization_id",
+        "l.login",
+        "l.active",
+        "c.status",
+      ])
       .where("s.token_hash", "=", tokenHash)
       .where("s.revoked_at", "is", null)
       .where("s.expires_at", ">", new Date())
       .executeTakeFirst();
-    if (!row || !row.active || row.status !== "ACTIVE") return undefined;
+    if (!row?.active || row.status !== "ACTIVE") return undefined;
     return {
       clientId: row.client_id,
       userId: row.user_id,
@@ -680,8 +737,17 @@ export class Logins {
         .executeTakeFirst();
       if (taken) throw loginTaken();
       const role = details.role === "merchant" ? "merchant" : "individual";
-      const legalType = details.legalType === "corporation" || details.legalType === "individual" ? details.legalType : undefined;
-      const userId = await this.insertLogin(tx, clientId, { login, role, legalType, passwordHash, twoFactor: false });
+      const legalType =
+        details.legalType === "corporation" || details.legalType === "individual"
+          ? details.legalType
+          : undefined;
+      const userId = await this.insertLogin(tx, clientId, {
+        login,
+        role,
+        legalType,
+        passwordHash,
+        twoFactor: false,
+      });
       await writeAudit(
         tx,
         { ...context, actor: { kind: "user", id: userId } },
@@ -697,10 +763,12 @@ export class Logins {
   async startRecovery(clientId: string, rawLogin: string): Promise<void> {
     const login = safeLogin(rawLogin);
     if (!login || !(await this.findByLogin(clientId, login))) return;
-    const code = await this.codes.issue(this.db, { clientId, login, purpose: "PASSWORD_RESET" }).catch((error: unknown) => {
-      if (error instanceof LoginError) return undefined;
-      throw error;
-    });
+    const code = await this.codes
+      .issue(this.db, { clientId, login, purpose: "PASSWORD_RESET" })
+      .catch((error: unknown) => {
+        if (error instanceof LoginError) return undefined;
+        throw error;
+      });
     if (code === undefined) return;
     await this.notifier.send({
       clientId,
@@ -712,7 +780,10 @@ export class Logins {
   }
 
   /** The reset code and a new password: the password changes, the lock ends, every token ends. */
-  async confirmRecovery(context: RequestContext, input: { login: string; otp: string; password: string }): Promise<void> {
+  async confirmRecovery(
+    context: RequestContext,
+    input: { login: string; otp: string; password: string },
+  ): Promise<void> {
     const { clientId } = context;
     const login = normalizeLogin(input.login);
     assertPassword(input.password);

@@ -92,3 +92,39 @@ export function findClientOfReference(db: Db, reference: string) {
     .where("provider_reference", "=", reference)
     .executeTakeFirst();
 }
+
+/** By the number people read out (the Wallet API's requestIdentifier). */
+export function findByNumber(db: Db, clientId: string, number: string): Promise<Row | undefined> {
+  if (!/^[0-9]{1,18}$/.test(number)) return Promise.resolve(undefined);
+  return db
+    .selectFrom("transactions")
+    .selectAll()
+    .where("client_id", "=", clientId)
+    .where("number", "=", number)
+    .executeTakeFirst();
+}
+
+/** A page of the client's transactions (a user's: theirs and those they received), newest first. */
+export async function list(
+  db: Db,
+  clientId: string,
+  filter: { userId?: string | undefined; types?: string[] | undefined },
+  page: { offset: number; limit: number },
+): Promise<{ rows: Row[]; total: number }> {
+  let query = db.selectFrom("transactions").where("client_id", "=", clientId);
+  const { userId } = filter;
+  if (userId !== undefined)
+    query = query.where((eb) => eb.or([eb("user_id", "=", userId), eb("counterparty_user_id", "=", userId)]));
+  if (filter.types && filter.types.length > 0) query = query.where("type", "in", filter.types);
+  const [rows, count] = await Promise.all([
+    query
+      .selectAll()
+      .orderBy("created_at", "desc")
+      .orderBy("request_id", "desc")
+      .offset(page.offset)
+      .limit(page.limit)
+      .execute(),
+    query.select((eb) => eb.fn.countAll<string>().as("n")).executeTakeFirstOrThrow(),
+  ]);
+  return { rows, total: Number(count.n) };
+}

@@ -113,6 +113,22 @@ export class Transactions {
     return this.view(await repo.get(this.db, clientId, requestId));
   }
 
+  /** By the number people read out (the Wallet API's requestIdentifier); undefined when none. */
+  async findByNumber(clientId: string, number: string): Promise<Transaction | undefined> {
+    const row = await repo.findByNumber(this.db, clientId, number);
+    return row ? this.view(row) : undefined;
+  }
+
+  /** A page of the client's transactions (a user's: sent and received), newest first. */
+  async list(
+    clientId: string,
+    filter: { userId?: string | undefined; types?: string[] | undefined },
+    page: { offset: number; limit: number },
+  ) {
+    const { rows, total } = await repo.list(this.db, clientId, filter, page);
+    return { transactions: await Promise.all(rows.map((r) => this.view(r))), total };
+  }
+
   /** Fiat in by card: KYC gate, monitoring, the charge, and on capture the credit net of fees. */
   async deposit(input: DepositInput, actor = clientActor(input.clientId)): Promise<Transaction> {
     const { clientId, userId } = input;
@@ -237,7 +253,12 @@ export class Transactions {
     });
     await this.quotes.gate(request);
     const source = await this.resolve.sourceWallet(clientId, userId, input.currency, input.sourceWalletId);
-    const destination = await this.resolve.destinationWallet(clientId, counterparty.id, input.currency);
+    const destination = await this.resolve.destinationWallet(
+      clientId,
+      counterparty.id,
+      input.currency,
+      input.destinationWalletId,
+    );
     const quote = { ...priced, monitoring: await this.quotes.monitor(request, priced.usdValue) };
     return this.record(input, actor, quote, {
       type,
@@ -317,13 +338,20 @@ export class Transactions {
   ) {
     return this.transition({ clientId, actor }, requestId, decision, (row) => {
       options.check?.(row);
-      const before = json<MonitoringResult>(row.monitoring) ?? ({ risk: "MEDIUM", reasons: [] } as unknown as MonitoringResult);
-      const monitoring = { ...before, status: decision === "APPROVE" ? "ACCEPT" : "DENY" } as MonitoringResult;
+      const before =
+        json<MonitoringResult>(row.monitoring) ??
+        ({ risk: "MEDIUM", reasons: [] } as unknown as MonitoringResult);
+      const monitoring = {
+        ...before,
+        status: decision === "APPROVE" ? "ACCEPT" : "DENY",
+      } as MonitoringResult;
       return {
         monitoring,
         changes: {
           monitoring: JSON.stringify(monitoring),
-          ...(options.record ? { decision: JSON.stringify({ ...options.record, monitoring: before.status }) } : {}),
+          ...(options.record
+            ? { decision: JSON.stringify({ ...options.record, monitoring: before.status }) }
+            : {}),
         },
       };
     });
@@ -339,8 +367,16 @@ export class Transactions {
       const row = await repo.lock(tx, clientId, requestId);
       const monitoring = json<MonitoringResult>(row.monitoring);
       if (row.status !== "MANUAL_REVIEW" || monitoring?.status !== "MANUAL_REVIEW")
-        throw new TransactionError("CONFLICT", "NOT_IN_REVIEW", "this transaction is not waiting for a compliance review");
-      const cleared = { ...monitoring, status: "ACCEPT", clearedBy: { id: actor.id, roles: actor.roles ?? [] } };
+        throw new TransactionError(
+          "CONFLICT",
+          "NOT_IN_REVIEW",
+          "this transaction is not waiting for a compliance review",
+        );
+      const cleared = {
+        ...monitoring,
+        status: "ACCEPT",
+        clearedBy: { id: actor.id, roles: actor.roles ?? [] },
+      };
       await repo.update(tx, row, { monitoring: JSON.stringify(cleared) });
       await writeAudit(
         tx,

@@ -41,6 +41,12 @@ export interface Transaction {
   redirectUrl: string | null;
   /** Bank deposits: where and with which reference to pay. */
   paymentInstructions: { iban: string; reference: string } | null;
+  /** A number people can read out, unique per client (the Wallet API's requestIdentifier). */
+  number: string;
+  /** The face's view of the operation (transactions.process). */
+  process: Record<string, unknown> | null;
+  /** A person's decision on it (accept / decline), kept with it. */
+  decision: Record<string, unknown> | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -141,6 +147,8 @@ export interface TransferInput extends Common {
   kind: "TRANSFER" | "PAYMENT";
   destinationUserId: string;
   sourceWalletId?: string | undefined;
+  /** One of the destination user's wallets (default: their first in the currency). */
+  destinationWalletId?: string | undefined;
 }
 
 export interface TradeInput extends Common {

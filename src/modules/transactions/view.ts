@@ -32,6 +32,9 @@ export async function toTransaction(
     statusDetail: json(row.status_detail),
     redirectUrl: row.redirect_url,
     paymentInstructions: status === "AWAITING_PAYMENT" ? json(row.payment_instructions) : null,
+    number: String(row.number),
+    process: json(row.process),
+    decision: json(row.decision),
     createdAt: new Date(row.created_at),
     updatedAt: new Date(row.updated_at),
   };

@@ -1,0 +1,70 @@
+import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
+import { z } from "zod";
+import { errorResponses } from "../../http/errors.ts";
+import { idempotency } from "../../http/idempotency.ts";
+import { userInfoSchema } from "../../modules/users/schemas.ts";
+import type { Services } from "../../services.ts";
+import { accessRoutes } from "./access.ts";
+import { guard, sessionOf, walletSecurity } from "./access-control.ts";
+import { moneyRoutes } from "./money.ts";
+import { setupRoutes } from "./setup.ts";
+import { transferRoutes } from "./transfers.ts";
+import { userRoutes } from "./users.ts";
+
+/**
+ * The Wallet API (/api/v1): a white-label wallet and its back office. Staff and end users log in
+ * with a password (+ a code where two-factor is on) and call with a bearer access token; every
+ * route checks the token's role against the permission table (access-control.ts).
+ */
+export const walletFace: FastifyPluginAsyncZod<{ services: Services }> = async (app, { services }) => {
+  const idempotent = idempotency(
+    services.database.db,
+    {
+      header: "idempotency-key",
+      required: false,
+      // A user's keys are theirs: the same key from two users is two requests.
+      scope: (request) => {
+        const session = sessionOf(request);
+        return `api:${session.clientId}:${session.userId}`;
+      },
+    },
+    { ttlHours: services.settings.idempotencyTtlHours },
+  );
+  await app.register(accessRoutes, { services });
+  await app.register(userRoutes, { services });
+  await app.register(setupRoutes, { services });
+  await app.register(moneyRoutes, { services, idempotent });
+  await app.register(transferRoutes, { services, idempotent });
+
+  app.patch(
+    "/profile",
+    {
+      preHandler: guard(services, "own"),
+      schema: {
+        tags: ["wallet: users"],
+        summary: "The caller's personal information (name, birth date, address, …): merged, then a KYC check",
+        description:
+          "The same information the Platform API keeps for the user (kept sealed, never logged). When it changed, a KYC assessment starts in the background; the tier it grants lifts the user's limits on every face.",
+        security: walletSecurity,
+        body: userInfoSchema,
+        response: {
+          200: z.object({ status: z.literal("ok"), tier: z.number().int() }),
+          ...errorResponses(400, 401, 403),
+        },
+      },
+    },
+    async (request) => {
+      const session = sessionOf(request);
+      const context = { clientId: session.clientId, actor: { kind: "user" as const, id: session.userId } };
+      const { user, changed } = await services.users.update(context, session.userId, {
+        info: request.body,
+        mode: "merge",
+      });
+      if (changed)
+        void services.kyc
+          .start({ clientId: session.clientId, userId: session.userId, solicited: false })
+          .catch(() => {});
+      return { status: "ok" as const, tier: user.tier };
+    },
+  );
+};
