@@ -108,6 +108,7 @@ afterAll(async () => {
 });
 
 /** A valid request for each admin route, and requests that are bad input for it. */
+let staffCounter = 0;
 const json = (method: "POST" | "PATCH", url: string, body: unknown): InjectOptions => ({
   method,
   url,
@@ -224,6 +225,17 @@ const cases: Record<string, { valid: () => InjectOptions; invalid: () => InjectO
     invalid: () => [
       { method: "GET", url: "/admin/clients/acme/transactions/r/trail" },
       { method: "GET", url: "/admin/clients/x/transactions/review-dep-1/trail" },
+    ],
+  },
+  "POST /admin/clients/:clientId/staff": {
+    valid: () => json("POST", "/admin/clients/acme/staff", { login: `staff-${++staffCounter}@acme.example`, role: "administrator" }),
+    invalid: () => [
+      json("POST", "/admin/clients/acme/staff", { login: "x", role: "administrator" }),
+      json("POST", "/admin/clients/acme/staff", { login: "ok@acme.example", role: "individual" }),
+      json("POST", "/admin/clients/acme/staff", { login: "ok@acme.example", role: "administrator", password: "weak" }),
+      json("POST", "/admin/clients/acme/staff", { login: "ok@acme.example", role: "administrator", extra: 1 }),
+      json("POST", "/admin/clients/acme/staff", "{broken"),
+      json("POST", "/admin/clients/has%20space/staff", { login: "ok@acme.example", role: "administrator" }),
     ],
   },
   "POST /admin/keys/rotate": {

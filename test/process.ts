@@ -49,7 +49,7 @@ export async function startFerryProcess(env: Record<string, string>): Promise<Fe
     child,
     url,
     output: () => output,
-    generatedPassword: /password (\S+)/.exec(output)?.[1],
+    generatedPassword: /Platform admin:\s+user "admin", password (\S+)/.exec(output)?.[1],
     async stop() {
       child.kill("SIGTERM");
       return exited;
