@@ -26,6 +26,17 @@ describe("the embedded database across restarts", () => {
     password = ferry.generatedPassword ?? "";
     const ready = await fetch(`${ferry.url}/health/ready`);
     expect(await ready.json()).toEqual({ status: "ok", database: "pglite" });
+    // The demo client's Wallet API administrator is printed too, and logs in without X-Client-Id
+    // (the demo client is the installation's default client).
+    const wallet = /Wallet API admin: login "([^"]+)", password (\S+)/.exec(ferry.output());
+    expect(wallet?.[1]).toBe("admin@demo.example");
+    const login = await fetch(`${ferry.url}/api/v1/authorization`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ login: wallet?.[1], password: wallet?.[2] }),
+    });
+    expect(login.status).toBe(200);
+    expect((await login.json()).members[0]).toMatchObject({ role: "administrator", organization: { type: "system" } });
     expect(await ferry.stop()).toBe(0);
     expect(ferry.output()).toContain("ferry stopped");
     expect(fs.existsSync(path.join(dataDir, "ferry.pid"))).toBe(false);
