@@ -228,12 +228,24 @@ const cases: Record<string, { valid: () => InjectOptions; invalid: () => InjectO
     ],
   },
   "POST /admin/clients/:clientId/staff": {
-    valid: () => json("POST", "/admin/clients/acme/staff", { login: `staff-${++staffCounter}@acme.example`, role: "administrator" }),
+    valid: () =>
+      json("POST", "/admin/clients/acme/staff", {
+        login: `staff-${++staffCounter}@acme.example`,
+        role: "administrator",
+      }),
     invalid: () => [
       json("POST", "/admin/clients/acme/staff", { login: "x", role: "administrator" }),
       json("POST", "/admin/clients/acme/staff", { login: "ok@acme.example", role: "individual" }),
-      json("POST", "/admin/clients/acme/staff", { login: "ok@acme.example", role: "administrator", password: "weak" }),
-      json("POST", "/admin/clients/acme/staff", { login: "ok@acme.example", role: "administrator", extra: 1 }),
+      json("POST", "/admin/clients/acme/staff", {
+        login: "ok@acme.example",
+        role: "administrator",
+        password: "weak",
+      }),
+      json("POST", "/admin/clients/acme/staff", {
+        login: "ok@acme.example",
+        role: "administrator",
+        extra: 1,
+      }),
       json("POST", "/admin/clients/acme/staff", "{broken"),
       json("POST", "/admin/clients/has%20space/staff", { login: "ok@acme.example", role: "administrator" }),
     ],

@@ -36,7 +36,10 @@ describe("the embedded database across restarts", () => {
       body: JSON.stringify({ login: wallet?.[1], password: wallet?.[2] }),
     });
     expect(login.status).toBe(200);
-    expect((await login.json()).members[0]).toMatchObject({ role: "administrator", organization: { type: "system" } });
+    expect((await login.json()).members[0]).toMatchObject({
+      role: "administrator",
+      organization: { type: "system" },
+    });
     expect(await ferry.stop()).toBe(0);
     expect(ferry.output()).toContain("ferry stopped");
     expect(fs.existsSync(path.join(dataDir, "ferry.pid"))).toBe(false);

@@ -42,7 +42,11 @@ describe("the first administrator and logging in", () => {
       payload: { login, role: "administrator" },
     });
     expect(again.statusCode).toBe(409);
-    const anonymous = await t.app.inject({ method: "POST", url: `/admin/clients/${clientId}/staff`, payload: { login: uniqueLogin(), role: "support" } });
+    const anonymous = await t.app.inject({
+      method: "POST",
+      url: `/admin/clients/${clientId}/staff`,
+      payload: { login: uniqueLogin(), role: "support" },
+    });
     expect(anonymous.statusCode).toBe(401);
     const nowhere = await t.app.inject({
       method: "POST",
@@ -57,7 +61,11 @@ describe("the first administrator and logging in", () => {
 
   it("tokens: Bearer and TOKEN accepted, DELETE ends one, an expired one is a 401", async () => {
     const { admin } = await walletClient(t);
-    const viaToken = await t.app.inject({ method: "GET", url: "/api/v1/currencies", headers: { authorization: `TOKEN ${admin.token}` } });
+    const viaToken = await t.app.inject({
+      method: "GET",
+      url: "/api/v1/currencies",
+      headers: { authorization: `TOKEN ${admin.token}` },
+    });
     expect(viaToken.statusCode, viaToken.body).toBe(200);
     expect((await admin.call("GET", "/api/v1/currencies")).statusCode).toBe(200);
     expect((await t.app.inject({ method: "GET", url: "/api/v1/currencies" })).statusCode).toBe(401);
@@ -76,40 +84,70 @@ describe("the first administrator and logging in", () => {
   it("wrong passwords: 401 saying so, the fifth locks the login (429 with Retry-After), even for the right password", async () => {
     const { clientId, admin } = await walletClient(t);
     for (let i = 1; i <= 4; i++) {
-      const wrong = await post("/api/v1/authorization", clientId, { login: admin.login, password: "Wrong#Pass1" });
+      const wrong = await post("/api/v1/authorization", clientId, {
+        login: admin.login,
+        password: "Wrong#Pass1",
+      });
       expect(wrong.statusCode).toBe(401);
       expect(wrong.json().message).toMatch(/locked for 15 minutes/);
     }
-    const fifth = await post("/api/v1/authorization", clientId, { login: admin.login, password: "Wrong#Pass1" });
+    const fifth = await post("/api/v1/authorization", clientId, {
+      login: admin.login,
+      password: "Wrong#Pass1",
+    });
     expect(fifth.statusCode).toBe(429);
     expect(Number(fifth.headers["retry-after"])).toBeGreaterThan(800);
     const right = await post("/api/v1/authorization", clientId, { login: admin.login, password: PASSWORD });
     expect(right.statusCode).toBe(429);
     expect(right.json().message).toMatch(/locked until/);
     // An unknown login is the same 401 (no lock to reveal it).
-    const unknown = await post("/api/v1/authorization", clientId, { login: uniqueLogin(), password: PASSWORD });
+    const unknown = await post("/api/v1/authorization", clientId, {
+      login: uniqueLogin(),
+      password: PASSWORD,
+    });
     expect(unknown.statusCode).toBe(401);
   });
 
   it("X-Client-Id names the client; a login of one client does not exist in another", async () => {
     const a = await walletClient(t);
     const b = await walletClient(t);
-    const wrongClient = await post("/api/v1/authorization", b.clientId, { login: a.admin.login, password: PASSWORD });
+    const wrongClient = await post("/api/v1/authorization", b.clientId, {
+      login: a.admin.login,
+      password: PASSWORD,
+    });
     expect(wrongClient.statusCode).toBe(401);
-    const noClient = await post("/api/v1/authorization", undefined, { login: a.admin.login, password: PASSWORD });
+    const noClient = await post("/api/v1/authorization", undefined, {
+      login: a.admin.login,
+      password: PASSWORD,
+    });
     expect(noClient.statusCode).toBe(400);
-    const unknownClient = await post("/api/v1/authorization", "no-such-client", { login: a.admin.login, password: PASSWORD });
+    const unknownClient = await post("/api/v1/authorization", "no-such-client", {
+      login: a.admin.login,
+      password: PASSWORD,
+    });
     expect(unknownClient.statusCode).toBe(404);
   });
 
   it("two-factor: OTP_SENT, then the code gives the token; a wrong code is a 400", async () => {
     const { clientId, admin } = await walletClient(t);
     const login = uniqueLogin("twofactor");
-    expect((await admin.call("POST", "/api/v1/users", { login, role: "support", password: PASSWORD, twoFactor: true })).statusCode).toBe(201);
+    expect(
+      (
+        await admin.call("POST", "/api/v1/users", {
+          login,
+          role: "support",
+          password: PASSWORD,
+          twoFactor: true,
+        })
+      ).statusCode,
+    ).toBe(201);
     const first = await post("/api/v1/authorization", clientId, { login, password: PASSWORD });
     expect(first.json()).toEqual({ action: "OTP_SENT" });
     const otp = await lastOtp(t, clientId, login);
-    const wrong = await post("/api/v1/authorization/confirm", clientId, { login, otp: otp === "000000" ? "111111" : "000000" });
+    const wrong = await post("/api/v1/authorization/confirm", clientId, {
+      login,
+      otp: otp === "000000" ? "111111" : "000000",
+    });
     expect(wrong.statusCode).toBe(400);
     const confirmed = await post("/api/v1/authorization/confirm", clientId, { login, otp });
     expect(confirmed.statusCode, confirmed.body).toBe(200);
@@ -123,7 +161,11 @@ describe("registration", () => {
   it("registration: OTP to the outbox, password rules named, the customer logged in with an organization of their own", async () => {
     const { clientId, admin } = await walletClient(t);
     const login = uniqueLogin("reg");
-    expect((await post("/api/v1/registration", clientId, { login, role: "merchant", legalType: "corporation" })).json()).toEqual({
+    expect(
+      (
+        await post("/api/v1/registration", clientId, { login, role: "merchant", legalType: "corporation" })
+      ).json(),
+    ).toEqual({
       status: "ok",
       action: "OTP_SENT",
     });
@@ -137,7 +179,10 @@ describe("registration", () => {
     ] as const) {
       const weak = await post("/api/v1/registration/confirm", clientId, { login, otp, password });
       expect(weak.statusCode).toBe(400);
-      expect(weak.json().errors[0]).toMatchObject({ field: "password", message: expect.stringMatching(rule) });
+      expect(weak.json().errors[0]).toMatchObject({
+        field: "password",
+        message: expect.stringMatching(rule),
+      });
     }
     const done = await post("/api/v1/registration/confirm", clientId, { login, otp, password: PASSWORD });
     expect(done.statusCode, done.body).toBe(200);
@@ -145,7 +190,9 @@ describe("registration", () => {
     expect(member.role).toBe("merchant");
     expect(member.organization.type).toBe("merchant");
     // Registered once: again is a 409; the customer is a core user (one person across faces).
-    expect((await post("/api/v1/registration", clientId, { login, role: "individual" })).statusCode).toBe(409);
+    expect((await post("/api/v1/registration", clientId, { login, role: "individual" })).statusCode).toBe(
+      409,
+    );
     const user = await t.services.users.get(t.database.db, clientId, member.user.id);
     expect(user.type).toBe("BUSINESS");
     const found = await admin.call("POST", "/api/v1/users/view", { filter: { email: login } });
@@ -159,13 +206,24 @@ describe("registration", () => {
     const otp = await lastOtp(t, clientId, login);
     const wrongCode = otp === "999999" ? "999998" : "999999";
     for (let i = 1; i <= 4; i++) {
-      const wrong = await post("/api/v1/registration/confirm", clientId, { login, otp: wrongCode, password: PASSWORD });
+      const wrong = await post("/api/v1/registration/confirm", clientId, {
+        login,
+        otp: wrongCode,
+        password: PASSWORD,
+      });
       expect(wrong.statusCode).toBe(400);
       expect(wrong.json().message).toMatch(new RegExp(`${5 - i} attempts? left`));
     }
-    expect((await post("/api/v1/registration/confirm", clientId, { login, otp: wrongCode, password: PASSWORD })).statusCode).toBe(403);
-    expect((await post("/api/v1/registration/confirm", clientId, { login, otp, password: PASSWORD })).statusCode).toBe(403);
-    expect((await post("/api/v1/registration", clientId, { login, role: "individual" })).statusCode).toBe(403);
+    expect(
+      (await post("/api/v1/registration/confirm", clientId, { login, otp: wrongCode, password: PASSWORD }))
+        .statusCode,
+    ).toBe(403);
+    expect(
+      (await post("/api/v1/registration/confirm", clientId, { login, otp, password: PASSWORD })).statusCode,
+    ).toBe(403);
+    expect((await post("/api/v1/registration", clientId, { login, role: "individual" })).statusCode).toBe(
+      403,
+    );
     expect((await post("/api/v1/registration/resend-otp", clientId, { login })).statusCode).toBe(403);
   });
 
@@ -177,8 +235,14 @@ describe("registration", () => {
     expect((await post("/api/v1/registration/resend-otp", clientId, { login })).statusCode).toBe(200);
     const second = await lastOtp(t, clientId, login);
     if (first !== second)
-      expect((await post("/api/v1/registration/confirm", clientId, { login, otp: first, password: PASSWORD })).statusCode).toBe(400);
-    expect((await post("/api/v1/registration/confirm", clientId, { login, otp: second, password: PASSWORD })).statusCode).toBe(200);
+      expect(
+        (await post("/api/v1/registration/confirm", clientId, { login, otp: first, password: PASSWORD }))
+          .statusCode,
+      ).toBe(400);
+    expect(
+      (await post("/api/v1/registration/confirm", clientId, { login, otp: second, password: PASSWORD }))
+        .statusCode,
+    ).toBe(200);
   });
 });
 
@@ -186,13 +250,24 @@ describe("password recovery", () => {
   it("a reset code to the login; the new password works, the old tokens end; an unknown login gets the same answer", async () => {
     const { clientId } = await walletClient(t);
     const customer = await registerCustomer(t, clientId);
-    expect((await post("/api/v1/password/recovery", clientId, { login: customer.login })).json()).toEqual({ status: "ok" });
-    expect((await post("/api/v1/password/recovery", clientId, { login: uniqueLogin() })).json()).toEqual({ status: "ok" });
+    expect((await post("/api/v1/password/recovery", clientId, { login: customer.login })).json()).toEqual({
+      status: "ok",
+    });
+    expect((await post("/api/v1/password/recovery", clientId, { login: uniqueLogin() })).json()).toEqual({
+      status: "ok",
+    });
     const otp = await lastOtp(t, clientId, customer.login);
-    const reset = await post("/api/v1/password/recovery/confirm", clientId, { login: customer.login, otp, password: "N3w#Password" });
+    const reset = await post("/api/v1/password/recovery/confirm", clientId, {
+      login: customer.login,
+      otp,
+      password: "N3w#Password",
+    });
     expect(reset.statusCode, reset.body).toBe(200);
     expect((await customer.call("GET", "/api/v1/coins")).statusCode).toBe(401);
-    expect((await post("/api/v1/authorization", clientId, { login: customer.login, password: PASSWORD })).statusCode).toBe(401);
+    expect(
+      (await post("/api/v1/authorization", clientId, { login: customer.login, password: PASSWORD }))
+        .statusCode,
+    ).toBe(401);
     await logIn(t, clientId, customer.login, "N3w#Password");
   });
 });
@@ -202,27 +277,44 @@ describe("organizations, users and roles", () => {
     const { clientId, admin } = await walletClient(t);
     const support = await staff(t, admin, "support");
     const anna = await registerCustomer(t, clientId);
-    const orgs = await admin.call("POST", "/api/v1/organizations", { pageNumber: 0, pageSize: 10, filter: { types: ["system"] } });
+    const orgs = await admin.call("POST", "/api/v1/organizations", {
+      pageNumber: 0,
+      pageSize: 10,
+      filter: { types: ["system"] },
+    });
     expect(orgs.statusCode, orgs.body).toBe(200);
     expect(orgs.json().totalRecords).toBe(1);
     const systemId = orgs.json().records[0].id;
     const all = await support.call("POST", "/api/v1/organizations", {});
     expect(all.json().totalRecords).toBe(2);
 
-    const staffView = await admin.call("POST", "/api/v1/users/view", { filter: { organizationIds: [systemId] } });
-    expect(staffView.json().records.map((r: { members: { role: string }[] }) => r.members[0]?.role).sort()).toEqual(["administrator", "support"]);
+    const staffView = await admin.call("POST", "/api/v1/users/view", {
+      filter: { organizationIds: [systemId] },
+    });
+    expect(
+      staffView
+        .json()
+        .records.map((r: { members: { role: string }[] }) => r.members[0]?.role)
+        .sort(),
+    ).toEqual(["administrator", "support"]);
     const byRole = await support.call("POST", "/api/v1/users/view", { filter: { roles: ["individual"] } });
     expect(byRole.json().records.map((r: { id: string }) => r.id)).toEqual([anna.userId]);
-    const byText = await admin.call("POST", "/api/v1/users/view", { filter: { text: anna.login.slice(0, 12) } });
+    const byText = await admin.call("POST", "/api/v1/users/view", {
+      filter: { text: anna.login.slice(0, 12) },
+    });
     expect(byText.json().records.map((r: { id: string }) => r.id)).toContain(anna.userId);
-    const byIds = await admin.call("POST", "/api/v1/users/view", { filter: { ids: [anna.userId], active: true } });
+    const byIds = await admin.call("POST", "/api/v1/users/view", {
+      filter: { ids: [anna.userId], active: true },
+    });
     expect(byIds.json().totalRecords).toBe(1);
 
     // Switched off: logged out and unable to log in.
     const off = await admin.call("PATCH", `/api/v1/users/${anna.userId}`, { active: false });
     expect(off.statusCode, off.body).toBe(200);
     expect((await anna.call("GET", "/api/v1/coins")).statusCode).toBe(401);
-    expect((await post("/api/v1/authorization", clientId, { login: anna.login, password: PASSWORD })).statusCode).toBe(403);
+    expect(
+      (await post("/api/v1/authorization", clientId, { login: anna.login, password: PASSWORD })).statusCode,
+    ).toBe(403);
   });
 
   it("roles: support reads but cannot create; an accountant cannot set up; customers cannot see users", async () => {
@@ -230,15 +322,24 @@ describe("organizations, users and roles", () => {
     const support = await staff(t, admin, "support");
     const accountant = await staff(t, admin, "accountant");
     const anna = await registerCustomer(t, clientId);
-    expect((await support.call("POST", "/api/v1/users", { login: uniqueLogin(), role: "support" })).statusCode).toBe(403);
-    expect((await accountant.call("POST", "/api/v1/currencies", { code: "USD", name: "US dollar", fraction: 2 })).statusCode).toBe(403);
+    expect(
+      (await support.call("POST", "/api/v1/users", { login: uniqueLogin(), role: "support" })).statusCode,
+    ).toBe(403);
+    expect(
+      (await accountant.call("POST", "/api/v1/currencies", { code: "USD", name: "US dollar", fraction: 2 }))
+        .statusCode,
+    ).toBe(403);
     expect((await anna.call("POST", "/api/v1/users/view", {})).statusCode).toBe(403);
     expect((await anna.call("POST", "/api/v1/organizations", {})).statusCode).toBe(403);
     expect((await support.call("GET", "/api/v1/coins")).statusCode).toBe(403);
     // Credentials sent to a login made without a password.
     const login = uniqueLogin("nopassword");
     expect((await admin.call("POST", "/api/v1/users", { login, role: "individual" })).statusCode).toBe(201);
-    const outbox = await t.app.inject({ method: "GET", url: `/sandbox/outbox?to=${encodeURIComponent(login)}`, headers: t.adminAuth });
+    const outbox = await t.app.inject({
+      method: "GET",
+      url: `/sandbox/outbox?to=${encodeURIComponent(login)}`,
+      headers: t.adminAuth,
+    });
     expect(outbox.json().records[0]).toMatchObject({ kind: "CREDENTIALS", to: login });
   });
 });

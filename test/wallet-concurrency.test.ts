@@ -1,7 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as ledger from "../src/modules/ledger/service.ts";
 import { startTestApp, type TestApp } from "./harness.ts";
-import { balances, NO_KYC_LIMITS, openCoin, registerCustomer, setUpUsd, staff, topUp, walletClient } from "./wallet.ts";
+import {
+  balances,
+  NO_KYC_LIMITS,
+  openCoin,
+  registerCustomer,
+  setUpUsd,
+  staff,
+  topUp,
+  walletClient,
+} from "./wallet.ts";
 
 /** Wallet API under concurrency: many accepts of one request, two accountants at once, a crowd of transfers. */
 
@@ -12,7 +21,9 @@ beforeAll(async () => {
 afterAll(() => t.close());
 
 async function setting() {
-  const { clientId, admin } = await walletClient(t, { settings: { ...NO_KYC_LIMITS, monitoring: { velocityCount: 1000 } } });
+  const { clientId, admin } = await walletClient(t, {
+    settings: { ...NO_KYC_LIMITS, monitoring: { velocityCount: 1000 } },
+  });
   const { bankId } = await setUpUsd(admin);
   const accountants = [await staff(t, admin, "accountant"), await staff(t, admin, "accountant")];
   const anna = await registerCustomer(t, clientId);
@@ -30,16 +41,29 @@ async function legsOf(clientId: string, requestId: string) {
 describe("Wallet API concurrency", () => {
   it("20 concurrent accepts of one withdrawal: all answer it, one payout, the hold posted once", async () => {
     const s = await setting();
-    const asked = await s.anna.call("POST", "/api/v1/bank-withdrawals/with-bank", { coinSerial: s.annaCoin, amount: "40.00", bankDetails });
+    const asked = await s.anna.call("POST", "/api/v1/bank-withdrawals/with-bank", {
+      coinSerial: s.annaCoin,
+      amount: "40.00",
+      bankDetails,
+    });
     expect(asked.statusCode, asked.body).toBe(200);
     const rid = asked.json().requestIdentifier;
     const answers = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => s.accountants[i % 2]?.call("POST", `/api/v1/bank-withdrawals/${rid}/accept`)),
+      Array.from({ length: 20 }, (_, i) =>
+        s.accountants[i % 2]?.call("POST", `/api/v1/bank-withdrawals/${rid}/accept`),
+      ),
     );
     for (const a of answers) expect(a?.statusCode, a?.body).toBe(200);
-    const payouts = await t.database.db.selectFrom("steps").select("id").where("kind", "=", "BANK_PAYOUT").where("client_id", "=", s.clientId).execute();
+    const payouts = await t.database.db
+      .selectFrom("steps")
+      .select("id")
+      .where("kind", "=", "BANK_PAYOUT")
+      .where("client_id", "=", s.clientId)
+      .execute();
     expect(payouts).toHaveLength(1);
-    await expect.poll(async () => (await balances(s.anna, s.annaCoin)).amount, { timeout: 10_000 }).toBe("60.00");
+    await expect
+      .poll(async () => (await balances(s.anna, s.annaCoin)).amount, { timeout: 10_000 })
+      .toBe("60.00");
     const legs = await legsOf(s.clientId, asked.json().process.id);
     expect(legs.filter((l) => l.type === "POST")).toHaveLength(1);
     expect(legs.filter((l) => l.type === "PENDING")).toHaveLength(1);
@@ -49,7 +73,11 @@ describe("Wallet API concurrency", () => {
   it("two accountants accept and decline the same request at once: exactly one wins, the other is a 409", async () => {
     for (let round = 0; round < 6; round++) {
       const s = await setting();
-      const asked = await s.anna.call("POST", "/api/v1/bank-withdrawals/with-bank", { coinSerial: s.annaCoin, amount: "30.00", bankDetails });
+      const asked = await s.anna.call("POST", "/api/v1/bank-withdrawals/with-bank", {
+        coinSerial: s.annaCoin,
+        amount: "30.00",
+        bankDetails,
+      });
       const rid = asked.json().requestIdentifier;
       const [accept, decline] = await Promise.all([
         s.accountants[0]?.call("POST", `/api/v1/bank-withdrawals/${rid}/accept`),
@@ -60,10 +88,16 @@ describe("Wallet API concurrency", () => {
       const legs = await legsOf(s.clientId, asked.json().process.id);
       if (accept?.statusCode === 200) {
         expect(legs.filter((l) => l.type === "VOID")).toHaveLength(0);
-        await expect.poll(async () => (await balances(s.anna, s.annaCoin)).amount, { timeout: 10_000 }).toBe("70.00");
+        await expect
+          .poll(async () => (await balances(s.anna, s.annaCoin)).amount, { timeout: 10_000 })
+          .toBe("70.00");
       } else {
         expect(legs.filter((l) => l.type === "VOID")).toHaveLength(1);
-        expect(await balances(s.anna, s.annaCoin)).toEqual({ amount: "100.00", available: "100.00", held: "0.00" });
+        expect(await balances(s.anna, s.annaCoin)).toEqual({
+          amount: "100.00",
+          available: "100.00",
+          held: "0.00",
+        });
       }
       expect((await ledger.checkInvariants(t.database.db, s.clientId)).ok).toBe(true);
     }

@@ -43,7 +43,11 @@ describe("Wallet API money", () => {
     const s = await setting();
     expect(s.annaCoin).toMatch(/^44[0-9]{16}$/);
     await topUp(s.accountant, s.bankId, s.annaCoin, "100.00");
-    expect(await balances(s.anna, s.annaCoin)).toEqual({ amount: "100.00", available: "100.00", held: "0.00" });
+    expect(await balances(s.anna, s.annaCoin)).toEqual({
+      amount: "100.00",
+      available: "100.00",
+      held: "0.00",
+    });
 
     const sent = await s.anna.call("POST", "/api/v1/transfers", {
       paymentTool: { type: "COIN", srcValue: s.annaCoin, destValue: s.benCoin },
@@ -59,7 +63,13 @@ describe("Wallet API money", () => {
     expect(mine.statusCode, mine.body).toBe(200);
     const records = mine.json().records;
     expect(records.map((r: { type: string }) => r.type)).toEqual(["TRANSFER", "TOP_UP_BANK"]);
-    expect(records[0]).toMatchObject({ amount: "30.00", commission: "0.00", netAmount: "30.00", status: "processed", description: "lunch" });
+    expect(records[0]).toMatchObject({
+      amount: "30.00",
+      commission: "0.00",
+      netAmount: "30.00",
+      status: "processed",
+      description: "lunch",
+    });
     expect(records[0].transactions).toHaveLength(1);
     // Ben sees the transfer he received; the accountant sees both customers' processes.
     expect((await s.ben.call("GET", "/api/v1/business-processes")).json().totalRecords).toBe(1);
@@ -105,16 +115,36 @@ describe("Wallet API money", () => {
     expect(profile.statusCode, profile.body).toBe(201);
     await topUp(s.accountant, s.bankId, s.annaCoin, "100.00");
 
-    const calc = await s.anna.call("POST", "/api/v1/bank-withdrawals/calculate", { coinSerial: s.annaCoin, amount: "40" });
-    expect(calc.json()).toMatchObject({ transactionAmount: "40.00", senderAmountPush: "41.50", recipientAmountPush: "40.00", commissionAmountPush: "1.50" });
+    const calc = await s.anna.call("POST", "/api/v1/bank-withdrawals/calculate", {
+      coinSerial: s.annaCoin,
+      amount: "40",
+    });
+    expect(calc.json()).toMatchObject({
+      transactionAmount: "40.00",
+      senderAmountPush: "41.50",
+      recipientAmountPush: "40.00",
+      commissionAmountPush: "1.50",
+    });
 
     const bankDetails = { fullName: "Anna Example", iban: "DE89370400440532013000", bic: "COBADEFFXXX" };
-    const first = await s.anna.call("POST", "/api/v1/bank-withdrawals/with-bank", { coinSerial: s.annaCoin, amount: "40", bankDetails });
+    const first = await s.anna.call("POST", "/api/v1/bank-withdrawals/with-bank", {
+      coinSerial: s.annaCoin,
+      amount: "40",
+      bankDetails,
+    });
     expect(first.statusCode, first.body).toBe(200);
     expect(first.json().status).toBe("pending");
-    expect(await balances(s.anna, s.annaCoin)).toEqual({ amount: "100.00", available: "58.50", held: "41.50" });
+    expect(await balances(s.anna, s.annaCoin)).toEqual({
+      amount: "100.00",
+      available: "58.50",
+      held: "41.50",
+    });
 
-    const tooBig = await s.anna.call("POST", "/api/v1/bank-withdrawals/with-bank", { coinSerial: s.annaCoin, amount: "58", bankDetails });
+    const tooBig = await s.anna.call("POST", "/api/v1/bank-withdrawals/with-bank", {
+      coinSerial: s.annaCoin,
+      amount: "58",
+      bankDetails,
+    });
     expect(tooBig.statusCode, tooBig.body).toBe(402);
     expect(await balances(s.anna, s.annaCoin)).toMatchObject({ available: "58.50" });
 
@@ -128,12 +158,18 @@ describe("Wallet API money", () => {
     expect(again.statusCode, again.body).toBe(200);
     expect((await s.accountant.call("POST", `/api/v1/bank-withdrawals/${rid}/decline`)).statusCode).toBe(409);
 
-    const second = await s.anna.call("POST", "/api/v1/bank-withdrawals/with-bank", { coinSerial: s.annaCoin, amount: "10", bankDetails });
+    const second = await s.anna.call("POST", "/api/v1/bank-withdrawals/with-bank", {
+      coinSerial: s.annaCoin,
+      amount: "10",
+      bankDetails,
+    });
     const rid2 = second.json().requestIdentifier;
     const declined = await s.accountant.call("POST", `/api/v1/bank-withdrawals/${rid2}/decline`);
     expect(declined.statusCode, declined.body).toBe(200);
     expect(declined.json().status).toBe("declined");
-    expect((await s.accountant.call("POST", `/api/v1/bank-withdrawals/${rid2}/decline`)).statusCode).toBe(200);
+    expect((await s.accountant.call("POST", `/api/v1/bank-withdrawals/${rid2}/decline`)).statusCode).toBe(
+      200,
+    );
     expect((await s.accountant.call("POST", `/api/v1/bank-withdrawals/${rid2}/accept`)).statusCode).toBe(409);
 
     // The payout settles (sandbox delay): the first hold is posted, the second was released.
@@ -146,9 +182,15 @@ describe("Wallet API money", () => {
 
   it("a customer's bank top-up request: payment instructions, then the accountant accepts (or declines)", async () => {
     const s = await setting();
-    const asked = await s.anna.call("POST", "/api/v1/bank-top-ups/create-request/with-bank", { coinSerial: s.annaCoin, amount: "25.00" });
+    const asked = await s.anna.call("POST", "/api/v1/bank-top-ups/create-request/with-bank", {
+      coinSerial: s.annaCoin,
+      amount: "25.00",
+    });
     expect(asked.statusCode, asked.body).toBe(200);
-    expect(asked.json()).toMatchObject({ status: "pending", paymentInstructions: { reference: expect.stringMatching(/^FRY/) } });
+    expect(asked.json()).toMatchObject({
+      status: "pending",
+      paymentInstructions: { reference: expect.stringMatching(/^FRY/) },
+    });
     const rid = asked.json().requestIdentifier;
     const accepted = await s.accountant.call("POST", `/api/v1/bank-top-ups/${rid}/accept`);
     expect(accepted.statusCode, accepted.body).toBe(200);
@@ -156,9 +198,14 @@ describe("Wallet API money", () => {
     expect((await s.accountant.call("POST", `/api/v1/bank-top-ups/${rid}/accept`)).statusCode).toBe(200);
     expect(await balances(s.anna, s.annaCoin)).toMatchObject({ amount: "25.00" });
 
-    const other = await s.anna.call("POST", "/api/v1/bank-top-ups/create-request/with-bank", { coinSerial: s.annaCoin, amount: "5.00" });
+    const other = await s.anna.call("POST", "/api/v1/bank-top-ups/create-request/with-bank", {
+      coinSerial: s.annaCoin,
+      amount: "5.00",
+    });
     const rid2 = other.json().requestIdentifier;
-    expect((await s.accountant.call("POST", `/api/v1/bank-top-ups/${rid2}/decline`)).json().status).toBe("declined");
+    expect((await s.accountant.call("POST", `/api/v1/bank-top-ups/${rid2}/decline`)).json().status).toBe(
+      "declined",
+    );
     expect((await s.accountant.call("POST", `/api/v1/bank-top-ups/${rid2}/accept`)).statusCode).toBe(409);
     expect(await balances(s.anna, s.annaCoin)).toMatchObject({ amount: "25.00" });
     await invariantsHold(s.clientId);
@@ -166,8 +213,18 @@ describe("Wallet API money", () => {
 
   it("card top-ups: approved credits, a declined card is a 402 with nothing moved", async () => {
     const s = await setting();
-    const card = { cardNumber: "4242424242424242", expirationMonth: 12, expirationYear: 2030, cvv: "123", cardHolder: "Anna Example" };
-    const approved = await s.anna.call("POST", "/api/v1/card-top-ups", { coinSerial: s.annaCoin, amount: "20.00", card });
+    const card = {
+      cardNumber: "4242424242424242",
+      expirationMonth: 12,
+      expirationYear: 2030,
+      cvv: "123",
+      cardHolder: "Anna Example",
+    };
+    const approved = await s.anna.call("POST", "/api/v1/card-top-ups", {
+      coinSerial: s.annaCoin,
+      amount: "20.00",
+      card,
+    });
     expect(approved.statusCode, approved.body).toBe(200);
     expect(approved.json().status).toBe("processed");
     expect(await balances(s.anna, s.annaCoin)).toMatchObject({ amount: "20.00" });

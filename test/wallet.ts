@@ -7,17 +7,29 @@ import { createTestClient } from "./platform.ts";
 export const PASSWORD = "Str0ng#Pass";
 
 let counter = 0;
-export const uniqueLogin = (prefix = "user") => `${prefix}-${++counter}-${Date.now().toString(36)}@example.com`;
+export const uniqueLogin = (prefix = "user") =>
+  `${prefix}-${++counter}-${Date.now().toString(36)}@example.com`;
 
 export interface WalletCaller {
   clientId: string;
   token: string;
   userId: string;
   login: string;
-  call(method: string, url: string, body?: unknown, headers?: Record<string, string>): ReturnType<TestApp["app"]["inject"]>;
+  call(
+    method: string,
+    url: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ): ReturnType<TestApp["app"]["inject"]>;
 }
 
-export function caller(t: TestApp, clientId: string, token: string, userId: string, login: string): WalletCaller {
+export function caller(
+  t: TestApp,
+  clientId: string,
+  token: string,
+  userId: string,
+  login: string,
+): WalletCaller {
   return {
     clientId,
     token,
@@ -35,7 +47,12 @@ export function caller(t: TestApp, clientId: string, token: string, userId: stri
 }
 
 /** Logs in with a password (X-Client-Id), expecting a token. */
-export async function logIn(t: TestApp, clientId: string, login: string, password = PASSWORD): Promise<WalletCaller> {
+export async function logIn(
+  t: TestApp,
+  clientId: string,
+  login: string,
+  password = PASSWORD,
+): Promise<WalletCaller> {
   const response = await t.app.inject({
     method: "POST",
     url: "/api/v1/authorization",
@@ -119,7 +136,10 @@ export const NO_KYC_LIMITS = {
       {
         id: "wallet-tests",
         brackets: Object.fromEntries(
-          ["DEPOSIT", "WITHDRAWAL", "TRANSFER", "TRADE", "PAYMENT"].map((type) => [type, [{ upToUsd: null, requiredTier: 0 }]]),
+          ["DEPOSIT", "WITHDRAWAL", "TRANSFER", "TRADE", "PAYMENT"].map((type) => [
+            type,
+            [{ upToUsd: null, requiredTier: 0 }],
+          ]),
         ),
       },
     ],
@@ -158,7 +178,11 @@ export async function setUpUsd(admin: WalletCaller): Promise<{ bankId: string }>
     fraction: 2,
   });
   expect(currency.statusCode, currency.body).toBe(201);
-  const issuer = await admin.call("POST", "/api/v1/issuers", { currencyCode: "USD", name: "Main issuer", snPrefix: "44" });
+  const issuer = await admin.call("POST", "/api/v1/issuers", {
+    currencyCode: "USD",
+    name: "Main issuer",
+    snPrefix: "44",
+  });
   expect(issuer.statusCode, issuer.body).toBe(201);
   const bank = await admin.call("POST", "/api/v1/bank-catalog", {
     name: "Test Bank",
