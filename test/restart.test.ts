@@ -36,7 +36,7 @@ describe("the embedded database across restarts", () => {
       body: JSON.stringify({ login: wallet?.[1], password: wallet?.[2] }),
     });
     expect(login.status).toBe(200);
-    expect((await login.json()).members[0]).toMatchObject({
+    expect(((await login.json()) as { members: unknown[] }).members[0]).toMatchObject({
       role: "administrator",
       organization: { type: "system" },
     });

@@ -25,7 +25,7 @@ async function setting() {
     settings: { ...NO_KYC_LIMITS, monitoring: { velocityCount: 1000 } },
   });
   const { bankId } = await setUpUsd(admin);
-  const accountants = [await staff(t, admin, "accountant"), await staff(t, admin, "accountant")];
+  const accountants = [await staff(t, admin, "accountant"), await staff(t, admin, "accountant")] as const;
   const anna = await registerCustomer(t, clientId);
   const annaCoin = await openCoin(anna);
   await topUp(accountants[0], bankId, annaCoin, "100.00");

@@ -9,7 +9,6 @@ import {
   setUpUsd,
   staff,
   topUp,
-  type WalletCaller,
   walletClient,
 } from "./wallet.ts";
 
@@ -238,5 +237,3 @@ describe("Wallet API money", () => {
     await invariantsHold(s.clientId);
   });
 });
-
-export type { WalletCaller };

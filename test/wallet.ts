@@ -1,3 +1,4 @@
+import type { Response as LightMyRequestResponse } from "light-my-request";
 import { expect } from "vitest";
 import type { TestApp } from "./harness.ts";
 import { createTestClient } from "./platform.ts";
@@ -20,7 +21,7 @@ export interface WalletCaller {
     url: string,
     body?: unknown,
     headers?: Record<string, string>,
-  ): ReturnType<TestApp["app"]["inject"]>;
+  ): Promise<LightMyRequestResponse>;
 }
 
 export function caller(
