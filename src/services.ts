@@ -91,7 +91,7 @@ export function createServices(
   const wallets = new Wallets(db);
   const paymentMethods = new PaymentMethods(db, sealer);
   const sandboxGate = new SandboxGate();
-  const acquirer = new SandboxAcquirer(db, settings.publicUrl, sandboxGate);
+  const acquirer = new SandboxAcquirer(db, settings.publicUrl, sandboxGate, settings.sandboxPayoutDelayMs);
   const bank = new SandboxBank(db, settings.sandboxPayoutDelayMs, sandboxGate);
   const steps = new StepRunner(db, {
     leaseSeconds: settings.providerLeaseSeconds,

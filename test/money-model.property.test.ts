@@ -125,6 +125,8 @@ const KIND_OF_OP: Record<GatedOperation, { kind: string; maxAttempts: number }> 
   "bank.payout": { kind: "BANK_PAYOUT", maxAttempts: 10 },
   "bank.status": { kind: "BANK_PAYOUT_STATUS", maxAttempts: 20 },
   "bank.return": { kind: "BANK_RETURN", maxAttempts: 10 },
+  // Card payouts (Wallet API card withdrawals) are not among the model's commands (yet).
+  "acquirer.payout": { kind: "CARD_PAYOUT", maxAttempts: 10 },
 };
 const FEEDBACKS: Feedback[] = [
   "SETTLED",

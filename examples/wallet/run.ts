@@ -39,6 +39,8 @@ interface Call {
   headers?: Record<string, string>;
   /** The status this step expects (default 200). */
   expect?: number;
+  /** Not a step of its own: print nothing unless it fails. */
+  quiet?: boolean;
 }
 
 let stepNumber = 0;
@@ -49,7 +51,11 @@ function fail(message: string): never {
 }
 
 /** One request to Ferry: prints it and its answer; exits when the status is not the expected one. */
-async function call(title: string, path: string, options: Call = {}): Promise<{ body: Json; headers: Headers }> {
+async function call(
+  title: string,
+  path: string,
+  options: Call = {},
+): Promise<{ body: Json; headers: Headers }> {
   const method = options.method ?? (options.body === undefined ? "GET" : "POST");
   const headers: Record<string, string> = { ...options.headers };
   if (options.body !== undefined) headers["content-type"] = "application/json";
@@ -68,9 +74,12 @@ async function call(title: string, path: string, options: Call = {}): Promise<{ 
   const text = await response.text();
   const body = (text ? JSON.parse(text) : {}) as Json;
   const expected = options.expect ?? 200;
-  process.stdout.write(`\n${++stepNumber}. ${title}\n   ${method} ${path} → ${response.status}\n`);
+  if (!options.quiet)
+    process.stdout.write(`\n${++stepNumber}. ${title}\n   ${method} ${path} → ${response.status}\n`);
   if (response.status !== expected)
-    fail(`expected ${expected}, got ${response.status}: ${JSON.stringify(body, null, 2)}`);
+    fail(
+      `${title}: ${method} ${path}: expected ${expected}, got ${response.status}: ${JSON.stringify(body, null, 2)}`,
+    );
   return { body, headers: response.headers };
 }
 
@@ -131,16 +140,20 @@ async function register(login: string): Promise<{ token: string; userId: string 
   });
   check("action", started.body.action, "OTP_SENT");
   const otp = await lastOtp(login);
-  const { body } = await call(`${login} confirms with the code and a password`, "/api/v1/registration/confirm", {
-    body: { login, otp, password: PASSWORD },
-    headers: pre,
-  });
+  const { body } = await call(
+    `${login} confirms with the code and a password`,
+    "/api/v1/registration/confirm",
+    {
+      body: { login, otp, password: PASSWORD },
+      headers: pre,
+    },
+  );
   check("action", body.action, "TOKEN_CREATED");
   return { token: body.authorizationToken.token, userId: body.members[0].user.id };
 }
 
 async function balance(token: string, serial: string) {
-  const { body } = await call(`Balances of ${serial}`, "/api/v1/coins", { as: token });
+  const { body } = await call(`Balances of ${serial}`, "/api/v1/coins", { as: token, quiet: true });
   const coin = body.coins.find((c: Json) => c.serial === serial);
   if (!coin) fail(`no account ${serial} in GET /api/v1/coins`);
   return { amount: coin.amount, available: coin.availableAmount, held: coin.heldAmount };
@@ -163,11 +176,15 @@ const created = await call("The platform admin creates a client", "/admin/client
 check("mode", created.body.mode, "sandbox");
 
 const adminLogin = `admin@${clientId}.example`;
-const firstAdmin = await call("The platform admin makes its first administrator", `/admin/clients/${clientId}/staff`, {
-  as: "admin",
-  body: { login: adminLogin, role: "administrator" },
-  expect: 201,
-});
+const firstAdmin = await call(
+  "The platform admin makes its first administrator",
+  `/admin/clients/${clientId}/staff`,
+  {
+    as: "admin",
+    body: { login: adminLogin, role: "administrator" },
+    expect: 201,
+  },
+);
 show("generated password (shown this once)", firstAdmin.body.password);
 const admin = await logIn(adminLogin, firstAdmin.body.password);
 
@@ -192,19 +209,29 @@ const bank = await call("… a bank in the catalog", "/api/v1/bank-catalog", {
 });
 const bankId: string = bank.body.bankId;
 show("bankId", bankId);
-await call("… a TRANSFER commission: 0.25 + 1 %, shared between sender and recipient", "/api/v1/commission-profiles", {
-  as: admin,
-  body: {
-    operation: "TRANSFER",
-    currency: "USD",
-    feeDirection: "SHARED",
-    rules: [
-      { beginAmount: "0.01", endAmount: "1000.00", type: "fixed_and_percent", valueFixed: "0.25", valuePercent: "1" },
-      { beginAmount: "1000.01", type: "percent", valuePercent: "0.5" },
-    ],
+await call(
+  "… a TRANSFER commission: 0.25 + 1 %, shared between sender and recipient",
+  "/api/v1/commission-profiles",
+  {
+    as: admin,
+    body: {
+      operation: "TRANSFER",
+      currency: "USD",
+      feeDirection: "SHARED",
+      rules: [
+        {
+          beginAmount: "0.01",
+          endAmount: "1000.00",
+          type: "fixed_and_percent",
+          valueFixed: "0.25",
+          valuePercent: "1",
+        },
+        { beginAmount: "1000.01", type: "percent", valuePercent: "0.5" },
+      ],
+    },
+    expect: 201,
   },
-  expect: 201,
-});
+);
 await call("… a WITHDRAW_BANK commission: 1.50 on top", "/api/v1/commission-profiles", {
   as: admin,
   body: {
@@ -265,7 +292,8 @@ for (const [who, person] of [
         headers: { authorization: `Bearer ${person.token}`, "content-type": "application/json" },
         body: "{}",
       });
-      if (response.status !== 200) fail(`PATCH /api/v1/profile → ${response.status}: ${await response.text()}`);
+      if (response.status !== 200)
+        fail(`PATCH /api/v1/profile → ${response.status}: ${await response.text()}`);
       const tier = ((await response.json()) as { tier: number }).tier;
       return tier >= 1 ? "≥ 1" : String(tier);
     },
@@ -287,7 +315,8 @@ const benCoin = await call("Ben opens a USD account", "/api/v1/coins", {
 });
 const benSerial: string = benCoin.body.coin.serial;
 show("serial", benSerial);
-if (!/^44[0-9]{16}$/.test(annaSerial)) fail(`a serial under the issuer's prefix 44 was expected: ${annaSerial}`);
+if (!/^44[0-9]{16}$/.test(annaSerial))
+  fail(`a serial under the issuer's prefix 44 was expected: ${annaSerial}`);
 
 // ——— money ———
 
@@ -299,11 +328,15 @@ const topUpBody = {
   fullName: "Anna Example",
 };
 const topUpKey = { "idempotency-key": `topup-${run}` };
-const topUp = await call("The accountant records Anna's bank payment of 100.00", "/api/v1/bank-top-ups/with-bank", {
-  as: accountant,
-  body: topUpBody,
-  headers: topUpKey,
-});
+const topUp = await call(
+  "The accountant records Anna's bank payment of 100.00",
+  "/api/v1/bank-top-ups/with-bank",
+  {
+    as: accountant,
+    body: topUpBody,
+    headers: topUpKey,
+  },
+);
 check("status", topUp.body.status, "processed");
 const replay = await call("… the same Idempotency-Key again (a retry)", "/api/v1/bank-top-ups/with-bank", {
   as: accountant,
@@ -324,9 +357,13 @@ const transfer = await call("Anna sends Ben 30.00", "/api/v1/transfers", {
 });
 check("status", transfer.body.process.status, "processed");
 const transferId: string = transfer.body.process.id;
-const transferProcess = await call("The transfer as a business process", `/api/v1/business-processes/${transferId}`, {
-  as: anna.token,
-});
+const transferProcess = await call(
+  "The transfer as a business process",
+  `/api/v1/business-processes/${transferId}`,
+  {
+    as: anna.token,
+  },
+);
 // fee = 0.25 + 1 % of 30.00 = 0.55; shared: Anna pays 0.28 (the odd cent), Ben 0.27.
 check(
   "amount / commission / senderAmount / netAmount",
@@ -346,16 +383,20 @@ const withdrawalQuote = await call("Anna prices a 40.00 withdrawal", "/api/v1/ba
   body: { coinSerial: annaSerial, amount: "40.00" },
 });
 check("senderAmountPush", withdrawalQuote.body.senderAmountPush, "41.50");
-const withdrawal = await call("Anna asks to withdraw 40.00 to her bank account", "/api/v1/bank-withdrawals/with-bank", {
-  as: anna.token,
-  body: {
-    coinSerial: annaSerial,
-    amount: "40.00",
-    bankDetails: { fullName: "Anna Example", iban: "DE89370400440532013000", bic: "COBADEFFXXX" },
-    description: "Rent",
+const withdrawal = await call(
+  "Anna asks to withdraw 40.00 to her bank account",
+  "/api/v1/bank-withdrawals/with-bank",
+  {
+    as: anna.token,
+    body: {
+      coinSerial: annaSerial,
+      amount: "40.00",
+      bankDetails: { fullName: "Anna Example", iban: "DE89370400440532013000", bic: "COBADEFFXXX" },
+      description: "Rent",
+    },
+    headers: { "idempotency-key": `withdrawal-${run}` },
   },
-  headers: { "idempotency-key": `withdrawal-${run}` },
-});
+);
 check("status", withdrawal.body.status, "pending");
 const withdrawalNumber: number = withdrawal.body.requestIdentifier;
 check("Anna (amount + fee held)", await balance(anna.token, annaSerial), {
@@ -368,22 +409,30 @@ await call("Anna cannot accept her own request", `/api/v1/bank-withdrawals/${wit
   as: anna.token,
   expect: 403,
 });
-const accepted = await call("The accountant accepts it", `/api/v1/bank-withdrawals/${withdrawalNumber}/accept`, {
-  method: "POST",
-  as: accountant,
-});
-check("status", accepted.body.status, "processed");
-await waitFor(
-  "Anna once the sandbox bank confirmed the payout",
-  () => balance(anna.token, annaSerial),
-  { amount: "28.22", available: "28.22", held: "0.00" },
+const accepted = await call(
+  "The accountant accepts it",
+  `/api/v1/bank-withdrawals/${withdrawalNumber}/accept`,
+  {
+    method: "POST",
+    as: accountant,
+  },
 );
-
-const saved = await call("Anna saves the transfer to Ben as a template", `/api/v1/templates/transfer/operation/${transferId}`, {
-  as: anna.token,
-  body: { name: "Ben", description: "Share of the concert" },
-  expect: 201,
+check("status", accepted.body.status, "processed");
+await waitFor("Anna once the sandbox bank confirmed the payout", () => balance(anna.token, annaSerial), {
+  amount: "28.22",
+  available: "28.22",
+  held: "0.00",
 });
+
+const saved = await call(
+  "Anna saves the transfer to Ben as a template",
+  `/api/v1/templates/transfer/operation/${transferId}`,
+  {
+    as: anna.token,
+    body: { name: "Ben", description: "Share of the concert" },
+    expect: 201,
+  },
+);
 const templateId: string = saved.body.template.id;
 check("recipientCoin", saved.body.template.recipientCoin, benSerial);
 const templates = await call("Anna's templates", "/api/v1/templates/transfer/view", {
@@ -420,7 +469,8 @@ const card = await call("Ben gets a smart card on his account", "/api/v1/smart-c
 });
 const cardNumber: string = card.body.smartCard.cardNumber;
 show("card number (shown this once)", cardNumber);
-if (!cardNumber.startsWith("990001")) fail(`a smart card number in the 990001 range was expected: ${cardNumber}`);
+if (!cardNumber.startsWith("990001"))
+  fail(`a smart card number in the 990001 range was expected: ${cardNumber}`);
 const cards = await call("Ben's cards (numbers masked)", "/api/v1/smart-cards/my", { as: ben.token });
 check("cardNumber", cards.body.records[0].cardNumber, `990001******${cardNumber.slice(-4)}`);
 const toCard = await call("Anna sends 5.00 to Ben's smart card", "/api/v1/transfers", {
@@ -441,7 +491,11 @@ await call("The platform admin makes the AML check hold amounts from 10 USD", `/
 });
 const held = await call("Ben asks to withdraw 10.00", "/api/v1/bank-withdrawals/with-bank", {
   as: ben.token,
-  body: { coinSerial: benSerial, amount: "10.00", bankDetails: { fullName: "Ben Example", iban: "FR1420041010050500013M02606" } },
+  body: {
+    coinSerial: benSerial,
+    amount: "10.00",
+    bankDetails: { fullName: "Ben Example", iban: "FR1420041010050500013M02606" },
+  },
 });
 check("status", held.body.status, "waiting_for_approval");
 const heldNumber: number = held.body.requestIdentifier;
@@ -455,10 +509,14 @@ const cleared = await call("The compliance officer clears it", `/api/v1/aml-revi
   as: officer,
 });
 check("status", cleared.body.status, "pending");
-const acceptedAfterReview = await call("Now the accountant accepts it", `/api/v1/bank-withdrawals/${heldNumber}/accept`, {
-  method: "POST",
-  as: accountant,
-});
+const acceptedAfterReview = await call(
+  "Now the accountant accepts it",
+  `/api/v1/bank-withdrawals/${heldNumber}/accept`,
+  {
+    method: "POST",
+    as: accountant,
+  },
+);
 check("status", acceptedAfterReview.body.status, "processed");
 
 // ——— business processes ———
@@ -469,7 +527,13 @@ const annaProcesses = await call("Anna's business processes", "/api/v1/business-
 check(
   "types, newest first",
   annaProcesses.body.records.map((p: Json) => `${p.type}:${p.status}`),
-  ["TRANSFER:processed", "TRANSFER:processed", "WITHDRAW_BANK:processed", "TRANSFER:processed", "TOP_UP_BANK:processed"],
+  [
+    "TRANSFER:processed",
+    "TRANSFER:processed",
+    "WITHDRAW_BANK:processed",
+    "TRANSFER:processed",
+    "TOP_UP_BANK:processed",
+  ],
 );
 const all = await call("All of the client's processes (the accountant)", "/api/v1/business-processes", {
   as: accountant,

@@ -305,6 +305,18 @@ export interface AuditLogTable {
   created_at: CreatedAt;
 }
 
+export interface SandboxAcquirerPayoutsTable {
+  idempotency_key: string;
+  reference: string;
+  card_last4: string;
+  amount: string;
+  currency: string;
+  outcome: string;
+  decline_code: string | null;
+  settles_at: Timestamp;
+  created_at: CreatedAt;
+}
+
 export interface SandboxBankIncomingTable {
   transfer_id: string;
   payment_reference: string;
@@ -508,6 +520,7 @@ export interface Database {
   coins: CoinsTable;
   smart_cards: SmartCardsTable;
   transfer_templates: TransferTemplatesTable;
+  sandbox_acquirer_payouts: SandboxAcquirerPayoutsTable;
 }
 
 export type { Json };

@@ -7,6 +7,7 @@
 export type GatedOperation =
   | "acquirer.charge"
   | "acquirer.refund"
+  | "acquirer.payout"
   | "bank.payout"
   | "bank.status"
   | "bank.return";

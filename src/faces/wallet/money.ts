@@ -668,6 +668,63 @@ export const moneyRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
     },
   );
 
+  app.post(
+    "/card-withdrawals",
+    {
+      preHandler: guarded("own"),
+      ...moneyHooks,
+      schema: {
+        tags: ["wallet: money"],
+        summary: "Ask to withdraw to a card: amount + fee are held at once",
+        description:
+          "402 when amount + fee do not fit the available balance (nothing is held). An accountant accepts (the acquirer's payout to the card) or declines (hold released). A card the acquirer declines ends the request `rejected`, its hold released.",
+        security: walletSecurity,
+        headers: idempotencyHeaders,
+        body: z
+          .object({
+            coinSerial: serialInput,
+            amount: moneyInput,
+            card: cardInput.omit({ cvv: true }),
+            description: z.string().max(500).optional(),
+          })
+          .strict(),
+        response: { 200: requestAnswer, ...errorResponses(400, 401, 402, 403, 404, 409, 422) },
+      },
+    },
+    async (request) => {
+      const session = sessionOf(request);
+      const context = contextOf(request);
+      const card = request.body.card;
+      const { coin, commission, scale, currency } = await calculateFor(session, "WITHDRAW_CARD", request.body.coinSerial, request.body.amount);
+      const t = await transactions.withdraw(
+        {
+          clientId: session.clientId,
+          userId: session.userId,
+          requestId: ops.requestId(session, context.requestId),
+          amount: formatAmount(ops.coreAmount("WITHDRAW_CARD", commission), scale),
+          currency,
+          sourceWalletId: coin.account.id,
+          fee: commission.fee,
+          awaitApproval: true,
+          destinationMethod: {
+            paymentMethodType: "CREDIT_CARD",
+            cardNumber: card.cardNumber.replaceAll(" ", ""),
+            expirationMonth: card.expirationMonth,
+            expirationYear: card.expirationYear,
+            cardHolder: card.cardHolder,
+          },
+          process: ops.processOf("WITHDRAW_CARD", commission, scale, {
+            coinSerial: coin.serial,
+            paymentTool: "CARD",
+            ...(request.body.description ? { description: request.body.description } : {}),
+          }),
+        },
+        context.actor,
+      );
+      return answer(t);
+    },
+  );
+
   // ——— AML reviews (compliance officers) ———
 
   app.post(

@@ -92,6 +92,7 @@ export async function reconcile(
     e.references.push(charge.reference);
     e.statuses.push(charge.status);
     if (charge.status === "APPROVED") e.amount += charge.amount;
+    if (charge.status === "PAID_OUT") e.amount -= charge.amount;
   }
 
   const bankRecords = await deps.bank.records(keyPrefix);

@@ -35,6 +35,8 @@ export type ProcessEvent =
   | "PAYOUT_ACCEPTED"
   | "PAYOUT_SETTLED"
   | "PAYOUT_RETURNED"
+  // the acquirer refused a payout to a card
+  | "PAYOUT_DECLINED"
   // staff, resolving a payout that never got an answer: the bank says it never received it
   | "PAYOUT_NOT_SENT";
 
@@ -129,6 +131,7 @@ export const TRANSITIONS: readonly Transition[] = [
   { processes: ["WITHDRAWAL"], from: ["AUTHORIZED"], event: "PAYOUT_SETTLED", to: "CAPTURED", effects: ["SETTLE_HOLD"] },
   { processes: ["WITHDRAWAL"], from: ["AUTHORIZED"], event: "PAYOUT_RETURNED", to: "ERROR", effects: ["RELEASE_HOLD"] },
   { processes: ["WITHDRAWAL"], from: ["PENDING"], event: "PAYOUT_NOT_SENT", to: "ERROR", effects: ["RELEASE_HOLD"] },
+  { processes: ["WITHDRAWAL"], from: ["PENDING"], event: "PAYOUT_DECLINED", to: "REFUSED", effects: ["RELEASE_HOLD"] },
 ];
 
 /** Events whose repetition on a transaction already in their target status is a no-op (the client said it twice). */
@@ -138,6 +141,11 @@ export const REPEATABLE: Partial<Record<ProcessEvent, TransactionStatus>> = {
   CHARGEBACK: "CHARGED_BACK",
   CANCEL: "CANCELED",
 };
+
+/** The rail a withdrawal pays out on: a card (the acquirer's payout) or a bank account. */
+export function payoutRailOf(row: { payment_method?: unknown }): "card" | "bank" {
+  return json<{ type: string }>(row.payment_method)?.type === "CREDIT_CARD" ? "card" : "bank";
+}
 
 export function processKindOf(row: { type: string; payment_method?: unknown }): ProcessKind {
   if (row.type === "WITHDRAWAL") return "WITHDRAWAL";

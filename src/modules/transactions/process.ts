@@ -12,6 +12,7 @@ import {
   findTransition,
   PROCESS_TYPE,
   type ProcessEvent,
+  payoutRailOf,
   processKindOf,
   REPEATABLE,
   type Transition,
@@ -191,7 +192,7 @@ export class ProcessEngine {
 
     switch (effect) {
       case "HOLD": {
-        const transit = await postings.systemAccount.transit(tx, clientId, currency, "bank");
+        const transit = await postings.systemAccount.transit(tx, clientId, currency, payoutRailOf(row));
         const fees = await postings.systemAccount.fees(tx, clientId, currency);
         const legs = postings.withdrawalHold({ requestId, currency, amount, fee, wallet, transit, fees });
         return { booking: booking(legs), touches: true };
@@ -283,11 +284,13 @@ export class ProcessEngine {
       case "REFUND_CARD":
         return { step: { kind: "CARD_REFUND", key: "refund", input: { requestId } } };
       case "SEND_PAYOUT":
-        return { step: { kind: "BANK_PAYOUT", key: "payout", input: { requestId } } };
+        return {
+          step: { kind: payoutRailOf(row) === "card" ? "CARD_PAYOUT" : "BANK_PAYOUT", key: "payout", input: { requestId } },
+        };
       case "TRACK_PAYOUT":
         return {
           step: {
-            kind: "BANK_PAYOUT_STATUS",
+            kind: payoutRailOf(row) === "card" ? "CARD_PAYOUT_STATUS" : "BANK_PAYOUT_STATUS",
             key: "payout-status",
             input: { requestId },
             runAt: facts.settlesAt,

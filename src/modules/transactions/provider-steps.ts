@@ -317,6 +317,92 @@ export function registerTransactionSteps(runner: StepRunner, deps: ProviderStepD
     },
   };
 
+  /** A withdrawal to a card: the acquirer's payout (an original credit) by the transaction's key. */
+  const cardPayout: StepKind<ByRequest, { accepted: true; reference: string; settlesAt: string } | { accepted: false; reference: string; responseCode: string; message: string }> = {
+    name: "CARD_PAYOUT",
+    input: byRequest,
+    maxAttempts: 10,
+    async perform({ requestId }, step) {
+      const row = await repo.get(db, step.clientId, requestId);
+      const card = json<{ paymentInformationId: string }>(row.payment_method);
+      const { method, details } = await deps.paymentMethods.reveal(step.clientId, row.user_id, card?.paymentInformationId ?? "");
+      const sent = await deps.acquirer.payout({
+        idempotencyKey: providerKey(step.clientId, requestId),
+        cardNumber: String(details.cardNumber),
+        expirationMonth: method.expirationMonth ?? 12,
+        expirationYear: method.expirationYear ?? 2099,
+        amount: BigInt(row.amount),
+        currency: row.currency,
+      });
+      return {
+        done:
+          sent.outcome === "ACCEPTED"
+            ? { accepted: true, reference: sent.reference, settlesAt: sent.settlesAt.toISOString() }
+            : { accepted: false, reference: sent.reference, responseCode: sent.responseCode, message: sent.message },
+      };
+    },
+    record: (tx, step, { requestId }, result) =>
+      result.accepted
+        ? applyOutcome(tx, step, requestId, "PAYOUT_ACCEPTED", { changes: { provider_reference: result.reference }, settlesAt: new Date(result.settlesAt) }, providerActor(deps.acquirer.name))
+        : applyOutcome(
+            tx,
+            step,
+            requestId,
+            "PAYOUT_DECLINED",
+            {
+              changes: {
+                provider_reference: result.reference,
+                status_detail: JSON.stringify({ responseCode: result.responseCode, responseCategory: "DECLINED", message: result.message }),
+              },
+            },
+            providerActor(deps.acquirer.name),
+          ),
+    // Whether the acquirer paid is unknown: the hold stays until staff retry or resolve the step.
+    async exhausted() {},
+    async resolve(tx, step, { requestId }, resolution) {
+      if (resolution.outcome === "NOT_EXECUTED")
+        return applyOutcome(
+          tx,
+          step,
+          requestId,
+          "PAYOUT_NOT_SENT",
+          { changes: { status_detail: JSON.stringify({ responseCode: "R00", responseCategory: "NOT_SENT" }) } },
+          resolution.actor,
+        );
+      if (!resolution.reference)
+        throw new TransactionError("INVALID", "REFERENCE_REQUIRED", "the acquirer's reference of the payout is required", "reference");
+      return applyOutcome(tx, step, requestId, "PAYOUT_ACCEPTED", { changes: { provider_reference: resolution.reference }, settlesAt: new Date() }, resolution.actor);
+    },
+  };
+
+  const cardPayoutStatus: StepKind<ByRequest, { state: "SETTLED" }> = {
+    name: "CARD_PAYOUT_STATUS",
+    input: byRequest,
+    maxAttempts: 20,
+    async perform({ requestId }, step) {
+      const row = await repo.get(db, step.clientId, requestId);
+      const outcome = await deps.acquirer.payoutStatus(row.provider_reference ?? "");
+      if (outcome.state === "IN_FLIGHT") return { waitUntil: outcome.settlesAt };
+      return { done: outcome };
+    },
+    record: (tx, step, { requestId }) =>
+      applyOutcome(
+        tx,
+        step,
+        requestId,
+        "PAYOUT_SETTLED",
+        { changes: { status_detail: JSON.stringify({ responseCode: "00", responseCategory: "SETTLED" }) } },
+        providerActor(deps.acquirer.name),
+      ),
+    async exhausted() {},
+    resolve(tx, step, input, resolution) {
+      onlyExecuted("card payout's settlement", resolution);
+      return this.record(tx, step, input, { state: "SETTLED" });
+    },
+  };
+
+  runner.register(cardPayout);
+  runner.register(cardPayoutStatus);
   runner.register(cardCharge);
   runner.register(cardChallenge);
   runner.register(cardRefund);

@@ -205,25 +205,29 @@ export class Transactions {
   /** Fiat out to a bank account: amount + fee held at once (402 if it does not fit), then the payout. */
   async withdraw(input: WithdrawalInput, actor = clientActor(input.clientId)): Promise<Transaction> {
     const { clientId, userId } = input;
+    const destination = input.destinationMethod;
+    const toCard = destination.paymentMethodType === "CREDIT_CARD";
     const { quoteRequest } = await this.begin(input);
-    await this.assertProviderServes(clientId, "bank");
+    await this.assertProviderServes(clientId, toCard ? "card" : "bank");
     const priced = await this.quotes.price(clientId, "WITHDRAWAL", input.amount, input.currency, input.fee);
-    const inlineAccount = inlineBankOf(input.destinationMethod);
-    if (inlineAccount) this.deps.paymentMethods.check(inlineAccount);
-    const request = quoteRequest("WITHDRAWAL");
+    const inline = toCard ? inlineCardOf({ ...destination, cvv: undefined }) : inlineBankOf(destination);
+    if (inline) this.deps.paymentMethods.check(inline);
+    const request = quoteRequest("WITHDRAWAL", toCard ? { screen: { names: [destination.cardHolder] } } : {});
     await this.quotes.gate(request);
-    const account = await this.resolve.bankAccount(clientId, userId, input.destinationMethod);
+    const method = toCard
+      ? await this.resolve.card(clientId, userId, { ...destination, cvv: undefined })
+      : await this.resolve.bankAccount(clientId, userId, destination);
     const wallet = await this.resolve.sourceWallet(clientId, userId, input.currency, input.sourceWalletId);
     const quote = { ...priced, monitoring: await this.quotes.monitor(request, priced.usdValue) };
     return this.record(input, actor, quote, {
       type: "WITHDRAWAL",
       wallet_id: wallet.id,
       payment_method: JSON.stringify({
-        type: input.destinationMethod.paymentMethodType,
-        last4: account.last4,
-        paymentInformationId: account.id,
+        type: destination.paymentMethodType,
+        last4: method.last4,
+        paymentInformationId: method.id,
       }),
-      provider: this.deps.bank.name,
+      provider: toCard ? this.deps.acquirer.name : this.deps.bank.name,
     });
   }
 

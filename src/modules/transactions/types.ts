@@ -138,9 +138,19 @@ export interface BankDepositInput extends Common {
   pii?: UserInfo | undefined;
 }
 
+/** A payout to a card (the Wallet API's card withdrawal). */
+export interface CardDestination {
+  paymentMethodType: "CREDIT_CARD";
+  paymentInformationId?: string | undefined;
+  cardNumber?: string | undefined;
+  expirationMonth?: number | undefined;
+  expirationYear?: number | undefined;
+  cardHolder?: string | undefined;
+}
+
 export interface WithdrawalInput extends Common {
   sourceWalletId?: string | undefined;
-  destinationMethod: BankDestination;
+  destinationMethod: BankDestination | CardDestination;
 }
 
 export interface TransferInput extends Common {

@@ -28,6 +28,23 @@ export class AcquirerTimeoutError extends Error {
   }
 }
 
+/** Money sent to a card (an original credit): the card holder's withdrawal. */
+export interface CardPayoutRequest {
+  /** Ferry's key for this payout: a second call with the same key never pays again. */
+  idempotencyKey: string;
+  cardNumber: string;
+  expirationMonth: number;
+  expirationYear: number;
+  amount: bigint;
+  currency: string;
+}
+
+export type CardPayoutResult =
+  | { outcome: "ACCEPTED"; reference: string; settlesAt: Date }
+  | { outcome: "DECLINED"; reference: string; responseCode: string; message: string };
+
+export type CardPayoutStatus = { state: "IN_FLIGHT"; settlesAt: Date } | { state: "SETTLED" };
+
 /** One charge as the acquirer keeps it: what reconciliation compares with the ledger. */
 export interface AcquirerRecord {
   reference: string;
@@ -35,7 +52,16 @@ export interface AcquirerRecord {
   idempotencyKey: string;
   amount: bigint;
   currency: string;
-  status: "APPROVED" | "REFUNDED" | "DECLINED" | "CHALLENGE" | "CHALLENGE_FAILED" | "TIMED_OUT";
+  status:
+    | "APPROVED"
+    | "REFUNDED"
+    | "DECLINED"
+    | "CHALLENGE"
+    | "CHALLENGE_FAILED"
+    | "TIMED_OUT"
+    /** A payout to a card the acquirer accepted: money out. */
+    | "PAID_OUT"
+    | "PAYOUT_DECLINED";
 }
 
 export interface Acquirer {
@@ -48,6 +74,10 @@ export interface Acquirer {
    * there is no such charge or it was never approved. Repeating it refunds nothing more.
    */
   refund(chargeKey: string): Promise<{ refunded: boolean }>;
-  /** The acquirer's records whose key starts with `keyPrefix` (`<clientId>:` for one client). */
+  /** Sends money to a card; the same key again answers as the first time. */
+  payout(request: CardPayoutRequest): Promise<CardPayoutResult>;
+  /** Where an accepted payout stands. */
+  payoutStatus(reference: string): Promise<CardPayoutStatus>;
+  /** The acquirer's records (charges and payouts) whose key starts with `keyPrefix` (`<clientId>:` for one client). */
   records(keyPrefix?: string): Promise<AcquirerRecord[]>;
 }

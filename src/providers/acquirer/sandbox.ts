@@ -6,6 +6,9 @@ import {
   type Acquirer,
   type AcquirerRecord,
   AcquirerTimeoutError,
+  type CardPayoutRequest,
+  type CardPayoutResult,
+  type CardPayoutStatus,
   type ChargeRequest,
   type ChargeResult,
 } from "./interface.ts";
@@ -33,7 +36,62 @@ export class SandboxAcquirer implements Acquirer {
     private readonly db: Db,
     private readonly publicUrl: string,
     readonly gate?: SandboxGate,
+    /** How long an accepted card payout takes to settle. */
+    private readonly payoutDelayMs = 2000,
   ) {}
+
+  /**
+   * A payout to a card: the decline test cards are declined ("Do not honour", "Insufficient
+   * funds"); any other card is accepted and settles after the payout delay.
+   */
+  async payout(request: CardPayoutRequest): Promise<CardPayoutResult> {
+    this.gate?.before("acquirer.payout");
+    const [outcome, declineCode] =
+      request.cardNumber === TEST_CARDS.DO_NOT_HONOUR
+        ? ["DECLINED", "05"]
+        : request.cardNumber === TEST_CARDS.INSUFFICIENT_FUNDS
+          ? ["DECLINED", "51"]
+          : ["ACCEPTED", null];
+    await this.db
+      .insertInto("sandbox_acquirer_payouts")
+      .values({
+        idempotency_key: request.idempotencyKey,
+        reference: `sbxpo_${newId()}`,
+        card_last4: request.cardNumber.slice(-4),
+        amount: request.amount.toString(),
+        currency: request.currency,
+        outcome,
+        decline_code: declineCode,
+        settles_at: new Date(Date.now() + this.payoutDelayMs),
+      })
+      .onConflict((oc) => oc.column("idempotency_key").doNothing())
+      .execute();
+    const row = await this.db
+      .selectFrom("sandbox_acquirer_payouts")
+      .selectAll()
+      .where("idempotency_key", "=", request.idempotencyKey)
+      .executeTakeFirstOrThrow();
+    await this.gate?.after("acquirer.payout");
+    if (row.outcome === "DECLINED")
+      return {
+        outcome: "DECLINED",
+        reference: row.reference,
+        responseCode: row.decline_code ?? "05",
+        message: row.decline_code === "51" ? "Insufficient funds" : "Do not honour",
+      };
+    return { outcome: "ACCEPTED", reference: row.reference, settlesAt: new Date(row.settles_at) };
+  }
+
+  async payoutStatus(reference: string): Promise<CardPayoutStatus> {
+    const row = await this.db
+      .selectFrom("sandbox_acquirer_payouts")
+      .select(["settles_at", "outcome"])
+      .where("reference", "=", reference)
+      .executeTakeFirst();
+    if (!row || row.outcome !== "ACCEPTED") throw new Error(`no accepted sandbox payout ${reference}`);
+    const settlesAt = new Date(row.settles_at);
+    return settlesAt.getTime() > Date.now() ? { state: "IN_FLIGHT", settlesAt } : { state: "SETTLED" };
+  }
 
   async charge(request: ChargeRequest): Promise<ChargeResult> {
     this.gate?.before("acquirer.charge");
@@ -116,16 +174,31 @@ export class SandboxAcquirer implements Acquirer {
   }
 
   async records(keyPrefix?: string): Promise<AcquirerRecord[]> {
-    let query = this.db.selectFrom("sandbox_acquirer_charges").selectAll();
-    if (keyPrefix) query = query.where("idempotency_key", "like", `${keyPrefix.replace(/[\\%_]/g, "\\$&")}%`);
-    const rows = await query.orderBy("created_at").execute();
-    return rows.map((r) => ({
-      reference: r.reference,
-      idempotencyKey: r.idempotency_key,
-      amount: BigInt(r.amount),
-      currency: r.currency,
-      status: r.outcome as AcquirerRecord["status"],
-    }));
+    const like = keyPrefix ? `${keyPrefix.replace(/[\\%_]/g, "\\$&")}%` : undefined;
+    let charges = this.db.selectFrom("sandbox_acquirer_charges").selectAll();
+    if (like) charges = charges.where("idempotency_key", "like", like);
+    let payouts = this.db.selectFrom("sandbox_acquirer_payouts").selectAll();
+    if (like) payouts = payouts.where("idempotency_key", "like", like);
+    const [chargeRows, payoutRows] = await Promise.all([
+      charges.orderBy("created_at").execute(),
+      payouts.orderBy("created_at").execute(),
+    ]);
+    return [
+      ...chargeRows.map((r) => ({
+        reference: r.reference,
+        idempotencyKey: r.idempotency_key,
+        amount: BigInt(r.amount),
+        currency: r.currency,
+        status: r.outcome as AcquirerRecord["status"],
+      })),
+      ...payoutRows.map((r) => ({
+        reference: r.reference,
+        idempotencyKey: r.idempotency_key,
+        amount: BigInt(r.amount),
+        currency: r.currency,
+        status: (r.outcome === "ACCEPTED" ? "PAID_OUT" : "PAYOUT_DECLINED") as AcquirerRecord["status"],
+      })),
+    ];
   }
 
   private decide(cardNumber: string): [string, string | null] {
