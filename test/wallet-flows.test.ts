@@ -139,14 +139,16 @@ describe("the AML check before accept", () => {
     // The trail names who cleared and who accepted, with their roles.
     const trail = await t.database.db
       .selectFrom("audit_log")
-      .select(["action", "actor_id", "after"])
+      .select(["action", "actor_id", "actor_role", "after"])
       .where("client_id", "=", s.clientId)
       .where("entity_id", "=", accepted.json().process.id)
       .orderBy("created_at")
       .execute();
     expect(trail.map((r) => r.action)).toContain("transaction.review_cleared");
-    expect(trail.some((r) => r.actor_id === s.compliance.userId)).toBe(true);
-    expect(trail.some((r) => r.actor_id === s.accountant.userId)).toBe(true);
+    expect(
+      trail.some((r) => r.actor_id === s.compliance.userId && r.actor_role === "compliance_officer"),
+    ).toBe(true);
+    expect(trail.some((r) => r.actor_id === s.accountant.userId && r.actor_role === "accountant")).toBe(true);
     await invariantsHold(s.clientId);
   });
 
@@ -195,6 +197,21 @@ describe("the AML check before accept", () => {
       available: "100.00",
       held: "0.00",
     });
+  });
+});
+
+describe("operations a client switched off", () => {
+  it("are a 403, priced or done", async () => {
+    const s = await setting({ ...NO_KYC_LIMITS, disabledWalletOperations: ["TRANSFER"] });
+    await topUp(s.accountant, s.bankId, s.annaCoin, "10.00");
+    const body = {
+      paymentTool: { type: "COIN", srcValue: s.annaCoin, destValue: s.benCoin },
+      amount: "1.00",
+    };
+    const refused = await s.anna.call("POST", "/api/v1/transfers", body);
+    expect(refused.statusCode, refused.body).toBe(403);
+    expect(refused.json().message).toMatch(/switched off/);
+    expect(await balances(s.anna, s.annaCoin)).toMatchObject({ amount: "10.00" });
   });
 });
 

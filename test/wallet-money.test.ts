@@ -240,18 +240,33 @@ describe("Wallet API money", () => {
   it("card withdrawals: held at once, the acquirer's payout on accept (settled: the hold posted); a declined card releases the hold", async () => {
     const s = await setting();
     await topUp(s.accountant, s.bankId, s.annaCoin, "100.00");
-    const card = { cardNumber: "5555555555554444", expirationMonth: 12, expirationYear: 2031, cardHolder: "Anna Example" };
-    const asked = await s.anna.call("POST", "/api/v1/card-withdrawals", { coinSerial: s.annaCoin, amount: "30.00", card });
+    const card = {
+      cardNumber: "5555555555554444",
+      expirationMonth: 12,
+      expirationYear: 2031,
+      cardHolder: "Anna Example",
+    };
+    const asked = await s.anna.call("POST", "/api/v1/card-withdrawals", {
+      coinSerial: s.annaCoin,
+      amount: "30.00",
+      card,
+    });
     expect(asked.statusCode, asked.body).toBe(200);
     expect(asked.json().status).toBe("pending");
-    expect(await balances(s.anna, s.annaCoin)).toEqual({ amount: "100.00", available: "70.00", held: "30.00" });
+    expect(await balances(s.anna, s.annaCoin)).toEqual({
+      amount: "100.00",
+      available: "70.00",
+      held: "30.00",
+    });
     // The bank route does not take a card withdrawal's request number, nor the other way round.
     const rid = asked.json().requestIdentifier;
     expect((await s.accountant.call("POST", `/api/v1/bank-withdrawals/${rid}/accept`)).statusCode).toBe(404);
     const accepted = await s.accountant.call("POST", `/api/v1/card-withdrawals/${rid}/accept`);
     expect(accepted.statusCode, accepted.body).toBe(200);
     expect(accepted.json().status).toBe("processed");
-    await expect.poll(async () => (await balances(s.anna, s.annaCoin)).amount, { timeout: 10_000 }).toBe("70.00");
+    await expect
+      .poll(async () => (await balances(s.anna, s.annaCoin)).amount, { timeout: 10_000 })
+      .toBe("70.00");
 
     const declinedCard = await s.anna.call("POST", "/api/v1/card-withdrawals", {
       coinSerial: s.annaCoin,
@@ -263,7 +278,11 @@ describe("Wallet API money", () => {
     expect(refused.statusCode, refused.body).toBe(200);
     expect(refused.json().status).toBe("rejected");
     expect(await balances(s.anna, s.annaCoin)).toEqual({ amount: "70.00", available: "70.00", held: "0.00" });
-    const tooBig = await s.anna.call("POST", "/api/v1/card-withdrawals", { coinSerial: s.annaCoin, amount: "70.01", card });
+    const tooBig = await s.anna.call("POST", "/api/v1/card-withdrawals", {
+      coinSerial: s.annaCoin,
+      amount: "70.01",
+      card,
+    });
     expect(tooBig.statusCode, tooBig.body).toBe(402);
     await invariantsHold(s.clientId);
   });

@@ -53,6 +53,7 @@ interface Extras {
   /** Anna's pending top-up request, her pending withdrawal, and the risky customer's held withdrawal. */
   topUpRid: number;
   withdrawalRid: number;
+  cardWithdrawalRid: number;
   heldRid: number;
   /** A staff user the PATCH /users/:userId cases may change. */
   spare: WalletCaller;
@@ -141,7 +142,23 @@ async function withdrawal(customer: WalletCaller, serial: string, amount = "1.00
     amount,
     bankDetails: bankDetailsOf(customer),
   });
-  if (response.statusCode === 500) console.log("DEBUG500", t.logs.filter((l) => l.includes('"level":50') || l.includes("error")).slice(-3).join("\n"));
+  expect(response.statusCode, response.body).toBe(200);
+  return response.json() as { requestIdentifier: number; status: string };
+}
+
+const payoutCard = {
+  cardNumber: "5555555555554444",
+  expirationMonth: 12,
+  expirationYear: 2031,
+  cardHolder: "Anna Example",
+};
+
+async function cardWithdrawal(customer: WalletCaller, serial: string, amount = "1.00") {
+  const response = await customer.call("POST", "/api/v1/card-withdrawals", {
+    coinSerial: serial,
+    amount,
+    card: payoutCard,
+  });
   expect(response.statusCode, response.body).toBe(200);
   return response.json() as { requestIdentifier: number; status: string };
 }
@@ -197,6 +214,7 @@ beforeAll(async () => {
     cardNumber: issued.json().smartCard.cardNumber,
     topUpRid: (await topUpRequest(a.anna, a.annaCoin)).requestIdentifier,
     withdrawalRid: (await withdrawal(a.anna, a.annaCoin)).requestIdentifier,
+    cardWithdrawalRid: (await cardWithdrawal(a.anna, a.annaCoin)).requestIdentifier,
     heldRid: held.requestIdentifier,
     spare: await staff(t, a.roles.administrator, "support"),
   };
@@ -343,10 +361,7 @@ function badBodies(base: Req, spec: BadSpec = {}): Req[] {
 
 /** Bad path parameters for a route whose parameter is replaced in `url(x)`; a broken JSON body too. */
 function badParams(url: (value: string) => string, values: string[], method = "POST"): Req[] {
-  return [
-    ...values.map((v) => ({ method, url: url(v) })),
-    { method, url: url(values[0] ?? "x"), raw: "{" },
-  ];
+  return [...values.map((v) => ({ method, url: url(v) })), { method, url: url(values[0] ?? "x"), raw: "{" }];
 }
 const BAD_REQUEST_IDENTIFIERS = ["abc", "-1", "1.5", "0x10", "1234567890123456789", "9".repeat(300), "%20"];
 const BAD_UUIDS = ["not-a-uuid", "1234", "9".repeat(300), "%20"];
@@ -445,21 +460,26 @@ const calculateRoute = (path: string): RouteCases => ({
   ],
 });
 
-function decideRoute(kind: "bank-top-ups" | "bank-withdrawals" | "card-withdrawals", verb: string): RouteCases {
+function decideRoute(
+  kind: "bank-top-ups" | "bank-withdrawals" | "card-withdrawals",
+  verb: string,
+): RouteCases {
   const url = (rid: string | number) => `/api/v1/${kind}/${rid}/${verb}`;
   return {
     permission: "money.decide",
     valid: async () => {
-      if (kind === "bank-top-ups") return post(url((await topUpRequest(A.anna, A.annaCoin)).requestIdentifier));
-      // There is no route that makes a card withdrawal: a bank withdrawal's number is not one (404).
+      if (kind === "bank-top-ups")
+        return post(url((await topUpRequest(A.anna, A.annaCoin)).requestIdentifier));
+      if (kind === "card-withdrawals")
+        return post(url((await cardWithdrawal(A.anna, A.annaCoin)).requestIdentifier));
       return post(url((await withdrawal(A.anna, A.annaCoin)).requestIdentifier));
     },
-    ...(kind === "card-withdrawals" ? { validStatus: 404 } : {}),
     invalid: () => badParams(url, BAD_REQUEST_IDENTIFIERS),
     money: true,
     foreign: () => [
       { as: () => B.roles.accountant, req: post(url(A.topUpRid)) },
       { as: () => B.roles.accountant, req: post(url(A.withdrawalRid)) },
+      { as: () => B.roles.accountant, req: post(url(A.cardWithdrawalRid)) },
       { as: () => B.roles.administrator, req: post(url(A.heldRid)) },
     ],
   };
@@ -532,7 +552,11 @@ const routes: Record<string, RouteCases> = {
     valid: () => pre("/api/v1/registration", { login: uniqueLogin("reg"), role: "individual" }),
     invalid: () =>
       badBodies(
-        pre("/api/v1/registration", { login: "new-person@example.com", role: "individual", legalType: "individual" }),
+        pre("/api/v1/registration", {
+          login: "new-person@example.com",
+          role: "individual",
+          legalType: "individual",
+        }),
         {
           strings: ["login"],
           more: [
@@ -558,7 +582,11 @@ const routes: Record<string, RouteCases> = {
       const otp = await lastOtp(t, A.clientId, login);
       return [
         ...badBodies(
-          pre("/api/v1/registration/confirm", { login: "someone@example.com", otp: "123456", password: PASSWORD }),
+          pre("/api/v1/registration/confirm", {
+            login: "someone@example.com",
+            otp: "123456",
+            password: PASSWORD,
+          }),
           { strings: ["login", "otp", "password"] },
         ),
         // A real code with a password that breaks a rule: 400 saying which, and nothing is made.
@@ -572,7 +600,9 @@ const routes: Record<string, RouteCases> = {
     permission: null,
     valid: async () => pre("/api/v1/registration/resend-otp", { login: await startRegistration() }),
     invalid: () =>
-      badBodies(pre("/api/v1/registration/resend-otp", { login: "someone@example.com" }), { strings: ["login"] }),
+      badBodies(pre("/api/v1/registration/resend-otp", { login: "someone@example.com" }), {
+        strings: ["login"],
+      }),
   },
   "POST /api/v1/password/recovery": {
     permission: null,
@@ -637,19 +667,23 @@ const routes: Record<string, RouteCases> = {
   },
   "POST /api/v1/organizations": {
     permission: "users.read",
-    valid: () => post("/api/v1/organizations", { pageNumber: 0, pageSize: 10, filter: { types: ["system"] } }),
+    valid: () =>
+      post("/api/v1/organizations", { pageNumber: 0, pageSize: 10, filter: { types: ["system"] } }),
     invalid: () =>
-      badBodies(post("/api/v1/organizations", { pageNumber: 0, pageSize: 10, filter: { types: ["system"] } }), {
-        allOptional: true,
-        more: [
-          { pageSize: 0 },
-          { pageSize: 101 },
-          { pageNumber: -1 },
-          { pageNumber: 1.5 },
-          { filter: { types: ["robots"] } },
-          { sort: { createdAt: "up" } },
-        ],
-      }),
+      badBodies(
+        post("/api/v1/organizations", { pageNumber: 0, pageSize: 10, filter: { types: ["system"] } }),
+        {
+          allOptional: true,
+          more: [
+            { pageSize: 0 },
+            { pageSize: 101 },
+            { pageNumber: -1 },
+            { pageNumber: 1.5 },
+            { filter: { types: ["robots"] } },
+            { sort: { createdAt: "up" } },
+          ],
+        },
+      ),
   },
   "POST /api/v1/users": {
     permission: "users.write",
@@ -707,7 +741,11 @@ const routes: Record<string, RouteCases> = {
       },
       {
         as: () => B.roles.administrator,
-        req: { method: "PATCH", url: `/api/v1/users/${A.roles.administrator.userId}`, body: { twoFactor: true } },
+        req: {
+          method: "PATCH",
+          url: `/api/v1/users/${A.roles.administrator.userId}`,
+          body: { twoFactor: true },
+        },
       },
     ],
   },
@@ -731,7 +769,13 @@ const routes: Record<string, RouteCases> = {
         }),
         {
           allOptional: true,
-          strings: ["filter.ids.0", "filter.email", "filter.phone", "filter.text", "filter.organizationIds.0"],
+          strings: [
+            "filter.ids.0",
+            "filter.email",
+            "filter.phone",
+            "filter.text",
+            "filter.organizationIds.0",
+          ],
           more: [
             { filter: { roles: ["root"] } },
             { filter: { ids: Array.from({ length: 101 }, (_, i) => `id-${i}`) } },
@@ -856,7 +900,15 @@ const routes: Record<string, RouteCases> = {
         operation: "EXCHANGE",
         currency: "USD",
         feeDirection: "OUT",
-        rules: [{ beginAmount: "0", endAmount: "100.00", type: "fixed_and_percent", valueFixed: "0.10", valuePercent: "1.5" }],
+        rules: [
+          {
+            beginAmount: "0",
+            endAmount: "100.00",
+            type: "fixed_and_percent",
+            valueFixed: "0.10",
+            valuePercent: "1.5",
+          },
+        ],
         beginDate: "2020-01-01T00:00:00Z",
         endDate: "2090-01-01T00:00:00Z",
       };
@@ -869,6 +921,7 @@ const routes: Record<string, RouteCases> = {
           { ...good, feeDirection: "UP" },
           { ...good, rules: [{ ...good.rules[0], type: "magic" }] },
           { ...good, rules: [{ ...good.rules[0], valuePercent: "101" }] },
+          { ...good, rules: [{ ...good.rules[0], valuePercent: "abc" }] },
           { ...good, rules: [{ ...good.rules[0], valuePercent: "1.23456" }] },
           { ...good, beginDate: "tomorrow" },
           { ...good, beginDate: "2090-01-01T00:00:00Z", endDate: "2020-01-01T00:00:00Z" },
@@ -908,7 +961,10 @@ const routes: Record<string, RouteCases> = {
       }),
     money: true,
     foreign: () => [
-      { as: () => B.anna, req: post("/api/v1/coins", { name: "Theirs", currencyCode: "USD", issuerId: A.issuerId }) },
+      {
+        as: () => B.anna,
+        req: post("/api/v1/coins", { name: "Theirs", currencyCode: "USD", issuerId: A.issuerId }),
+      },
     ],
   },
   "POST /api/v1/coins/validate": {
@@ -958,7 +1014,10 @@ const routes: Record<string, RouteCases> = {
     foreign: () => [
       {
         as: () => B.anna,
-        req: post("/api/v1/bank-top-ups/create-request/with-bank", { coinSerial: A.annaCoin, amount: "5.00" }),
+        req: post("/api/v1/bank-top-ups/create-request/with-bank", {
+          coinSerial: A.annaCoin,
+          amount: "5.00",
+        }),
       },
       {
         as: () => B.anna,
@@ -1045,14 +1104,18 @@ const routes: Record<string, RouteCases> = {
       }),
     money: true,
     foreign: () => [
-      { as: () => B.anna, req: post("/api/v1/card-top-ups", { coinSerial: A.annaCoin, amount: "5.00", card }) },
+      {
+        as: () => B.anna,
+        req: post("/api/v1/card-top-ups", { coinSerial: A.annaCoin, amount: "5.00", card }),
+      },
     ],
   },
 
   // ——— withdrawals ———
   "POST /api/v1/bank-withdrawals/with-bank": {
     permission: "own",
-    valid: () => post("/api/v1/bank-withdrawals/with-bank", {
+    valid: () =>
+      post("/api/v1/bank-withdrawals/with-bank", {
         coinSerial: A.annaCoin,
         amount: "1.00",
         bankDetails: bankDetailsOf(A.anna),
@@ -1077,8 +1140,16 @@ const routes: Record<string, RouteCases> = {
           amounts: ["amount"],
           idempotent: true,
           more: [
-            { coinSerial: A.annaCoin, amount: "1.00", bankDetails: { fullName: "No account", bic: "COBADEFFXXX" } },
-            { coinSerial: A.annaCoin, amount: "1.00", bankDetails: { ...bankDetailsOf(A.anna), bic: "nope" } },
+            {
+              coinSerial: A.annaCoin,
+              amount: "1.00",
+              bankDetails: { fullName: "No account", bic: "COBADEFFXXX" },
+            },
+            {
+              coinSerial: A.annaCoin,
+              amount: "1.00",
+              bankDetails: { ...bankDetailsOf(A.anna), bic: "nope" },
+            },
             {
               coinSerial: A.annaCoin,
               amount: "1.00",
@@ -1113,6 +1184,44 @@ const routes: Record<string, RouteCases> = {
       },
     ],
   },
+  "POST /api/v1/card-withdrawals": {
+    permission: "own",
+    valid: () =>
+      post("/api/v1/card-withdrawals", { coinSerial: A.annaCoin, amount: "1.00", card: payoutCard }),
+    invalid: () =>
+      badBodies(
+        post("/api/v1/card-withdrawals", {
+          coinSerial: A.annaCoin,
+          amount: "1.00",
+          card: payoutCard,
+          description: "to my card",
+        }),
+        {
+          strings: ["coinSerial", "card.cardNumber", "card.cardHolder", "description"],
+          amounts: ["amount"],
+          idempotent: true,
+          more: [
+            { coinSerial: A.annaCoin, amount: "1.00", card: { ...payoutCard, cvv: "123" } },
+            { coinSerial: A.annaCoin, amount: "1.00", card: { ...payoutCard, expirationMonth: 0 } },
+            { coinSerial: A.annaCoin, amount: "1.00", card: { ...payoutCard, expirationYear: 1999 } },
+            // Not a card number (Luhn), and a card that expired.
+            {
+              coinSerial: A.annaCoin,
+              amount: "1.00",
+              card: { ...payoutCard, cardNumber: "5555555555554445" },
+            },
+            { coinSerial: A.annaCoin, amount: "1.00", card: { ...payoutCard, expirationYear: 2020 } },
+          ],
+        },
+      ),
+    money: true,
+    foreign: () => [
+      {
+        as: () => B.anna,
+        req: post("/api/v1/card-withdrawals", { coinSerial: A.annaCoin, amount: "1.00", card: payoutCard }),
+      },
+    ],
+  },
   "POST /api/v1/bank-withdrawals/:requestIdentifier/accept": decideRoute("bank-withdrawals", "accept"),
   "POST /api/v1/bank-withdrawals/:requestIdentifier/decline": decideRoute("bank-withdrawals", "decline"),
   "POST /api/v1/card-withdrawals/:requestIdentifier/accept": decideRoute("card-withdrawals", "accept"),
@@ -1131,7 +1240,10 @@ const routes: Record<string, RouteCases> = {
     valid: () => ({ method: "GET", url: `/api/v1/business-processes/${A.transferId}` }),
     invalid: () => badParams((id) => `/api/v1/business-processes/${id}`, BAD_PROCESS_IDS, "GET").slice(0, -1),
     foreign: () => [
-      { as: () => B.roles.administrator, req: { method: "GET", url: `/api/v1/business-processes/${A.transferId}` } },
+      {
+        as: () => B.roles.administrator,
+        req: { method: "GET", url: `/api/v1/business-processes/${A.transferId}` },
+      },
       { as: () => B.anna, req: { method: "GET", url: `/api/v1/business-processes/${A.transferId}` } },
     ],
   },
@@ -1200,7 +1312,10 @@ const routes: Record<string, RouteCases> = {
       ...BAD_PROCESS_IDS.map((id) => post(`/api/v1/templates/transfer/operation/${id}`, { name: "x" })),
     ],
     foreign: () => [
-      { as: () => B.anna, req: post(`/api/v1/templates/transfer/operation/${A.transferId}`, { name: "Theirs" }) },
+      {
+        as: () => B.anna,
+        req: post(`/api/v1/templates/transfer/operation/${A.transferId}`, { name: "Theirs" }),
+      },
     ],
   },
   "POST /api/v1/templates/transfer/view": {
@@ -1208,8 +1323,15 @@ const routes: Record<string, RouteCases> = {
     valid: () => post("/api/v1/templates/transfer/view", { filter: { paymentToolType: "COIN" } }),
     invalid: () =>
       badBodies(
-        post("/api/v1/templates/transfer/view", { pageNumber: 0, pageSize: 5, filter: { paymentToolType: "COIN" } }),
-        { allOptional: true, more: [{ filter: { paymentToolType: "CASH" } }, { pageSize: 0 }, { pageNumber: -1 }] },
+        post("/api/v1/templates/transfer/view", {
+          pageNumber: 0,
+          pageSize: 5,
+          filter: { paymentToolType: "COIN" },
+        }),
+        {
+          allOptional: true,
+          more: [{ filter: { paymentToolType: "CASH" } }, { pageSize: 0 }, { pageNumber: -1 }],
+        },
       ),
     foreign: () => [
       {
@@ -1232,7 +1354,10 @@ const routes: Record<string, RouteCases> = {
     ],
     money: true,
     foreign: () => [
-      { as: () => B.anna, req: post(`/api/v1/templates/transfer/${A.templateId}/calculate`, { amount: "2.00" }) },
+      {
+        as: () => B.anna,
+        req: post(`/api/v1/templates/transfer/${A.templateId}/calculate`, { amount: "2.00" }),
+      },
     ],
   },
   "POST /api/v1/templates/transfer/:transferTemplateId/execute": {
@@ -1247,7 +1372,10 @@ const routes: Record<string, RouteCases> = {
     ],
     money: true,
     foreign: () => [
-      { as: () => B.anna, req: post(`/api/v1/templates/transfer/${A.templateId}/execute`, { amount: "1.00" }) },
+      {
+        as: () => B.anna,
+        req: post(`/api/v1/templates/transfer/${A.templateId}/execute`, { amount: "1.00" }),
+      },
     ],
   },
   "GET /api/v1/smart-cards/my": {
@@ -1261,10 +1389,16 @@ const routes: Record<string, RouteCases> = {
     invalid: () =>
       badBodies(post("/api/v1/smart-cards/my", { name: "Card", associatedCoinSerial: A.annaCoin }), {
         strings: ["name", "associatedCoinSerial"],
-        more: [{ name: "Card", associatedCoinSerial: "12345" }, { name: " ", associatedCoinSerial: A.annaCoin }],
+        more: [
+          { name: "Card", associatedCoinSerial: "12345" },
+          { name: " ", associatedCoinSerial: A.annaCoin },
+        ],
       }),
     foreign: () => [
-      { as: () => B.anna, req: post("/api/v1/smart-cards/my", { name: "Theirs", associatedCoinSerial: A.annaCoin }) },
+      {
+        as: () => B.anna,
+        req: post("/api/v1/smart-cards/my", { name: "Theirs", associatedCoinSerial: A.annaCoin }),
+      },
     ],
   },
 };
@@ -1284,7 +1418,9 @@ function expectEnvelope(response: LightMyRequestResponse, type: string, code: nu
 }
 
 const isStatus = (response: LightMyRequestResponse, expected: number | undefined) =>
-  expected === undefined ? response.statusCode >= 200 && response.statusCode < 300 : response.statusCode === expected;
+  expected === undefined
+    ? response.statusCode >= 200 && response.statusCode < 300
+    : response.statusCode === expected;
 
 /** Row counts and ledger sums: bad input must leave every one as it was. */
 const COUNTED = [
@@ -1310,7 +1446,9 @@ async function fingerprint(): Promise<Record<string, string>> {
   const db = t.database.db;
   const out: Record<string, string> = {};
   for (const table of COUNTED) {
-    const { rows } = await sql<{ n: string }>`SELECT count(*)::text AS n FROM ${sql.table(table)}`.execute(db);
+    const { rows } = await sql<{ n: string }>`SELECT count(*)::text AS n FROM ${sql.table(table)}`.execute(
+      db,
+    );
     out[table] = rows[0]?.n ?? "";
   }
   const { rows } = await sql<{ sums: string; logins: string; transactions: string; codes: string }>`
@@ -1357,7 +1495,9 @@ describe("every /api/v1 route", () => {
         security.some((s) => "walletToken" in s),
         `${name}: documented with a token`,
       ).toBe(c.permission !== null);
-      const inputs = (operation.parameters ?? []).filter((p: { in: string }) => p.in === "path" || p.in === "query");
+      const inputs = (operation.parameters ?? []).filter(
+        (p: { in: string }) => p.in === "path" || p.in === "query",
+      );
       if (operation.requestBody || inputs.length > 0)
         expect((await c.invalid()).length, `${name}: bad-input cases`).toBeGreaterThan(0);
     }
@@ -1410,11 +1550,14 @@ describe("every /api/v1 route", () => {
         }
         const holder = await callerOf(c, role);
         const accepted = await send(await c.valid(), `TOKEN ${holder.token}`);
-        expect(isStatus(accepted, c.validStatus), `${name} with TOKEN: ${accepted.statusCode} ${accepted.body}`).toBe(
+        expect(
+          isStatus(accepted, c.validStatus),
+          `${name} with TOKEN: ${accepted.statusCode} ${accepted.body}`,
+        ).toBe(true);
+        const lower = await send(await c.valid(), `token ${(await callerOf(c, role)).token}`);
+        expect(isStatus(lower, c.validStatus), `${name} with token: ${lower.statusCode} ${lower.body}`).toBe(
           true,
         );
-        const lower = await send(await c.valid(), `token ${(await callerOf(c, role)).token}`);
-        expect(isStatus(lower, c.validStatus), `${name} with token: ${lower.statusCode} ${lower.body}`).toBe(true);
       });
 
       it(`${name}: a role without "${permission}" → 403; a role with it passes the guard`, async () => {
@@ -1443,9 +1586,10 @@ describe("every /api/v1 route", () => {
       const authorization =
         permission === null ? undefined : `Bearer ${(await callerOf(c, HOLDER[permission])).token}`;
       const response = await send(request, authorization);
-      expect(isStatus(response, c.validStatus), `${describeReq(request)}: ${response.statusCode} ${response.body}`).toBe(
-        true,
-      );
+      expect(
+        isStatus(response, c.validStatus),
+        `${describeReq(request)}: ${response.statusCode} ${response.body}`,
+      ).toBe(true);
     });
 
     it(`${name}: bad input → 400 in the envelope, nothing changed`, async () => {
@@ -1509,7 +1653,8 @@ describe("tenancy: client B never reaches client A's data", () => {
     expect(mine.has(A.transferId)).toBe(false);
     const users = (await admin.call("POST", "/api/v1/users/view", { pageSize: 100 })).json();
     const ids = users.records.map((u: { id: string }) => u.id);
-    for (const who of [...Object.values(A.roles), A.ben, A.risky, A.spare]) expect(ids).not.toContain(who.userId);
+    for (const who of [...Object.values(A.roles), A.ben, A.risky, A.spare])
+      expect(ids).not.toContain(who.userId);
     const organizations = (await admin.call("POST", "/api/v1/organizations", { pageSize: 100 })).json();
     expect(organizations.records.map((o: { id: string }) => o.id)).not.toContain(A.systemOrganizationId);
     const issuers = (await admin.call("GET", "/api/v1/issuers")).json();
@@ -1545,7 +1690,9 @@ describe("tenancy: client B never reaches client A's data", () => {
       const found = await t.services.transactions.findByNumber(A.clientId, String(rid));
       expect(found?.clientId).toBe(A.clientId);
     }
-    const anna = await A.roles.administrator.call("POST", "/api/v1/users/view", { filter: { ids: [A.anna.userId] } });
+    const anna = await A.roles.administrator.call("POST", "/api/v1/users/view", {
+      filter: { ids: [A.anna.userId] },
+    });
     expect(anna.json().records).toMatchObject([{ id: A.anna.userId, active: true }]);
   });
 });

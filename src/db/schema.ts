@@ -296,6 +296,7 @@ export interface AuditLogTable {
   client_id: string | null;
   actor_kind: string;
   actor_id: string | null;
+  actor_role: ColumnType<string | null, string | null | undefined, string | null>;
   action: string;
   entity_type: string;
   entity_id: string;

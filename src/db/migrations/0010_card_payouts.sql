@@ -11,3 +11,6 @@ CREATE TABLE sandbox_acquirer_payouts (
   settles_at       timestamptz NOT NULL,
   created_at       timestamptz NOT NULL DEFAULT now()
 );
+
+-- The audit trail names the actor's role (Wallet API staff: administrator, accountant, …).
+ALTER TABLE audit_log ADD COLUMN actor_role text;

@@ -14,6 +14,7 @@ import {
   type SigningKey,
   updateClient,
 } from "../../modules/clients/service.ts";
+import { OPERATIONS } from "../../modules/commissions/service.ts";
 import { feesConfigSchema } from "../../modules/fees/service.ts";
 import { rotateSigningKey } from "../../modules/keys/service.ts";
 import { kycConfigSchema } from "../../modules/kyc/rules.ts";
@@ -31,6 +32,11 @@ const settingsSchema = z
     kyc: kycConfigSchema.optional(),
     monitoring: monitoringConfigSchema.optional(),
     fees: feesConfigSchema.optional(),
+    disabledWalletOperations: z
+      .array(z.enum(OPERATIONS))
+      .max(OPERATIONS.length)
+      .optional()
+      .describe("Wallet API operations switched off for this client (a 403)"),
   })
   .strict();
 

@@ -695,7 +695,12 @@ export const moneyRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
       const session = sessionOf(request);
       const context = contextOf(request);
       const card = request.body.card;
-      const { coin, commission, scale, currency } = await calculateFor(session, "WITHDRAW_CARD", request.body.coinSerial, request.body.amount);
+      const { coin, commission, scale, currency } = await calculateFor(
+        session,
+        "WITHDRAW_CARD",
+        request.body.coinSerial,
+        request.body.amount,
+      );
       const t = await transactions.withdraw(
         {
           clientId: session.clientId,

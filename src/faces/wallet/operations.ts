@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { ApiError } from "../../http/errors.ts";
 import { newId } from "../../lib/ids.ts";
 import { formatAmount } from "../../lib/money.ts";
+import { getClient } from "../../modules/clients/service.ts";
 import type { Commission } from "../../modules/commissions/arithmetic.ts";
 import type { Operation } from "../../modules/commissions/service.ts";
 import * as ledger from "../../modules/ledger/service.ts";
@@ -103,6 +104,13 @@ export class WalletOperations {
 
   /** The commission of an operation on `amount` (major units) in `currency`. */
   async calculate(clientId: string, operation: Operation, currency: string, amountInput: string | number) {
+    const client = await getClient(this.db, clientId);
+    if (
+      (client.settings as { disabledWalletOperations?: string[] }).disabledWalletOperations?.includes(
+        operation,
+      )
+    )
+      throw new ApiError("FORBIDDEN", `${operation} is switched off for this wallet`);
     const scale = await this.services.transactions.quotes.scaleOf(clientId, currency);
     const amount = parseAmountOrThrow(amountInput, scale);
     const commission = await this.services.commissions.quote(clientId, { operation, currency, amount });

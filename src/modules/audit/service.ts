@@ -47,6 +47,8 @@ export async function writeAudits(
         client_id: context.clientId,
         actor_kind: context.actor.kind,
         actor_id: context.actor.id,
+        actor_role:
+          context.actor.roles && context.actor.roles.length > 0 ? context.actor.roles.join(",") : null,
         action: entry.action,
         entity_type: entry.entityType,
         entity_id: entry.entityId,
@@ -77,7 +79,11 @@ export async function listAudit(
   return rows.map((r) => ({
     id: r.id,
     clientId: r.client_id,
-    actor: { kind: r.actor_kind as Actor["kind"], id: r.actor_id },
+    actor: {
+      kind: r.actor_kind as Actor["kind"],
+      id: r.actor_id,
+      ...(r.actor_role ? { roles: r.actor_role.split(",") } : {}),
+    },
     action: r.action,
     entityType: r.entity_type,
     entityId: r.entity_id,

@@ -20,6 +20,8 @@ export interface ClientSettings {
   monitoring?: unknown;
   /** Fee rules (validated by the fees module). */
   fees?: unknown;
+  /** Wallet API operations the client has switched off (TOP_UP_BANK, TRANSFER, …): a 403. */
+  disabledWalletOperations?: string[];
 }
 
 export interface SigningKey {

@@ -285,7 +285,11 @@ export class ProcessEngine {
         return { step: { kind: "CARD_REFUND", key: "refund", input: { requestId } } };
       case "SEND_PAYOUT":
         return {
-          step: { kind: payoutRailOf(row) === "card" ? "CARD_PAYOUT" : "BANK_PAYOUT", key: "payout", input: { requestId } },
+          step: {
+            kind: payoutRailOf(row) === "card" ? "CARD_PAYOUT" : "BANK_PAYOUT",
+            key: "payout",
+            input: { requestId },
+          },
         };
       case "TRACK_PAYOUT":
         return {

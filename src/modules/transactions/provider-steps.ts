@@ -318,14 +318,22 @@ export function registerTransactionSteps(runner: StepRunner, deps: ProviderStepD
   };
 
   /** A withdrawal to a card: the acquirer's payout (an original credit) by the transaction's key. */
-  const cardPayout: StepKind<ByRequest, { accepted: true; reference: string; settlesAt: string } | { accepted: false; reference: string; responseCode: string; message: string }> = {
+  const cardPayout: StepKind<
+    ByRequest,
+    | { accepted: true; reference: string; settlesAt: string }
+    | { accepted: false; reference: string; responseCode: string; message: string }
+  > = {
     name: "CARD_PAYOUT",
     input: byRequest,
     maxAttempts: 10,
     async perform({ requestId }, step) {
       const row = await repo.get(db, step.clientId, requestId);
       const card = json<{ paymentInformationId: string }>(row.payment_method);
-      const { method, details } = await deps.paymentMethods.reveal(step.clientId, row.user_id, card?.paymentInformationId ?? "");
+      const { method, details } = await deps.paymentMethods.reveal(
+        step.clientId,
+        row.user_id,
+        card?.paymentInformationId ?? "",
+      );
       const sent = await deps.acquirer.payout({
         idempotencyKey: providerKey(step.clientId, requestId),
         cardNumber: String(details.cardNumber),
@@ -338,12 +346,24 @@ export function registerTransactionSteps(runner: StepRunner, deps: ProviderStepD
         done:
           sent.outcome === "ACCEPTED"
             ? { accepted: true, reference: sent.reference, settlesAt: sent.settlesAt.toISOString() }
-            : { accepted: false, reference: sent.reference, responseCode: sent.responseCode, message: sent.message },
+            : {
+                accepted: false,
+                reference: sent.reference,
+                responseCode: sent.responseCode,
+                message: sent.message,
+              },
       };
     },
     record: (tx, step, { requestId }, result) =>
       result.accepted
-        ? applyOutcome(tx, step, requestId, "PAYOUT_ACCEPTED", { changes: { provider_reference: result.reference }, settlesAt: new Date(result.settlesAt) }, providerActor(deps.acquirer.name))
+        ? applyOutcome(
+            tx,
+            step,
+            requestId,
+            "PAYOUT_ACCEPTED",
+            { changes: { provider_reference: result.reference }, settlesAt: new Date(result.settlesAt) },
+            providerActor(deps.acquirer.name),
+          )
         : applyOutcome(
             tx,
             step,
@@ -352,7 +372,11 @@ export function registerTransactionSteps(runner: StepRunner, deps: ProviderStepD
             {
               changes: {
                 provider_reference: result.reference,
-                status_detail: JSON.stringify({ responseCode: result.responseCode, responseCategory: "DECLINED", message: result.message }),
+                status_detail: JSON.stringify({
+                  responseCode: result.responseCode,
+                  responseCategory: "DECLINED",
+                  message: result.message,
+                }),
               },
             },
             providerActor(deps.acquirer.name),
@@ -366,12 +390,26 @@ export function registerTransactionSteps(runner: StepRunner, deps: ProviderStepD
           step,
           requestId,
           "PAYOUT_NOT_SENT",
-          { changes: { status_detail: JSON.stringify({ responseCode: "R00", responseCategory: "NOT_SENT" }) } },
+          {
+            changes: { status_detail: JSON.stringify({ responseCode: "R00", responseCategory: "NOT_SENT" }) },
+          },
           resolution.actor,
         );
       if (!resolution.reference)
-        throw new TransactionError("INVALID", "REFERENCE_REQUIRED", "the acquirer's reference of the payout is required", "reference");
-      return applyOutcome(tx, step, requestId, "PAYOUT_ACCEPTED", { changes: { provider_reference: resolution.reference }, settlesAt: new Date() }, resolution.actor);
+        throw new TransactionError(
+          "INVALID",
+          "REFERENCE_REQUIRED",
+          "the acquirer's reference of the payout is required",
+          "reference",
+        );
+      return applyOutcome(
+        tx,
+        step,
+        requestId,
+        "PAYOUT_ACCEPTED",
+        { changes: { provider_reference: resolution.reference }, settlesAt: new Date() },
+        resolution.actor,
+      );
     },
   };
 
