@@ -197,6 +197,26 @@ describe("Wallet API money", () => {
     expect((await s.accountant.call("POST", `/api/v1/bank-top-ups/${rid}/accept`)).statusCode).toBe(200);
     expect(await balances(s.anna, s.annaCoin)).toMatchObject({ amount: "25.00" });
 
+    // The sandbox bank's incoming transfer with the reference credits a request, as on /v1.
+    const third = await s.anna.call("POST", "/api/v1/bank-top-ups/create-request/with-bank", {
+      coinSerial: s.annaCoin,
+      amount: "12.00",
+    });
+    const arrived = await t.app.inject({
+      method: "POST",
+      url: "/sandbox/bank/incoming",
+      headers: t.adminAuth,
+      payload: { reference: third.json().paymentInstructions.reference, amount: "12.00", currency: "USD" },
+    });
+    expect(arrived.statusCode, arrived.body).toBe(200);
+    expect(arrived.json().outcome).toBe("CREDITED");
+    expect(await balances(s.anna, s.annaCoin)).toMatchObject({ amount: "37.00" });
+    const late = await s.accountant.call(
+      "POST",
+      `/api/v1/bank-top-ups/${third.json().requestIdentifier}/accept`,
+    );
+    expect(late.json().status).toBe("processed");
+
     const other = await s.anna.call("POST", "/api/v1/bank-top-ups/create-request/with-bank", {
       coinSerial: s.annaCoin,
       amount: "5.00",
@@ -206,7 +226,7 @@ describe("Wallet API money", () => {
       "declined",
     );
     expect((await s.accountant.call("POST", `/api/v1/bank-top-ups/${rid2}/accept`)).statusCode).toBe(409);
-    expect(await balances(s.anna, s.annaCoin)).toMatchObject({ amount: "25.00" });
+    expect(await balances(s.anna, s.annaCoin)).toMatchObject({ amount: "37.00" });
     await invariantsHold(s.clientId);
   });
 

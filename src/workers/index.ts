@@ -93,6 +93,8 @@ export function startWorkers(
         await purgeExpiredSignatures(db);
         await purgeExpiredUserTokens(db);
         await purgeOldUsage(db);
+        await services.logins.purgeExpired();
+        await services.notifier.purge(new Date(Date.now() - 7 * 24 * 3600 * 1000));
         return false;
       },
     }),
