@@ -197,6 +197,11 @@ describe("registration", () => {
     expect(user.type).toBe("BUSINESS");
     const found = await admin.call("POST", "/api/v1/users/view", { filter: { email: login } });
     expect(found.json().records).toHaveLength(1);
+    // Neither the login (an e-mail), nor the code, nor the password reached a log line.
+    const logs = t.logs.join("\n");
+    expect(logs).not.toContain(login);
+    expect(logs).not.toContain(`"${otp}"`);
+    expect(logs).not.toContain(PASSWORD);
   });
 
   it("five wrong codes lock the registration (403), and a new start does not unlock it", async () => {

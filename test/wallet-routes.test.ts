@@ -1567,7 +1567,6 @@ describe("every /api/v1 route", () => {
           const who = await callerOf(c, role);
           const response = await send(await c.valid(), `Bearer ${who.token}`);
           const what = `${name} as ${role}: ${response.statusCode} ${response.body}`;
-          if (roles.includes(role)) console.log("MATRIX", what.slice(0, 260));
           expect(response.statusCode, what).not.toBe(401);
           expect(response.statusCode, what).not.toBe(500);
           const refusal = response.statusCode === 403 ? GUARD_REFUSAL.exec(response.json().message) : null;

@@ -44,6 +44,7 @@ export const SENSITIVE_FIELDS = [
   "piis",
   "personid",
   "otp",
+  "login",
   "databaseUrl",
   "DATABASE_URL",
 ];
@@ -58,7 +59,7 @@ function redactPaths(): string[] {
   return paths;
 }
 
-const SENSITIVE_QUERY = /^(token|access_token|code|client_secret|password|otp|personid)$/i;
+const SENSITIVE_QUERY = /^(token|access_token|code|client_secret|password|otp|personid|to|login|email|phone)$/i;
 
 /** A URL as logged: the values of sensitive query parameters replaced. */
 export function redactUrl(url: string): string {
