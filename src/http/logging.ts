@@ -59,7 +59,8 @@ function redactPaths(): string[] {
   return paths;
 }
 
-const SENSITIVE_QUERY = /^(token|access_token|code|client_secret|password|otp|personid|to|login|email|phone)$/i;
+const SENSITIVE_QUERY =
+  /^(token|access_token|code|client_secret|password|otp|personid|to|login|email|phone)$/i;
 
 /** A URL as logged: the values of sensitive query parameters replaced. */
 export function redactUrl(url: string): string {

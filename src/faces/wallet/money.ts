@@ -385,6 +385,15 @@ export const moneyRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
         coreAmount,
         currency,
         `staff-${created.number}`,
+        {
+          actor: context.actor,
+          decision: {
+            outcome: "recorded",
+            by: session.userId,
+            role: session.role,
+            at: new Date().toISOString(),
+          },
+        },
       );
       return answer(transaction);
     },
@@ -471,9 +480,11 @@ export const moneyRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
           formatAmount(t.amount, t.scale),
           t.currency,
           `accept-${t.number}`,
+          { actor: context.actor, decision: record },
         );
         if (outcome === "RETURNING") throw notDecidable(transaction);
-        return transaction;
+        // A second accept at the same moment found the transfer recorded: the request as it is now.
+        return outcome === "DUPLICATE" ? transactions.get(session.clientId, t.requestId) : transaction;
       }
       return await transactions.decideReview(
         session.clientId,
@@ -525,10 +536,12 @@ export const moneyRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
   }
 
   function notDecidable(t: Transaction) {
-    return new ApiError(
-      "CONFLICT",
-      `this request cannot be decided any more (it is ${t.status.toLowerCase()})`,
-    );
+    if (t.status === "MANUAL_REVIEW" && t.monitoring?.status === "MANUAL_REVIEW")
+      return new ApiError(
+        "CONFLICT",
+        "the AML check holds this request for review: a compliance officer must clear it first",
+      );
+    return new ApiError("CONFLICT", `this request cannot be decided any more (it is ${walletStatus(t)})`);
   }
 
   app.post(

@@ -46,6 +46,8 @@ export type Operation = (typeof OPERATIONS)[number];
 const PERCENT = /^\d{1,3}(\.\d{1,4})?$/;
 
 function percentAtMost100(text: string): boolean {
+  // zod runs a refinement even after the regex refused the text: only a percentage is weighed.
+  if (!PERCENT.test(text)) return true;
   const [whole = "0", fraction = ""] = text.split(".");
   const wholeValue = BigInt(whole);
   return wholeValue < 100n || (wholeValue === 100n && /^0*$/.test(fraction));

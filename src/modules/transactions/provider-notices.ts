@@ -1,6 +1,6 @@
 import type { Db } from "../../db/database.ts";
 import { inTransaction } from "../../db/transaction.ts";
-import { providerActor } from "../../lib/context.ts";
+import { type Actor, providerActor } from "../../lib/context.ts";
 import { formatAmount } from "../../lib/money.ts";
 import type { Acquirer } from "../../providers/acquirer/interface.ts";
 import type { SandboxBank } from "../../providers/bank/sandbox.ts";
@@ -74,6 +74,8 @@ export class ProviderNotices {
     amount: string | number,
     currency: string,
     transferId = reference,
+    /** Staff who say the money arrived (the Wallet API's accept): audited as the actor, their decision kept. */
+    staff?: { actor: Actor; decision: Record<string, unknown> },
   ): Promise<{ transaction: Transaction; outcome: "CREDITED" | "RETURNING" | "DUPLICATE" }> {
     const found = await repo.findByProviderReference(this.deps.db, INCOMING_BANK, reference);
     if (!found)
@@ -104,11 +106,12 @@ export class ProviderNotices {
     if (duplicate) return { transaction: await this.deps.view(found), outcome: "DUPLICATE" };
     const applied = await inTransaction(this.deps.db, async (tx) => {
       const row = await repo.lock(tx, found.client_id, found.request_id);
-      const ctx = { clientId: row.client_id, actor: providerActor(this.deps.bank.name) };
+      const ctx = { clientId: row.client_id, actor: staff?.actor ?? providerActor(this.deps.bank.name) };
       const facts: EventFacts = { transferId, receivedAmount: received };
       if (row.status === "AWAITING_PAYMENT")
         facts.changes = {
           status_detail: JSON.stringify({ responseCode: "00", responseCategory: "RECEIVED" }),
+          ...(staff ? { decision: JSON.stringify(staff.decision) } : {}),
         };
       return this.deps.engine.apply(tx, ctx, row, "FUNDS_RECEIVED", facts);
     });

@@ -426,8 +426,14 @@ export class Transactions {
   }
 
   /** The bank reports money arriving with a payment reference (provider-notices.ts). */
-  incomingBankTransfer(reference: string, amount: string | number, currency: string, transferId?: string) {
-    return this.notices.incomingBankTransfer(reference, amount, currency, transferId);
+  incomingBankTransfer(
+    reference: string,
+    amount: string | number,
+    currency: string,
+    transferId?: string,
+    staff?: { actor: Actor; decision: Record<string, unknown> },
+  ) {
+    return this.notices.incomingBankTransfer(reference, amount, currency, transferId, staff);
   }
 
   /** The client whose transaction carries this provider reference (a charge's, a payment reference). */
