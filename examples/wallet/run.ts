@@ -9,7 +9,8 @@
  * registered with a one-time code from the sandbox outbox, their profiles (KYC tier 1), accounts,
  * a staff-recorded top-up, a transfer with its commission, a withdrawal the accountant accepts, a
  * template and its execution, a smart card, an AML review, and the business processes.
- * Every step prints what it sent and what came back; any unexpected answer exits with status 1.
+ * Every step prints its request, the status and the values it checks; any unexpected answer (status
+ * or value) exits with status 1.
  * Settings: FERRY_URL (default http://127.0.0.1:3000), FERRY_ADMIN_PASSWORD (the platform admin's).
  * The guide that explains each step: docs/wallet-api.md.
  */
@@ -72,7 +73,12 @@ async function call(
     fail(`cannot reach Ferry at ${ferryUrl}: ${(error as Error).message}`);
   }
   const text = await response.text();
-  const body = (text ? JSON.parse(text) : {}) as Json;
+  let body: Json = {};
+  try {
+    if (text) body = JSON.parse(text) as Json;
+  } catch {
+    fail(`${title}: ${method} ${path} → ${response.status}, not JSON: ${text.slice(0, 200)}`);
+  }
   const expected = options.expect ?? 200;
   if (!options.quiet)
     process.stdout.write(`\n${++stepNumber}. ${title}\n   ${method} ${path} → ${response.status}\n`);
