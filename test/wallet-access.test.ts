@@ -277,6 +277,61 @@ describe("password recovery", () => {
   });
 });
 
+describe("changing a password", () => {
+  it("needs the old one (a 400 counted like a wrong login); the new one works; other tokens end, this one stays", async () => {
+    const { clientId } = await walletClient(t);
+    const customer = await registerCustomer(t, clientId);
+    const other = await logIn(t, clientId, customer.login);
+    const wrong = await customer.call("POST", "/api/v1/password/change", {
+      oldPassword: "Wrong#Pass1",
+      newPassword: "N3w#Password",
+    });
+    expect(wrong.statusCode).toBe(400);
+    expect(wrong.json().errors[0].field).toBe("oldPassword");
+    const weak = await customer.call("POST", "/api/v1/password/change", {
+      oldPassword: PASSWORD,
+      newPassword: "weakpass",
+    });
+    expect(weak.statusCode).toBe(400);
+    const changed = await customer.call("POST", "/api/v1/password/change", {
+      oldPassword: PASSWORD,
+      newPassword: "N3w#Password",
+    });
+    expect(changed.statusCode, changed.body).toBe(200);
+    expect((await customer.call("GET", "/api/v1/coins")).statusCode).toBe(200);
+    expect((await other.call("GET", "/api/v1/coins")).statusCode).toBe(401);
+    await logIn(t, clientId, customer.login, "N3w#Password");
+  });
+});
+
+describe("one-time codes are not a flood", () => {
+  it("starting a registration again counts as a send: the sixth code is a 429; recovery codes too (silently)", async () => {
+    const { clientId } = await walletClient(t);
+    const login = uniqueLogin("flood");
+    for (let i = 1; i <= 5; i++)
+      expect((await post("/api/v1/registration", clientId, { login, role: "individual" })).statusCode).toBe(
+        200,
+      );
+    const sixth = await post("/api/v1/registration", clientId, { login, role: "individual" });
+    expect(sixth.statusCode).toBe(429);
+    expect(Number(sixth.headers["retry-after"])).toBeGreaterThan(0);
+    expect((await post("/api/v1/registration/resend-otp", clientId, { login })).statusCode).toBe(429);
+    const customer = await registerCustomer(t, clientId);
+    for (let i = 1; i <= 8; i++)
+      expect((await post("/api/v1/password/recovery", clientId, { login: customer.login })).statusCode).toBe(
+        200,
+      );
+    const outbox = await t.app.inject({
+      method: "GET",
+      url: `/sandbox/outbox?to=${encodeURIComponent(customer.login)}&clientId=${clientId}`,
+      headers: t.adminAuth,
+    });
+    expect(outbox.json().records.filter((r: { kind: string }) => r.kind === "PASSWORD_RESET")).toHaveLength(
+      5,
+    );
+  });
+});
+
 describe("organizations, users and roles", () => {
   it("one system organization per client; staff join it, customers get their own; users/view filters", async () => {
     const { clientId, admin } = await walletClient(t);
@@ -292,6 +347,15 @@ describe("organizations, users and roles", () => {
     const systemId = orgs.json().records[0].id;
     const all = await support.call("POST", "/api/v1/organizations", {});
     expect(all.json().totalRecords).toBe(2);
+    // Staff never join a customer's organization.
+    const annasOrg = all.json().records.find((o: { type: string }) => o.type === "individual").id;
+    const intoCustomer = await admin.call("POST", "/api/v1/users", {
+      login: uniqueLogin("misplaced"),
+      role: "accountant",
+      organizationId: annasOrg,
+      password: PASSWORD,
+    });
+    expect(intoCustomer.statusCode).toBe(400);
 
     const staffView = await admin.call("POST", "/api/v1/users/view", {
       filter: { organizationIds: [systemId] },

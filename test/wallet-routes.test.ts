@@ -547,6 +547,18 @@ const routes: Record<string, RouteCases> = {
     valid: () => ({ method: "DELETE", url: "/api/v1/authorization" }),
     invalid: () => [{ method: "DELETE", url: "/api/v1/authorization", raw: "{" }],
   },
+  "POST /api/v1/password/change": {
+    permission: "session",
+    valid: () => post("/api/v1/password/change", { oldPassword: PASSWORD, newPassword: PASSWORD }),
+    invalid: () =>
+      badBodies(post("/api/v1/password/change", { oldPassword: PASSWORD, newPassword: PASSWORD }), {
+        strings: ["oldPassword", "newPassword"],
+        more: [
+          { oldPassword: PASSWORD, newPassword: "weak" },
+          { oldPassword: PASSWORD, newPassword: "nouppercase1#" },
+        ],
+      }),
+  },
   "POST /api/v1/registration": {
     permission: null,
     valid: () => pre("/api/v1/registration", { login: uniqueLogin("reg"), role: "individual" }),

@@ -36,7 +36,7 @@ export const PERMISSIONS = {
     "individual",
     "merchant",
   ],
-  /** Anyone logged in (log out, one's own profile). */
+  /** Anyone logged in (log out, change one's password). */
   session: ["administrator", "accountant", "compliance_officer", "support", "individual", "merchant"],
 } as const satisfies Record<string, readonly Role[]>;
 

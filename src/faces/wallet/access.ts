@@ -3,7 +3,7 @@ import { z } from "zod";
 import { errorResponses } from "../../http/errors.ts";
 import type { IssuedToken } from "../../modules/logins/service.ts";
 import type { Services } from "../../services.ts";
-import { clientBeforeToken, guard, sessionOf, walletSecurity } from "./access-control.ts";
+import { actorOf, clientBeforeToken, guard, sessionOf, walletSecurity } from "./access-control.ts";
 import { loginInput, memberOf, okAnswer, otpInput, passwordInput, tokenAnswer } from "./schemas.ts";
 
 const clientHeader = z.object({
@@ -96,6 +96,30 @@ export const accessRoutes: FastifyPluginAsyncZod<{ services: Services }> = async
     },
     async (request) => {
       await logins.revoke(sessionOf(request).tokenHash);
+      return { status: "ok" as const };
+    },
+  );
+
+  app.post(
+    "/password/change",
+    {
+      preHandler: guard(services, "session"),
+      schema: {
+        tags,
+        summary: "Change one's password (the old one first); every other token of the login ends",
+        security: walletSecurity,
+        body: z.object({ oldPassword: passwordInput, newPassword: passwordInput }).strict(),
+        response: { 200: okAnswer, ...errorResponses(400, 401) },
+      },
+    },
+    async (request) => {
+      const session = sessionOf(request);
+      await logins.changePassword(
+        { clientId: session.clientId, actor: actorOf(session) },
+        session.userId,
+        session.tokenHash,
+        request.body,
+      );
       return { status: "ok" as const };
     },
   );

@@ -6,6 +6,7 @@ import { formatAmount, parseAmount } from "../../lib/money.ts";
 import type { Session } from "../../modules/logins/service.ts";
 import { SmartCards } from "../../modules/smart-cards/service.ts";
 import { type Template, Templates } from "../../modules/templates/service.ts";
+import { walletFigures } from "../../modules/wallets/service.ts";
 import { contextOf, guard, sessionOf, walletSecurity } from "./access-control.ts";
 import type { MoneyRouteOptions } from "./money.ts";
 import { WalletOperations, walletStatus } from "./operations.ts";
@@ -135,6 +136,14 @@ export const transferRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
       source.account.currency,
       amount,
     );
+    // Known short before anything is recorded: a 402 at once (the ledger still decides, under its
+    // lock, for transfers racing each other), rather than a transfer that waits in review for money
+    // that is not there.
+    if (walletFigures(source.account).availableBalance < commission.senderAmount)
+      throw new ApiError(
+        "INSUFFICIENT_FUNDS",
+        "the account's available balance is too low for amount + commission",
+      );
     return services.transactions.transfer(
       {
         kind: "TRANSFER",

@@ -43,17 +43,23 @@ export class Codes {
   async issue(db: Db, key: CodeKey, details: Record<string, unknown> = {}): Promise<string> {
     const code = newCode();
     const ttl = this.ttlSeconds(key.purpose);
+    // Starting again while a code is live counts as a send and keeps the count of wrong codes: a
+    // restart neither unlocks a code nor sends more than MAX_CODE_SENDS of them.
     const { rows } = await sql<{ login: string }>`
       INSERT INTO login_codes (client_id, login, purpose, code_hash, details, expires_at)
       VALUES (${key.clientId}, ${key.login}, ${key.purpose}, ${this.hash(key, code)}, ${JSON.stringify(details)},
               now() + make_interval(secs => ${ttl}))
       ON CONFLICT (client_id, login, purpose) DO UPDATE
-        SET code_hash = excluded.code_hash, details = excluded.details, attempts = 0, sends = 1,
+        SET code_hash = excluded.code_hash, details = excluded.details,
+            attempts = CASE WHEN login_codes.expires_at < now() THEN 0 ELSE login_codes.attempts END,
+            sends = CASE WHEN login_codes.expires_at < now() THEN 1 ELSE login_codes.sends + 1 END,
             locked = false, expires_at = excluded.expires_at, created_at = now(), updated_at = now()
-        WHERE login_codes.expires_at < now() OR NOT login_codes.locked
+        WHERE login_codes.expires_at < now() OR (NOT login_codes.locked AND login_codes.sends < ${MAX_CODE_SENDS})
       RETURNING login`.execute(db);
-    if (rows.length === 0) throw lockedError(key.purpose);
-    return code;
+    if (rows.length > 0) return code;
+    const row = await this.find(key);
+    if (row?.locked) throw lockedError(key.purpose);
+    throw tooManySends(row?.expires_at ?? new Date(Date.now() + ttl * 1000));
   }
 
   /** Another code for a live one (the first did not arrive); the count of wrong codes carries over. */
@@ -71,16 +77,7 @@ export class Codes {
     const row = await this.find(key);
     if (!row) throw noCode(key.purpose);
     if (row.locked) throw lockedError(key.purpose);
-    throw new LoginError(
-      "RATE_LIMITED",
-      `${MAX_CODE_SENDS} codes were sent already; wait until the last one expires`,
-      "login",
-      {
-        headers: {
-          "Retry-After": String(Math.max(1, Math.ceil((row.expires_at.getTime() - Date.now()) / 1000))),
-        },
-      },
-    );
+    throw tooManySends(row.expires_at);
   }
 
   /**
@@ -144,6 +141,15 @@ export class Codes {
       .where("expires_at", ">", new Date())
       .executeTakeFirst();
   }
+}
+
+function tooManySends(expiresAt: Date) {
+  return new LoginError(
+    "RATE_LIMITED",
+    `${MAX_CODE_SENDS} codes were sent already; wait until the last one expires`,
+    "login",
+    { headers: { "Retry-After": String(Math.max(1, Math.ceil((expiresAt.getTime() - Date.now()) / 1000))) } },
+  );
 }
 
 function newCode(): string {

@@ -367,7 +367,7 @@ export class Logins {
       clientId,
       to: login,
       kind: "CREDENTIALS",
-      text: `Your wallet login is ${login} and your password is ${password}. Change it after you first log in.`,
+      text: `Your wallet login is ${login} and your password is ${password}. Change it after you first log in (POST /api/v1/password/change).`,
     });
     return { login: created };
   }
@@ -432,10 +432,61 @@ export class Logins {
     return userId;
   }
 
+  /** An organization staff may join: the client's own kinds, never a customer's. */
   private async organizationIn(tx: Db, clientId: string, id: string) {
     const found = await this.findOrganization(tx, clientId, { id });
     if (!found) throw new LoginError("ORGANIZATION_NOT_FOUND", `no organization ${id}`, "organizationId");
+    if (found.type === "individual" || found.type === "merchant")
+      throw new LoginError(
+        "INVALID_ROLE",
+        "staff join the system organization (or a support or cash desk one), not a customer's",
+        "organizationId",
+      );
     return found;
+  }
+
+  /** A logged-in user changes their password (the old one first): every other token ends. */
+  async changePassword(
+    context: RequestContext,
+    userId: string,
+    tokenHash: string,
+    input: { oldPassword: string; newPassword: string },
+  ) {
+    assertPassword(input.newPassword);
+    const row = await this.db
+      .selectFrom("logins")
+      .select(["password_hash"])
+      .where("client_id", "=", context.clientId)
+      .where("id", "=", userId)
+      .executeTakeFirst();
+    if (!row?.password_hash || !(await verifyPassword(input.oldPassword, row.password_hash))) {
+      // Counted like a wrong password at login: a stolen token cannot guess the password freely.
+      await this.countFailure(context.clientId, userId);
+      throw new LoginError("WRONG_PASSWORD", "the old password is wrong", "oldPassword");
+    }
+    if (input.newPassword === input.oldPassword) return; // nothing changes, no token ends
+    const passwordHash = await hashPassword(input.newPassword);
+    await inTransaction(this.db, async (tx) => {
+      await tx
+        .updateTable("logins")
+        .set({ password_hash: passwordHash, failed_attempts: 0, locked_until: null, updated_at: new Date() })
+        .where("client_id", "=", context.clientId)
+        .where("id", "=", userId)
+        .execute();
+      await tx
+        .updateTable("login_sessions")
+        .set({ revoked_at: new Date() })
+        .where("client_id", "=", context.clientId)
+        .where("user_id", "=", userId)
+        .where("token_hash", "<>", tokenHash)
+        .where("revoked_at", "is", null)
+        .execute();
+      await writeAudit(tx, context, {
+        action: "login.password_changed",
+        entityType: "login",
+        entityId: userId,
+      });
+    });
   }
 
   /** Changes a login's state (an administrator): active, two-factor. Ending `active` ends its tokens. */
