@@ -110,6 +110,7 @@ async function main() {
             defaultScenario: "bench",
           },
           monitoring: {
+            singleAmountReviewUsd: 1_000_000_000,
             velocityCount: 1_000_000,
             dailyTotalReviewUsd: 1_000_000_000,
             newUserFirstAmountReviewUsd: 1_000_000_000,

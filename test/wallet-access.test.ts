@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openDatabase } from "../src/db/database.ts";
+import { postgresUrl } from "./database.ts";
 import { startTestApp, type TestApp } from "./harness.ts";
 import { lastOtp, logIn, PASSWORD, registerCustomer, staff, uniqueLogin, walletClient } from "./wallet.ts";
 
@@ -410,5 +412,34 @@ describe("organizations, users and roles", () => {
       headers: t.adminAuth,
     });
     expect(outbox.json().records[0]).toMatchObject({ kind: "CREDENTIALS", to: login });
+  });
+});
+
+describe.runIf(postgresUrl)("tokens across two Ferry processes on one database (PostgreSQL)", () => {
+  it("a logout or a login switched off in one process ends the token in the other at once", async () => {
+    const { clientId, admin } = await walletClient(t);
+    const second = await openDatabase({ databaseUrl: (t.database as { url?: string }).url, poolSize: 4 });
+    const other = await startTestApp({ database: second, settings: { accessTokenTtlSeconds: 3600 } });
+    try {
+      const customer = await registerCustomer(t, clientId);
+      const viaOther = (token: string) =>
+        other.app.inject({
+          method: "GET",
+          url: "/api/v1/coins",
+          headers: { authorization: `Bearer ${token}` },
+        });
+      expect((await viaOther(customer.token)).statusCode).toBe(200); // cached in the other process now
+      expect((await customer.call("DELETE", "/api/v1/authorization")).statusCode).toBe(200);
+      await expect.poll(async () => (await viaOther(customer.token)).statusCode, { timeout: 5000 }).toBe(401);
+
+      const again = await logIn(t, clientId, customer.login);
+      expect((await viaOther(again.token)).statusCode).toBe(200);
+      expect(
+        (await admin.call("PATCH", `/api/v1/users/${customer.userId}`, { active: false })).statusCode,
+      ).toBe(200);
+      await expect.poll(async () => (await viaOther(again.token)).statusCode, { timeout: 5000 }).toBe(401);
+    } finally {
+      await other.close();
+    }
   });
 });

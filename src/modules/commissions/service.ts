@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { announceChange, cachedRead } from "../../db/cache.ts";
 import type { Db } from "../../db/database.ts";
 import { inTransaction } from "../../db/transaction.ts";
 import type { Actor } from "../../lib/context.ts";
@@ -333,6 +334,7 @@ export class CommissionProfiles {
         .returningAll()
         .executeTakeFirstOrThrow();
       const profile = toProfile(row, currency.scale);
+      await announceChange(tx, "commission-profiles", profilesKey(clientId, input.operation, input.currency));
       await writeAudit(
         tx,
         { clientId, actor, requestId },
@@ -404,22 +406,40 @@ export class CommissionProfiles {
    * AMOUNT_BELOW_COMMISSION when the recipient would get nothing.
    */
   async quote(clientId: string, query: CommissionQuery, db: Db = this.db): Promise<Commission> {
-    const at = query.at ?? new Date();
-    const row = await db
-      .selectFrom("commission_profiles")
-      .select(["fee_direction", "rules"])
-      .where("client_id", "=", clientId)
-      .where("operation", "=", query.operation)
-      .where("currency", "=", query.currency)
-      .where((eb) => eb.or([eb("begin_date", "is", null), eb("begin_date", "<=", at)]))
-      .where((eb) => eb.or([eb("end_date", "is", null), eb("end_date", ">", at)]))
-      .orderBy("created_at", "desc")
-      .orderBy("id", "desc")
-      .limit(1)
-      .executeTakeFirst();
-    if (!row) return applyDirection(query.amount, 0n, "OUT");
-    const direction = row.fee_direction as FeeDirection;
-    const rule = selectRule(loadRules(row.rules), query.amount);
-    return applyDirection(query.amount, rule ? ruleFee(rule, query.amount) : 0n, direction);
+    const at = (query.at ?? new Date()).getTime();
+    // The operation's profiles, newest first, kept in the process cache (a new profile announces
+    // itself to every process); the one whose dates hold `at` applies.
+    const profiles = await cachedRead(
+      db,
+      "commission-profiles",
+      profilesKey(clientId, query.operation, query.currency),
+      async () =>
+        (
+          await db
+            .selectFrom("commission_profiles")
+            .select(["fee_direction", "rules", "begin_date", "end_date"])
+            .where("client_id", "=", clientId)
+            .where("operation", "=", query.operation)
+            .where("currency", "=", query.currency)
+            .orderBy("created_at", "desc")
+            .orderBy("id", "desc")
+            .limit(500)
+            .execute()
+        ).map((r) => ({
+          direction: r.fee_direction as FeeDirection,
+          rules: loadRules(r.rules),
+          begin: r.begin_date ? new Date(r.begin_date).getTime() : null,
+          end: r.end_date ? new Date(r.end_date).getTime() : null,
+        })),
+    );
+    const profile = (profiles ?? []).find(
+      (p) => (p.begin === null || p.begin <= at) && (p.end === null || p.end > at),
+    );
+    if (!profile) return applyDirection(query.amount, 0n, "OUT");
+    const rule = selectRule(profile.rules, query.amount);
+    return applyDirection(query.amount, rule ? ruleFee(rule, query.amount) : 0n, profile.direction);
   }
 }
+
+const profilesKey = (clientId: string, operation: string, currency: string) =>
+  [clientId, operation, currency].join("\u0000");

@@ -186,6 +186,9 @@ export function listEntriesOfGroup(db: Db, clientId: string, group: string): Pro
   return repo.findTransfersOfGroup(db, clientId, group);
 }
 
+/** An account from a row the caller selected (all of `ledger_accounts`' columns). */
+export const accountOfRow = repo.toAccount;
+
 export async function getTransfer(db: Db, clientId: string, id: string): Promise<Transfer | undefined> {
   const [transfer] = await repo.findTransfers(db, [{ clientId, id }]);
   return transfer;

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { sql } from "kysely";
+import { announceChange, cachedRead } from "../../db/cache.ts";
 import type { Db } from "../../db/database.ts";
 import { inTransaction } from "../../db/transaction.ts";
 import type { RequestContext } from "../../lib/context.ts";
@@ -8,6 +9,7 @@ import type { Sealer } from "../../lib/sealer.ts";
 import type { Notifier } from "../../providers/notifier/interface.ts";
 import { generatePassword, hashPassword, verifyPassword } from "../admins/service.ts";
 import { writeAudit } from "../audit/service.ts";
+import { findClient } from "../clients/service.ts";
 import type { Users } from "../users/service.ts";
 import { type CodePurpose, Codes } from "./codes.ts";
 import { LoginError } from "./errors.ts";
@@ -473,14 +475,7 @@ export class Logins {
         .where("client_id", "=", context.clientId)
         .where("id", "=", userId)
         .execute();
-      await tx
-        .updateTable("login_sessions")
-        .set({ revoked_at: new Date() })
-        .where("client_id", "=", context.clientId)
-        .where("user_id", "=", userId)
-        .where("token_hash", "<>", tokenHash)
-        .where("revoked_at", "is", null)
-        .execute();
+      await this.revokeAll(tx, context.clientId, userId, tokenHash);
       await writeAudit(tx, context, {
         action: "login.password_changed",
         entityType: "login",
@@ -678,58 +673,66 @@ export class Logins {
   }
 
   /** The session behind a token: unknown, expired, revoked, or of a login no longer active → undefined. */
+  /**
+   * The session behind a token: unknown, expired, revoked, of a login no longer active or of a
+   * suspended client → undefined. Sessions are kept in the process cache: whatever ends one
+   * (logout, a login switched off, a password reset or change) announces it to every process in
+   * the transaction that ends it; expiry and the client's status are checked on every call.
+   */
   async session(token: string): Promise<Session | undefined> {
     if (token.length > 200) return undefined;
     const tokenHash = tokenHashOf(token);
-    const row = await this.db
-      .selectFrom("login_sessions as s")
-      .innerJoin("logins as l", (join) =>
-        join.onRef("l.client_id", "=", "s.client_id").onRef("l.id", "=", "s.user_id"),
-      )
-      .innerJoin("clients as c", "c.id", "s.client_id")
-      .select([
-        "s.client_id",
-        "s.user_id",
-        "s.expires_at",
-        "l.role",
-        "l.organization_id",
-        "l.login",
-        "l.active",
-        "c.status",
-      ])
-      .where("s.token_hash", "=", tokenHash)
-      .where("s.revoked_at", "is", null)
-      .where("s.expires_at", ">", new Date())
-      .executeTakeFirst();
-    if (!row?.active || row.status !== "ACTIVE") return undefined;
-    return {
-      clientId: row.client_id,
-      userId: row.user_id,
-      role: row.role as Role,
-      organizationId: row.organization_id,
-      login: row.login,
-      expiresAt: new Date(row.expires_at),
-      tokenHash,
-    };
+    const found = await cachedRead(this.db, "session", tokenHash, async () => {
+      const row = await this.db
+        .selectFrom("login_sessions as s")
+        .innerJoin("logins as l", (join) =>
+          join.onRef("l.client_id", "=", "s.client_id").onRef("l.id", "=", "s.user_id"),
+        )
+        .select(["s.client_id", "s.user_id", "s.expires_at", "l.role", "l.organization_id", "l.login"])
+        .where("s.token_hash", "=", tokenHash)
+        .where("s.revoked_at", "is", null)
+        .where("l.active", "=", true)
+        .executeTakeFirst();
+      return row
+        ? {
+            clientId: row.client_id,
+            userId: row.user_id,
+            role: row.role as Role,
+            organizationId: row.organization_id,
+            login: row.login,
+            expiresAt: new Date(row.expires_at),
+            tokenHash,
+          }
+        : undefined;
+    });
+    if (!found || found.expiresAt.getTime() <= Date.now()) return undefined;
+    const client = await findClient(this.db, found.clientId);
+    return client?.status === "ACTIVE" ? found : undefined;
   }
 
   async revoke(tokenHash: string): Promise<void> {
-    await this.db
-      .updateTable("login_sessions")
-      .set({ revoked_at: new Date() })
-      .where("token_hash", "=", tokenHash)
-      .where("revoked_at", "is", null)
-      .execute();
+    await inTransaction(this.db, async (tx) => {
+      await tx
+        .updateTable("login_sessions")
+        .set({ revoked_at: new Date() })
+        .where("token_hash", "=", tokenHash)
+        .where("revoked_at", "is", null)
+        .execute();
+      await announceChange(tx, "session", tokenHash);
+    });
   }
 
-  private async revokeAll(tx: Db, clientId: string, userId: string) {
-    await tx
+  /** Ends the user's tokens (all, or all but `keep`), in the caller's transaction, announced to every process. */
+  private async revokeAll(tx: Db, clientId: string, userId: string, keep?: string) {
+    let query = tx
       .updateTable("login_sessions")
       .set({ revoked_at: new Date() })
       .where("client_id", "=", clientId)
       .where("user_id", "=", userId)
-      .where("revoked_at", "is", null)
-      .execute();
+      .where("revoked_at", "is", null);
+    if (keep !== undefined) query = query.where("token_hash", "<>", keep);
+    const ended = await query.returning("token_hash").execute();
+    for (const { token_hash } of ended) await announceChange(tx, "session", token_hash);
   }
 
   // ——— registration ———

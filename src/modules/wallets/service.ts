@@ -151,16 +151,20 @@ export class Wallets {
   /** The account behind a serial (any user's of the client), or undefined. */
   async bySerial(clientId: string, serial: string, db: Db = this.db): Promise<Coin | undefined> {
     if (!/^[0-9]{12,32}$/.test(serial)) return undefined;
+    // One statement: the serial and its account.
     const row = await db
-      .selectFrom("coins")
-      .select(["account_id", "serial", "issuer_id"])
-      .where("client_id", "=", clientId)
-      .where("serial", "=", serial)
+      .selectFrom("coins as c")
+      .innerJoin("ledger_accounts as a", "a.id", "c.account_id")
+      .selectAll("a")
+      .select(["c.serial", "c.issuer_id"])
+      .where("c.client_id", "=", clientId)
+      .where("c.serial", "=", serial)
+      .where("a.client_id", "=", clientId)
+      .where("a.kind", "=", "USER_WALLET")
       .executeTakeFirst();
     if (!row) return undefined;
-    const account = await ledger.getAccount(db, row.account_id, clientId);
-    if (account.kind !== "USER_WALLET") return undefined;
-    return { account, serial: row.serial, issuerId: row.issuer_id };
+    const { serial: found, issuer_id, ...account } = row;
+    return { account: ledger.accountOfRow(account), serial: found, issuerId: issuer_id };
   }
 
   /** The serial of an account; one is given to an account that has none yet. */
