@@ -3,6 +3,7 @@ import * as ledger from "../src/modules/ledger/service.ts";
 import { startTestApp, type TestApp } from "./harness.ts";
 import {
   balances,
+  invariantsHold,
   NO_KYC_LIMITS,
   openCoin,
   registerCustomer,
@@ -31,12 +32,6 @@ async function setting(settings: Record<string, unknown> = NO_KYC_LIMITS) {
   const annaCoin = await openCoin(anna);
   const benCoin = await openCoin(ben);
   return { clientId, admin, accountant, compliance, bankId, anna, ben, annaCoin, benCoin };
-}
-
-async function invariantsHold(clientId: string) {
-  expect((await ledger.checkInvariants(t.database.db, clientId)).ok).toBe(true);
-  const report = await t.services.reconcile(clientId);
-  expect(report.ok, JSON.stringify(report)).toBe(true);
 }
 
 const bankDetails = { fullName: "Anna Example", iban: "DE89370400440532013000", bic: "COBADEFFXXX" };
@@ -94,7 +89,7 @@ describe("commissions through HTTP", () => {
     });
     const account = await ledger.getAccount(t.database.db, fees, s.clientId);
     expect(account.creditsPosted - account.debitsPosted).toBe(103n);
-    await invariantsHold(s.clientId);
+    await invariantsHold(t, s.clientId);
   });
 
   it("an amount that does not cover an IN commission is a 400 and moves nothing", async () => {
@@ -149,7 +144,7 @@ describe("the AML check before accept", () => {
       trail.some((r) => r.actor_id === s.compliance.userId && r.actor_role === "compliance_officer"),
     ).toBe(true);
     expect(trail.some((r) => r.actor_id === s.accountant.userId && r.actor_role === "accountant")).toBe(true);
-    await invariantsHold(s.clientId);
+    await invariantsHold(t, s.clientId);
   });
 
   it("a compliance officer rejects: the hold is released, accept is a 409", async () => {
@@ -170,7 +165,7 @@ describe("the AML check before accept", () => {
       available: "100.00",
       held: "0.00",
     });
-    await invariantsHold(s.clientId);
+    await invariantsHold(t, s.clientId);
   });
 
   it("DENY (a prohibited country): the request is rejected at once, nothing held, accept is a 409", async () => {
@@ -294,7 +289,7 @@ describe("templates and smart cards", () => {
       (await s.ben.call("POST", `/api/v1/templates/transfer/${template.id}/execute`, { amount: "1" }))
         .statusCode,
     ).toBe(404);
-    await invariantsHold(s.clientId);
+    await invariantsHold(t, s.clientId);
   });
 
   it("a smart card: the full number once, masked after; a transfer to it reaches its account", async () => {
@@ -333,7 +328,7 @@ describe("templates and smart cards", () => {
     // The card number is not in any stored row in the clear.
     const rows = await t.database.db.selectFrom("smart_cards").selectAll().execute();
     expect(JSON.stringify(rows)).not.toContain(number);
-    await invariantsHold(s.clientId);
+    await invariantsHold(t, s.clientId);
   });
 });
 
@@ -425,6 +420,6 @@ describe("idempotency, validation of serials, card top-ups", () => {
       .where("card_last4", "=", "0119")
       .execute();
     expect(charges).toEqual([{ outcome: "APPROVED" }]);
-    await invariantsHold(s.clientId);
+    await invariantsHold(t, s.clientId);
   });
 });

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import * as ledger from "../src/modules/ledger/service.ts";
 import { startTestApp, type TestApp } from "./harness.ts";
 import {
   balances,
+  invariantsHold,
   NO_KYC_LIMITS,
   openCoin,
   registerCustomer,
@@ -19,12 +19,6 @@ beforeAll(async () => {
   t = await startTestApp({ workers: true, settings: { sandboxPayoutDelayMs: 100 } });
 });
 afterAll(() => t.close());
-
-async function invariantsHold(clientId: string) {
-  expect((await ledger.checkInvariants(t.database.db, clientId)).ok).toBe(true);
-  const report = await t.services.reconcile(clientId);
-  expect(report.ok, JSON.stringify(report)).toBe(true);
-}
 
 async function setting() {
   const { clientId, admin } = await walletClient(t, { settings: NO_KYC_LIMITS });
@@ -73,7 +67,7 @@ describe("Wallet API money", () => {
     // Ben sees the transfer he received; the accountant sees both customers' processes.
     expect((await s.ben.call("GET", "/api/v1/business-processes")).json().totalRecords).toBe(1);
     expect((await s.accountant.call("GET", "/api/v1/business-processes")).json().totalRecords).toBe(2);
-    await invariantsHold(s.clientId);
+    await invariantsHold(t, s.clientId);
   });
 
   it("a transfer beyond the balance is a 402 and moves nothing; another currency is a 400; someone else's account is a 403", async () => {
@@ -100,7 +94,7 @@ describe("Wallet API money", () => {
       amount: "1.00",
     });
     expect(notMine.statusCode, notMine.body).toBe(403);
-    await invariantsHold(s.clientId);
+    await invariantsHold(t, s.clientId);
   });
 
   it("a withdrawal holds amount + fee at once; accept sends the payout; decline releases the hold; accept/decline idempotent, crossed → 409", async () => {
@@ -176,7 +170,7 @@ describe("Wallet API money", () => {
       .poll(async () => (await balances(s.anna, s.annaCoin)).amount, { timeout: 10_000 })
       .toBe("58.50");
     expect(await balances(s.anna, s.annaCoin)).toEqual({ amount: "58.50", available: "58.50", held: "0.00" });
-    await invariantsHold(s.clientId);
+    await invariantsHold(t, s.clientId);
   });
 
   it("a customer's bank top-up request: payment instructions, then the accountant accepts (or declines)", async () => {
@@ -227,7 +221,7 @@ describe("Wallet API money", () => {
     );
     expect((await s.accountant.call("POST", `/api/v1/bank-top-ups/${rid2}/accept`)).statusCode).toBe(409);
     expect(await balances(s.anna, s.annaCoin)).toMatchObject({ amount: "37.00" });
-    await invariantsHold(s.clientId);
+    await invariantsHold(t, s.clientId);
   });
 
   it("card top-ups: approved credits, a declined card is a 402 with nothing moved", async () => {
@@ -254,7 +248,7 @@ describe("Wallet API money", () => {
     });
     expect(declined.statusCode, declined.body).toBe(402);
     expect(await balances(s.ben, s.benCoin)).toMatchObject({ amount: "0.00" });
-    await invariantsHold(s.clientId);
+    await invariantsHold(t, s.clientId);
   });
 
   it("card withdrawals: held at once, the acquirer's payout on accept (settled: the hold posted); a declined card releases the hold", async () => {
@@ -304,6 +298,6 @@ describe("Wallet API money", () => {
       card,
     });
     expect(tooBig.statusCode, tooBig.body).toBe(402);
-    await invariantsHold(s.clientId);
+    await invariantsHold(t, s.clientId);
   });
 });

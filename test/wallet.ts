@@ -1,5 +1,6 @@
 import type { Response as LightMyRequestResponse } from "light-my-request";
 import { expect } from "vitest";
+import * as ledger from "../src/modules/ledger/service.ts";
 import type { TestApp } from "./harness.ts";
 import { createTestClient } from "./platform.ts";
 
@@ -199,4 +200,11 @@ export async function balances(customer: WalletCaller, serial: string) {
   expect(response.statusCode, response.body).toBe(200);
   const coin = response.json().coins.find((c: { serial: string }) => c.serial === serial);
   return { amount: coin.amount, available: coin.availableAmount, held: coin.heldAmount };
+}
+
+/** The ledger balances with itself and agrees with the providers (reconciliation) for the client. */
+export async function invariantsHold(t: TestApp, clientId: string) {
+  expect((await ledger.checkInvariants(t.database.db, clientId)).ok).toBe(true);
+  const report = await t.services.reconcile(clientId);
+  expect(report.ok, JSON.stringify(report)).toBe(true);
 }

@@ -6,11 +6,19 @@ import { formatAmount } from "../../lib/money.ts";
 import { getBank } from "../../modules/catalog/service.ts";
 import type { Operation } from "../../modules/commissions/service.ts";
 import { isStaff, type Session } from "../../modules/logins/service.ts";
-import { type Transaction, TransactionError } from "../../modules/transactions/service.ts";
+import type { MonitoringResult } from "../../modules/monitoring/rules.ts";
+import { json, type Transaction, TransactionError } from "../../modules/transactions/service.ts";
 import type { Services } from "../../services.ts";
 import { contextOf, guard, sessionOf, walletSecurity } from "./access-control.ts";
-import { WalletOperations, walletStatus } from "./operations.ts";
-import { commissionAnswer, money, moneyInput, serialInput } from "./schemas.ts";
+import { decisionBy, mustBeInReview, WalletOperations, walletStatus } from "./operations.ts";
+import {
+  commissionAnswer,
+  idempotencyHeaders,
+  money,
+  moneyInput,
+  pageQueryString,
+  serialInput,
+} from "./schemas.ts";
 
 export interface MoneyRouteOptions {
   services: Services;
@@ -63,14 +71,6 @@ const bankDetailsInput = z
 
 const requestIdentifierParams = z.object({
   requestIdentifier: z.string().regex(/^[0-9]{1,18}$/, "a request number"),
-});
-
-const idempotencyHeaders = z.object({
-  "idempotency-key": z
-    .string()
-    .regex(/^[A-Za-z0-9_-]{3,255}$/)
-    .optional()
-    .describe("The same key with the same body returns the first answer again"),
 });
 
 /** Accounts, top-ups, withdrawals, reviews and business processes. */
@@ -387,12 +387,7 @@ export const moneyRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
         `staff-${created.number}`,
         {
           actor: context.actor,
-          decision: {
-            outcome: "recorded",
-            by: session.userId,
-            role: session.role,
-            at: new Date().toISOString(),
-          },
+          decision: decisionBy(session, "recorded"),
         },
       );
       return answer(transaction);
@@ -463,12 +458,7 @@ export const moneyRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
       );
     const settled = decided(t, verb);
     if (settled) return settled;
-    const record = {
-      outcome: verb === "accept" ? "accepted" : "declined",
-      by: session.userId,
-      role: session.role,
-      at: new Date().toISOString(),
-    };
+    const record = decisionBy(session, verb === "accept" ? "accepted" : "declined");
     try {
       if (kind === "bank-top-ups") {
         if (verb === "decline")
@@ -494,10 +484,7 @@ export const moneyRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
         {
           record,
           check: (row) => {
-            const monitoring = (
-              typeof row.monitoring === "string" ? JSON.parse(row.monitoring) : row.monitoring
-            ) as { status?: string } | null;
-            if (verb === "accept" && monitoring?.status === "MANUAL_REVIEW")
+            if (verb === "accept" && json<MonitoringResult>(row.monitoring)?.status === "MANUAL_REVIEW")
               throw new TransactionError(
                 "CONFLICT",
                 "AML_REVIEW_PENDING",
@@ -767,23 +754,8 @@ export const moneyRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
       const after = waitsForAccountant
         ? await transactions.clearReview(session.clientId, t.requestId, context.actor)
         : await transactions.decideReview(session.clientId, t.requestId, "APPROVE", context.actor, {
-            record: {
-              outcome: "cleared",
-              by: session.userId,
-              role: session.role,
-              at: new Date().toISOString(),
-            },
-            check: (row) => {
-              const monitoring = (
-                typeof row.monitoring === "string" ? JSON.parse(row.monitoring) : row.monitoring
-              ) as { status?: string } | null;
-              if (monitoring?.status !== "MANUAL_REVIEW")
-                throw new TransactionError(
-                  "CONFLICT",
-                  "NOT_IN_REVIEW",
-                  "this request is not waiting for a compliance review",
-                );
-            },
+            record: decisionBy(session, "cleared"),
+            check: mustBeInReview,
           });
       return answer(after);
     },
@@ -807,23 +779,8 @@ export const moneyRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
       const t = await ops.byRequestIdentifier(session, request.params.requestIdentifier);
       return answer(
         await transactions.decideReview(session.clientId, t.requestId, "DENY", context.actor, {
-          record: {
-            outcome: "rejected",
-            by: session.userId,
-            role: session.role,
-            at: new Date().toISOString(),
-          },
-          check: (row) => {
-            const monitoring = (
-              typeof row.monitoring === "string" ? JSON.parse(row.monitoring) : row.monitoring
-            ) as { status?: string } | null;
-            if (monitoring?.status !== "MANUAL_REVIEW")
-              throw new TransactionError(
-                "CONFLICT",
-                "NOT_IN_REVIEW",
-                "this request is not waiting for a compliance review",
-              );
-          },
+          record: decisionBy(session, "rejected"),
+          check: mustBeInReview,
         }),
       );
     },
@@ -868,12 +825,7 @@ export const moneyRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
         summary:
           "Page through business processes (staff: all of the client's; users: their own), newest first",
         security: walletSecurity,
-        querystring: z
-          .object({
-            pageNumber: z.coerce.number().int().min(0).max(1_000_000).default(0),
-            pageSize: z.coerce.number().int().min(1).max(100).default(20),
-          })
-          .strict(),
+        querystring: pageQueryString.strict(),
         response: {
           200: z.object({
             pageNumber: z.number().int(),

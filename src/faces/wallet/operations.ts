@@ -7,8 +7,9 @@ import type { Commission } from "../../modules/commissions/arithmetic.ts";
 import type { Operation } from "../../modules/commissions/service.ts";
 import * as ledger from "../../modules/ledger/service.ts";
 import { isStaff, type Session } from "../../modules/logins/service.ts";
+import type { MonitoringResult } from "../../modules/monitoring/rules.ts";
 import { parseAmountOrThrow } from "../../modules/transactions/quote.ts";
-import { type Transaction, TransactionError } from "../../modules/transactions/service.ts";
+import { json, type Transaction, TransactionError } from "../../modules/transactions/service.ts";
 import type { Coin } from "../../modules/wallets/service.ts";
 import { walletFigures } from "../../modules/wallets/service.ts";
 import type { Services } from "../../services.ts";
@@ -77,6 +78,21 @@ const OPERATION_OF_TYPE: Record<string, Operation> = {
   PAYMENT: "TRANSFER",
   TRADE: "EXCHANGE",
 };
+
+/** A person's decision on a request, kept with it (transactions.decision). */
+export function decisionBy(session: Session, outcome: string) {
+  return { outcome, by: session.userId, role: session.role, at: new Date().toISOString() };
+}
+
+/** A compliance officer's precondition, checked on the locked row: monitoring holds it for review. */
+export function mustBeInReview(row: { monitoring: unknown }) {
+  if (json<MonitoringResult>(row.monitoring)?.status !== "MANUAL_REVIEW")
+    throw new TransactionError(
+      "CONFLICT",
+      "NOT_IN_REVIEW",
+      "this request is not waiting for a compliance review",
+    );
+}
 
 export class WalletOperations {
   constructor(private readonly services: Services) {}

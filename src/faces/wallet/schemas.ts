@@ -100,3 +100,18 @@ export const commissionAnswer = z
   .meta({ id: "WalletCalculation" });
 
 export const okAnswer = z.object({ status: z.literal("ok") });
+
+/** The optional `Idempotency-Key` of a money-moving call. */
+export const idempotencyHeaders = z.object({
+  "idempotency-key": z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{3,255}$/)
+    .optional()
+    .describe("The same key with the same body returns the first answer again"),
+});
+
+/** Pages of a GET list: `pageNumber` (from 0) and `pageSize` as query parameters. */
+export const pageQueryString = z.object({
+  pageNumber: z.coerce.number().int().min(0).max(1_000_000).default(0),
+  pageSize: z.coerce.number().int().min(1).max(100).default(20),
+});

@@ -21,7 +21,7 @@ import {
 } from "../../modules/commissions/service.ts";
 import type { Services } from "../../services.ts";
 import { contextOf, guard, sessionOf, walletSecurity } from "./access-control.ts";
-import { pageAnswer, toPageAnswer } from "./schemas.ts";
+import { pageAnswer, pageQueryString, toPageAnswer } from "./schemas.ts";
 
 const currencySchema = z
   .object({
@@ -236,12 +236,7 @@ export const setupRoutes: FastifyPluginAsyncZod<{ services: Services }> = async 
         tags,
         summary: "The bank catalog",
         security: walletSecurity,
-        querystring: z
-          .object({
-            pageNumber: z.coerce.number().int().min(0).max(1_000_000).default(0),
-            pageSize: z.coerce.number().int().min(1).max(100).default(20),
-          })
-          .strict(),
+        querystring: pageQueryString.strict(),
         response: { 200: pageAnswer(bankSchema), ...errorResponses(400, 401, 403) },
       },
     },
@@ -297,9 +292,8 @@ export const setupRoutes: FastifyPluginAsyncZod<{ services: Services }> = async 
               .string()
               .regex(/^[A-Z0-9]{2,12}$/)
               .optional(),
-            pageNumber: z.coerce.number().int().min(0).max(1_000_000).default(0),
-            pageSize: z.coerce.number().int().min(1).max(100).default(20),
           })
+          .extend(pageQueryString.shape)
           .strict(),
         response: { 200: pageAnswer(commissionProfileViewSchema), ...errorResponses(400, 401, 403) },
       },

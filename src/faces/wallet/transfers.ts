@@ -12,6 +12,7 @@ import type { MoneyRouteOptions } from "./money.ts";
 import { WalletOperations, walletStatus } from "./operations.ts";
 import {
   commissionAnswer,
+  idempotencyHeaders,
   money,
   moneyInput,
   pageAnswer,
@@ -22,13 +23,6 @@ import {
 } from "./schemas.ts";
 
 const toolType = z.enum(["COIN", "SMART_CARD"]);
-const idempotencyHeaders = z.object({
-  "idempotency-key": z
-    .string()
-    .regex(/^[A-Za-z0-9_-]{3,255}$/)
-    .optional()
-    .describe("The same key with the same body returns the first answer again"),
-});
 
 const templateSchema = z
   .object({

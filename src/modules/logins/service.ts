@@ -580,13 +580,7 @@ export class Logins {
     if (!row.active) throw notActive();
     if (row.two_factor) {
       const code = await this.codes.issue(this.db, { clientId, login, purpose: "LOGIN" });
-      await this.notifier.send({
-        clientId,
-        to: login,
-        kind: "LOGIN",
-        otp: code,
-        text: `Your login code is ${code}.`,
-      });
+      await this.sendCode(clientId, login, "LOGIN", code);
       return { action: "OTP_SENT" };
     }
     return {
@@ -617,13 +611,7 @@ export class Logins {
   async resendLoginCode(clientId: string, rawLogin: string): Promise<void> {
     const login = normalizeLogin(rawLogin);
     const code = await this.codes.resend({ clientId, login, purpose: "LOGIN" });
-    await this.notifier.send({
-      clientId,
-      to: login,
-      kind: "LOGIN",
-      otp: code,
-      text: `Your login code is ${code}.`,
-    });
+    await this.sendCode(clientId, login, "LOGIN", code);
   }
 
   private async countFailure(clientId: string, userId: string) {
@@ -735,6 +723,16 @@ export class Logins {
     for (const { token_hash } of ended) await announceChange(tx, "session", token_hash);
   }
 
+  /** A one-time code to the login, through the notifier. */
+  private sendCode(clientId: string, login: string, purpose: CodePurpose, code: string) {
+    const text = {
+      LOGIN: `Your login code is ${code}.`,
+      REGISTRATION: `Your registration code is ${code}. It is valid for 24 hours.`,
+      PASSWORD_RESET: `Your password reset code is ${code}. It is valid for 30 minutes.`,
+    }[purpose];
+    return this.notifier.send({ clientId, to: login, kind: purpose, otp: code, text });
+  }
+
   // ——— registration ———
 
   /** Self-registration: a code to the login (valid 24 h); the account is made when it comes back. */
@@ -749,25 +747,13 @@ export class Logins {
       { clientId, login, purpose: "REGISTRATION" },
       { role: input.role, legalType: input.legalType ?? null },
     );
-    await this.notifier.send({
-      clientId,
-      to: login,
-      kind: "REGISTRATION",
-      otp: code,
-      text: `Your registration code is ${code}. It is valid for 24 hours.`,
-    });
+    await this.sendCode(clientId, login, "REGISTRATION", code);
   }
 
   async resendRegistration(clientId: string, rawLogin: string): Promise<void> {
     const login = normalizeLogin(rawLogin);
     const code = await this.codes.resend({ clientId, login, purpose: "REGISTRATION" });
-    await this.notifier.send({
-      clientId,
-      to: login,
-      kind: "REGISTRATION",
-      otp: code,
-      text: `Your registration code is ${code}. It is valid for 24 hours.`,
-    });
+    await this.sendCode(clientId, login, "REGISTRATION", code);
   }
 
   /** The code and a password: the customer is made (core user, organization, login) and logged in. */
@@ -824,13 +810,7 @@ export class Logins {
         throw error;
       });
     if (code === undefined) return;
-    await this.notifier.send({
-      clientId,
-      to: login,
-      kind: "PASSWORD_RESET",
-      otp: code,
-      text: `Your password reset code is ${code}. It is valid for 30 minutes.`,
-    });
+    await this.sendCode(clientId, login, "PASSWORD_RESET", code);
   }
 
   /** The reset code and a new password: the password changes, the lock ends, every token ends. */

@@ -56,6 +56,43 @@ export function registerTransactionSteps(runner: StepRunner, deps: ProviderStepD
       );
   };
 
+  /**
+   * Staff resolve a payout that never got an answer with what the provider told them: not sent →
+   * the hold is released; sent (with the provider's reference) → booked as accepted.
+   */
+  const resolvePayout = (
+    tx: Db,
+    step: Step,
+    requestId: string,
+    resolution: StepResolution,
+    provider: "bank" | "acquirer",
+  ) => {
+    if (resolution.outcome === "NOT_EXECUTED")
+      return applyOutcome(
+        tx,
+        step,
+        requestId,
+        "PAYOUT_NOT_SENT",
+        { changes: { status_detail: JSON.stringify({ responseCode: "R00", responseCategory: "NOT_SENT" }) } },
+        resolution.actor,
+      );
+    if (!resolution.reference)
+      throw new TransactionError(
+        "INVALID",
+        "REFERENCE_REQUIRED",
+        `the ${provider}'s reference of the payout is required`,
+        "reference",
+      );
+    return applyOutcome(
+      tx,
+      step,
+      requestId,
+      "PAYOUT_ACCEPTED",
+      { changes: { provider_reference: resolution.reference }, settlesAt: new Date() },
+      resolution.actor,
+    );
+  };
+
   const chargeOutcome = (tx: Db, step: Step, requestId: string, result: ChargeResult) => {
     if (result.outcome === "APPROVED")
       return applyOutcome(tx, step, requestId, "CHARGE_APPROVED", {
@@ -186,37 +223,7 @@ export function registerTransactionSteps(runner: StepRunner, deps: ProviderStepD
     // Whether the bank took it is unknown: the hold stays and cancel is refused until staff retry
     // the step or resolve it with what the bank told them.
     async exhausted() {},
-    async resolve(tx, step, { requestId }, resolution) {
-      if (resolution.outcome === "NOT_EXECUTED")
-        return applyOutcome(
-          tx,
-          step,
-          requestId,
-          "PAYOUT_NOT_SENT",
-          {
-            changes: { status_detail: JSON.stringify({ responseCode: "R00", responseCategory: "NOT_SENT" }) },
-          },
-          resolution.actor,
-        );
-      if (!resolution.reference)
-        throw new TransactionError(
-          "INVALID",
-          "REFERENCE_REQUIRED",
-          "the bank's reference of the payout is required",
-          "reference",
-        );
-      return applyOutcome(
-        tx,
-        step,
-        requestId,
-        "PAYOUT_ACCEPTED",
-        {
-          changes: { provider_reference: resolution.reference },
-          settlesAt: new Date(),
-        },
-        resolution.actor,
-      );
-    },
+    resolve: (tx, step, { requestId }, resolution) => resolvePayout(tx, step, requestId, resolution, "bank"),
   };
 
   const bankPayoutStatus: StepKind<ByRequest, { state: "SETTLED" } | { state: "RETURNED"; reason: string }> =
@@ -383,34 +390,8 @@ export function registerTransactionSteps(runner: StepRunner, deps: ProviderStepD
           ),
     // Whether the acquirer paid is unknown: the hold stays until staff retry or resolve the step.
     async exhausted() {},
-    async resolve(tx, step, { requestId }, resolution) {
-      if (resolution.outcome === "NOT_EXECUTED")
-        return applyOutcome(
-          tx,
-          step,
-          requestId,
-          "PAYOUT_NOT_SENT",
-          {
-            changes: { status_detail: JSON.stringify({ responseCode: "R00", responseCategory: "NOT_SENT" }) },
-          },
-          resolution.actor,
-        );
-      if (!resolution.reference)
-        throw new TransactionError(
-          "INVALID",
-          "REFERENCE_REQUIRED",
-          "the acquirer's reference of the payout is required",
-          "reference",
-        );
-      return applyOutcome(
-        tx,
-        step,
-        requestId,
-        "PAYOUT_ACCEPTED",
-        { changes: { provider_reference: resolution.reference }, settlesAt: new Date() },
-        resolution.actor,
-      );
-    },
+    resolve: (tx, step, { requestId }, resolution) =>
+      resolvePayout(tx, step, requestId, resolution, "acquirer"),
   };
 
   const cardPayoutStatus: StepKind<ByRequest, { state: "SETTLED" }> = {

@@ -88,7 +88,7 @@ export class SandboxAcquirer implements Acquirer {
       .select(["settles_at", "outcome"])
       .where("reference", "=", reference)
       .executeTakeFirst();
-    if (!row || row.outcome !== "ACCEPTED") throw new Error(`no accepted sandbox payout ${reference}`);
+    if (row?.outcome !== "ACCEPTED") throw new Error(`no accepted sandbox payout ${reference}`);
     const settlesAt = new Date(row.settles_at);
     return settlesAt.getTime() > Date.now() ? { state: "IN_FLIGHT", settlesAt } : { state: "SETTLED" };
   }
