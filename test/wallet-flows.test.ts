@@ -210,6 +210,35 @@ describe("operations a client switched off", () => {
   });
 });
 
+describe("the AML check runs again before accept", () => {
+  it("a user blocked since the request was made: accept is a 409 naming the reason; decline still works", async () => {
+    const s = await setting();
+    await topUp(s.accountant, s.bankId, s.annaCoin, "100.00");
+    const asked = await s.anna.call("POST", "/api/v1/bank-withdrawals/with-bank", {
+      coinSerial: s.annaCoin,
+      amount: "10.00",
+      bankDetails,
+    });
+    expect(asked.json().status).toBe("pending");
+    await t.services.users.update(
+      { clientId: s.clientId, actor: { kind: "admin", id: "admin" } },
+      s.anna.userId,
+      { info: {}, mode: "merge", status: "BLOCKED", statusReason: "fraud suspected" },
+    );
+    const rid = asked.json().requestIdentifier;
+    const accept = await s.accountant.call("POST", `/api/v1/bank-withdrawals/${rid}/accept`);
+    expect(accept.statusCode, accept.body).toBe(409);
+    expect(accept.json().message).toMatch(/AML check denies/);
+    const decline = await s.accountant.call("POST", `/api/v1/bank-withdrawals/${rid}/decline`);
+    expect(decline.json().status).toBe("declined");
+    expect(await balances(s.anna, s.annaCoin)).toEqual({
+      amount: "100.00",
+      available: "100.00",
+      held: "0.00",
+    });
+  });
+});
+
 describe("the KYC gate of the shared core", () => {
   it("a new customer's transfer needs tier 1 (422 naming the fields); their profile lifts it (the sandbox KYC)", async () => {
     const s = await setting({});

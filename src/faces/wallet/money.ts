@@ -459,6 +459,16 @@ export const moneyRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
     const settled = decided(t, verb);
     if (settled) return settled;
     const record = decisionBy(session, verb === "accept" ? "accepted" : "declined");
+    // Before accept, the AML check runs again with what is known now (a user blocked, a name on the
+    // sanctions list or a country prohibited since the request was made): a DENY blocks the accept.
+    if (verb === "accept" && t.status === "MANUAL_REVIEW") {
+      const screened = await transactions.screen(session.clientId, t.requestId);
+      if (screened.status === "DENY")
+        throw new ApiError(
+          "CONFLICT",
+          `the AML check denies this request (${screened.reasons.join(", ")}): decline it`,
+        );
+    }
     try {
       if (kind === "bank-top-ups") {
         if (verb === "decline")

@@ -362,6 +362,35 @@ export class Transactions {
   }
 
   /**
+   * Screens a recorded transaction again with what is known now (the user's status and
+   * information, the counterparty's, sanctions, countries, usage): the AML check a person's accept
+   * runs first. Nothing is written.
+   */
+  async screen(clientId: string, requestId: string): Promise<MonitoringResult> {
+    const row = await repo.get(this.db, clientId, requestId);
+    const reads = this.deps.users.reads(clientId);
+    const user = await reads.user(row.user_id);
+    const counterparty = row.counterparty_user_id ? await reads.user(row.counterparty_user_id) : undefined;
+    const counterpartyInfo = counterparty ? await reads.info(counterparty.id) : undefined;
+    return this.quotes.monitor(
+      {
+        clientId,
+        userId: row.user_id,
+        type: row.type as TransactionType,
+        amount: row.amount,
+        currency: row.currency,
+        reads,
+        userBlocked: user.status === "BLOCKED",
+        counterpartyStatus: counterparty?.status,
+        screen: counterpartyInfo
+          ? { names: [fullName(counterpartyInfo)], countries: countriesOf(counterpartyInfo) }
+          : undefined,
+      },
+      BigInt(row.usd_value),
+    );
+  }
+
+  /**
    * A compliance officer clears a transaction that monitoring held for review (MANUAL_REVIEW): it
    * still waits for its own decision (an accountant's accept), which no longer needs the review.
    * The change and its audit row in one database transaction.
