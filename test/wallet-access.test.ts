@@ -277,6 +277,31 @@ describe("password recovery", () => {
     ).toBe(401);
     await logIn(t, clientId, customer.login, "N3w#Password");
   });
+
+  it("the login lock holds here too: locked, even the right old password is a 429 and nothing changes", async () => {
+    const { clientId } = await walletClient(t);
+    const customer = await registerCustomer(t, clientId);
+    const attempts = [];
+    for (let i = 0; i < 5; i++)
+      attempts.push(
+        (
+          await customer.call("POST", "/api/v1/password/change", {
+            oldPassword: "Wrong#Pass1",
+            newPassword: "N3w#Password",
+          })
+        ).statusCode,
+      );
+    expect(attempts).toEqual([400, 400, 400, 400, 429]);
+    const right = await customer.call("POST", "/api/v1/password/change", {
+      oldPassword: PASSWORD,
+      newPassword: "N3w#Password",
+    });
+    expect(right.statusCode).toBe(429);
+    expect(
+      (await post("/api/v1/authorization", clientId, { login: customer.login, password: "N3w#Password" }))
+        .statusCode,
+    ).toBe(429);
+  });
 });
 
 describe("changing a password", () => {
@@ -295,6 +320,7 @@ describe("changing a password", () => {
       newPassword: "weakpass",
     });
     expect(weak.statusCode).toBe(400);
+    expect(weak.json().errors[0].field).toBe("newPassword");
     const changed = await customer.call("POST", "/api/v1/password/change", {
       oldPassword: PASSWORD,
       newPassword: "N3w#Password",

@@ -237,6 +237,26 @@ describe("the AML check runs again before accept", () => {
       held: "0.00",
     });
   });
+
+  it("a top-up request of a user blocked since: accept is a 409, nothing credited", async () => {
+    const s = await setting();
+    const asked = await s.ben.call("POST", "/api/v1/bank-top-ups/create-request/with-bank", {
+      coinSerial: s.benCoin,
+      amount: "5.00",
+    });
+    expect(asked.json().status).toBe("pending");
+    await t.services.users.update(
+      { clientId: s.clientId, actor: { kind: "admin", id: "admin" } },
+      s.ben.userId,
+      { info: {}, mode: "merge", status: "BLOCKED", statusReason: "fraud suspected" },
+    );
+    const accept = await s.accountant.call(
+      "POST",
+      `/api/v1/bank-top-ups/${asked.json().requestIdentifier}/accept`,
+    );
+    expect(accept.statusCode, accept.body).toBe(409);
+    expect(await balances(s.ben, s.benCoin)).toMatchObject({ amount: "0.00" });
+  });
 });
 
 describe("the KYC gate of the shared core", () => {

@@ -461,7 +461,7 @@ export const moneyRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
     const record = decisionBy(session, verb === "accept" ? "accepted" : "declined");
     // Before accept, the AML check runs again with what is known now (a user blocked, a name on the
     // sanctions list or a country prohibited since the request was made): a DENY blocks the accept.
-    if (verb === "accept" && t.status === "MANUAL_REVIEW") {
+    if (verb === "accept" && (t.status === "MANUAL_REVIEW" || t.status === "AWAITING_PAYMENT")) {
       const screened = await transactions.screen(session.clientId, t.requestId);
       if (screened.status === "DENY")
         throw new ApiError(

@@ -126,9 +126,9 @@ export function passwordProblem(password: string): string | undefined {
   return undefined;
 }
 
-function assertPassword(password: string) {
+function assertPassword(password: string, field = "password") {
   const problem = passwordProblem(password);
-  if (problem) throw new LoginError("WEAK_PASSWORD", `password ${problem}`, "password");
+  if (problem) throw new LoginError("WEAK_PASSWORD", `${field} ${problem}`, field);
 }
 
 /** A generated password that keeps the rules (printed or sent once). */
@@ -454,13 +454,15 @@ export class Logins {
     tokenHash: string,
     input: { oldPassword: string; newPassword: string },
   ) {
-    assertPassword(input.newPassword);
+    assertPassword(input.newPassword, "newPassword");
     const row = await this.db
       .selectFrom("logins")
-      .select(["password_hash"])
+      .select(["password_hash", "locked_until"])
       .where("client_id", "=", context.clientId)
       .where("id", "=", userId)
       .executeTakeFirst();
+    // Locked by wrong passwords (here or at login): no guess is weighed until the lock ends.
+    if (row?.locked_until && row.locked_until.getTime() > Date.now()) throw this.locked(row.locked_until);
     if (!row?.password_hash || !(await verifyPassword(input.oldPassword, row.password_hash))) {
       // Counted like a wrong password at login: a stolen token cannot guess the password freely.
       await this.countFailure(context.clientId, userId);
