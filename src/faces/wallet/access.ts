@@ -34,7 +34,10 @@ export const accessRoutes: FastifyPluginAsyncZod<{ services: Services }> = async
         tags,
         summary: "Log in: an access token, or a code to the login when it has two-factor on",
         headers: clientHeader,
-        body: z.object({ login: loginInput, password: passwordInput }).strict(),
+        body: z
+          .object({ login: loginInput, password: passwordInput })
+          .strict()
+          .meta({ example: { login: "anna@example.com", password: "Str0ng#Pass" } }),
         response: {
           200: z.union([tokenAnswer, z.object({ action: z.literal("OTP_SENT") })]),
           ...errorResponses(400, 401, 403, 404, 429),
@@ -137,7 +140,8 @@ export const accessRoutes: FastifyPluginAsyncZod<{ services: Services }> = async
             role: z.enum(["individual", "merchant"]),
             legalType: z.enum(["individual", "corporation"]).optional(),
           })
-          .strict(),
+          .strict()
+          .meta({ example: { login: "anna@example.com", role: "individual", legalType: "individual" } }),
         response: {
           200: z.object({ status: z.literal("ok"), action: z.literal("OTP_SENT") }),
           ...errorResponses(400, 403, 404, 409),
@@ -160,7 +164,10 @@ export const accessRoutes: FastifyPluginAsyncZod<{ services: Services }> = async
         description:
           "Password rules: at least 8 characters with an upper-case letter, a lower-case letter, a digit and one of # $ ! @ * & %. Five wrong codes lock the registration until its code expires.",
         headers: clientHeader,
-        body: z.object({ login: loginInput, otp: otpInput, password: passwordInput }).strict(),
+        body: z
+          .object({ login: loginInput, otp: otpInput, password: passwordInput })
+          .strict()
+          .meta({ example: { login: "anna@example.com", otp: "482913", password: "Str0ng#Pass" } }),
         response: { 200: tokenAnswer, ...errorResponses(400, 403, 404, 409) },
       },
     },

@@ -182,7 +182,8 @@ export const moneyRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
             currencyCode: z.string().regex(/^[A-Z0-9]{2,12}$/),
             issuerId: z.uuid().optional(),
           })
-          .strict(),
+          .strict()
+          .meta({ example: { name: "Everyday", currencyCode: "EUR" } }),
         response: { 201: z.object({ coin: coinSchema }), ...errorResponses(400, 401, 403, 404, 409) },
       },
     },
@@ -286,7 +287,10 @@ export const moneyRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
             bankId: z.uuid().optional(),
             description: z.string().max(500).optional(),
           })
-          .strict(),
+          .strict()
+          .meta({
+            example: { coinSerial: "4412345678901234", amount: "250.00", description: "Salary top-up" },
+          }),
         response: { 200: requestAnswer, ...errorResponses(400, 401, 403, 404, 409, 422) },
       },
     },
@@ -341,7 +345,16 @@ export const moneyRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
             fullName: z.string().trim().min(1).max(140),
             description: z.string().max(500).optional(),
           })
-          .strict(),
+          .strict()
+          .meta({
+            example: {
+              coinSerial: "4412345678901234",
+              amount: "250.00",
+              bankId: "01a2018b-3a7c-7c35-a8cc-dd90946776a2",
+              iban: "DE89370400440532013000",
+              fullName: "Anna Schmidt",
+            },
+          }),
         response: { 200: requestAnswer, ...errorResponses(400, 401, 403, 404, 409, 422) },
       },
     },
@@ -553,7 +566,22 @@ export const moneyRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
           "Approved: processed and credited. 3-D Secure: pending with redirectUrl to the hosted challenge page, credited once it is completed. Declined: 402 and nothing moves.",
         security: walletSecurity,
         headers: idempotencyHeaders,
-        body: z.object({ coinSerial: serialInput, amount: moneyInput, card: cardInput }).strict(),
+        body: z
+          .object({ coinSerial: serialInput, amount: moneyInput, card: cardInput })
+          .strict()
+          .meta({
+            example: {
+              coinSerial: "4412345678901234",
+              amount: "50.00",
+              card: {
+                cardNumber: "4242424242424242",
+                expirationMonth: 12,
+                expirationYear: 2030,
+                cvv: "123",
+                cardHolder: "Anna Schmidt",
+              },
+            },
+          }),
         response: { 200: requestAnswer, ...errorResponses(400, 401, 402, 403, 404, 409, 422) },
       },
     },
@@ -629,7 +657,15 @@ export const moneyRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
             bankDetails: bankDetailsInput,
             description: z.string().max(500).optional(),
           })
-          .strict(),
+          .strict()
+          .meta({
+            example: {
+              coinSerial: "4412345678901234",
+              amount: "40.00",
+              bankDetails: { fullName: "Anna Schmidt", iban: "DE89370400440532013000", bic: "COBADEFFXXX" },
+              description: "Rent",
+            },
+          }),
         response: { 200: requestAnswer, ...errorResponses(400, 401, 402, 403, 404, 409, 422) },
       },
     },
@@ -697,7 +733,19 @@ export const moneyRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
             card: cardInput.omit({ cvv: true }),
             description: z.string().max(500).optional(),
           })
-          .strict(),
+          .strict()
+          .meta({
+            example: {
+              coinSerial: "4412345678901234",
+              amount: "30.00",
+              card: {
+                cardNumber: "5555555555554444",
+                expirationMonth: 12,
+                expirationYear: 2031,
+                cardHolder: "Anna Schmidt",
+              },
+            },
+          }),
         response: { 200: requestAnswer, ...errorResponses(400, 401, 402, 403, 404, 409, 422) },
       },
     },

@@ -119,7 +119,17 @@ export const setupRoutes: FastifyPluginAsyncZod<{ services: Services }> = async 
             description: text(500).optional(),
             fraction: z.number().int().min(0).max(18),
           })
-          .strict(),
+          .strict()
+          .meta({
+            example: {
+              code: "EUR",
+              digitalCode: "978",
+              symbol: "\u20ac",
+              name: "Euro",
+              description: "The euro",
+              fraction: 2,
+            },
+          }),
         response: { 201: currencySchema, ...errorResponses(400, 401, 403, 409) },
       },
     },
@@ -163,7 +173,15 @@ export const setupRoutes: FastifyPluginAsyncZod<{ services: Services }> = async 
               .regex(/^[0-9]{0,8}$/, "up to 8 digits")
               .optional(),
           })
-          .strict(),
+          .strict()
+          .meta({
+            example: {
+              currencyCode: "EUR",
+              name: "Acme e-money",
+              description: "Issues the wallet's euros",
+              snPrefix: "44",
+            },
+          }),
         response: { 201: issuerSchema, ...errorResponses(400, 401, 403, 404) },
       },
     },
@@ -218,7 +236,17 @@ export const setupRoutes: FastifyPluginAsyncZod<{ services: Services }> = async 
             city: text(100).optional(),
             zipCode: text(20).optional(),
           })
-          .strict(),
+          .strict()
+          .meta({
+            example: {
+              name: "Commerzbank",
+              bic: "COBADEFF",
+              swift: "COBADEFFXXX",
+              address: "Kaiserplatz",
+              city: "Frankfurt am Main",
+              zipCode: "60311",
+            },
+          }),
         response: { 201: bankSchema, ...errorResponses(400, 401, 403, 409) },
       },
     },
@@ -260,7 +288,23 @@ export const setupRoutes: FastifyPluginAsyncZod<{ services: Services }> = async 
         description:
           "IN: the fee comes out of what the recipient gets; OUT: the sender pays amount + fee; SHARED: each pays half, the odd minor unit to the sender. The newest profile whose dates hold now applies, with its rule whose amount range holds the amount; none → no fee.",
         security: walletSecurity,
-        body: commissionProfileInputSchema,
+        body: commissionProfileInputSchema.meta({
+          example: {
+            operation: "TRANSFER",
+            currency: "EUR",
+            feeDirection: "SHARED",
+            rules: [
+              { beginAmount: "0", endAmount: "99.99", type: "fixed", valueFixed: "0.25" },
+              {
+                beginAmount: "100",
+                type: "greater_of_fixed_or_percent",
+                valueFixed: "1.00",
+                valuePercent: "0.5",
+              },
+            ],
+            beginDate: "2026-01-01T00:00:00Z",
+          },
+        }),
         response: { 201: commissionProfileViewSchema, ...errorResponses(400, 401, 403, 404) },
       },
     },

@@ -187,7 +187,14 @@ export const transferRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
             amount: moneyInput,
             description: z.string().max(500).optional(),
           })
-          .strict(),
+          .strict()
+          .meta({
+            example: {
+              paymentTool: { type: "COIN", srcValue: "4412345678901234", destValue: "4498765432109876" },
+              amount: "30.00",
+              description: "Lunch",
+            },
+          }),
         response: {
           200: z.object({
             process: z.object({ id: z.string(), requestIdentifier: z.number().int(), status: z.string() }),

@@ -122,7 +122,10 @@ export const userRoutes: FastifyPluginAsyncZod<{ services: Services }> = async (
             name: z.string().min(1).max(200).optional(),
             twoFactor: z.boolean().optional(),
           })
-          .strict(),
+          .strict()
+          .meta({
+            example: { login: "accountant@acme.example", role: "accountant", password: "Acc0unt#Pass" },
+          }),
         response: {
           201: z.object({
             user: z.object({
