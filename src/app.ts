@@ -18,6 +18,7 @@ import { adminLedgerRoutes } from "./faces/admin/ledger.ts";
 import { adminOperationsRoutes } from "./faces/admin/operations.ts";
 import { platformFace } from "./faces/platform/index.ts";
 import { sandboxAcquirerRoutes, sandboxBankRoutes, sandboxOutboxRoutes } from "./faces/sandbox/routes.ts";
+import { payinFace } from "./faces/payin/index.ts";
 import { walletFace } from "./faces/wallet/index.ts";
 import { requirePlatformAdmin } from "./http/basic-auth.ts";
 import { ApiError, envelope, errorEnvelopeSchema, registerErrorHandling } from "./http/errors.ts";
@@ -159,6 +160,8 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
         { name: "wallet: money", description: "Wallet API: top-ups, withdrawals, AML reviews" },
         { name: "wallet: transfers", description: "Wallet API: transfers, templates, smart cards" },
         { name: "wallet: processes", description: "Wallet API: business processes" },
+        { name: "payin: customer", description: "Pay-in API: the customer's profile and KYC levels" },
+        { name: "payin", description: "Pay-in API: cards, rates, offers, payment" },
         { name: "sandbox", description: "The sandbox providers' pages and simulators" },
         { name: "admin", description: "Platform administration (HTTP Basic)" },
         { name: "operations", description: "Health and metrics" },
@@ -237,6 +240,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
 
   await app.register(platformFace, { prefix: "/v1", services });
   await app.register(walletFace, { prefix: "/api/v1", services });
+  await app.register(payinFace, { services });
   // The sandbox's control routes serve sandbox clients only (faces/sandbox/access.ts); an
   // installation may switch them off altogether (FERRY_SANDBOX_ROUTES=off).
   if (config.sandboxRoutes !== false) {

@@ -245,6 +245,8 @@ export interface TransactionsTable {
   number: Generated<string>;
   process: NullableJson;
   decision: NullableJson;
+  destination_address: ColumnType<string | null, string | null | undefined, string | null>;
+  chain_tx_hash: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface SandboxAcquirerChargesTable {
@@ -365,6 +367,7 @@ export interface LoginsTable {
   active: ColumnType<boolean, boolean | undefined, boolean>;
   failed_attempts: ColumnType<number, number | undefined, number>;
   locked_until: Timestamp | null;
+  primary_currency: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: CreatedAt;
   updated_at: Timestamp;
 }
@@ -476,6 +479,46 @@ export interface TransferTemplatesTable {
   created_at: CreatedAt;
 }
 
+export interface PayinOffersTable {
+  client_id: string;
+  id: string;
+  user_id: string;
+  card_id: string;
+  from_currency: string;
+  to_currency: string;
+  amount: string;
+  fee: string;
+  rate: string;
+  to_amount: string;
+  usd_value: string;
+  monitoring: JsonColumn;
+  address: string | null;
+  status: ColumnType<string, string | undefined, string>;
+  request_id: string | null;
+  expires_at: Timestamp;
+  created_at: CreatedAt;
+  updated_at: Timestamp;
+}
+
+export interface SandboxChainTransfersTable {
+  idempotency_key: string;
+  tx_hash: string;
+  currency: string;
+  address: string;
+  amount: string;
+  confirms_at: Timestamp;
+  created_at: CreatedAt;
+}
+
+export interface SandboxKycVerificationsTable {
+  id: string;
+  client_id: string;
+  user_id: string;
+  status: ColumnType<string, string | undefined, string>;
+  created_at: CreatedAt;
+  updated_at: Timestamp;
+}
+
 export interface SchemaMigrationsTable {
   version: number;
   name: string;
@@ -522,6 +565,9 @@ export interface Database {
   smart_cards: SmartCardsTable;
   transfer_templates: TransferTemplatesTable;
   sandbox_acquirer_payouts: SandboxAcquirerPayoutsTable;
+  payin_offers: PayinOffersTable;
+  sandbox_chain_transfers: SandboxChainTransfersTable;
+  sandbox_kyc_verifications: SandboxKycVerificationsTable;
 }
 
 export type { Json };

@@ -1,0 +1,12 @@
+import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
+import type { Services } from "../../services.ts";
+import { customerRoutes } from "./customer.ts";
+
+/**
+ * The Pay-in API (`/v3/payin`, `/v2/customer`): an end user with a Wallet API login buys crypto
+ * with a card. The same access tokens and roles as the Wallet API (customers only); the same error
+ * envelope; the core's users, KYC tiers (KYC_0 = tier 1, KYC_1 = tier 2), cards and transactions.
+ */
+export const payinFace: FastifyPluginAsyncZod<{ services: Services }> = async (app, { services }) => {
+  await app.register(customerRoutes, { prefix: "/v2/customer", services });
+};
