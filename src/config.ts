@@ -81,6 +81,7 @@ const envSchema = z.object({
     .regex(/^[A-Za-z0-9_-]{3,255}$/, "must be a client id")
     .optional(),
   FERRY_LOGIN_SLOW_STEP_MS: intFrom(0, 10_000).default(500),
+  FERRY_SANDBOX_CHAIN_CONFIRM_MS: intFrom(0, 3_600_000).default(3000),
 });
 
 export interface Config {
@@ -90,6 +91,8 @@ export interface Config {
   defaultClient: string | undefined;
   /** Wallet API logins: the delay added per wrong password past the third in a row. */
   loginSlowStepMs: number;
+  /** How long the sandbox chain takes to confirm a transfer. */
+  sandboxChainConfirmMs: number;
   port: number;
   host: string;
   /** PostgreSQL URL; absent means the embedded PGlite under `dataDir`. */
@@ -197,5 +200,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     accessTokenTtlSeconds: e.FERRY_ACCESS_TOKEN_TTL_SECONDS,
     defaultClient: e.FERRY_DEFAULT_CLIENT ?? (e.FERRY_DEMO_CLIENT ? "demo" : undefined),
     loginSlowStepMs: e.FERRY_LOGIN_SLOW_STEP_MS,
+    sandboxChainConfirmMs: e.FERRY_SANDBOX_CHAIN_CONFIRM_MS,
   };
 }

@@ -18,6 +18,7 @@ import { Users } from "./modules/users/service.ts";
 import { Wallets } from "./modules/wallets/service.ts";
 import { SandboxAcquirer } from "./providers/acquirer/sandbox.ts";
 import { SandboxBank } from "./providers/bank/sandbox.ts";
+import { SandboxChain } from "./providers/chain/sandbox.ts";
 import { SandboxKycProvider } from "./providers/kyc/sandbox.ts";
 import { SandboxNotifier } from "./providers/notifier/sandbox.ts";
 import { SandboxRatesProvider } from "./providers/rates/sandbox.ts";
@@ -41,6 +42,7 @@ export type ServiceSettings = Pick<
   | "accessTokenTtlSeconds"
   | "defaultClient"
   | "loginSlowStepMs"
+  | "sandboxChainConfirmMs"
 >;
 
 /** The modules' long-lived objects, built once per process and handed to the faces and workers. */
@@ -59,6 +61,9 @@ export interface Services {
   steps: StepRunner;
   acquirer: SandboxAcquirer;
   bank: SandboxBank;
+  chain: SandboxChain;
+  /** The rates provider (pairs, prices). */
+  rates: SandboxRatesProvider;
   /** Test control of the sandbox providers (hold an answer, inject a failure). */
   sandboxGate: SandboxGate;
   metrics: Metrics | undefined;
@@ -93,6 +98,7 @@ export function createServices(
   const sandboxGate = new SandboxGate();
   const acquirer = new SandboxAcquirer(db, settings.publicUrl, sandboxGate, settings.sandboxPayoutDelayMs);
   const bank = new SandboxBank(db, settings.sandboxPayoutDelayMs, sandboxGate);
+  const chain = new SandboxChain(db, settings.sandboxChainConfirmMs, sandboxGate);
   const steps = new StepRunner(db, {
     leaseSeconds: settings.providerLeaseSeconds,
     backoffMs: (attempt) => Math.min(300_000, settings.stepRetryBaseMs * 2 ** (attempt - 1)),
@@ -106,6 +112,7 @@ export function createServices(
     paymentMethods,
     acquirer,
     bank,
+    chain,
     rates,
     sanctions: SanctionsList.load(settings.sanctionsFile),
     steps,
@@ -143,6 +150,8 @@ export function createServices(
     steps,
     acquirer,
     bank,
+    chain,
+    rates,
     sandboxGate,
     metrics,
     reconcile: (clientId) =>

@@ -48,6 +48,7 @@ export const testSettings: ServiceSettings = {
   accessTokenTtlSeconds: 3600,
   defaultClient: undefined,
   loginSlowStepMs: 0,
+  sandboxChainConfirmMs: 300,
 };
 
 /**

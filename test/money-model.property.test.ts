@@ -127,6 +127,7 @@ const KIND_OF_OP: Record<GatedOperation, { kind: string; maxAttempts: number }> 
   "bank.return": { kind: "BANK_RETURN", maxAttempts: 10 },
   // Card payouts (Wallet API card withdrawals) are not among the model's commands (yet).
   "acquirer.payout": { kind: "CARD_PAYOUT", maxAttempts: 10 },
+  "chain.send": { kind: "CHAIN_SEND", maxAttempts: 10 },
 };
 const FEEDBACKS: Feedback[] = [
   "SETTLED",

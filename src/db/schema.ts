@@ -493,6 +493,8 @@ export interface PayinOffersTable {
   usd_value: string;
   monitoring: JsonColumn;
   address: string | null;
+  success_url: string | null;
+  fail_url: string | null;
   status: ColumnType<string, string | undefined, string>;
   request_id: string | null;
   expires_at: Timestamp;

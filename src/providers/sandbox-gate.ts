@@ -8,6 +8,7 @@ export type GatedOperation =
   | "acquirer.charge"
   | "acquirer.refund"
   | "acquirer.payout"
+  | "chain.send"
   | "bank.payout"
   | "bank.status"
   | "bank.return";

@@ -16,6 +16,8 @@ CREATE TABLE payin_offers (
   usd_value       numeric(38,0) NOT NULL,
   monitoring      jsonb NOT NULL,
   address         text,
+  success_url     text,
+  fail_url        text,
   status          text NOT NULL DEFAULT 'OPEN' CHECK (status IN ('OPEN', 'PAID', 'EXPIRED')),
   request_id      text,
   expires_at      timestamptz NOT NULL,

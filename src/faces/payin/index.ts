@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import type { Services } from "../../services.ts";
 import { customerRoutes } from "./customer.ts";
+import { payinRoutes } from "./payin.ts";
 
 /**
  * The Pay-in API (`/v3/payin`, `/v2/customer`): an end user with a Wallet API login buys crypto
@@ -9,4 +10,5 @@ import { customerRoutes } from "./customer.ts";
  */
 export const payinFace: FastifyPluginAsyncZod<{ services: Services }> = async (app, { services }) => {
   await app.register(customerRoutes, { prefix: "/v2/customer", services });
+  await app.register(payinRoutes, { prefix: "/v3/payin", services });
 };

@@ -66,6 +66,10 @@ export const sandboxAcquirerRoutes: FastifyPluginAsyncZod<{ services: Services }
         request.params.reference,
         request.body.decision === "complete",
       );
+      // A face that gave return URLs (the Pay-in API's successUrl / failUrl) gets the browser back.
+      const returns = transaction.process as { successUrl?: string; failUrl?: string } | null;
+      const back = transaction.status === "CAPTURED" ? returns?.successUrl : returns?.failUrl;
+      if (back) return reply.redirect(back, 303);
       reply.type("text/html; charset=utf-8");
       return page(
         "Sandbox 3-D Secure",

@@ -171,6 +171,24 @@ export class PaymentMethods {
     };
   }
 
+  /** Changes what is sealed with one of the user's methods (a card's billing address), keeping the rest. */
+  async updateDetails(
+    clientId: string,
+    userId: string,
+    id: string,
+    patch: Record<string, unknown>,
+  ): Promise<PaymentMethod> {
+    const { method, details } = await this.reveal(clientId, userId, id);
+    await this.db
+      .updateTable("payment_methods")
+      .set({ sealed_details: this.sealer.seal(JSON.stringify({ ...details, ...patch }), aad(clientId, id)) })
+      .where("client_id", "=", clientId)
+      .where("user_id", "=", userId)
+      .where("id", "=", id)
+      .execute();
+    return method;
+  }
+
   private prepare(input: NewPaymentMethod) {
     if (input.type === "CREDIT_CARD") {
       const digits = input.cardNumber.replace(/[\s-]/g, "");

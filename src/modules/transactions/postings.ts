@@ -14,7 +14,7 @@ import type { Leg, Transfer } from "../ledger/types.ts";
 export const operationOf = (requestId: string, what?: string) =>
   what ? `txn:${requestId}:${what}` : `txn:${requestId}`;
 
-export type Rail = "card" | "bank";
+export type Rail = "card" | "bank" | "chain";
 
 /** The system accounts a recipe books against, opened on first use (one per client and currency). */
 export const systemAccount = {
@@ -56,6 +56,40 @@ export function depositCredit(m: Movement & { transit: string; wallet: string; f
     legs.push(single(`${m.requestId}:deposit`, m.transit, m.wallet, m.amount - m.fee, m.currency));
   if (m.fee > 0n) legs.push(single(`${m.requestId}:fee`, m.transit, m.fees, m.fee, m.currency));
   return legs;
+}
+
+/**
+ * A captured purchase: the card's fiat, net of the fee, sold to the FX position; the crypto bought
+ * from the FX position into the user's account; the fee to fees. All legs or none.
+ */
+export function purchaseCredit(
+  m: Movement & {
+    transit: string;
+    fxSource: string;
+    fxTarget: string;
+    fees: string;
+    wallet: string;
+    targetCurrency: string;
+    targetAmount: bigint;
+  },
+): Leg[] {
+  const legs = [
+    single(`${m.requestId}:sell`, m.transit, m.fxSource, m.amount - m.fee, m.currency),
+    single(`${m.requestId}:buy`, m.fxTarget, m.wallet, m.targetAmount, m.targetCurrency),
+  ];
+  if (m.fee > 0n) legs.push(single(`${m.requestId}:fee`, m.transit, m.fees, m.fee, m.currency));
+  return legs;
+}
+
+/** A purchase's crypto sent to the chain: the user's account → the chain's transit account. */
+export function chainSend(m: {
+  requestId: string;
+  wallet: string;
+  chainTransit: string;
+  amount: bigint;
+  currency: string;
+}): Leg[] {
+  return [single(`${m.requestId}:chain`, m.wallet, m.chainTransit, m.amount, m.currency)];
 }
 
 /** A withdrawal's hold: amount to the bank transit account, fee to the fees account, both pending. */

@@ -54,7 +54,9 @@ export type Effect =
   | "REFUND_CARD"
   | "SEND_PAYOUT"
   | "TRACK_PAYOUT"
-  | "HOLD_APART_AND_RETURN";
+  | "HOLD_APART_AND_RETURN"
+  /** A purchase's crypto sent on to the user's address (when they gave one). */
+  | "SEND_CRYPTO";
 
 /** NO_CALL_IN_FLIGHT: no provider call of this process is under way or of unknown outcome (untried ones are cancelled). */
 export type Guard = "NO_CALL_IN_FLIGHT";
@@ -111,7 +113,7 @@ export const TRANSITIONS: readonly Transition[] = [
   { processes: ALL, from: DONE, event: "CHARGEBACK", to: "CHARGED_BACK", effects: ["REVERSE_REPORTED"] },
 
   // ——— the acquirer ———
-  { processes: ["CARD_DEPOSIT"], from: ["PENDING", "AWAITING_PAYMENT"], event: "CHARGE_APPROVED", to: "CAPTURED", effects: ["CREDIT_DEPOSIT"] },
+  { processes: ["CARD_DEPOSIT"], from: ["PENDING", "AWAITING_PAYMENT"], event: "CHARGE_APPROVED", to: "CAPTURED", effects: ["CREDIT_DEPOSIT", "SEND_CRYPTO"] },
   { processes: ["CARD_DEPOSIT"], from: ["PENDING", "AWAITING_PAYMENT"], event: "CHARGE_DECLINED", to: "REFUSED" },
   { processes: ["CARD_DEPOSIT"], from: ["PENDING"], event: "CHARGE_CHALLENGED", to: "AWAITING_PAYMENT" },
   // No answer after the last attempt: whatever the acquirer did under the key is given back.

@@ -205,6 +205,22 @@ export class ProcessEngine {
         const rail = processKindOf(row) === "CARD_DEPOSIT" ? "card" : "bank";
         const transit = await postings.systemAccount.transit(tx, clientId, currency, rail);
         const fees = await postings.systemAccount.fees(tx, clientId, currency);
+        if (row.target_currency && row.target_amount) {
+          const legs = postings.purchaseCredit({
+            requestId,
+            currency,
+            amount,
+            fee,
+            transit,
+            fees,
+            wallet,
+            fxSource: await postings.systemAccount.fx(tx, clientId, currency),
+            fxTarget: await postings.systemAccount.fx(tx, clientId, row.target_currency),
+            targetCurrency: row.target_currency,
+            targetAmount: BigInt(row.target_amount),
+          });
+          return { booking: booking(legs), touches: true };
+        }
         const legs = postings.depositCredit({ requestId, currency, amount, fee, wallet, transit, fees });
         return { booking: booking(legs), touches: true };
       }
@@ -300,6 +316,10 @@ export class ProcessEngine {
             runAt: facts.settlesAt,
           },
         };
+      case "SEND_CRYPTO":
+        return row.destination_address
+          ? { step: { kind: "CHAIN_SEND", key: "chain", input: { requestId } } }
+          : {};
       case "HOLD_APART_AND_RETURN": {
         const transferId = facts.transferId ?? "";
         const received = facts.receivedAmount ?? amount;

@@ -3,6 +3,7 @@ import type { Db } from "../../db/database.ts";
 import { type Actor, providerActor } from "../../lib/context.ts";
 import type { Acquirer, ChargeResult } from "../../providers/acquirer/interface.ts";
 import type { Bank } from "../../providers/bank/interface.ts";
+import type { Chain } from "../../providers/chain/interface.ts";
 import { writeAudit } from "../audit/service.ts";
 import * as ledger from "../ledger/service.ts";
 import type { PaymentMethods } from "../payment-methods/service.ts";
@@ -24,6 +25,7 @@ export interface ProviderStepDependencies {
   paymentMethods: PaymentMethods;
   acquirer: Acquirer;
   bank: Bank;
+  chain: Chain;
 }
 
 const byRequest = z.object({ requestId: z.string() });
@@ -420,6 +422,69 @@ export function registerTransactionSteps(runner: StepRunner, deps: ProviderStepD
     },
   };
 
+  /**
+   * A purchase's crypto sent to the user's address: the chain's hash kept with the transaction and
+   * the amount booked from the user's account to the chain's transit account, in the transaction
+   * that closes the step. Exhausted: the crypto stays in the user's account (nothing is lost).
+   */
+  const chainSend: StepKind<ByRequest, { txHash: string }> = {
+    name: "CHAIN_SEND",
+    input: byRequest,
+    maxAttempts: 10,
+    async perform({ requestId }, step) {
+      const row = await repo.get(db, step.clientId, requestId);
+      return {
+        done: await deps.chain.send({
+          idempotencyKey: providerKey(step.clientId, requestId),
+          currency: row.target_currency ?? "",
+          address: row.destination_address ?? "",
+          amount: BigInt(row.target_amount ?? "0"),
+        }),
+      };
+    },
+    async record(tx, step, { requestId }, result) {
+      const row = await repo.lock(tx, step.clientId, requestId);
+      if (row.chain_tx_hash) return; // recorded already (a retried closing)
+      const currency = row.target_currency ?? "";
+      const booked = await ledger.applyInTransaction(tx, {
+        clientId: step.clientId,
+        operationId: postings.operationOf(requestId, "chain"),
+        legs: postings.chainSend({
+          requestId,
+          wallet: row.wallet_id ?? "",
+          chainTransit: await postings.systemAccount.transit(tx, step.clientId, currency, "chain"),
+          amount: BigInt(row.target_amount ?? "0"),
+          currency,
+        }),
+      });
+      if (!booked.ok) throw new Error(`the ledger refused the chain send of ${requestId}: ${booked.code}`);
+      await repo.update(tx, row, { chain_tx_hash: result.txHash });
+      await writeAudit(
+        tx,
+        { clientId: step.clientId, actor: providerActor(deps.chain.name) },
+        {
+          action: "transaction.sent_on_chain",
+          entityType: "transaction",
+          entityId: requestId,
+          after: { txHash: result.txHash, currency, amount: row.target_amount },
+        },
+      );
+    },
+    async exhausted() {},
+    resolve(tx, step, input, resolution) {
+      onlyExecuted("chain send", resolution);
+      if (!resolution.reference)
+        throw new TransactionError(
+          "INVALID",
+          "REFERENCE_REQUIRED",
+          "the chain's transaction hash is required",
+          "reference",
+        );
+      return this.record(tx, step, input, { txHash: resolution.reference });
+    },
+  };
+
+  runner.register(chainSend);
   runner.register(cardPayout);
   runner.register(cardPayoutStatus);
   runner.register(cardCharge);

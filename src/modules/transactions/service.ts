@@ -6,6 +6,7 @@ import { inTransaction } from "../../db/transaction.ts";
 import type { Actor, RequestContext } from "../../lib/context.ts";
 import type { Acquirer } from "../../providers/acquirer/interface.ts";
 import type { SandboxBank } from "../../providers/bank/sandbox.ts";
+import type { Chain } from "../../providers/chain/interface.ts";
 import type { RatesProvider } from "../../providers/rates/interface.ts";
 import { writeAudit } from "../audit/service.ts";
 import { getClientMode } from "../clients/service.ts";
@@ -55,6 +56,7 @@ export interface TransactionDependencies {
   paymentMethods: PaymentMethods;
   acquirer: Acquirer;
   bank: SandboxBank;
+  chain: Chain;
   rates: RatesProvider;
   sanctions: SanctionsList;
   steps: StepRunner;
@@ -150,16 +152,28 @@ export class Transactions {
     });
     await this.quotes.gate(request);
     const card = await this.resolve.card(clientId, userId, input.sourceMethod);
+    const { purchase } = input;
+    // The card's currency books through the client's ledger even when no wallet holds it.
+    if (purchase) await this.deps.wallets.ensureCurrency(clientId, input.currency);
+    // A purchase credits the user's account in the bought currency (opened on the first purchase).
     const wallet = await this.resolve.destinationWallet(
       clientId,
       userId,
-      input.currency,
-      input.destinationWalletId,
+      purchase ? purchase.currency : input.currency,
+      purchase ? undefined : input.destinationWalletId,
     );
     const quote = { ...priced, monitoring: await this.quotes.monitor(request, priced.usdValue) };
     return this.record(input, actor, quote, {
       type: "DEPOSIT",
       wallet_id: wallet.id,
+      ...(purchase
+        ? {
+            target_currency: purchase.currency,
+            target_amount: purchase.amount.toString(),
+            rate: purchase.rate,
+            destination_address: purchase.address ?? null,
+          }
+        : {}),
       payment_method: JSON.stringify({
         type: "CREDIT_CARD",
         last4: card.last4,

@@ -47,6 +47,8 @@ export interface Transaction {
   process: Record<string, unknown> | null;
   /** A person's decision on it (accept / decline), kept with it. */
   decision: Record<string, unknown> | null;
+  /** A purchase sent on the chain: the chain's transaction hash. */
+  chainTxHash: string | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -125,8 +127,21 @@ interface Common {
   process?: Record<string, unknown> | undefined;
 }
 
+/** A crypto purchase (the Pay-in API): the card's fiat converted at a quoted rate, and sent on. */
+export interface Purchase {
+  currency: string;
+  /** Minor units of `currency` the user gets (at the quote's rate, net of the fee). */
+  amount: bigint;
+  /** The quote's rate, as the core keeps rates: `<source USD price>/<target USD price>`. */
+  rate: string;
+  /** Where the crypto goes on the chain once credited (none: it stays in the user's account). */
+  address?: string | undefined;
+}
+
 export interface DepositInput extends Common {
   sourceMethod: CardSource;
+  /** The card's money buys crypto (credited to the user's account in that currency). */
+  purchase?: Purchase | undefined;
   destinationWalletId?: string | undefined;
   /** Information the end user gave with the deposit: merged into the user where it changed. */
   pii?: UserInfo | undefined;

@@ -35,6 +35,7 @@ export async function toTransaction(
     number: String(row.number),
     process: json(row.process),
     decision: json(row.decision),
+    chainTxHash: row.chain_tx_hash,
     createdAt: new Date(row.created_at),
     updatedAt: new Date(row.updated_at),
   };

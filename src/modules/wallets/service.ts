@@ -89,18 +89,7 @@ export class Wallets {
     label?: string,
     issuer?: { id: string; snPrefix: string },
   ): Promise<Account> {
-    const known = await ledger.findCurrency(db, clientId, currency);
-    if (!known) {
-      const scale = KNOWN_SCALES[currency];
-      if (scale === undefined)
-        throw new DomainError(
-          "INVALID",
-          "UNKNOWN_CURRENCY",
-          `currency ${currency} is not supported`,
-          "currency",
-        );
-      await ledger.createCurrency(db, { clientId, code: currency, scale });
-    }
+    await this.ensureCurrency(clientId, currency, db);
     const account = await ledger.openAccount(db, {
       clientId,
       currency,
@@ -119,6 +108,23 @@ export class Wallets {
       })
       .execute();
     return account;
+  }
+
+  /**
+   * A currency the client has not used yet joins its ledger with its usual scale (a first wallet,
+   * a first purchase paid in it); an unknown one is a 400.
+   */
+  async ensureCurrency(clientId: string, currency: string, db: Db = this.db): Promise<void> {
+    if (await ledger.findCurrency(db, clientId, currency)) return;
+    const scale = KNOWN_SCALES[currency];
+    if (scale === undefined)
+      throw new DomainError(
+        "INVALID",
+        "UNKNOWN_CURRENCY",
+        `currency ${currency} is not supported`,
+        "currency",
+      );
+    await ledger.createCurrency(db, { clientId, code: currency, scale });
   }
 
   /** The user's accounts with their serials, oldest first. */

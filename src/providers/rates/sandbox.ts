@@ -20,7 +20,17 @@ export const SANDBOX_USD_PRICES: Record<string, string> = {
 };
 
 export class SandboxRatesProvider implements RatesProvider {
-  constructor(private readonly prices: Record<string, string> = SANDBOX_USD_PRICES) {}
+  private readonly prices: Record<string, string>;
+
+  constructor(prices: Record<string, string> = SANDBOX_USD_PRICES) {
+    this.prices = { ...prices };
+  }
+
+  /** Moves the market (tests, the sandbox): the USD price of `currency` from now on. */
+  setPrice(currency: string, usdPrice: string) {
+    if (!/^\d{1,15}(\.\d{1,12})?$/.test(usdPrice)) throw new Error(`not a price: ${usdPrice}`);
+    this.prices[currency] = usdPrice;
+  }
 
   async usdPrice(currency: string) {
     return this.prices[currency];
