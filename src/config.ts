@@ -82,6 +82,7 @@ const envSchema = z.object({
     .optional(),
   FERRY_LOGIN_SLOW_STEP_MS: intFrom(0, 10_000).default(500),
   FERRY_SANDBOX_CHAIN_CONFIRM_MS: intFrom(0, 3_600_000).default(3000),
+  FERRY_SANDBOX_ACQUIRER_ANSWER_DELAY_MS: intFrom(0, 600_000).default(0),
 });
 
 export interface Config {
@@ -93,6 +94,8 @@ export interface Config {
   loginSlowStepMs: number;
   /** How long the sandbox chain takes to confirm a transfer. */
   sandboxChainConfirmMs: number;
+  /** How long the sandbox acquirer takes to answer a charge it has made (a slow network; crash tests). */
+  sandboxAcquirerAnswerDelayMs: number;
   port: number;
   host: string;
   /** PostgreSQL URL; absent means the embedded PGlite under `dataDir`. */
@@ -201,5 +204,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     defaultClient: e.FERRY_DEFAULT_CLIENT ?? (e.FERRY_DEMO_CLIENT ? "demo" : undefined),
     loginSlowStepMs: e.FERRY_LOGIN_SLOW_STEP_MS,
     sandboxChainConfirmMs: e.FERRY_SANDBOX_CHAIN_CONFIRM_MS,
+    sandboxAcquirerAnswerDelayMs: e.FERRY_SANDBOX_ACQUIRER_ANSWER_DELAY_MS,
   };
 }

@@ -43,6 +43,7 @@ export type ServiceSettings = Pick<
   | "defaultClient"
   | "loginSlowStepMs"
   | "sandboxChainConfirmMs"
+  | "sandboxAcquirerAnswerDelayMs"
 >;
 
 /** The modules' long-lived objects, built once per process and handed to the faces and workers. */
@@ -96,7 +97,13 @@ export function createServices(
   const wallets = new Wallets(db);
   const paymentMethods = new PaymentMethods(db, sealer);
   const sandboxGate = new SandboxGate();
-  const acquirer = new SandboxAcquirer(db, settings.publicUrl, sandboxGate, settings.sandboxPayoutDelayMs);
+  const acquirer = new SandboxAcquirer(
+    db,
+    settings.publicUrl,
+    sandboxGate,
+    settings.sandboxPayoutDelayMs,
+    settings.sandboxAcquirerAnswerDelayMs,
+  );
   const bank = new SandboxBank(db, settings.sandboxPayoutDelayMs, sandboxGate);
   const chain = new SandboxChain(db, settings.sandboxChainConfirmMs, sandboxGate);
   const steps = new StepRunner(db, {

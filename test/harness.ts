@@ -49,6 +49,7 @@ export const testSettings: ServiceSettings = {
   defaultClient: undefined,
   loginSlowStepMs: 0,
   sandboxChainConfirmMs: 300,
+  sandboxAcquirerAnswerDelayMs: 0,
 };
 
 /**

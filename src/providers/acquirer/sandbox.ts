@@ -38,6 +38,8 @@ export class SandboxAcquirer implements Acquirer {
     readonly gate?: SandboxGate,
     /** How long an accepted card payout takes to settle. */
     private readonly payoutDelayMs = 2000,
+    /** How long a charge's answer takes once the charge is made (a slow network; crash tests). */
+    private readonly answerDelayMs = 0,
   ) {}
 
   /**
@@ -96,6 +98,7 @@ export class SandboxAcquirer implements Acquirer {
   async charge(request: ChargeRequest): Promise<ChargeResult> {
     this.gate?.before("acquirer.charge");
     const result = await this.chargeOnce(request);
+    if (this.answerDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.answerDelayMs));
     await this.gate?.after("acquirer.charge");
     return result;
   }
