@@ -346,25 +346,67 @@ describe("Pay-in", () => {
     expect(data.statusCode).toBe(422);
     expect(data.json().assessment).toEqual({ requiredTier: 1, currentTier: 0 });
 
+    const freshCard = await fresh.call("POST", "/v3/payin/card", {
+      cardNumber: approvedCard(),
+      cardHolder: "Fresh User",
+      cardExpirationMonth: 12,
+      cardExpirationYear: 2031,
+      billingAddress,
+    });
+    expect(freshCard.statusCode).toBe(422);
+
     const marie = await verifiedCustomer(clientId);
+    const pierre = await verifiedCustomer(clientId);
     const number = approvedCard();
     await addCard(marie, number);
-    const taken = await fresh.call("POST", "/v3/payin/card", {
+    const taken = await pierre.call("POST", "/v3/payin/card", {
       cardNumber: number,
-      cardHolder: "Someone Else",
+      cardHolder: "Pierre Curie",
       cardExpirationMonth: 12,
       cardExpirationYear: 2031,
       billingAddress,
     });
     expect(taken.statusCode).toBe(409);
-    const badLuhn = await fresh.call("POST", "/v3/payin/card", {
+    const badLuhn = await pierre.call("POST", "/v3/payin/card", {
       cardNumber: "4111111111111112",
-      cardHolder: "Someone Else",
+      cardHolder: "Pierre Curie",
       cardExpirationMonth: 12,
       cardExpirationYear: 2031,
       billingAddress,
     });
     expect(badLuhn.statusCode).toBe(400);
+    // A billing address changes; another user's card is a 404.
+    const marieCard = (await marie.call("GET", "/v3/payin/data")).json().cards[0].cardId;
+    const moved = await marie.call("POST", `/v3/payin/card/${marieCard}/billing-address`, {
+      ...billingAddress,
+      address: "1 Place du Tertre",
+    });
+    expect(moved.statusCode, moved.body).toBe(200);
+    expect(
+      (await pierre.call("POST", `/v3/payin/card/${marieCard}/billing-address`, billingAddress)).statusCode,
+    ).toBe(404);
+
+    // Paying needs KYC_1: a customer at KYC_0 gets a 422 naming the level, and nothing is charged.
+    const kyc0 = await registerCustomer(t, clientId);
+    await t.services.users.update({ clientId, actor: { kind: "user", id: kyc0.userId } }, kyc0.userId, {
+      mode: "merge",
+      info: {
+        name: { firstName: "Irene", lastName: "Joliot" },
+        dateOfBirth: "1990-01-01",
+        addresses: [{ street: "1 Rue Pierre", city: "Paris", country: "FR" }],
+      },
+    });
+    await t.services.kyc.start({ clientId, userId: kyc0.userId });
+    await expect
+      .poll(async () => (await t.services.users.get(t.database.db, clientId, kyc0.userId)).tier, {
+        timeout: 5000,
+      })
+      .toBe(1);
+    const kyc0Card = await addCard(kyc0);
+    const kyc0Offer = await offer(kyc0, kyc0Card);
+    const notYet = await kyc0.call("POST", `/v3/payin/pay/${kyc0Offer.offerId}`, { cardCVV: "123" });
+    expect(notYet.statusCode).toBe(422);
+    expect(notYet.json().assessment).toEqual({ requiredTier: 2, currentTier: 1 });
 
     const denied = await verifiedCustomer(clientId, {
       addresses: [{ street: "1 Main St", city: "Pyongyang", country: "KP" }],

@@ -90,7 +90,7 @@ export const payinRoutes: FastifyPluginAsyncZod<{ services: Services }> = async 
       preHandler: guard(services, "own"),
       schema: {
         tags,
-        summary: "Add a card with its billing address (sealed; never returned)",
+        summary: "Add a card with its billing address (sealed; never returned) (KYC_0)",
         description:
           "Luhn, expiry and address checked (400); a card another user holds → 409. The same card again answers the card.",
         security: walletSecurity,
@@ -118,6 +118,7 @@ export const payinRoutes: FastifyPluginAsyncZod<{ services: Services }> = async 
     async (request) => {
       const session = sessionOf(request);
       const body = request.body;
+      await requireLevel(session, KYC_0);
       const { method } = await paymentMethods.add(session.clientId, session.userId, {
         type: "CREDIT_CARD",
         cardNumber: body.cardNumber.replaceAll(" ", ""),
@@ -150,6 +151,7 @@ export const payinRoutes: FastifyPluginAsyncZod<{ services: Services }> = async 
     },
     async (request) => {
       const session = sessionOf(request);
+      await requireLevel(session, KYC_0);
       await card(session, request.params.cardId);
       const method = await paymentMethods.updateDetails(
         session.clientId,
