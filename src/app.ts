@@ -18,6 +18,7 @@ import { adminLedgerRoutes } from "./faces/admin/ledger.ts";
 import { adminOperationsRoutes } from "./faces/admin/operations.ts";
 import { payinFace } from "./faces/payin/index.ts";
 import { platformFace } from "./faces/platform/index.ts";
+import { sandboxKycRoutes } from "./faces/sandbox/kyc-verification.ts";
 import { sandboxAcquirerRoutes, sandboxBankRoutes, sandboxOutboxRoutes } from "./faces/sandbox/routes.ts";
 import { walletFace } from "./faces/wallet/index.ts";
 import { requirePlatformAdmin } from "./http/basic-auth.ts";
@@ -247,6 +248,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     await app.register(sandboxAcquirerRoutes, { prefix: "/sandbox", services });
     await app.register(sandboxBankRoutes, { prefix: "/sandbox", services });
     await app.register(sandboxOutboxRoutes, { prefix: "/sandbox", services });
+    await app.register(sandboxKycRoutes, { prefix: "/sandbox", services });
   }
 
   const authenticator = new AdminAuthenticator(database.db);

@@ -1,5 +1,431 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
+import { z } from "zod";
+import type { Db } from "../../db/database.ts";
+import { inTransaction } from "../../db/transaction.ts";
+import { ApiError, errorResponses } from "../../http/errors.ts";
+import { isCountryCode, toAlpha2 } from "../../lib/countries.ts";
+import { getClientMode } from "../../modules/clients/service.ts";
+import { hasField, missingFields } from "../../modules/kyc/rules.ts";
+import type { Assessment } from "../../modules/kyc/service.ts";
+import type { UserInfo } from "../../modules/users/schemas.ts";
 import type { Services } from "../../services.ts";
+import {
+  latestSandboxVerification,
+  openSandboxVerification,
+  type SandboxVerification,
+  verificationUrl,
+} from "../sandbox/kyc-verification.ts";
+import { guard, sessionOf, walletSecurity } from "../wallet/access-control.ts";
 
-/** The customer's profile and KYC levels (`/v2/customer`). */
-export const customerRoutes: FastifyPluginAsyncZod<{ services: Services }> = async (_app, _options) => {};
+/**
+ * The customer's profile and KYC levels (`/v2/customer`), on the core's user and tiers: one user,
+ * one truth across faces. `KYC_0` is tier ≥ 1 (name, e-mail, address, birth date assessed), `KYC_1`
+ * tier ≥ 2 (plus an ID document and liveness check). The same access tokens as the Wallet API,
+ * customers only (`own`: staff roles get a 403).
+ *
+ * Decisions where the spec is silent:
+ * - `residenceCountry` is ISO 3166-1 alpha-2 or alpha-3 in any letter case; it is stored (and read
+ *   back) as alpha-2, as `countryOfResidence` and as the HOME address's country. An unassigned code
+ *   is a 400.
+ * - The residence address is the user's HOME address in the core (or, if they have none, their first
+ *   address without a type). The core keeps an address only whole (street, city, country): a PATCH
+ *   that touches the street, city or zip code must leave a whole address (what it does not give is
+ *   taken from the stored one, the country from `countryOfResidence`); otherwise a 400 names the
+ *   missing fields. `residenceCountry` alone sets the country of residence (and the HOME address's
+ *   country, if there is one).
+ * - Names: letters of any script (with their combining marks), spaces, apostrophes (' and ’) and
+ *   hyphens, at least one letter, 1–100 characters after trimming (stored trimmed, NFC). City and
+ *   street: `[A-Za-z0-9\- /.,#]`, at least one letter or digit, at most 100 / 200 characters (the
+ *   core's limits). Zip: 1–20 of `[A-Za-z0-9 -]` with a letter or digit.
+ * - `dateOfBirth`: an ISO date (YYYY-MM-DD); the customer must be 18 or older today (UTC; a 29 February
+ *   birthday comes of age on 1 March in common years) and at most 120 years old.
+ * - `primaryCurrency` (`[A-Z]{3,5}`) is the login's preference (logins.primary_currency), not KYC
+ *   information: changing it starts no KYC check.
+ * - A PATCH that changes the user's information starts a KYC refresh, as `PATCH /api/v1/profile`
+ *   does; the sandbox decides it by last name, so a complete profile gives `KYC_0` after its delay.
+ * - Once at `KYC_1` the first and last name are locked: a different value → 400 naming the field;
+ *   the same value again (after trimming) is accepted. The check and the write are one transaction
+ *   with the user's row locked, so a KYC_1 decision cannot slip between them.
+ */
+
+const KYC_0_TIER = 1;
+const KYC_1_TIER = 2;
+
+const nameSchema = (field: string) =>
+  z
+    .string()
+    .trim()
+    .normalize("NFC")
+    .min(1, `${field} must not be empty`)
+    .max(100, `${field} must be at most 100 characters`)
+    .regex(/^[\p{L}\p{M}' ’-]+$/u, "letters, spaces, apostrophes and hyphens only")
+    .regex(/\p{L}/u, "must contain a letter");
+
+const addressText = (max: number) =>
+  z
+    .string()
+    .trim()
+    .min(1)
+    .max(max)
+    .regex(/^[A-Za-z0-9\- /.,#]+$/, "letters A–Z, digits, spaces and - / . , # only")
+    .regex(/[A-Za-z0-9]/, "must contain a letter or a digit");
+
+/** Age in whole years on `today` (UTC) of someone born on `date` (YYYY-MM-DD). */
+function ageOn(date: string, today: Date): number {
+  const [year, month, day] = date.split("-").map(Number) as [number, number, number];
+  let age = today.getUTCFullYear() - year;
+  const beforeBirthday =
+    today.getUTCMonth() + 1 < month || (today.getUTCMonth() + 1 === month && today.getUTCDate() < day);
+  if (beforeBirthday) age--;
+  return age;
+}
+
+export const MIN_AGE = 18;
+export const MAX_AGE = 120;
+
+const profileFields = {
+  firstName: nameSchema("firstName").meta({ example: "Marie" }),
+  lastName: nameSchema("lastName").meta({ example: "Curie" }),
+  primaryCurrency: z
+    .string()
+    .regex(/^[A-Z]{3,5}$/, "3 to 5 capital letters, such as EUR")
+    .meta({ example: "EUR" }),
+  residenceCountry: z
+    .string()
+    .regex(/^[A-Za-z]{2,3}$/, "an ISO 3166-1 alpha-2 or alpha-3 code, letters only")
+    .refine(isCountryCode, "not an ISO 3166-1 country code")
+    .meta({ example: "FRA" }),
+  residenceCity: addressText(100).meta({ example: "Paris" }),
+  residenceStreet: addressText(200).meta({ example: "12 Rue de Rivoli" }),
+  residenceZipCode: z
+    .string()
+    .trim()
+    .regex(/^[A-Za-z0-9 -]{1,20}$/, "1 to 20 letters, digits, spaces or hyphens")
+    .regex(/[A-Za-z0-9]/, "must contain a letter or a digit")
+    .meta({ example: "75001" }),
+  dateOfBirth: z.iso
+    .date("an ISO date, YYYY-MM-DD")
+    .refine((date) => {
+      const age = ageOn(date, new Date());
+      return age >= MIN_AGE && age <= MAX_AGE;
+    }, `must be a date in the past: the customer must be at least ${MIN_AGE} (and at most ${MAX_AGE}) years old`)
+    .meta({ example: "1990-01-01" }),
+};
+
+const profilePatchSchema = z
+  .object({
+    firstName: profileFields.firstName.optional(),
+    lastName: profileFields.lastName.optional(),
+    primaryCurrency: profileFields.primaryCurrency.optional(),
+    residenceCountry: profileFields.residenceCountry.optional(),
+    residenceCity: profileFields.residenceCity.optional(),
+    residenceStreet: profileFields.residenceStreet.optional(),
+    residenceZipCode: profileFields.residenceZipCode.optional(),
+    dateOfBirth: profileFields.dateOfBirth.optional(),
+  })
+  .strict();
+type ProfilePatch = z.infer<typeof profilePatchSchema>;
+
+const profileSchema = z.object({
+  firstName: z.string().nullable(),
+  lastName: z.string().nullable(),
+  primaryCurrency: z.string().nullable(),
+  residenceCountry: z.string().nullable().describe("ISO 3166-1 alpha-2, as stored"),
+  residenceCity: z.string().nullable(),
+  residenceStreet: z.string().nullable(),
+  residenceZipCode: z.string().nullable(),
+  dateOfBirth: z.string().nullable(),
+});
+
+const kycDataSchema = z.object({
+  kycLevel: z.enum(["KYC_0", "KYC_1"]).nullable(),
+  kyc1ClientData: z.object({
+    status: z.enum(["APPROVED", "UNDEFINED", "UNDER_REVIEW", "DENIED"]),
+    reason: z.string().nullable(),
+  }),
+});
+type Kyc1Status = z.infer<typeof kycDataSchema>["kyc1ClientData"];
+
+type Address = NonNullable<UserInfo["addresses"]>[number];
+
+/** The residence address: the HOME one, else the first without a type; -1 if none. */
+function residenceIndex(addresses: Address[]): number {
+  const home = addresses.findIndex((a) => a.type === "HOME");
+  return home >= 0 ? home : addresses.findIndex((a) => a.type === undefined);
+}
+
+/** What a PATCH merges into the core's information (a 400 if it would leave a partial address). */
+function infoPatch(info: UserInfo, body: ProfilePatch): UserInfo {
+  const patch: UserInfo = {};
+  if (body.firstName !== undefined || body.lastName !== undefined)
+    patch.name = {
+      ...(body.firstName !== undefined ? { firstName: body.firstName } : {}),
+      ...(body.lastName !== undefined ? { lastName: body.lastName } : {}),
+    };
+  if (body.dateOfBirth !== undefined) patch.dateOfBirth = body.dateOfBirth;
+  const country = body.residenceCountry === undefined ? undefined : toAlpha2(body.residenceCountry);
+  if (country !== undefined) patch.countryOfResidence = country;
+
+  const addresses = info.addresses ?? [];
+  const index = residenceIndex(addresses);
+  const current = index >= 0 ? addresses[index] : undefined;
+  const touchesAddress =
+    body.residenceStreet !== undefined ||
+    body.residenceCity !== undefined ||
+    body.residenceZipCode !== undefined ||
+    (country !== undefined && current !== undefined);
+  if (!touchesAddress) return patch;
+
+  const stored = (code: string | undefined) => (code === undefined ? undefined : (toAlpha2(code) ?? code));
+  const street = body.residenceStreet ?? current?.street;
+  const city = body.residenceCity ?? current?.city;
+  const postalCode = body.residenceZipCode ?? current?.postalCode;
+  const addressCountry = country ?? stored(current?.country) ?? stored(info.countryOfResidence);
+  const missing = [
+    ...(street ? [] : ["residenceStreet"]),
+    ...(city ? [] : ["residenceCity"]),
+    ...(addressCountry ? [] : ["residenceCountry"]),
+  ];
+  if (missing.length > 0 || !street || !city || !addressCountry) {
+    const message = "needed for the residence address (street, city and country; the zip code is optional)";
+    throw new ApiError("INVALID_REQUEST", `the residence address is incomplete: give ${missing.join(", ")}`, {
+      errors: missing.map((field) => ({ field, message })),
+    });
+  }
+  const home: Address = {
+    type: "HOME",
+    street,
+    city,
+    ...(postalCode !== undefined ? { postalCode } : {}),
+    ...(current?.state !== undefined ? { state: current.state } : {}),
+    country: addressCountry,
+  };
+  const next = [...addresses];
+  if (index >= 0) next[index] = home;
+  else next.unshift(home);
+  patch.addresses = next;
+  return patch;
+}
+
+const kycLevelOf = (tier: number): "KYC_0" | "KYC_1" | null =>
+  tier >= KYC_1_TIER ? "KYC_1" : tier >= KYC_0_TIER ? "KYC_0" : null;
+
+/**
+ * The `KYC_1` check's status, from the user's tier, their newest sandbox verification page and
+ * their latest assessment (any assessment once the information holds an ID document is a KYC_1
+ * check: the provider is shown the document, and an acceptance grants tier 2):
+ * - tier ≥ 2 → APPROVED (however it was reached: this face, the Platform API, staff).
+ * - the newest verification page is OPEN (documents awaited) → UNDER_REVIEW, as `kyc/start` answered.
+ * - no ID document in the information (never started, or the page was cancelled) → UNDEFINED.
+ * - otherwise by the latest assessment: PENDING / UNDER_REVIEW → UNDER_REVIEW; REFUSED → DENIED with
+ *   the refusal reason; REQUESTED_MORE_INFORMATION → DENIED, reason MORE_INFORMATION_REQUESTED;
+ *   ACCEPTED below tier 2 (the client's tiers ask for more than the document) → DENIED, reason
+ *   INSUFFICIENT_INFORMATION; ERROR → UNDEFINED, reason PROVIDER_ERROR (no decision: start again);
+ *   none → UNDEFINED. Each of DENIED and UNDEFINED lets the customer start the check again.
+ */
+function kyc1Status(
+  tier: number,
+  info: UserInfo,
+  verification: SandboxVerification | undefined,
+  latest: Assessment | undefined,
+): Kyc1Status {
+  if (tier >= KYC_1_TIER) return { status: "APPROVED", reason: null };
+  if (verification?.status === "OPEN") return { status: "UNDER_REVIEW", reason: null };
+  if (!hasField(info, "ID_DOCUMENT") || !latest) return { status: "UNDEFINED", reason: null };
+  switch (latest.status) {
+    case "PENDING":
+    case "UNDER_REVIEW":
+      return { status: "UNDER_REVIEW", reason: null };
+    case "REFUSED":
+      return { status: "DENIED", reason: latest.refusalReason ?? "REFUSED" };
+    case "REQUESTED_MORE_INFORMATION":
+      return { status: "DENIED", reason: "MORE_INFORMATION_REQUESTED" };
+    case "ACCEPTED":
+      return { status: "DENIED", reason: "INSUFFICIENT_INFORMATION" };
+    case "ERROR":
+      return { status: "UNDEFINED", reason: "PROVIDER_ERROR" };
+  }
+}
+
+export const customerRoutes: FastifyPluginAsyncZod<{ services: Services }> = async (app, { services }) => {
+  const db = services.database.db;
+  const tags = ["payin: customer"];
+
+  app.get(
+    "/profile",
+    {
+      preHandler: guard(services, "own"),
+      schema: {
+        tags,
+        summary: "The customer's profile",
+        description:
+          "The fields `PATCH /v2/customer/profile` sets, as stored (the country as ISO 3166-1 alpha-2); null where not given yet.",
+        security: walletSecurity,
+        response: { 200: profileSchema, ...errorResponses(401, 403) },
+      },
+    },
+    async (request) => {
+      const { clientId, userId } = sessionOf(request);
+      const [info, primaryCurrency] = await Promise.all([
+        services.users.info(db, clientId, userId),
+        services.logins.primaryCurrency(clientId, userId),
+      ]);
+      const address = info.addresses?.[residenceIndex(info.addresses)];
+      return {
+        firstName: info.name?.firstName ?? null,
+        lastName: info.name?.lastName ?? null,
+        primaryCurrency,
+        residenceCountry: info.countryOfResidence ?? address?.country ?? null,
+        residenceCity: address?.city ?? null,
+        residenceStreet: address?.street ?? null,
+        residenceZipCode: address?.postalCode ?? null,
+        dateOfBirth: info.dateOfBirth ?? null,
+      };
+    },
+  );
+
+  app.patch(
+    "/profile",
+    {
+      preHandler: guard(services, "own"),
+      schema: {
+        tags,
+        summary: "Set the customer's profile (merged); a complete profile gives KYC_0",
+        description:
+          "Every field optional; what is given is merged into the user's information (the same the Platform and Wallet APIs see), and a change starts a KYC check: a complete profile (with the login's e-mail) gives `KYC_0` once the provider accepts it. `residenceCountry`: ISO 3166-1 alpha-2 or alpha-3, stored as alpha-2. The customer must be 18 or older. Once `KYC_1` is reached, first and last name cannot change (400; the same value is accepted). A street, city or zip code must leave a whole address (street, city, country). Any bad field → 400 naming it, nothing changed.",
+        security: walletSecurity,
+        body: profilePatchSchema,
+        response: { 204: z.null().describe("Saved"), ...errorResponses(400, 401, 403) },
+      },
+    },
+    async (request, reply) => {
+      const { clientId, userId } = sessionOf(request);
+      const body = request.body;
+      const changed = await inTransaction(db, async (tx) => {
+        // The user's row locked: a KYC decision cannot change the tier between the check and the write.
+        const user = await services.users.get(tx, clientId, userId, { forUpdate: true });
+        const info = await services.users.info(tx, clientId, userId);
+        if (user.tier >= KYC_1_TIER) {
+          for (const field of ["firstName", "lastName"] as const) {
+            const given = body[field];
+            if (given !== undefined && given !== info.name?.[field])
+              throw ApiError.invalid(
+                field,
+                "cannot be changed once the identity is verified (KYC_1); the same value is accepted",
+              );
+          }
+        }
+        const written = await services.users.writeInfo(tx, clientId, userId, infoPatch(info, body), "merge");
+        if (body.primaryCurrency !== undefined)
+          await services.logins.setPrimaryCurrency(tx, clientId, userId, body.primaryCurrency);
+        return written.changed;
+      });
+      // As PATCH /api/v1/profile: new information, a KYC refresh in the background.
+      if (changed) void services.kyc.start({ clientId, userId, solicited: false }).catch(() => {});
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.get(
+    "/kyc/data",
+    {
+      preHandler: guard(services, "own"),
+      schema: {
+        tags,
+        summary: "The customer's KYC level and the status of their KYC_1 (ID + liveness) check",
+        description:
+          "`kycLevel`: `KYC_0` at tier 1, `KYC_1` at tier 2 or above, null below. `kyc1ClientData.status`: APPROVED (tier ≥ 2), UNDER_REVIEW (documents awaited on the verification page, or the check under way or with staff), DENIED (refused, with the provider's reason; or more information requested), UNDEFINED (no check yet, cancelled, or the provider failed: `reason` PROVIDER_ERROR). After DENIED or UNDEFINED the check may be started again.",
+        security: walletSecurity,
+        response: { 200: kycDataSchema, ...errorResponses(401, 403) },
+      },
+    },
+    async (request) => {
+      const { clientId, userId } = sessionOf(request);
+      const [user, info, verification, latest] = await Promise.all([
+        services.users.get(db, clientId, userId),
+        services.users.info(db, clientId, userId),
+        latestSandboxVerification(db, clientId, userId),
+        services.kyc.latest(clientId, userId),
+      ]);
+      return {
+        kycLevel: kycLevelOf(user.tier),
+        kyc1ClientData: kyc1Status(user.tier, info, verification, latest),
+      };
+    },
+  );
+
+  app.post(
+    "/kyc/start",
+    {
+      preHandler: guard(services, "own"),
+      schema: {
+        tags,
+        summary:
+          "Start the KYC_1 check (ID document + liveness): the provider's page to send the customer to",
+        description:
+          "Needs `KYC_0`: without it a 422 — MIN_INFO_MISSING with the missing `fields` when the profile is incomplete, MIN_ASSESSMENT_MISSING (`assessment: {requiredTier: 1, currentTier}`) when it is complete but not yet accepted. Answers `UNDER_REVIEW` and `verificationUrl`, the sandbox provider's hosted page (Submit documents / Cancel); while that page is open, starting again answers the same page. Already `KYC_1`, or a check under way → 409. A live client has no hosted KYC provider configured → 409 PROVIDER_NOT_CONFIGURED.",
+        security: walletSecurity,
+        response: {
+          200: z.object({
+            status: z.literal("UNDER_REVIEW"),
+            verificationUrl: z.string().meta({
+              example: "http://localhost:3000/sandbox/kyc/verification/1b4e28ba-2fa1-4d3b-9c1e-1a2b3c4d5e6f",
+            }),
+          }),
+          ...errorResponses(401, 403, 409, 422),
+        },
+      },
+    },
+    async (request) => {
+      const { clientId, userId } = sessionOf(request);
+      // Read before the transaction (PGlite has one connection: nothing outside the transaction
+      // may run inside it); the user's tier and information are read under its lock.
+      const [rules, latest, mode] = await Promise.all([
+        services.kyc.rulesFor(clientId),
+        services.kyc.latest(clientId, userId),
+        getClientMode(db, clientId),
+      ]);
+      const verification = await inTransaction(db, async (tx) => {
+        const user = await services.users.get(tx, clientId, userId, { forUpdate: true });
+        const info = await services.users.info(tx, clientId, userId);
+        if (user.tier >= KYC_1_TIER)
+          throw new ApiError("CONFLICT", "the customer is at KYC_1 already: nothing to verify");
+        if (user.tier < KYC_0_TIER) {
+          const fields = missingFields(rules, info, KYC_0_TIER);
+          if (fields.length > 0)
+            throw new ApiError(
+              "MIN_INFO_MISSING",
+              `KYC_0 comes first: the profile lacks ${fields.join(", ")}`,
+              {
+                fields,
+              },
+            );
+          throw new ApiError(
+            "MIN_ASSESSMENT_MISSING",
+            "KYC_0 comes first: the profile is complete but not accepted (yet)",
+            { assessment: { requiredTier: KYC_0_TIER, currentTier: user.tier } },
+          );
+        }
+        const newest = await latestSandboxVerification(tx, clientId, userId);
+        if (
+          newest?.status !== "OPEN" &&
+          hasField(info, "ID_DOCUMENT") &&
+          (latest?.status === "PENDING" || latest?.status === "UNDER_REVIEW")
+        )
+          throw new ApiError("CONFLICT", "the KYC_1 check is under way: see GET /v2/customer/kyc/data", {
+            retryable: true,
+          });
+        if (mode !== "sandbox")
+          throw new ApiError(
+            "CONFLICT",
+            "no KYC provider with a hosted ID + liveness check is configured for live clients; the sandbox's serves sandbox clients only",
+          );
+        return openSandboxVerification(tx, clientId, userId);
+      });
+      return {
+        status: "UNDER_REVIEW" as const,
+        verificationUrl: verificationUrl(services.settings.publicUrl, verification.id),
+      };
+    },
+  );
+};

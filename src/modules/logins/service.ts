@@ -486,6 +486,27 @@ export class Logins {
     });
   }
 
+  /** A Pay-in customer's preferred currency (the profile's `primaryCurrency`), or null. */
+  async primaryCurrency(clientId: string, userId: string, db: Db = this.db): Promise<string | null> {
+    const row = await db
+      .selectFrom("logins")
+      .select("primary_currency")
+      .where("client_id", "=", clientId)
+      .where("id", "=", userId)
+      .executeTakeFirst();
+    return row?.primary_currency ?? null;
+  }
+
+  /** Sets it, in the caller's transaction. */
+  async setPrimaryCurrency(tx: Db, clientId: string, userId: string, currency: string): Promise<void> {
+    await tx
+      .updateTable("logins")
+      .set({ primary_currency: currency, updated_at: new Date() })
+      .where("client_id", "=", clientId)
+      .where("id", "=", userId)
+      .execute();
+  }
+
   /** Changes a login's state (an administrator): active, two-factor. Ending `active` ends its tokens. */
   async update(
     context: RequestContext,
