@@ -1,6 +1,5 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
-import type { Db } from "../../db/database.ts";
 import { inTransaction } from "../../db/transaction.ts";
 import { ApiError, errorResponses } from "../../http/errors.ts";
 import { isCountryCode, toAlpha2 } from "../../lib/countries.ts";
