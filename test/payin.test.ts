@@ -178,6 +178,20 @@ describe("Pay-in", () => {
     const again = await marie.call("POST", `/v3/payin/pay/${made.offerId}`, { cardCVV: "123" });
     expect(again.json().transactionStatus).toBe("Approved");
     expect(await chargesOf(clientId)).toEqual([{ outcome: "APPROVED", amount: "10000" }]);
+    // The purchase's outcome was written as events for the client's webhooks, as on /v1.
+    const events = await t.database.db
+      .selectFrom("outbox_events")
+      .select(["type", "data"])
+      .where("client_id", "=", clientId)
+      .where("type", "=", "TRANSACTION_STATUS")
+      .execute();
+    const purchase = events.map(
+      (e) =>
+        (typeof e.data === "string" ? JSON.parse(e.data) : e.data) as { requestId?: string; status?: string },
+    );
+    expect(purchase.filter((e) => e.requestId === `po-${made.offerId}`).map((e) => e.status)).toContain(
+      "CAPTURED",
+    );
     await invariantsHold(t, clientId);
   });
 
@@ -193,6 +207,27 @@ describe("Pay-in", () => {
     );
     for (const a of answers) expect(a.statusCode, a.body).toBe(200);
     expect(await chargesOf(clientId)).toHaveLength(1);
+
+    // The worker marks an offer past its time EXPIRED.
+    const swept = await offer(marie, cardId, { amount: "25.00" });
+    await t.database.db
+      .updateTable("payin_offers")
+      .set({ expires_at: new Date(Date.now() - 1000) })
+      .where("id", "=", swept.offerId)
+      .execute();
+    await expect
+      .poll(
+        async () =>
+          (
+            await t.database.db
+              .selectFrom("payin_offers")
+              .select("status")
+              .where("id", "=", swept.offerId)
+              .executeTakeFirstOrThrow()
+          ).status,
+        { timeout: 10_000, interval: 250 },
+      )
+      .toBe("EXPIRED");
 
     const late = await offer(marie, cardId, { amount: "30.00" });
     await t.database.db
