@@ -214,6 +214,8 @@ export const payinRoutes: FastifyPluginAsyncZod<{ services: Services }> = async 
       const cards = (await paymentMethods.list(session.clientId, session.userId)).filter(
         (c) => c.type === "CREDIT_CARD",
       );
+      const primary = await services.logins.primaryCurrency(session.clientId, session.userId);
+      const feeCurrency = (FIATS as readonly string[]).includes(primary ?? "") ? (primary as string) : "EUR";
       const pairs = [];
       for (const from of FIATS)
         for (const to of CRYPTOS) {
@@ -241,7 +243,8 @@ export const payinRoutes: FastifyPluginAsyncZod<{ services: Services }> = async 
           billingAddressRequired: false,
         })),
         pairs,
-        fees: { currency: "EUR", rate: settings.feePercent, transactionFee: settings.feeFixed },
+        // The fee's fixed part is in the fiat paid with: shown in the customer's primary currency when it is one.
+        fees: { currency: feeCurrency, rate: settings.feePercent, transactionFee: settings.feeFixed },
         limits: { minAmountFrom: settings.minAmountFrom, maxAmountFrom: settings.maxAmountFrom },
         validTo: new Date(Date.now() + 30_000).toISOString(),
         validSeconds: 30,
