@@ -32,6 +32,28 @@ const settingsSchema = z
     kyc: kycConfigSchema.optional(),
     monitoring: monitoringConfigSchema.optional(),
     fees: feesConfigSchema.optional(),
+    payin: z
+      .object({
+        minAmountFrom: z
+          .string()
+          .regex(/^\d{1,15}(\.\d{1,2})?$/, "a decimal amount of the fiat paid with")
+          .optional(),
+        maxAmountFrom: z
+          .string()
+          .regex(/^\d{1,15}(\.\d{1,2})?$/, "a decimal amount of the fiat paid with")
+          .optional(),
+        feePercent: z
+          .string()
+          .regex(/^(100(\.0{1,4})?|\d{1,2}(\.\d{1,4})?)$/, 'a percentage from 0 to 100 such as "1.5"')
+          .optional(),
+        feeFixed: z
+          .string()
+          .regex(/^\d{1,15}(\.\d{1,2})?$/, "a decimal amount of the fiat paid with")
+          .optional(),
+      })
+      .strict()
+      .optional()
+      .describe("Pay-in limits and fees (defaults: 10 to 5,000 of the fiat, 1.5 % and no fixed fee)"),
     disabledWalletOperations: z
       .array(z.enum(OPERATIONS))
       .max(OPERATIONS.length)

@@ -253,7 +253,7 @@ export const customerRoutes: FastifyPluginAsyncZod<{ services: Services }> = asy
   app.get(
     "/profile",
     {
-      preHandler: guard(services, "own"),
+      preValidation: guard(services, "own"),
       schema: {
         tags,
         summary: "The customer's profile",
@@ -286,7 +286,7 @@ export const customerRoutes: FastifyPluginAsyncZod<{ services: Services }> = asy
   app.patch(
     "/profile",
     {
-      preHandler: guard(services, "own"),
+      preValidation: guard(services, "own"),
       schema: {
         tags,
         summary: "Set the customer's profile (merged); a complete profile gives KYC_0",
@@ -328,7 +328,7 @@ export const customerRoutes: FastifyPluginAsyncZod<{ services: Services }> = asy
   app.get(
     "/kyc/data",
     {
-      preHandler: guard(services, "own"),
+      preValidation: guard(services, "own"),
       schema: {
         tags,
         summary: "The customer's KYC level and the status of their KYC_1 (ID + liveness) check",
@@ -356,7 +356,7 @@ export const customerRoutes: FastifyPluginAsyncZod<{ services: Services }> = asy
   app.post(
     "/kyc/start",
     {
-      preHandler: guard(services, "own"),
+      preValidation: guard(services, "own"),
       schema: {
         tags,
         summary:

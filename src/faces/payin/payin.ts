@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { ApiError, errorResponses } from "../../http/errors.ts";
+import { DomainError } from "../../lib/errors.ts";
 import { formatAmount, parseAmount } from "../../lib/money.ts";
 import type { Session } from "../../modules/logins/service.ts";
 import {
@@ -37,6 +38,27 @@ const billingAddress = z
   })
   .strict()
   .meta({ example: { address: "12 Rue de Rivoli", city: "Paris", countryCode: "FR", zip: "75001" } });
+
+/** The core's names of a card's fields, as this face's body names them. */
+const CARD_FIELDS: Record<string, string> = {
+  expirationYear: "cardExpirationYear",
+  expirationMonth: "cardExpirationMonth",
+  paymentInformation: "cardNumber",
+  sourceMethod: "cardNumber",
+};
+
+/** A payment-method error with the field named as in this face's request. */
+function inThisFace(error: unknown): unknown {
+  if (!(error instanceof DomainError) || !error.field || !CARD_FIELDS[error.field]) return error;
+  const field = CARD_FIELDS[error.field] as string;
+  return new DomainError(
+    error.kind,
+    error.code,
+    error.message.replace(error.field, field),
+    field,
+    error.details,
+  );
+}
 
 const KYC_0 = 1;
 const KYC_1 = 2;
@@ -87,7 +109,7 @@ export const payinRoutes: FastifyPluginAsyncZod<{ services: Services }> = async 
   app.post(
     "/card",
     {
-      preHandler: guard(services, "own"),
+      preValidation: guard(services, "own"),
       schema: {
         tags,
         summary: "Add a card with its billing address (sealed; never returned) (KYC_0)",
@@ -119,14 +141,18 @@ export const payinRoutes: FastifyPluginAsyncZod<{ services: Services }> = async 
       const session = sessionOf(request);
       const body = request.body;
       await requireLevel(session, KYC_0);
-      const { method } = await paymentMethods.add(session.clientId, session.userId, {
-        type: "CREDIT_CARD",
-        cardNumber: body.cardNumber.replaceAll(" ", ""),
-        expirationMonth: body.cardExpirationMonth,
-        expirationYear: body.cardExpirationYear,
-        cardHolder: body.cardHolder,
-        billingAddress: body.billingAddress,
-      });
+      const { method } = await paymentMethods
+        .add(session.clientId, session.userId, {
+          type: "CREDIT_CARD",
+          cardNumber: body.cardNumber.replaceAll(" ", ""),
+          expirationMonth: body.cardExpirationMonth,
+          expirationYear: body.cardExpirationYear,
+          cardHolder: body.cardHolder,
+          billingAddress: body.billingAddress,
+        })
+        .catch((error: unknown) => {
+          throw inThisFace(error);
+        });
       return {
         cardId: method.id,
         cardType: method.brand,
@@ -139,7 +165,7 @@ export const payinRoutes: FastifyPluginAsyncZod<{ services: Services }> = async 
   app.post(
     "/card/:cardId/billing-address",
     {
-      preHandler: guard(services, "own"),
+      preValidation: guard(services, "own"),
       schema: {
         tags,
         summary: "Change a card's billing address",
@@ -175,7 +201,7 @@ export const payinRoutes: FastifyPluginAsyncZod<{ services: Services }> = async 
   app.get(
     "/data",
     {
-      preHandler: guard(services, "own"),
+      preValidation: guard(services, "own"),
       schema: {
         tags,
         summary: "The customer's cards, the pairs with their rates and scales, fees and limits (KYC_0)",
@@ -379,7 +405,7 @@ export const payinRoutes: FastifyPluginAsyncZod<{ services: Services }> = async 
   app.post(
     "/offer",
     {
-      preHandler: guard(services, "own"),
+      preValidation: guard(services, "own"),
       schema: {
         tags,
         summary: "An offer: the rate held for 20 s, no money taken yet (KYC_0)",
@@ -427,7 +453,7 @@ export const payinRoutes: FastifyPluginAsyncZod<{ services: Services }> = async 
   app.put(
     "/offer/:offerId",
     {
-      preHandler: guard(services, "own"),
+      preValidation: guard(services, "own"),
       schema: {
         tags,
         summary: "Change an open offer: re-quoted with a new 20 s expiry (an expired or paid offer → 409)",
@@ -503,7 +529,7 @@ export const payinRoutes: FastifyPluginAsyncZod<{ services: Services }> = async 
   app.post(
     "/pay/:offerId",
     {
-      preHandler: guard(services, "own"),
+      preValidation: guard(services, "own"),
       schema: {
         tags,
         summary: "Pay an offer: the card charged, the crypto bought at the offer's rate (KYC_1)",
@@ -594,7 +620,7 @@ export const payinRoutes: FastifyPluginAsyncZod<{ services: Services }> = async 
   app.get(
     "/pay-callback",
     {
-      preHandler: guard(services, "own"),
+      preValidation: guard(services, "own"),
       schema: {
         tags,
         summary:

@@ -89,7 +89,7 @@ export const accessRoutes: FastifyPluginAsyncZod<{ services: Services }> = async
   app.delete(
     "/authorization",
     {
-      preHandler: guard(services, "session"),
+      preValidation: guard(services, "session"),
       schema: {
         tags,
         summary: "Log out: this token ends",
@@ -106,7 +106,7 @@ export const accessRoutes: FastifyPluginAsyncZod<{ services: Services }> = async
   app.post(
     "/password/change",
     {
-      preHandler: guard(services, "session"),
+      preValidation: guard(services, "session"),
       schema: {
         tags,
         summary: "Change one's password (the old one first); every other token of the login ends",

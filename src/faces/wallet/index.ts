@@ -39,7 +39,7 @@ export const walletFace: FastifyPluginAsyncZod<{ services: Services }> = async (
   app.patch(
     "/profile",
     {
-      preHandler: guard(services, "own"),
+      preValidation: guard(services, "own"),
       schema: {
         tags: ["wallet: users"],
         summary: "The caller's personal information (name, birth date, address, …): merged, then a KYC check",

@@ -81,10 +81,6 @@ export const moneyRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
   const ops = new WalletOperations(services);
   const { transactions, wallets } = services;
   const moneyHooks = { onSend: idempotent.onSend };
-  const guarded = (permission: Parameters<typeof guard>[1]) => [
-    guard(services, permission),
-    idempotent.preHandler,
-  ];
 
   /** The answer to a request: its process, requestIdentifier, status and what the payer needs next. */
   function answer(t: Transaction) {
@@ -146,7 +142,7 @@ export const moneyRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
   app.get(
     "/coins",
     {
-      preHandler: guard(services, "own"),
+      preValidation: guard(services, "own"),
       schema: {
         tags: ["wallet: accounts"],
         summary: "The caller's accounts",
@@ -171,7 +167,7 @@ export const moneyRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
   app.post(
     "/coins",
     {
-      preHandler: guard(services, "own"),
+      preValidation: guard(services, "own"),
       schema: {
         tags: ["wallet: accounts"],
         summary: "Open an account in a currency (under its first active issuer, or the one named)",
@@ -202,7 +198,7 @@ export const moneyRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
   app.post(
     "/coins/validate",
     {
-      preHandler: guard(services, "processes.read"),
+      preValidation: guard(services, "processes.read"),
       schema: {
         tags: ["wallet: accounts"],
         summary: "Whose account a serial is, and in which currency (before sending to it)",
@@ -247,7 +243,7 @@ export const moneyRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
     app.post(
       path,
       {
-        preHandler: guard(services, "processes.read"),
+        preValidation: guard(services, "processes.read"),
         schema: {
           tags: ["wallet: money"],
           summary: `The commission of ${operation.toLowerCase().replace("_", " ")}: what the sender pays and the recipient gets`,
@@ -271,7 +267,8 @@ export const moneyRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
   app.post(
     "/bank-top-ups/create-request/with-bank",
     {
-      preHandler: guarded("own"),
+      preValidation: guard(services, "own"),
+      preHandler: idempotent.preHandler,
       ...moneyHooks,
       schema: {
         tags: ["wallet: money"],
@@ -328,7 +325,8 @@ export const moneyRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
   app.post(
     "/bank-top-ups/with-bank",
     {
-      preHandler: guarded("money.record"),
+      preValidation: guard(services, "money.record"),
+      preHandler: idempotent.preHandler,
       ...moneyHooks,
       schema: {
         tags: ["wallet: money"],
@@ -411,7 +409,7 @@ export const moneyRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
     app.post(
       `/${kind}/:requestIdentifier/accept`,
       {
-        preHandler: guard(services, "money.decide"),
+        preValidation: guard(services, "money.decide"),
         schema: {
           tags: ["wallet: money"],
           summary:
@@ -430,7 +428,7 @@ export const moneyRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
     app.post(
       `/${kind}/:requestIdentifier/decline`,
       {
-        preHandler: guard(services, "money.decide"),
+        preValidation: guard(services, "money.decide"),
         schema: {
           tags: ["wallet: money"],
           summary:
@@ -557,7 +555,8 @@ export const moneyRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
   app.post(
     "/card-top-ups",
     {
-      preHandler: guarded("own"),
+      preValidation: guard(services, "own"),
+      preHandler: idempotent.preHandler,
       ...moneyHooks,
       schema: {
         tags: ["wallet: money"],
@@ -641,7 +640,8 @@ export const moneyRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
   app.post(
     "/bank-withdrawals/with-bank",
     {
-      preHandler: guarded("own"),
+      preValidation: guard(services, "own"),
+      preHandler: idempotent.preHandler,
       ...moneyHooks,
       schema: {
         tags: ["wallet: money"],
@@ -717,7 +717,8 @@ export const moneyRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
   app.post(
     "/card-withdrawals",
     {
-      preHandler: guarded("own"),
+      preValidation: guard(services, "own"),
+      preHandler: idempotent.preHandler,
       ...moneyHooks,
       schema: {
         tags: ["wallet: money"],
@@ -793,7 +794,7 @@ export const moneyRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
   app.post(
     "/aml-reviews/:requestIdentifier/clear",
     {
-      preHandler: guard(services, "review.decide"),
+      preValidation: guard(services, "review.decide"),
       schema: {
         tags: ["wallet: money"],
         summary: "Compliance officer: clear a request the AML check held for review",
@@ -822,7 +823,7 @@ export const moneyRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
   app.post(
     "/aml-reviews/:requestIdentifier/reject",
     {
-      preHandler: guard(services, "review.decide"),
+      preValidation: guard(services, "review.decide"),
       schema: {
         tags: ["wallet: money"],
         summary: "Compliance officer: reject a request the AML check held for review (a hold is released)",
@@ -877,7 +878,7 @@ export const moneyRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
   app.get(
     "/business-processes",
     {
-      preHandler: guard(services, "processes.read"),
+      preValidation: guard(services, "processes.read"),
       schema: {
         tags: ["wallet: processes"],
         summary:
@@ -917,7 +918,7 @@ export const moneyRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
   app.get(
     "/business-processes/:processId",
     {
-      preHandler: guard(services, "processes.read"),
+      preValidation: guard(services, "processes.read"),
       schema: {
         tags: ["wallet: processes"],
         summary: "One business process with its ledger legs",

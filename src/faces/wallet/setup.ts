@@ -102,7 +102,7 @@ export const setupRoutes: FastifyPluginAsyncZod<{ services: Services }> = async 
   app.post(
     "/currencies",
     {
-      preHandler: guard(services, "setup.write"),
+      preValidation: guard(services, "setup.write"),
       schema: {
         tags,
         summary: "Add a currency (its scale from `fraction`)",
@@ -142,7 +142,7 @@ export const setupRoutes: FastifyPluginAsyncZod<{ services: Services }> = async 
   app.get(
     "/currencies",
     {
-      preHandler: guard(services, "setup.read"),
+      preValidation: guard(services, "setup.read"),
       schema: {
         tags,
         summary: "The client's currencies",
@@ -158,7 +158,7 @@ export const setupRoutes: FastifyPluginAsyncZod<{ services: Services }> = async 
   app.post(
     "/issuers",
     {
-      preHandler: guard(services, "setup.write"),
+      preValidation: guard(services, "setup.write"),
       schema: {
         tags,
         summary: "Add an issuer of a currency (its prefix starts the serials of accounts opened under it)",
@@ -196,7 +196,7 @@ export const setupRoutes: FastifyPluginAsyncZod<{ services: Services }> = async 
   app.get(
     "/issuers",
     {
-      preHandler: guard(services, "setup.read"),
+      preValidation: guard(services, "setup.read"),
       schema: {
         tags,
         summary: "The client's issuers",
@@ -222,7 +222,7 @@ export const setupRoutes: FastifyPluginAsyncZod<{ services: Services }> = async 
   app.post(
     "/bank-catalog",
     {
-      preHandler: guard(services, "setup.write"),
+      preValidation: guard(services, "setup.write"),
       schema: {
         tags,
         summary: "Add a bank to the catalog (BIC and SWIFT unique)",
@@ -259,7 +259,7 @@ export const setupRoutes: FastifyPluginAsyncZod<{ services: Services }> = async 
   app.get(
     "/bank-catalog",
     {
-      preHandler: guard(services, "setup.read"),
+      preValidation: guard(services, "setup.read"),
       schema: {
         tags,
         summary: "The bank catalog",
@@ -281,7 +281,7 @@ export const setupRoutes: FastifyPluginAsyncZod<{ services: Services }> = async 
   app.post(
     "/commission-profiles",
     {
-      preHandler: guard(services, "setup.write"),
+      preValidation: guard(services, "setup.write"),
       schema: {
         tags,
         summary: "Add a commission profile for an operation and currency",
@@ -324,7 +324,7 @@ export const setupRoutes: FastifyPluginAsyncZod<{ services: Services }> = async 
   app.get(
     "/commission-profiles",
     {
-      preHandler: guard(services, "setup.read"),
+      preValidation: guard(services, "setup.read"),
       schema: {
         tags,
         summary: "The client's commission profiles",

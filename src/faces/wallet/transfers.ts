@@ -166,7 +166,8 @@ export const transferRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
   app.post(
     "/transfers",
     {
-      preHandler: [guard(services, "own"), idempotent.preHandler],
+      preValidation: guard(services, "own"),
+      preHandler: idempotent.preHandler,
       onSend: idempotent.onSend,
       schema: {
         tags,
@@ -222,7 +223,7 @@ export const transferRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
   app.post(
     "/templates/transfer/operation/:businessProcessId",
     {
-      preHandler: guard(services, "own"),
+      preValidation: guard(services, "own"),
       schema: {
         tags,
         summary: "Save one of the caller's past transfers as a template",
@@ -268,7 +269,7 @@ export const transferRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
   app.post(
     "/templates/transfer/view",
     {
-      preHandler: guard(services, "own"),
+      preValidation: guard(services, "own"),
       schema: {
         tags,
         summary: "Page through the caller's transfer templates",
@@ -295,7 +296,7 @@ export const transferRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
   app.post(
     "/templates/transfer/:transferTemplateId/calculate",
     {
-      preHandler: guard(services, "own"),
+      preValidation: guard(services, "own"),
       schema: {
         tags,
         summary: "The commission of a transfer from a template",
@@ -321,7 +322,8 @@ export const transferRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
   app.post(
     "/templates/transfer/:transferTemplateId/execute",
     {
-      preHandler: [guard(services, "own"), idempotent.preHandler],
+      preValidation: guard(services, "own"),
+      preHandler: idempotent.preHandler,
       onSend: idempotent.onSend,
       schema: {
         tags,
@@ -363,7 +365,7 @@ export const transferRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
   app.get(
     "/smart-cards/my",
     {
-      preHandler: guard(services, "own"),
+      preValidation: guard(services, "own"),
       schema: {
         tags,
         summary: "The caller's smart cards (numbers masked)",
@@ -380,7 +382,7 @@ export const transferRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
   app.post(
     "/smart-cards/my",
     {
-      preHandler: guard(services, "own"),
+      preValidation: guard(services, "own"),
       schema: {
         tags,
         summary: "Issue a smart card on one of the caller's accounts (the full number is shown this once)",

@@ -70,7 +70,7 @@ export const userRoutes: FastifyPluginAsyncZod<{ services: Services }> = async (
   app.post(
     "/organizations",
     {
-      preHandler: guard(services, "users.read"),
+      preValidation: guard(services, "users.read"),
       schema: {
         tags,
         summary: "Page through organizations (filter by type)",
@@ -105,7 +105,7 @@ export const userRoutes: FastifyPluginAsyncZod<{ services: Services }> = async (
   app.post(
     "/users",
     {
-      preHandler: guard(services, "users.write"),
+      preValidation: guard(services, "users.write"),
       schema: {
         tags,
         summary: "Create a staff user or a customer",
@@ -150,7 +150,7 @@ export const userRoutes: FastifyPluginAsyncZod<{ services: Services }> = async (
   app.patch(
     "/users/:userId",
     {
-      preHandler: guard(services, "users.write"),
+      preValidation: guard(services, "users.write"),
       schema: {
         tags,
         summary: "Switch a user's login on or off, or its two-factor login",
@@ -167,7 +167,7 @@ export const userRoutes: FastifyPluginAsyncZod<{ services: Services }> = async (
   app.post(
     "/users/view",
     {
-      preHandler: guard(services, "users.read"),
+      preValidation: guard(services, "users.read"),
       schema: {
         tags,
         summary: "Page through users",
