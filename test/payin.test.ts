@@ -251,6 +251,42 @@ describe("Pay-in", () => {
     await invariantsHold(t, clientId);
   });
 
+  it("the platform admin sets a client's limits and fees: offers follow them", async () => {
+    const { clientId } = await walletClient(t);
+    const set = await t.app.inject({
+      method: "PATCH",
+      url: `/admin/clients/${clientId}`,
+      headers: t.adminAuth,
+      payload: {
+        settings: {
+          payin: { minAmountFrom: "20", maxAmountFrom: "1000", feePercent: "2", feeFixed: "0.50" },
+        },
+      },
+    });
+    expect(set.statusCode, set.body).toBe(200);
+    const bad = await t.app.inject({
+      method: "PATCH",
+      url: `/admin/clients/${clientId}`,
+      headers: t.adminAuth,
+      payload: { settings: { payin: { feePercent: "abc" } } },
+    });
+    expect(bad.statusCode).toBe(400);
+    const marie = await verifiedCustomer(clientId);
+    const cardId = await addCard(marie);
+    const small = await marie.call("POST", "/v3/payin/offer", {
+      cardId,
+      fromCurrency: "EUR",
+      toCurrency: "USDC",
+      amount: "10.00",
+      operation: "PAYIN",
+    });
+    expect(small.statusCode).toBe(400);
+    expect(small.json().message).toMatch(/between 20\.00 and 1000\.00 EUR/);
+    const made = await offer(marie, cardId);
+    expect(made.feeInfo[0].value).toBe("2.50");
+    expect(made.rate).toMatchObject({ commissionPercentage: "2", commissionFix: "0.50" });
+  });
+
   it("PUT re-quotes an open offer with a new expiry", async () => {
     const { clientId } = await walletClient(t);
     const marie = await verifiedCustomer(clientId);
