@@ -60,6 +60,12 @@ function inThisFace(error: unknown): unknown {
   );
 }
 
+/** Where the browser goes back after 3-D Secure: a web address only (never `javascript:` or the like). */
+const returnUrl = z
+  .url()
+  .max(2000)
+  .refine((u) => /^https?:\/\//i.test(u), "an http or https address");
+
 const KYC_0 = 1;
 const KYC_1 = 2;
 
@@ -317,8 +323,8 @@ export const payinRoutes: FastifyPluginAsyncZod<{ services: Services }> = async 
         .describe(
           "Where the crypto goes on the chain (default: the user's address for the currency, if any; none: it stays in the user's account)",
         ),
-      successUrl: z.url().max(2000).optional(),
-      failUrl: z.url().max(2000).optional(),
+      successUrl: returnUrl.optional(),
+      failUrl: returnUrl.optional(),
     })
     .strict();
 
@@ -427,6 +433,8 @@ export const payinRoutes: FastifyPluginAsyncZod<{ services: Services }> = async 
     async (request) => {
       const session = sessionOf(request);
       const body = request.body;
+      // The level first (a 422 says what is missing), then the card and the address.
+      await requireLevel(session, KYC_0);
       await card(session, body.cardId);
       const address = await addressFor(session, body.toCurrency, body.walletAddress);
       const { priced, monitoring } = await quote(session, body);
@@ -540,8 +548,8 @@ export const payinRoutes: FastifyPluginAsyncZod<{ services: Services }> = async 
         body: z
           .object({
             cardCVV: z.string().regex(/^[0-9]{3,4}$/, "3 or 4 digits"),
-            successUrl: z.url().max(2000).optional(),
-            failUrl: z.url().max(2000).optional(),
+            successUrl: returnUrl.optional(),
+            failUrl: returnUrl.optional(),
             fingerprint: z
               .record(z.string().max(64), z.unknown())
               .optional()
