@@ -250,6 +250,13 @@ const cases: Record<string, { valid: () => InjectOptions; invalid: () => InjectO
       json("POST", "/admin/clients/has%20space/staff", { login: "ok@acme.example", role: "administrator" }),
     ],
   },
+  "POST /admin/clients/:clientId/oauth-secret": {
+    valid: () => ({ method: "POST", url: "/admin/clients/acme/oauth-secret" }),
+    invalid: () => [
+      { method: "POST", url: "/admin/clients/has%20space/oauth-secret" },
+      { method: "POST", url: "/admin/clients/ab/oauth-secret" },
+    ],
+  },
   "POST /admin/keys/rotate": {
     valid: () => ({ method: "POST", url: "/admin/keys/rotate" }),
     invalid: () => [json("POST", "/admin/keys/rotate", "{broken")],

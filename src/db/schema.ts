@@ -521,6 +521,12 @@ export interface SandboxKycVerificationsTable {
   updated_at: Timestamp;
 }
 
+export interface OAuthClientSecretsTable {
+  client_id: string;
+  secret_hash: string;
+  created_at: CreatedAt;
+}
+
 export interface SchemaMigrationsTable {
   version: number;
   name: string;
@@ -570,6 +576,7 @@ export interface Database {
   payin_offers: PayinOffersTable;
   sandbox_chain_transfers: SandboxChainTransfersTable;
   sandbox_kyc_verifications: SandboxKycVerificationsTable;
+  oauth_client_secrets: OAuthClientSecretsTable;
 }
 
 export type { Json };

@@ -20,6 +20,7 @@ import { rotateSigningKey } from "../../modules/keys/service.ts";
 import { kycConfigSchema } from "../../modules/kyc/rules.ts";
 import { STAFF_ROLES } from "../../modules/logins/service.ts";
 import { monitoringConfigSchema } from "../../modules/monitoring/rules.ts";
+import { maskOneClick, oneClickSettingsSchema, rotateOAuthSecret } from "../../modules/oauth/clients.ts";
 import type { Services } from "../../services.ts";
 
 const jwk = z
@@ -32,6 +33,11 @@ const settingsSchema = z
     kyc: kycConfigSchema.optional(),
     monitoring: monitoringConfigSchema.optional(),
     fees: feesConfigSchema.optional(),
+    oneClick: oneClickSettingsSchema
+      .optional()
+      .describe(
+        "1-Click: redirect URIs, the operator's callback URL ({action}) and credentials (shown masked)",
+      ),
     payin: z
       .object({
         minAmountFrom: z
@@ -110,7 +116,7 @@ const showClient = (client: Client, keys: SigningKey[]) => ({
   webhookUrl: client.webhookUrl,
   webhookEncryptionKeyId: client.webhookEncryptionKey?.kid ?? null,
   allowedOrigins: client.allowedOrigins,
-  settings: client.settings as Record<string, unknown>,
+  settings: maskOneClick(client.settings as Record<string, unknown>),
   signingKeys: keys.map(showKey),
   createdAt: client.createdAt.toISOString(),
   updatedAt: client.updatedAt.toISOString(),
@@ -187,13 +193,22 @@ export const adminClientRoutes: FastifyPluginAsyncZod<{ services: Services }> = 
             webhookEncryptionKey: jwk.nullable().optional(),
             allowedOrigins: z.array(z.string().max(300)).max(50).optional(),
             settings: settingsSchema.optional(),
+            oneClick: oneClickSettingsSchema
+              .optional()
+              .describe(
+                "1-Click set-up (the same as settings.oneClick): redirect URIs, callback URL with {action}, callback credentials",
+              ),
           })
           .strict()
           .meta({ id: "UpdateClientRequest" }),
         response: { 200: clientSchema, ...errorResponses(400, 401, 404) },
       },
     },
-    async (request) => view(await updateClient(db, request.params.clientId, request.body, PLATFORM_ADMIN)),
+    async (request) => {
+      const { oneClick, ...change } = request.body;
+      const settings = oneClick ? { ...(change.settings ?? {}), oneClick } : change.settings;
+      return view(await updateClient(db, request.params.clientId, { ...change, settings }, PLATFORM_ADMIN));
+    },
   );
 
   app.post(
@@ -358,6 +373,28 @@ export const adminClientRoutes: FastifyPluginAsyncZod<{ services: Services }> = 
       );
       reply.code(201);
       return { userId: login.id, login: login.login, role: login.role, ...(password ? { password } : {}) };
+    },
+  );
+
+  app.post(
+    "/clients/:clientId/oauth-secret",
+    {
+      schema: {
+        ...admin,
+        summary: "A new OAuth client secret for 1-Click (shown once; the old one stops working)",
+        description:
+          "The OAuth client_id is the client id. Ferry keeps only a hash of the secret and compares it in constant time.",
+        params: clientParams,
+        response: {
+          201: z.object({ clientId: z.string(), clientSecret: z.string() }),
+          ...errorResponses(400, 401, 404),
+        },
+      },
+    },
+    async (request, reply) => {
+      const clientSecret = await rotateOAuthSecret(db, request.params.clientId, PLATFORM_ADMIN);
+      reply.code(201);
+      return { clientId: request.params.clientId, clientSecret };
     },
   );
 };
