@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
+import { registerTokenCors } from "../../http/cors.ts";
 import type { Services } from "../../services.ts";
 import { customerRoutes } from "./customer.ts";
 import { payinRoutes } from "./payin.ts";
@@ -9,6 +10,13 @@ import { payinRoutes } from "./payin.ts";
  * envelope; the core's users, KYC tiers (KYC_0 = tier 1, KYC_1 = tier 2), cards and transactions.
  */
 export const payinFace: FastifyPluginAsyncZod<{ services: Services }> = async (app, { services }) => {
-  await app.register(customerRoutes, { prefix: "/v2/customer", services });
-  await app.register(payinRoutes, { prefix: "/v3/payin", services });
+  await app.register(async (face) => {
+    registerTokenCors(face, services.database.db, {
+      allowHeaders: "authorization, content-type",
+      clientOf: (request) => request.walletSession?.clientId,
+      preflightPaths: ["/v2/*", "/v3/*"],
+    });
+    await face.register(customerRoutes, { prefix: "/v2/customer", services });
+    await face.register(payinRoutes, { prefix: "/v3/payin", services });
+  });
 };

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
+import { registerTokenCors } from "../../http/cors.ts";
 import { errorResponses } from "../../http/errors.ts";
 import { idempotency } from "../../http/idempotency.ts";
 import { userInfoSchema } from "../../modules/users/schemas.ts";
@@ -30,6 +31,16 @@ export const walletFace: FastifyPluginAsyncZod<{ services: Services }> = async (
     },
     { ttlHours: services.settings.idempotencyTtlHours },
   );
+  registerTokenCors(app, services.database.db, {
+    allowHeaders: "authorization, content-type, idempotency-key, x-client-id",
+    clientOf: (request) => {
+      const named = request.headers["x-client-id"];
+      return (
+        request.walletSession?.clientId ??
+        (typeof named === "string" && named !== "" ? named : services.settings.defaultClient)
+      );
+    },
+  });
   await app.register(accessRoutes, { services });
   await app.register(userRoutes, { services });
   await app.register(setupRoutes, { services });
