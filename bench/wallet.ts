@@ -8,6 +8,8 @@
  *   transfer  POST /api/v1/transfers between random customers, priced by a commission profile
  *   coins     GET /api/v1/coins (a customer's accounts with their balances)
  *   login     POST /api/v1/authorization (scrypt: CPU-bound by design)
+ *   purchase  Pay-in: POST /v3/payin/offer then POST /v3/payin/pay (20.00 EUR of USDC by an approved
+ *             card; customers brought to KYC_1 by their client's backend through /v1), one op each
  *
  * Prints per workload: operations/s, p50/p99 latency, answers by status, database statements per
  * operation (`ferry_db_queries` on /metrics); then the ledger invariants and reconciliation.
@@ -21,7 +23,9 @@ import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
+import { exportJWK, generateKeyPair } from "jose";
 import pg from "pg";
+import { signRequest } from "../src/sdk/signing.ts";
 import { repoRoot, startFerryProcess } from "../test/process.ts";
 
 const { values: args } = parseArgs({
@@ -45,6 +49,8 @@ interface Customer {
   login: string;
   token: string;
   serial: string;
+  userId: string;
+  cardId?: string;
 }
 
 async function main() {
@@ -55,6 +61,7 @@ async function main() {
     FERRY_MASTER_KEY: randomBytes(32).toString("base64"),
     FERRY_DEMO_CLIENT: "false",
     FERRY_LOGIN_SLOW_STEP_MS: "0",
+    FERRY_SANDBOX_KYC_DELAY_MS: "0",
     FERRY_ACCESS_TOKEN_TTL_SECONDS: "86400",
     LOG_LEVEL: "warn",
   };
@@ -89,11 +96,14 @@ async function main() {
       return JSON.parse(text) as Record<string, unknown> & { json?: never };
     };
     // A client whose users may move money at tier 0 and whose monitoring does not hold a burst.
+    const { publicKey, privateKey } = await generateKeyPair("ES256", { extractable: true });
+    const privateJwk = await exportJWK(privateKey);
     const client = (await call(
       "POST",
       "/admin/clients",
       {
         name: "Wallet bench",
+        signingKeys: [await exportJWK(publicKey)],
         settings: {
           kyc: {
             scenarios: [
@@ -189,7 +199,59 @@ async function main() {
         },
         adminToken,
       );
-      customers.push({ login: who, token, serial: coin.coin.serial });
+      const userId = (
+        (await call(
+          "POST",
+          "/api/v1/authorization",
+          { login: who, password: PASSWORD },
+          { "x-client-id": clientId },
+        )) as {
+          members: { user: { id: string } }[];
+        }
+      ).members[0]?.user.id as string;
+      customers.push({ login: who, token, serial: coin.coin.serial, userId });
+    }
+    if (workloads.includes("purchase")) {
+      // KYC_1 through the client's backend (/v1, signed), then a card each (Pay-in).
+      for (const [i, c] of customers.entries()) {
+        const target = `/v1/users/${c.userId}/assessments`;
+        const body = JSON.stringify({
+          name: { firstName: "Bench", lastName: `Buyer${i}` },
+          dateOfBirth: "1990-01-01",
+          addresses: [{ street: "1 Main St", city: "Berlin", postalCode: "10115", country: "DE" }],
+          idDocument: { type: "PASSPORT", number: `B${1_000_000 + i}`, country: "DE" },
+        });
+        const signed = await signRequest({ clientId, privateJwk, method: "POST", target, body });
+        const started = await fetch(`${base}${target}`, {
+          method: "POST",
+          headers: { ...signed, "x-request-id": `kyc-${i}` },
+          body,
+        });
+        if (started.status !== 202) throw new Error(`assessment: ${started.status} ${await started.text()}`);
+      }
+      for (const [i, c] of customers.entries()) {
+        for (let tries = 0; ; tries++) {
+          const level = (await call("GET", "/v2/customer/kyc/data", undefined, {
+            authorization: `Bearer ${c.token}`,
+          })) as { kycLevel: string | null };
+          if (level.kycLevel === "KYC_1") break;
+          if (tries > 200) throw new Error("KYC_1 did not arrive");
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        const card = (await call(
+          "POST",
+          "/v3/payin/card",
+          {
+            cardNumber: luhn(`41111122${String(i).padStart(7, "0")}`),
+            cardHolder: `Bench Buyer`,
+            cardExpirationMonth: 12,
+            cardExpirationYear: 2031,
+            billingAddress: { address: "1 Main St", city: "Berlin", countryCode: "DE", zip: "10115" },
+          },
+          { authorization: `Bearer ${c.token}` },
+        )) as { cardId: string };
+        c.cardId = card.cardId;
+      }
     }
     console.log(
       `Wallet API bench: ${baseUrl ? "PostgreSQL" : "PGlite"}, ${userCount} customers, concurrency ${concurrency}, ${seconds} s per workload, ${os.cpus().length} CPUs`,
@@ -269,12 +331,38 @@ async function load(base: string, workload: string, customers: Customer[], clien
       );
     }
     if (workload === "coins") return send("GET", "/api/v1/coins", { authorization: `Bearer ${from.token}` });
+    if (workload === "purchase") return purchase(from);
     return send(
       "POST",
       "/api/v1/authorization",
       { "x-client-id": clientId },
       JSON.stringify({ login: from.login, password: PASSWORD }),
     );
+  };
+  /** An offer, then its payment: the pay's status (or the offer's when it failed). */
+  const purchase = async (from: Customer) => {
+    const auth = { authorization: `Bearer ${from.token}` };
+    const offerBody = JSON.stringify({
+      cardId: from.cardId,
+      fromCurrency: "EUR",
+      toCurrency: "USDC",
+      amount: "20.00",
+      operation: "PAYIN",
+    });
+    const offered = await fetch(`${base}/v3/payin/offer`, {
+      method: "POST",
+      headers: { ...auth, "content-type": "application/json" },
+      body: offerBody,
+    });
+    if (offered.status !== 200) return offered.status;
+    const { offerId } = (await offered.json()) as { offerId: string };
+    const paid = await fetch(`${base}/v3/payin/pay/${offerId}`, {
+      method: "POST",
+      headers: { ...auth, "content-type": "application/json" },
+      body: JSON.stringify({ cardCVV: "123" }),
+    });
+    const answer = (await paid.json()) as { transactionStatus?: string };
+    return paid.status === 200 && answer.transactionStatus !== "Approved" ? 299 : paid.status;
   };
   const until = Date.now() + seconds * 1000;
   const started = Date.now();
@@ -299,6 +387,21 @@ async function load(base: string, workload: string, customers: Customer[], clien
     p99: at(0.99),
     statuses,
   };
+}
+
+/** `partial` (15 digits) with its Luhn check digit. */
+function luhn(partial: string): string {
+  for (let d = 0; d <= 9; d++) {
+    const n = `${partial}${d}`;
+    let sum = 0;
+    for (let i = 0; i < n.length; i++) {
+      let digit = Number(n[n.length - 1 - i]);
+      if (i % 2 === 1) digit = digit * 2 > 9 ? digit * 2 - 9 : digit * 2;
+      sum += digit;
+    }
+    if (sum % 10 === 0) return n;
+  }
+  throw new Error(`no Luhn digit for ${partial}`);
 }
 
 async function queries(url: string): Promise<number> {
