@@ -521,6 +521,8 @@ export const payinRoutes: FastifyPluginAsyncZod<{ services: Services }> = async 
   function statusText(t: Transaction): { text: string; code: string } {
     if (t.status === "AWAITING_PAYMENT" || t.status === "PENDING")
       return { text: "Pending", code: "PENDING" };
+    // Held by monitoring for a person's review: the card is not charged until then.
+    if (t.status === "MANUAL_REVIEW") return { text: "Pending review", code: "PENDING" };
     if (t.status === "CAPTURED" || t.status === "SETTLED") return { text: "Approved", code: "00" };
     if (t.statusDetail)
       return {
