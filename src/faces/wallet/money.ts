@@ -7,7 +7,12 @@ import { getBank } from "../../modules/catalog/service.ts";
 import type { Operation } from "../../modules/commissions/service.ts";
 import { isStaff, type Session } from "../../modules/logins/service.ts";
 import type { MonitoringResult } from "../../modules/monitoring/rules.ts";
-import { json, type Transaction, TransactionError } from "../../modules/transactions/service.ts";
+import {
+  json,
+  type Transaction,
+  TransactionError,
+  type WithdrawalInput,
+} from "../../modules/transactions/service.ts";
 import type { Services } from "../../services.ts";
 import { contextOf, guard, sessionOf, walletSecurity } from "./access-control.ts";
 import { decisionBy, mustBeInReview, WalletOperations, walletStatus } from "./operations.ts";
@@ -112,6 +117,48 @@ export const moneyRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
     const coin = await ops.coinFor(session, serial);
     const priced = await ops.calculate(session.clientId, operation, coin.account.currency, amount);
     return { coin, ...priced };
+  }
+
+  /**
+   * A customer's withdrawal request (bank or card): priced by its commission profile, recorded to
+   * wait for an accountant, amount + fee held at once.
+   */
+  async function requestWithdrawal(
+    request: Parameters<typeof sessionOf>[0] & {
+      body: { coinSerial: string; amount: string | number; description?: string | undefined };
+    },
+    operation: "WITHDRAW_BANK" | "WITHDRAW_CARD",
+    paymentTool: "BANK" | "CARD",
+    destinationMethod: WithdrawalInput["destinationMethod"],
+  ): Promise<Transaction> {
+    const session = sessionOf(request);
+    const context = contextOf(request);
+    const { body } = request;
+    const { coin, commission, scale, currency } = await calculateFor(
+      session,
+      operation,
+      body.coinSerial,
+      body.amount,
+    );
+    return transactions.withdraw(
+      {
+        clientId: session.clientId,
+        userId: session.userId,
+        requestId: ops.requestId(session, context.requestId),
+        amount: formatAmount(ops.coreAmount(operation, commission), scale),
+        currency,
+        sourceWalletId: coin.account.id,
+        fee: commission.fee,
+        awaitApproval: true,
+        destinationMethod,
+        process: ops.processOf(operation, commission, scale, {
+          coinSerial: coin.serial,
+          paymentTool,
+          ...(body.description ? { description: body.description } : {}),
+        }),
+      },
+      context.actor,
+    );
   }
 
   // ——— accounts ———
@@ -671,7 +718,6 @@ export const moneyRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
     },
     async (request) => {
       const session = sessionOf(request);
-      const context = contextOf(request);
       const details = request.body.bankDetails;
       if (!details.iban && !details.bankAccountNumber)
         throw ApiError.invalid("bankDetails.iban", "an iban or a bankAccountNumber is needed");
@@ -679,37 +725,13 @@ export const moneyRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
         ? await getBank(services.database.db, session.clientId, details.bankId)
         : undefined;
       const swift = details.swift ?? details.bic ?? bank?.swift;
-      const { coin, commission, scale, currency } = await calculateFor(
-        session,
-        "WITHDRAW_BANK",
-        request.body.coinSerial,
-        request.body.amount,
-      );
-      const t = await transactions.withdraw(
-        {
-          clientId: session.clientId,
-          userId: session.userId,
-          requestId: ops.requestId(session, context.requestId),
-          amount: formatAmount(ops.coreAmount("WITHDRAW_BANK", commission), scale),
-          currency,
-          sourceWalletId: coin.account.id,
-          fee: commission.fee,
-          awaitApproval: true,
-          destinationMethod: {
-            paymentMethodType: "WIRE",
-            iban: details.iban?.replaceAll(" ", ""),
-            bankAccountNumber: details.bankAccountNumber,
-            accountHolderName: details.fullName,
-            bankSwiftCode: swift,
-          },
-          process: ops.processOf("WITHDRAW_BANK", commission, scale, {
-            coinSerial: coin.serial,
-            paymentTool: "BANK",
-            ...(request.body.description ? { description: request.body.description } : {}),
-          }),
-        },
-        context.actor,
-      );
+      const t = await requestWithdrawal(request, "WITHDRAW_BANK", "BANK", {
+        paymentMethodType: "WIRE",
+        iban: details.iban?.replaceAll(" ", ""),
+        bankAccountNumber: details.bankAccountNumber,
+        accountHolderName: details.fullName,
+        bankSwiftCode: swift,
+      });
       return answer(t);
     },
   );
@@ -751,40 +773,14 @@ export const moneyRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
       },
     },
     async (request) => {
-      const session = sessionOf(request);
-      const context = contextOf(request);
       const card = request.body.card;
-      const { coin, commission, scale, currency } = await calculateFor(
-        session,
-        "WITHDRAW_CARD",
-        request.body.coinSerial,
-        request.body.amount,
-      );
-      const t = await transactions.withdraw(
-        {
-          clientId: session.clientId,
-          userId: session.userId,
-          requestId: ops.requestId(session, context.requestId),
-          amount: formatAmount(ops.coreAmount("WITHDRAW_CARD", commission), scale),
-          currency,
-          sourceWalletId: coin.account.id,
-          fee: commission.fee,
-          awaitApproval: true,
-          destinationMethod: {
-            paymentMethodType: "CREDIT_CARD",
-            cardNumber: card.cardNumber.replaceAll(" ", ""),
-            expirationMonth: card.expirationMonth,
-            expirationYear: card.expirationYear,
-            cardHolder: card.cardHolder,
-          },
-          process: ops.processOf("WITHDRAW_CARD", commission, scale, {
-            coinSerial: coin.serial,
-            paymentTool: "CARD",
-            ...(request.body.description ? { description: request.body.description } : {}),
-          }),
-        },
-        context.actor,
-      );
+      const t = await requestWithdrawal(request, "WITHDRAW_CARD", "CARD", {
+        paymentMethodType: "CREDIT_CARD",
+        cardNumber: card.cardNumber.replaceAll(" ", ""),
+        expirationMonth: card.expirationMonth,
+        expirationYear: card.expirationYear,
+        cardHolder: card.cardHolder,
+      });
       return answer(t);
     },
   );

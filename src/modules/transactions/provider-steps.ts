@@ -95,6 +95,25 @@ export function registerTransactionSteps(runner: StepRunner, deps: ProviderStepD
     );
   };
 
+  /** The transaction and its card as the acquirer needs it (the number unsealed for the call only). */
+  const cardOf = async (step: Step, requestId: string) => {
+    const row = await repo.get(db, step.clientId, requestId);
+    const saved = json<{ paymentInformationId: string }>(row.payment_method);
+    const { method, details } = await deps.paymentMethods.reveal(
+      step.clientId,
+      row.user_id,
+      saved?.paymentInformationId ?? "",
+    );
+    return {
+      row,
+      card: {
+        cardNumber: String(details.cardNumber),
+        expirationMonth: method.expirationMonth ?? 12,
+        expirationYear: method.expirationYear ?? 2099,
+      },
+    };
+  };
+
   const chargeOutcome = (tx: Db, step: Step, requestId: string, result: ChargeResult) => {
     if (result.outcome === "APPROVED")
       return applyOutcome(tx, step, requestId, "CHARGE_APPROVED", {
@@ -127,19 +146,11 @@ export function registerTransactionSteps(runner: StepRunner, deps: ProviderStepD
     maxAttempts: 5,
     immediateRetries: 1,
     async perform({ requestId }, step) {
-      const row = await repo.get(db, step.clientId, requestId);
-      const card = json<{ paymentInformationId: string }>(row.payment_method);
-      const { method, details } = await deps.paymentMethods.reveal(
-        step.clientId,
-        row.user_id,
-        card?.paymentInformationId ?? "",
-      );
+      const { row, card } = await cardOf(step, requestId);
       return {
         done: await deps.acquirer.charge({
           idempotencyKey: providerKey(step.clientId, requestId),
-          cardNumber: String(details.cardNumber),
-          expirationMonth: method.expirationMonth ?? 12,
-          expirationYear: method.expirationYear ?? 2099,
+          ...card,
           amount: BigInt(row.amount),
           currency: row.currency,
         }),
@@ -336,18 +347,10 @@ export function registerTransactionSteps(runner: StepRunner, deps: ProviderStepD
     input: byRequest,
     maxAttempts: 10,
     async perform({ requestId }, step) {
-      const row = await repo.get(db, step.clientId, requestId);
-      const card = json<{ paymentInformationId: string }>(row.payment_method);
-      const { method, details } = await deps.paymentMethods.reveal(
-        step.clientId,
-        row.user_id,
-        card?.paymentInformationId ?? "",
-      );
+      const { row, card } = await cardOf(step, requestId);
       const sent = await deps.acquirer.payout({
         idempotencyKey: providerKey(step.clientId, requestId),
-        cardNumber: String(details.cardNumber),
-        expirationMonth: method.expirationMonth ?? 12,
-        expirationYear: method.expirationYear ?? 2099,
+        ...card,
         amount: BigInt(row.amount),
         currency: row.currency,
       });
