@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { ApiError } from "../../http/errors.ts";
 import { newId } from "../../lib/ids.ts";
 import { formatAmount } from "../../lib/money.ts";
+import { findCurrencyDetails } from "../../modules/catalog/service.ts";
 import { getClient } from "../../modules/clients/service.ts";
 import type { Commission } from "../../modules/commissions/arithmetic.ts";
 import type { Operation } from "../../modules/commissions/service.ts";
@@ -251,12 +252,10 @@ export class WalletOperations {
 
   /** A coin as `GET /coins` shows it. */
   async showCoin(coin: Coin, mainId: string | undefined) {
-    const details = await this.services.database.db
-      .selectFrom("ledger_currencies")
-      .select(["id", "symbol", "scale", "name"])
-      .where("client_id", "=", coin.account.clientId)
-      .where("code", "=", coin.account.currency)
-      .executeTakeFirstOrThrow();
+    const found = await findCurrencyDetails(this.db, coin.account.clientId, coin.account.currency);
+    if (!found)
+      throw new Error(`no currency ${coin.account.currency} for an account of ${coin.account.clientId}`);
+    const details = { id: found.id, symbol: found.symbol, name: found.name, scale: found.fraction };
     const f = walletFigures(coin.account);
     const held = f.totalBalance - f.availableBalance;
     return {
