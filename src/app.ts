@@ -15,9 +15,12 @@ import { z } from "zod";
 import type { Config } from "./config.ts";
 import { adminClientRoutes } from "./faces/admin/clients.ts";
 import { adminLedgerRoutes } from "./faces/admin/ledger.ts";
+import { adminOneClickRoutes } from "./faces/admin/oneclick.ts";
 import { adminOperationsRoutes } from "./faces/admin/operations.ts";
+import { oneClickFace } from "./faces/oneclick/index.ts";
 import { payinFace } from "./faces/payin/index.ts";
 import { platformFace } from "./faces/platform/index.ts";
+import { sandboxIdentityRoutes } from "./faces/sandbox/identity.ts";
 import { sandboxKycRoutes } from "./faces/sandbox/kyc-verification.ts";
 import { sandboxAcquirerRoutes, sandboxBankRoutes, sandboxOutboxRoutes } from "./faces/sandbox/routes.ts";
 import { walletFace } from "./faces/wallet/index.ts";
@@ -136,6 +139,11 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
             description:
               "A Wallet API access token (POST /api/v1/authorization); `Authorization: TOKEN <token>` is accepted too",
           },
+          oauthClientBasic: {
+            type: "http",
+            scheme: "basic",
+            description: "1-Click: the OAuth client_id (the Ferry client id) and its client secret",
+          },
           userToken: {
             type: "apiKey",
             in: "header",
@@ -163,6 +171,10 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
         { name: "wallet: processes", description: "Wallet API: business processes" },
         { name: "payin: customer", description: "Pay-in API: the customer's profile and KYC levels" },
         { name: "payin", description: "Pay-in API: cards, rates, offers, payment" },
+        {
+          name: "1-click",
+          description: "1-Click API: OAuth2 authorization code sign-up and deposit, token, status",
+        },
         { name: "sandbox", description: "The sandbox providers' pages and simulators" },
         { name: "admin", description: "Platform administration (HTTP Basic)" },
         { name: "operations", description: "Health and metrics" },
@@ -242,6 +254,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   await app.register(platformFace, { prefix: "/v1", services });
   await app.register(walletFace, { prefix: "/api/v1", services });
   await app.register(payinFace, { services });
+  await app.register(oneClickFace, { services });
   // The sandbox's control routes serve sandbox clients only (faces/sandbox/access.ts); an
   // installation may switch them off altogether (FERRY_SANDBOX_ROUTES=off).
   if (config.sandboxRoutes !== false) {
@@ -249,6 +262,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     await app.register(sandboxBankRoutes, { prefix: "/sandbox", services });
     await app.register(sandboxOutboxRoutes, { prefix: "/sandbox", services });
     await app.register(sandboxKycRoutes, { prefix: "/sandbox", services });
+    await app.register(sandboxIdentityRoutes, { prefix: "/sandbox", services });
   }
 
   const authenticator = new AdminAuthenticator(database.db);
@@ -259,6 +273,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       await admin.register(adminLedgerRoutes, { db: database.db });
       await admin.register(adminClientRoutes, { services });
       await admin.register(adminOperationsRoutes, { services });
+      await admin.register(adminOneClickRoutes, { services });
     },
     { prefix: "/admin" },
   );

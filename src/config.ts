@@ -83,6 +83,12 @@ const envSchema = z.object({
   FERRY_LOGIN_SLOW_STEP_MS: intFrom(0, 10_000).default(500),
   FERRY_SANDBOX_CHAIN_CONFIRM_MS: intFrom(0, 3_600_000).default(3000),
   FERRY_SANDBOX_ACQUIRER_ANSWER_DELAY_MS: intFrom(0, 600_000).default(0),
+  FERRY_ONECLICK_CALLBACK_TIMEOUT_MS: intFrom(100, 120_000).default(10_000),
+  FERRY_ONECLICK_CALLBACK_ATTEMPTS: intFrom(1, 20).default(3),
+  FERRY_ONECLICK_TRANSFER_ATTEMPTS: intFrom(1, 50).default(8),
+  FERRY_ONECLICK_RETRY_BASE_MS: intFrom(10, 600_000).default(1000),
+  FERRY_ONECLICK_TOKEN_TTL_SECONDS: intFrom(60, 86_400).default(3600),
+  FERRY_ONECLICK_SESSION_TTL_SECONDS: intFrom(30, 86_400).default(900),
 });
 
 export interface Config {
@@ -96,6 +102,18 @@ export interface Config {
   sandboxChainConfirmMs: number;
   /** How long the sandbox acquirer takes to answer a charge it has made (a slow network; crash tests). */
   sandboxAcquirerAnswerDelayMs: number;
+  /** 1-Click: how long Ferry waits for an operator's callback answer. */
+  oneClickCallbackTimeoutMs: number;
+  /** 1-Click: attempts of signin, verifyuser and authorize (the user is waiting). */
+  oneClickCallbackAttempts: number;
+  /** 1-Click: attempts of transfer (then INCONSISTENT) and cancel. */
+  oneClickTransferAttempts: number;
+  /** 1-Click: first retry delay of a callback; doubled per attempt, at most 5 minutes. */
+  oneClickRetryBaseMs: number;
+  /** 1-Click: access tokens' lifetime. */
+  oneClickTokenTtlSeconds: number;
+  /** 1-Click: how long the user has on the identity provider's page. */
+  oneClickSessionTtlSeconds: number;
   port: number;
   host: string;
   /** PostgreSQL URL; absent means the embedded PGlite under `dataDir`. */
@@ -205,5 +223,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     loginSlowStepMs: e.FERRY_LOGIN_SLOW_STEP_MS,
     sandboxChainConfirmMs: e.FERRY_SANDBOX_CHAIN_CONFIRM_MS,
     sandboxAcquirerAnswerDelayMs: e.FERRY_SANDBOX_ACQUIRER_ANSWER_DELAY_MS,
+    oneClickCallbackTimeoutMs: e.FERRY_ONECLICK_CALLBACK_TIMEOUT_MS,
+    oneClickCallbackAttempts: e.FERRY_ONECLICK_CALLBACK_ATTEMPTS,
+    oneClickTransferAttempts: e.FERRY_ONECLICK_TRANSFER_ATTEMPTS,
+    oneClickRetryBaseMs: e.FERRY_ONECLICK_RETRY_BASE_MS,
+    oneClickTokenTtlSeconds: e.FERRY_ONECLICK_TOKEN_TTL_SECONDS,
+    oneClickSessionTtlSeconds: e.FERRY_ONECLICK_SESSION_TTL_SECONDS,
   };
 }

@@ -10,6 +10,7 @@ import { Kyc } from "./modules/kyc/service.ts";
 import { Ledger } from "./modules/ledger/service.ts";
 import { Logins } from "./modules/logins/service.ts";
 import { SanctionsList } from "./modules/monitoring/rules.ts";
+import { OneClick } from "./modules/oneclick/service.ts";
 import { PaymentMethods } from "./modules/payment-methods/service.ts";
 import { type ReconciliationReport, reconcile } from "./modules/reconciliation/service.ts";
 import { StepRunner } from "./modules/steps/runner.ts";
@@ -19,6 +20,7 @@ import { Wallets } from "./modules/wallets/service.ts";
 import { SandboxAcquirer } from "./providers/acquirer/sandbox.ts";
 import { SandboxBank } from "./providers/bank/sandbox.ts";
 import { SandboxChain } from "./providers/chain/sandbox.ts";
+import { SandboxIdentityProvider, sandboxIdentityPayments } from "./providers/identity/sandbox.ts";
 import { SandboxKycProvider } from "./providers/kyc/sandbox.ts";
 import { SandboxNotifier } from "./providers/notifier/sandbox.ts";
 import { SandboxRatesProvider } from "./providers/rates/sandbox.ts";
@@ -44,6 +46,12 @@ export type ServiceSettings = Pick<
   | "loginSlowStepMs"
   | "sandboxChainConfirmMs"
   | "sandboxAcquirerAnswerDelayMs"
+  | "oneClickCallbackTimeoutMs"
+  | "oneClickCallbackAttempts"
+  | "oneClickTransferAttempts"
+  | "oneClickRetryBaseMs"
+  | "oneClickTokenTtlSeconds"
+  | "oneClickSessionTtlSeconds"
 >;
 
 /** The modules' long-lived objects, built once per process and handed to the faces and workers. */
@@ -73,6 +81,8 @@ export interface Services {
   /** What the sandbox notifier "sent" (OTPs, credentials). */
   notifier: SandboxNotifier;
   commissions: CommissionProfiles;
+  /** The 1-Click flow (/oauth): identity providers, operator callbacks, codes and tokens. */
+  oneClick: OneClick;
   /** Compares the providers' records with the ledger (all clients, or one). */
   reconcile(clientId?: string): Promise<ReconciliationReport>;
 }
@@ -111,6 +121,8 @@ export function createServices(
     backoffMs: (attempt) => Math.min(300_000, settings.stepRetryBaseMs * 2 ** (attempt - 1)),
     onFinished: metrics?.recordStepFinished,
   });
+  const sanctions = SanctionsList.load(settings.sanctionsFile);
+  const signingKeys = new SigningKeys(db, sealer);
   const transactions = new Transactions({
     db,
     users,
@@ -121,13 +133,35 @@ export function createServices(
     bank,
     chain,
     rates,
-    sanctions: SanctionsList.load(settings.sanctionsFile),
+    sanctions,
     steps,
     events: platformTransactionEvents,
     groupCommit: {
       maxBatchSize: settings.ledgerBatchSize,
       maxInFlight: settings.ledgerBatchesInFlight,
       onBatch: metrics?.recordGroupCommit,
+    },
+  });
+  const oneClick = new OneClick({
+    db,
+    sealer,
+    users,
+    steps,
+    signingKeys,
+    sanctions,
+    rates,
+    providers: [
+      new SandboxIdentityProvider("sandbox-bankid", db, sandboxGate),
+      new SandboxIdentityProvider("sandbox-trustly", db, sandboxGate),
+    ],
+    config: {
+      publicUrl: settings.publicUrl,
+      callbackTimeoutMs: settings.oneClickCallbackTimeoutMs,
+      callbackAttempts: settings.oneClickCallbackAttempts,
+      transferAttempts: settings.oneClickTransferAttempts,
+      retryBaseMs: settings.oneClickRetryBaseMs,
+      tokenTtlSeconds: settings.oneClickTokenTtlSeconds,
+      sessionTtlSeconds: settings.oneClickSessionTtlSeconds,
     },
   });
   const notifier = new SandboxNotifier(db);
@@ -148,7 +182,8 @@ export function createServices(
       onBatch: metrics?.recordLedgerBatch,
       onResult: metrics?.recordLedgerResult,
     }),
-    signingKeys: new SigningKeys(db, sealer),
+    signingKeys,
+    oneClick,
     users,
     kyc,
     wallets,
@@ -163,7 +198,14 @@ export function createServices(
     metrics,
     reconcile: (clientId) =>
       reconcile(
-        { db, acquirer, bank, steps, bankDepositOwners: (refs) => transactions.bankDepositOwners(refs) },
+        {
+          db,
+          acquirer,
+          bank,
+          steps,
+          bankDepositOwners: (refs) => transactions.bankDepositOwners(refs),
+          identityPayments: (prefix) => sandboxIdentityPayments(db, prefix),
+        },
         clientId,
       ),
   };

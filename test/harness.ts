@@ -50,6 +50,12 @@ export const testSettings: ServiceSettings = {
   loginSlowStepMs: 0,
   sandboxChainConfirmMs: 300,
   sandboxAcquirerAnswerDelayMs: 0,
+  oneClickCallbackTimeoutMs: 1000,
+  oneClickCallbackAttempts: 3,
+  oneClickTransferAttempts: 4,
+  oneClickRetryBaseMs: 50,
+  oneClickTokenTtlSeconds: 3600,
+  oneClickSessionTtlSeconds: 900,
 };
 
 /**

@@ -128,6 +128,8 @@ const KIND_OF_OP: Record<GatedOperation, { kind: string; maxAttempts: number }> 
   // Card payouts (Wallet API card withdrawals) are not among the model's commands (yet).
   "acquirer.payout": { kind: "CARD_PAYOUT", maxAttempts: 10 },
   "chain.send": { kind: "CHAIN_SEND", maxAttempts: 10 },
+  // The 1-Click flow's payment (its own tests: test/oneclick*.test.ts).
+  "identity.pay": { kind: "OC_PAYMENT", maxAttempts: 5 },
 };
 const FEEDBACKS: Feedback[] = [
   "SETTLED",

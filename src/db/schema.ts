@@ -527,6 +527,51 @@ export interface OAuthClientSecretsTable {
   created_at: CreatedAt;
 }
 
+export interface OneClickTransactionsTable {
+  tx_id: ColumnType<string, string | undefined, never>;
+  client_id: string;
+  session_id: string;
+  identity_provider: string;
+  redirect_uri: string;
+  state: string | null;
+  scope: string;
+  locale: string | null;
+  iframe: boolean;
+  code_challenge: string | null;
+  amount: string | null;
+  currency: string | null;
+  fee: Numeric;
+  status_code: number;
+  status_name: string;
+  identity_sealed: string | null;
+  person_fingerprint: string | null;
+  user_id: string | null;
+  operator_session_id: string | null;
+  merchant_tx_id: string | null;
+  auth_code: string | null;
+  err_code: string | null;
+  err_msg: string | null;
+  code_hash: string | null;
+  code_expires_at: Timestamp | null;
+  code_used_at: Timestamp | null;
+  token_jti: string | null;
+  token_revoked_at: Timestamp | null;
+  resolution: NullableJson;
+  expires_at: Timestamp;
+  created_at: CreatedAt;
+  updated_at: Timestamp;
+}
+
+export interface SandboxIdpPaymentsTable {
+  idempotency_key: string;
+  reference: string;
+  provider: string;
+  amount: string;
+  currency: string;
+  status: string;
+  created_at: CreatedAt;
+}
+
 export interface SchemaMigrationsTable {
   version: number;
   name: string;
@@ -577,6 +622,8 @@ export interface Database {
   sandbox_chain_transfers: SandboxChainTransfersTable;
   sandbox_kyc_verifications: SandboxKycVerificationsTable;
   oauth_client_secrets: OAuthClientSecretsTable;
+  oneclick_transactions: OneClickTransactionsTable;
+  sandbox_idp_payments: SandboxIdpPaymentsTable;
 }
 
 export type { Json };

@@ -11,7 +11,8 @@ export type GatedOperation =
   | "chain.send"
   | "bank.payout"
   | "bank.status"
-  | "bank.return";
+  | "bank.return"
+  | "identity.pay";
 
 export class SandboxGate {
   readonly #held = new Map<

@@ -2,6 +2,7 @@ import type { Db } from "../../db/database.ts";
 import { formatAmount } from "../../lib/money.ts";
 import type { Acquirer } from "../../providers/acquirer/interface.ts";
 import type { Bank } from "../../providers/bank/interface.ts";
+import type { IdentityPaymentRecord } from "../../providers/identity/interface.ts";
 import * as ledger from "../ledger/service.ts";
 import type { StepRunner } from "../steps/runner.ts";
 
@@ -41,6 +42,8 @@ export interface ReconciliationDependencies {
   acquirer: Acquirer;
   bank: Bank;
   steps: StepRunner;
+  /** The identity providers' bank payments (1-Click deposits), by Ferry's key `<clientId>:oc-<txId>`. */
+  identityPayments?(keyPrefix?: string): Promise<IdentityPaymentRecord[]>;
   /** Which transaction a bank payment reference belongs to. */
   bankDepositOwners(references: string[]): Promise<Map<string, { clientId: string; requestId: string }>>;
 }
@@ -117,6 +120,15 @@ export async function reconcile(
     if (!record.returnKey) e.amount += record.amount;
   }
 
+  // 1-Click deposits: the provider took the money from the user's bank, on the bank rail.
+  for (const payment of (await deps.identityPayments?.(keyPrefix)) ?? []) {
+    const { clientId: cid, requestId } = splitKey(payment.idempotencyKey);
+    const e = entry(cid, requestId, "bank", payment.currency, payment.provider);
+    e.references.push(payment.reference);
+    e.statuses.push(payment.status);
+    if (payment.status === "PAID") e.amount += payment.amount;
+  }
+
   const booked = await ledger.transitNetByGroup(deps.db, {
     clientId,
     operationPrefix: "txn:",
@@ -128,6 +140,7 @@ export async function reconcile(
   }
   const ledgerNet = new Map(booked.map((b) => [`${b.clientId}/${b.group}/${b.rail}/${b.currency}`, b]));
   const open = await deps.steps.openProcesses(deps.db, "transaction", clientId);
+  for (const key of await deps.steps.openProcesses(deps.db, "oneclick", clientId)) open.add(key);
 
   const mismatches: Mismatch[] = [];
   let checked = 0;

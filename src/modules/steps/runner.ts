@@ -65,6 +65,8 @@ export interface StepKind<I, R> {
   readonly maxAttempts: number;
   /** Immediate extra tries when the step runs inside a request (a timeout answered on retry). */
   readonly immediateRetries?: number;
+  /** Delay before retry number `attempt` (1-based), when the kind has its own pace; else the runner's. */
+  readonly backoffMs?: (attempt: number) => number;
   /** Calls the outside world; must be idempotent under the step's key. Never inside a transaction. */
   perform(input: I, step: Step): Promise<Performed<R>>;
   /** Records the outcome, in the transaction that marks the step SUCCEEDED. */
@@ -79,6 +81,7 @@ interface ErasedKind {
   readonly name: string;
   readonly maxAttempts: number;
   readonly immediateRetries: number;
+  readonly backoffMs: ((attempt: number) => number) | undefined;
   perform(step: Step): Promise<Performed<unknown>>;
   record(tx: Db, step: Step, result: unknown): Promise<void>;
   exhausted(tx: Db, step: Step, error: string): Promise<void>;
@@ -126,6 +129,7 @@ export class StepRunner {
       name: kind.name,
       maxAttempts: kind.maxAttempts,
       immediateRetries: kind.immediateRetries ?? 0,
+      backoffMs: kind.backoffMs,
       perform: (step) => kind.perform(parse(step), step),
       record: (tx, step, result) => kind.record(tx, step, parse(step), result as R),
       exhausted: (tx, step, error) => kind.exhausted(tx, step, parse(step), error),
@@ -292,8 +296,16 @@ export class StepRunner {
     return new Set(rows.map((r) => `${r.client_id}/${r.process_id}`));
   }
 
-  /** A FAILED step tried again from the start (a staff decision, audited with its actor). */
-  async retry(clientId: string | undefined, stepId: string, actor: Actor): Promise<Step | undefined> {
+  /**
+   * A FAILED step tried again from the start (a staff decision, audited with its actor); `also`
+   * runs in the same transaction (the process's own record of the decision).
+   */
+  async retry(
+    clientId: string | undefined,
+    stepId: string,
+    actor: Actor,
+    also?: (tx: Db, step: Step) => Promise<void>,
+  ): Promise<Step | undefined> {
     return inTransaction(this.db, async (tx) => {
       let query = tx
         .updateTable("steps")
@@ -322,6 +334,7 @@ export class StepRunner {
           after: { step: step.id, status: "PENDING" },
         },
       );
+      await also?.(tx, step);
       return step;
     });
   }
@@ -476,7 +489,7 @@ export class StepRunner {
           last_error: message.slice(0, 2000),
           ...(result === undefined ? {} : { result: JSON.stringify(result) }),
           locked_until: null,
-          next_attempt_at: new Date(Date.now() + this.#backoff(current.attempts)),
+          next_attempt_at: new Date(Date.now() + (kind.backoffMs ?? this.#backoff)(current.attempts)),
           ...(last ? { finished_at: new Date() } : {}),
           updated_at: new Date(),
         })

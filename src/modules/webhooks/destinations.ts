@@ -201,3 +201,82 @@ export function postToReceiver(request: ReceiverRequest): Promise<number> {
     outgoing.end(request.body);
   });
 }
+
+/** An answer whose body Ferry reads (the 1-Click operator's callbacks), bounded in size. */
+export interface ReceiverAnswer {
+  status: number;
+  contentType: string;
+  body: string;
+}
+
+/** A body over `maxBodyBytes`: the answer is refused as a whole. */
+export class ReceiverAnswerTooLargeError extends Error {
+  constructor(maxBytes: number) {
+    super(`the answer is larger than ${maxBytes} bytes`);
+    this.name = "ReceiverAnswerTooLargeError";
+  }
+}
+
+/**
+ * POSTs to a receiver that answers with a body Ferry needs (an operator's callback): the same
+ * destination rules as `postToReceiver` (public-only for live clients, checked on the addresses
+ * connected to, no redirects followed), a timeout for the whole exchange, and at most
+ * `maxBodyBytes` of answer read.
+ */
+export function postForAnswer(
+  request: Omit<ReceiverRequest, "connections"> & { maxBodyBytes: number },
+): Promise<ReceiverAnswer> {
+  const url = new URL(request.url);
+  if (request.publicOnly && namesNonPublicHost(url)) return Promise.reject(new DestinationRefusedError());
+  const transport = url.protocol === "https:" ? https : http;
+  const lookup =
+    request.publicOnly || request.lookup
+      ? connectLookup(request.lookup ?? systemLookup, request.publicOnly)
+      : undefined;
+  return new Promise<ReceiverAnswer>((resolve, reject) => {
+    const outgoing = transport.request(
+      url,
+      {
+        method: "POST",
+        agent: false,
+        headers: { ...request.headers, "content-length": String(Buffer.byteLength(request.body)) },
+        ...(lookup ? { lookup } : {}),
+      },
+      (response) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        response.on("data", (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > request.maxBodyBytes) {
+            response.destroy();
+            outgoing.destroy(new ReceiverAnswerTooLargeError(request.maxBodyBytes));
+            return;
+          }
+          chunks.push(chunk);
+        });
+        response.on("end", () => {
+          clearTimeout(timer);
+          resolve({
+            status: response.statusCode ?? 0,
+            contentType: String(response.headers["content-type"] ?? ""),
+            body: Buffer.concat(chunks).toString("utf8"),
+          });
+        });
+        response.on("error", (error) => {
+          clearTimeout(timer);
+          reject(error);
+        });
+      },
+    );
+    // The whole exchange, the answer's body included, within the timeout (a slow drip is a timeout).
+    const timer = setTimeout(
+      () => outgoing.destroy(new ReceiverTimeoutError(request.timeoutMs)),
+      request.timeoutMs,
+    );
+    outgoing.on("error", (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    outgoing.end(request.body);
+  });
+}
