@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { errorResponses } from "../../http/errors.ts";
+import { ApiError, errorResponses } from "../../http/errors.ts";
 import { PLATFORM_ADMIN } from "../../lib/context.ts";
 import { CLIENT_CHOSEN_ID } from "../../lib/ids.ts";
 import {
@@ -9,6 +9,7 @@ import {
   type Client,
   createClient,
   getClient,
+  getClientMode,
   listSigningKeys,
   revokeSigningKey,
   type SigningKey,
@@ -21,6 +22,7 @@ import { kycConfigSchema } from "../../modules/kyc/rules.ts";
 import { STAFF_ROLES } from "../../modules/logins/service.ts";
 import { monitoringConfigSchema } from "../../modules/monitoring/rules.ts";
 import { maskOneClick, oneClickSettingsSchema, rotateOAuthSecret } from "../../modules/oauth/clients.ts";
+import { privateDestinationRefusal } from "../../modules/webhooks/destinations.ts";
 import type { Services } from "../../services.ts";
 
 const jwk = z
@@ -207,6 +209,17 @@ export const adminClientRoutes: FastifyPluginAsyncZod<{ services: Services }> = 
     async (request) => {
       const { oneClick, ...change } = request.body;
       const settings = oneClick ? { ...(change.settings ?? {}), oneClick } : change.settings;
+      // A live client's operator callbacks keep to public addresses, as its webhook does.
+      const callbackUrl = (settings as { oneClick?: { callbackUrl?: string } } | undefined)?.oneClick
+        ?.callbackUrl;
+      if (callbackUrl) {
+        const mode = change.mode ?? (await getClientMode(db, request.params.clientId));
+        const refusal = privateDestinationRefusal(
+          new URL(callbackUrl.replaceAll("{action}", "transfer")),
+          mode,
+        );
+        if (refusal) throw ApiError.invalid("oneClick.callbackUrl", refusal);
+      }
       return view(await updateClient(db, request.params.clientId, { ...change, settings }, PLATFORM_ADMIN));
     },
   );
