@@ -146,6 +146,7 @@ export function createServices(
     db,
     sealer,
     users,
+    kyc,
     steps,
     signingKeys,
     sanctions,

@@ -317,6 +317,46 @@ export class Kyc {
       .execute();
   }
 
+  /**
+   * An identity proven elsewhere (a 1-Click identity provider: a bank-ID, an open-banking login)
+   * recorded as an accepted assessment by that provider, in the caller's transaction (the user's
+   * row locked): the user's tier rises to what the proof supports, never falls; a rise is announced
+   * (USER_ASSESSMENT) as any unsolicited tier change is. The same request id again is a no-op.
+   */
+  async recordProven(
+    tx: Db,
+    input: { clientId: string; userId: string; requestId: string; provider: string; tier: number },
+  ): Promise<void> {
+    const user = await this.users.get(tx, input.clientId, input.userId, { forUpdate: true });
+    const tier = Math.max(user.tier, input.tier);
+    const row = await tx
+      .insertInto("user_assessments")
+      .values({
+        client_id: input.clientId,
+        request_id: input.requestId,
+        user_id: input.userId,
+        status: "ACCEPTED",
+        tier,
+        provider: input.provider,
+        solicited: false,
+        completed_at: new Date(),
+      })
+      .onConflict((oc) => oc.columns(["client_id", "request_id"]).doNothing())
+      .returningAll()
+      .executeTakeFirst();
+    if (!row || tier === user.tier) return;
+    await this.users.setTier(tx, input.clientId, input.userId, tier);
+    await this.events.record(
+      tx,
+      {
+        type: "assessment.changed",
+        clientId: input.clientId,
+        assessment: toAssessment(row as AssessmentRow),
+      },
+      {},
+    );
+  }
+
   /** Records a decision: the assessment's status, the user's tier, and the webhook(s), in one transaction. */
   async complete(
     clientId: string,

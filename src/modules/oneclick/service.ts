@@ -18,6 +18,7 @@ import { writeAudit } from "../audit/service.ts";
 import { getClient } from "../clients/service.ts";
 import { ConfiguredFees, type FeeRule } from "../fees/service.ts";
 import { FERRY_SIGNING_ALG, type SigningKeys } from "../keys/service.ts";
+import type { Kyc } from "../kyc/service.ts";
 import * as ledger from "../ledger/service.ts";
 import { evaluate, type MonitoringConfig, type SanctionsList } from "../monitoring/rules.ts";
 import { type OneClickSettings, oneClickOf } from "../oauth/clients.ts";
@@ -51,6 +52,7 @@ export interface OneClickDependencies {
   db: Db;
   sealer: Sealer;
   users: Users;
+  kyc: Kyc;
   steps: StepRunner;
   signingKeys: SigningKeys;
   sanctions: SanctionsList;
@@ -511,17 +513,22 @@ export class OneClick {
       countryOfResidence: identity.country,
       piis: [{ type: "NATIONAL_ID", value: identity.personid }],
     };
-    const existing = await tx
+    const exists = await tx
       .selectFrom("users")
-      .select(["tier"])
+      .select(["id"])
       .where("client_id", "=", row.client_id)
       .where("id", "=", row.user_id)
       .executeTakeFirst();
-    if (!existing)
+    if (!exists)
       await this.deps.users.create(tx, { clientId: row.client_id, id: row.user_id, type: "PERSON", info });
     else await this.deps.users.writeInfo(tx, row.client_id, row.user_id, info, "merge");
-    if (Number(existing?.tier ?? 0) < provider.tier)
-      await this.deps.users.setTier(tx, row.client_id, row.user_id, provider.tier);
+    await this.deps.kyc.recordProven(tx, {
+      clientId: row.client_id,
+      userId: row.user_id,
+      requestId: `${requestIdOf(row.tx_id)}-identity`,
+      provider: provider.name,
+      tier: provider.tier,
+    });
   }
 
   /** Sanctions and the client's monitoring rules on the proven person and the deposit. */
