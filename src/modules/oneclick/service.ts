@@ -3,8 +3,9 @@
 // place, so that its states and money movements read together.
 import { createHash, randomBytes } from "node:crypto";
 import { SignJWT } from "jose";
-import { sql } from "kysely";
+import { type Selectable, sql } from "kysely";
 import type { Db } from "../../db/database.ts";
+import type { OneClickTransactionsTable } from "../../db/schema.ts";
 import { inTransaction } from "../../db/transaction.ts";
 import { type Actor, providerActor } from "../../lib/context.ts";
 import { toAlpha3 } from "../../lib/countries.ts";
@@ -61,40 +62,8 @@ export interface OneClickDependencies {
   config: OneClickConfig;
 }
 
-export type OneClickRow = {
-  tx_id: string;
-  client_id: string;
-  session_id: string;
-  identity_provider: string;
-  redirect_uri: string;
-  state: string | null;
-  scope: string;
-  locale: string | null;
-  iframe: boolean;
-  code_challenge: string | null;
-  amount: string | null;
-  currency: string | null;
-  fee: string;
-  status_code: number;
-  status_name: string;
-  identity_sealed: string | null;
-  person_fingerprint: string | null;
-  user_id: string | null;
-  operator_session_id: string | null;
-  merchant_tx_id: string | null;
-  auth_code: string | null;
-  err_code: string | null;
-  err_msg: string | null;
-  code_hash: string | null;
-  code_expires_at: Date | null;
-  code_used_at: Date | null;
-  token_jti: string | null;
-  token_revoked_at: Date | null;
-  resolution: unknown;
-  expires_at: Date;
-  created_at: Date;
-  updated_at: Date;
-};
+/** A flow's row (txId as a decimal string whichever driver read it: see `asRow`). */
+export type OneClickRow = Selectable<OneClickTransactionsTable>;
 
 export interface StartInput {
   clientId: string;

@@ -152,19 +152,30 @@ function agentFor(key: string, url: URL): http.Agent {
 }
 
 /**
- * POSTs a webhook body and answers the receiver's status code. The response body is never read
- * (nothing of it is kept or shown back), redirects are not followed, and with `publicOnly` the
- * destination must be public both as written and as resolved.
+ * Where a request connects and how it resolves names; undefined when the URL itself names a
+ * non-public host and the request must keep to public ones (an IP address in the URL is
+ * connected to without a lookup: checked here).
  */
-export function postToReceiver(request: ReceiverRequest): Promise<number> {
+function destinationOf(request: Pick<ReceiverRequest, "url" | "publicOnly" | "lookup">) {
   const url = new URL(request.url);
-  // An IP address in the URL is connected to without a lookup: check it here.
-  if (request.publicOnly && namesNonPublicHost(url)) return Promise.reject(new DestinationRefusedError());
+  if (request.publicOnly && namesNonPublicHost(url)) return undefined;
   const transport = url.protocol === "https:" ? https : http;
   const lookup =
     request.publicOnly || request.lookup
       ? connectLookup(request.lookup ?? systemLookup, request.publicOnly)
       : undefined;
+  return { url, transport, lookup };
+}
+
+/**
+ * POSTs a webhook body and answers the receiver's status code. The response body is never read
+ * (nothing of it is kept or shown back), redirects are not followed, and with `publicOnly` the
+ * destination must be public both as written and as resolved.
+ */
+export function postToReceiver(request: ReceiverRequest): Promise<number> {
+  const target = destinationOf(request);
+  if (!target) return Promise.reject(new DestinationRefusedError());
+  const { url, transport, lookup } = target;
   return new Promise<number>((resolve, reject) => {
     const outgoing = transport.request(
       url,
@@ -226,13 +237,9 @@ export class ReceiverAnswerTooLargeError extends Error {
 export function postForAnswer(
   request: Omit<ReceiverRequest, "connections"> & { maxBodyBytes: number },
 ): Promise<ReceiverAnswer> {
-  const url = new URL(request.url);
-  if (request.publicOnly && namesNonPublicHost(url)) return Promise.reject(new DestinationRefusedError());
-  const transport = url.protocol === "https:" ? https : http;
-  const lookup =
-    request.publicOnly || request.lookup
-      ? connectLookup(request.lookup ?? systemLookup, request.publicOnly)
-      : undefined;
+  const target = destinationOf(request);
+  if (!target) return Promise.reject(new DestinationRefusedError());
+  const { url, transport, lookup } = target;
   return new Promise<ReceiverAnswer>((resolve, reject) => {
     const outgoing = transport.request(
       url,
