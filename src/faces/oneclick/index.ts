@@ -190,6 +190,9 @@ export const oneClickFace: FastifyPluginAsyncZod<{ services: Services }> = async
           "An unknown client_id or a redirect_uri not registered for it → a 400 page (never a redirect). Every other problem is sent back to the redirect_uri with RFC 6749 `error`, `error_description`, `state` (iframe=true: as JSON `redirectOutput`; iframe=false: a 302).",
         querystring: authorizeQuery,
       },
+      // The handler answers bad parameters itself: a 400 page (client_id, redirect_uri) or the
+      // error sent back to the redirect_uri, never the face's JSON error.
+      attachValidation: true,
     },
     async (request, reply) => {
       const q = request.query as Record<string, unknown>;
@@ -202,9 +205,10 @@ export const oneClickFace: FastifyPluginAsyncZod<{ services: Services }> = async
           ),
           { status: 400 },
         );
+      // RFC 6749 §3.1: a parameter sent without a value is treated as if it were omitted.
       const one = (name: string): string | undefined => {
         const v = q[name];
-        return typeof v === "string" ? v : undefined;
+        return typeof v === "string" && v !== "" ? v : undefined;
       };
       if (Array.isArray(q.client_id) || Array.isArray(q.redirect_uri))
         return badPage("client_id and redirect_uri may be given once only");
@@ -244,6 +248,7 @@ export const oneClickFace: FastifyPluginAsyncZod<{ services: Services }> = async
         url.searchParams.set("error", error);
         url.searchParams.set("error_description", description);
         if (state !== undefined) url.searchParams.set("state", state);
+        url.searchParams.set("iss", flow.issuer());
         return sendBack(url.toString());
       };
 
@@ -287,11 +292,12 @@ export const oneClickFace: FastifyPluginAsyncZod<{ services: Services }> = async
       if (amountText !== undefined || currencyCode !== undefined) {
         if (amountText === undefined || currencyCode === undefined)
           return fail("invalid_request", "a deposit needs both amount and currency");
-        // A bank payment is in a fiat currency: one the client's ledger has, or joins with its usual scale.
+        // A bank payment is in a fiat currency: one the client's ledger has, or joins with its usual
+        // scale (once the request is valid: a refused one adds nothing to the ledger).
         const known = /^[A-Z]{3}$/.test(currencyCode) && (KNOWN_SCALES[currencyCode] ?? 0) <= 3;
-        if (known) await services.wallets.ensureCurrency(client.id, currencyCode).catch(() => undefined);
         const found = known ? await ledger.findCurrency(db, client.id, currencyCode) : undefined;
-        if (!found || found.scale > 3)
+        const scale = found?.scale ?? (known ? KNOWN_SCALES[currencyCode] : undefined);
+        if (scale === undefined || scale > 3)
           return fail(
             "invalid_request",
             `currency ${currencyCode} is not a fiat currency Ferry takes bank payments in`,
@@ -299,15 +305,17 @@ export const oneClickFace: FastifyPluginAsyncZod<{ services: Services }> = async
         if (!/^\d{1,30}(\.\d{1,18})?$/.test(amountText))
           return fail("invalid_request", "amount must be a decimal string such as 100.00");
         try {
-          amount = parsePositiveAmount(amountText, found.scale);
+          amount = parsePositiveAmount(amountText, scale);
         } catch (error) {
           if (!(error instanceof AmountError)) throw error;
           return fail("invalid_request", `amount: ${error.message}`);
         }
-        currency = found.code;
+        currency = currencyCode;
       }
       if (!(await hasSecret(client.id)))
         return fail("unauthorized_client", "the client has no OAuth client secret yet");
+      if (currency !== undefined)
+        await services.wallets.ensureCurrency(client.id, currency).catch(() => undefined);
 
       const row = await flow.start({
         clientId: client.id,
@@ -382,6 +390,15 @@ export const oneClickFace: FastifyPluginAsyncZod<{ services: Services }> = async
       },
     },
     async (request, reply) => {
+      // RFC 6749 §4.1.3: form-encoded parameters (or, as some operators send them, the query string).
+      const form = /^application\/x-www-form-urlencoded\b/i.test(
+        String(request.headers["content-type"] ?? ""),
+      );
+      if (!form && request.body !== undefined && request.body !== null && request.body !== "")
+        throw new OAuthError(
+          "invalid_request",
+          "the parameters go in an application/x-www-form-urlencoded body (or the query string)",
+        );
       const body = (request.body && typeof request.body === "object" ? request.body : {}) as Record<
         string,
         unknown
@@ -392,7 +409,7 @@ export const oneClickFace: FastifyPluginAsyncZod<{ services: Services }> = async
       const repeated = Object.entries(params).find(([, v]) => Array.isArray(v));
       if (repeated) throw new OAuthError("invalid_request", `${repeated[0]} is given more than once`);
       const text = (name: string) =>
-        typeof params[name] === "string" ? (params[name] as string) : undefined;
+        typeof params[name] === "string" && params[name] !== "" ? (params[name] as string) : undefined;
       const grantType = text("grant_type");
       if (grantType === undefined) throw new OAuthError("invalid_request", "grant_type is required");
       if (grantType !== "authorization_code")
@@ -496,6 +513,7 @@ export const oneClickFace: FastifyPluginAsyncZod<{ services: Services }> = async
         token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
         code_challenge_methods_supported: ["S256"],
         scopes_supported: [...SCOPES],
+        authorization_response_iss_parameter_supported: true,
       };
     },
   );

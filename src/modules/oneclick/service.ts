@@ -352,9 +352,13 @@ export class OneClick {
       url.searchParams.set("error", oauthError(row.status_code));
       url.searchParams.set("error_description", row.status_name.toLowerCase());
       if (row.err_code) url.searchParams.set("errCode", row.err_code);
-      if (row.err_msg) url.searchParams.set("errMsg", row.err_msg);
+      // The browser carries this URL: screening's reasons stay with staff and the operator's
+      // TRANSACTION_MONITORING event (telling a listed person they matched is tipping them off).
+      if (row.err_msg && row.status_code !== STATUS.FRAUD) url.searchParams.set("errMsg", row.err_msg);
     }
     if (row.state !== null) url.searchParams.set("state", row.state);
+    // RFC 9207: who answered, so that a client talking to several servers cannot be mixed up.
+    url.searchParams.set("iss", this.issuer());
     return url.toString();
   }
 
