@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { CLIENT_CHOSEN_ID } from "../../lib/ids.ts";
 import type { OneClickSettings } from "../oauth/clients.ts";
 import {
   DestinationRefusedError,
@@ -38,7 +39,9 @@ export function failureOf(lastError: string): CallbackFailure | undefined {
   return m?.[1] as CallbackFailure | undefined;
 }
 
-const operatorUserId = z.string().regex(/^[A-Za-z0-9._:@-]{1,64}$/, "1 to 64 letters, digits or . _ : @ -");
+// The core user is kept under the operator's userId: the core's id rule (users.id), so that an id
+// Ferry cannot keep is an invalid answer rather than a database error when the user is created.
+const operatorUserId = z.string().regex(CLIENT_CHOSEN_ID, "3 to 255 letters, digits, _ or -");
 const text = z.string().max(500);
 const optionalText = z
   .union([z.string().max(500), z.number()])

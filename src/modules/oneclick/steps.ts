@@ -93,10 +93,16 @@ export function registerOneClickSteps(flow: OneClick): void {
   const fail = async (tx: Db, row: OneClickRow, error: string): Promise<void> => {
     await failWith(tx, row, error);
   };
+  // err_msg reaches the browser (redirect_uri's errMsg): the operator's failure, never Ferry's own
+  // error text (that stays on the step's last_error for staff).
   const failWith = (tx: Db, row: OneClickRow, error: string) =>
     flow.change(tx, row, failedCodeOf(error), {
       actor: operatorActor(row),
-      set: { err_msg: error.replace(/^CallbackError: /, "").slice(0, 500) },
+      set: {
+        err_msg: failureOf(error)
+          ? error.replace(/^CallbackError: /, "").slice(0, 500)
+          : "the operator's answer could not be recorded",
+      },
     });
 
   async function identityBody(row: OneClickRow) {
