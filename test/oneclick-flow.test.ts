@@ -445,13 +445,14 @@ describe("1-Click: sign up and deposit", () => {
     };
     const [hung, failed] = await Promise.all([flow("hang", "10.00"), flow("error", "20.00")]);
 
-    expectError(hung.back, "access_denied", "read_timeout", { errMsg: /TIMEOUT/ });
+    // Paid but not confirmed by the operator: a server-side problem, not the user's refusal.
+    expectError(hung.back, "server_error", "read_timeout", { errMsg: /did not confirm/ });
     await expectStatus(ctx, hung.txId, {
       txState: "INCONSISTENT",
       statusCode: 400,
       statusName: "READ_TIMEOUT",
     });
-    expectError(failed.back, "access_denied", "inconsistent_transaction", { errMsg: /HTTP 500/ });
+    expectError(failed.back, "server_error", "inconsistent_transaction", { errMsg: /did not confirm/ });
     await expectStatus(ctx, failed.txId, {
       txState: "INCONSISTENT",
       statusCode: 402,
@@ -777,7 +778,7 @@ describe("1-Click: sign up and deposit", () => {
     await expectBooksAgree(ctx.clientId);
   });
 
-  it("9. a sanctioned person (198507079876) → 503 FRAUD before authorize, a TRANSACTION_MONITORING DENY event", async () => {
+  it("9. a sanctioned person (198507079876) → 503 FRAUD before any callback, a TRANSACTION_MONITORING DENY event", async () => {
     const ctx = await operatorClient();
     const { txId, back } = await run(ctx, { personid: "198507079876" });
     // Nothing in the browser's URL says why (no tipping off); the reasons go to the operator's backend.
@@ -785,8 +786,12 @@ describe("1-Click: sign up and deposit", () => {
     expect(back.toString()).not.toMatch(/SANCTION/i);
     await expectStatus(ctx, txId, { txState: "FAILED", statusCode: 503, statusName: "FRAUD" });
     await sleep(300);
-    expect(actionsOf(ctx.operator)).toEqual(["signin", "verifyuser"]);
-    expect(ctx.operator.callsOf("signin")[0]?.body).toMatchObject({ lastName: "Sanctionov" });
+    // Screened before anything is sent on: the operator never receives a listed person's data,
+    // and no core user is made for them.
+    expect(actionsOf(ctx.operator)).toEqual([]);
+    expect(
+      await db().selectFrom("users").select("id").where("client_id", "=", ctx.clientId).execute(),
+    ).toEqual([]);
     const events = await db()
       .selectFrom("outbox_events")
       .select(["type", "data"])
@@ -850,8 +855,10 @@ describe("1-Click: sign up and deposit", () => {
     const backs = await Promise.all([a, b].map((r) => follow(String(r.headers.location))));
     expect(actionsOf(ctx.operator)).toEqual(["signin", "verifyuser", "authorize", "transfer"]);
     await expectStatus(ctx, txId, { txState: "SUCCESSFUL", statusCode: 0, statusName: "SUCCESS" });
-    // Each visit issued a code; only the last one issued stands.
+    // Both visits land with the same code (issued once, valid 60 s): whichever tab the browser
+    // keeps works, and the code still works once only.
     const codes = backs.map(codeOf);
+    expect(codes[0]).toBe(codes[1]);
     const exchanged = [];
     for (const code of codes) exchanged.push((await exchange(t, ctx.basic, code)).statusCode);
     expect(exchanged.filter((s) => s === 200)).toHaveLength(1);
@@ -948,5 +955,44 @@ describe("1-Click: sign up and deposit", () => {
     expect(logs).not.toContain(
       Buffer.from(`${OPERATOR_AUTH.username}:${OPERATOR_AUTH.password}`).toString("base64"),
     );
+  });
+
+  it("13. redirect_uri left out of authorize (the client's only registered one is used) → the token request may leave it out too", async () => {
+    const ctx = await operatorClient();
+    const only = await t.app.inject({
+      method: "PATCH",
+      url: `/admin/clients/${ctx.clientId}`,
+      headers: t.adminAuth,
+      payload: {
+        oneClick: {
+          redirectUris: [REDIRECT_URI],
+          callbackUrl: `${ctx.operator.url}/api/{action}`,
+          callbackAuth: { type: "basic", ...OPERATOR_AUTH },
+        },
+      },
+    });
+    expect(only.statusCode, only.body).toBe(200);
+    const first = await run(ctx, { params: { redirect_uri: undefined } });
+    const token = await t.app.inject({
+      method: "POST",
+      url: "/oauth/token",
+      headers: { authorization: ctx.basic, "content-type": "application/x-www-form-urlencoded" },
+      payload: new URLSearchParams({ grant_type: "authorization_code", code: codeOf(first.back) }).toString(),
+    });
+    expect(token.statusCode, token.body).toBe(200);
+    // Named in authorize → required in the token request (RFC 6749 §4.1.3).
+    const second = await run(ctx);
+    const without = await t.app.inject({
+      method: "POST",
+      url: "/oauth/token",
+      headers: { authorization: ctx.basic, "content-type": "application/x-www-form-urlencoded" },
+      payload: new URLSearchParams({
+        grant_type: "authorization_code",
+        code: codeOf(second.back),
+      }).toString(),
+    });
+    expect(without.statusCode).toBe(400);
+    expect(without.json().error).toBe("invalid_grant");
+    expect((await exchange(t, ctx.basic, codeOf(second.back))).statusCode).toBe(200);
   });
 });

@@ -533,6 +533,7 @@ export interface OneClickTransactionsTable {
   session_id: string;
   identity_provider: string;
   redirect_uri: string;
+  redirect_uri_given: ColumnType<boolean, boolean | undefined, boolean>;
   state: string | null;
   scope: string;
   locale: string | null;
@@ -552,6 +553,7 @@ export interface OneClickTransactionsTable {
   err_code: string | null;
   err_msg: string | null;
   code_hash: string | null;
+  code_sealed: string | null;
   code_expires_at: Timestamp | null;
   code_used_at: Timestamp | null;
   token_jti: string | null;

@@ -217,6 +217,7 @@ export const oneClickFace: FastifyPluginAsyncZod<{ services: Services }> = async
       const settings = client && client.status === "ACTIVE" ? await oneClickOf(db, client.id) : undefined;
       if (!client || !settings) return badPage("unknown client_id (or the client is not set up for 1-Click)");
       let redirectUri = one("redirect_uri");
+      const redirectUriGiven = redirectUri !== undefined;
       if (redirectUri === undefined && settings.redirectUris.length === 1)
         redirectUri = settings.redirectUris[0];
       if (redirectUri === undefined || !settings.redirectUris.includes(redirectUri))
@@ -321,6 +322,7 @@ export const oneClickFace: FastifyPluginAsyncZod<{ services: Services }> = async
         clientId: client.id,
         provider: providerName,
         redirectUri,
+        redirectUriGiven,
         state,
         scope,
         locale,

@@ -69,6 +69,8 @@ export interface StartInput {
   clientId: string;
   provider: string;
   redirectUri: string;
+  /** Whether the authorization request named it (else the client's only registered one is used). */
+  redirectUriGiven: boolean;
   state?: string | undefined;
   scope: string;
   locale?: string | undefined;
@@ -146,6 +148,7 @@ export class OneClick {
             session_id: randomBytes(32).toString("base64url"),
             identity_provider: input.provider,
             redirect_uri: input.redirectUri,
+            redirect_uri_given: input.redirectUriGiven,
             state: input.state ?? null,
             scope: input.scope,
             locale: input.locale ?? null,
@@ -236,11 +239,22 @@ export class OneClick {
             .where("user_id", "is not", null)
             .orderBy("tx_id", "desc")
             .executeTakeFirst();
+      const sealed = {
+        identity_sealed: this.deps.sealer.seal(JSON.stringify(identity), `oneclick:${row.tx_id}`),
+        person_fingerprint: fingerprint,
+      };
+      // Screened before anything is sent on: a listed person's data never reaches the operator,
+      // and they never become a user (their proven identity stays sealed here for staff).
+      const screening = await this.screen(tx, { ...row, user_id: known?.user_id ?? null }, identity);
+      if (screening.status === "DENY")
+        return this.change(tx, row, "FRAUD", {
+          actor: { kind: "system", id: "monitoring" },
+          set: { ...sealed, err_msg: `refused by screening: ${screening.reasons.join(", ")}` },
+        });
       const changed = await this.change(tx, row, "PROCESSING_USER_VERIFICATION", {
         actor,
         set: {
-          identity_sealed: this.deps.sealer.seal(JSON.stringify(identity), `oneclick:${row.tx_id}`),
-          person_fingerprint: fingerprint,
+          ...sealed,
           ...(known?.user_id
             ? { user_id: known.user_id, operator_session_id: known.operator_session_id }
             : {}),
@@ -334,19 +348,8 @@ export class OneClick {
     const url = new URL(row.redirect_uri);
     const state = stateOf(row.status_code);
     if (state === "SUCCESSFUL") {
-      const code = randomBytes(32).toString("base64url");
-      const issued = await this.db
-        .updateTable("oneclick_transactions")
-        .set({
-          code_hash: sha256(code),
-          code_expires_at: new Date(Date.now() + CODE_TTL_MS),
-          updated_at: new Date(),
-        })
-        .where("tx_id", "=", txId)
-        .where("code_used_at", "is", null)
-        .returning("tx_id")
-        .executeTakeFirst();
-      if (!issued) return undefined;
+      const code = await this.codeFor(row);
+      if (!code) return undefined;
       url.searchParams.set("code", code);
     } else {
       url.searchParams.set("error", oauthError(row.status_code));
@@ -360,6 +363,38 @@ export class OneClick {
     // RFC 9207: who answered, so that a client talking to several servers cannot be mixed up.
     url.searchParams.set("iss", this.issuer());
     return url.toString();
+  }
+
+  /**
+   * The flow's one-time code: the one already issued while it is unused and valid (a second visit
+   * of the page — a double submit, a refresh — lands with the same code), else a new one valid
+   * 60 s. Kept sealed for that, and as its SHA-256 for the exchange. Undefined once exchanged.
+   */
+  private async codeFor(row: OneClickRow): Promise<string | undefined> {
+    if (row.code_used_at) return undefined;
+    const aad = `oneclick-code:${row.tx_id}`;
+    if (row.code_sealed && row.code_expires_at && new Date(row.code_expires_at).getTime() > Date.now() + 5000)
+      return this.deps.sealer.open(row.code_sealed, aad);
+    const code = randomBytes(32).toString("base64url");
+    const issued = await this.db
+      .updateTable("oneclick_transactions")
+      .set({
+        code_hash: sha256(code),
+        code_sealed: this.deps.sealer.seal(code, aad),
+        code_expires_at: new Date(Date.now() + CODE_TTL_MS),
+        updated_at: new Date(),
+      })
+      .where("tx_id", "=", row.tx_id)
+      .where("code_used_at", "is", null)
+      // Two visits at once: the one that finds the row as it read it issues; the other re-reads.
+      .where((eb) =>
+        row.code_hash === null ? eb("code_hash", "is", null) : eb("code_hash", "=", row.code_hash),
+      )
+      .returning("tx_id")
+      .executeTakeFirst();
+    if (issued) return code;
+    const now = await this.get(row.tx_id);
+    return now.code_used_at || !now.code_sealed ? undefined : this.deps.sealer.open(now.code_sealed, aad);
   }
 
   // ——— steps' outcomes (steps.ts calls these in the transaction that closes the step) ———
@@ -650,7 +685,11 @@ export class OneClick {
       }
       if (!row.code_expires_at || new Date(row.code_expires_at).getTime() <= Date.now())
         return { error: new OAuthError("invalid_grant", "the code has expired") };
-      if (input.redirectUri !== row.redirect_uri)
+      // RFC 6749 §4.1.3: required and equal when the authorization request had it; equal if given.
+      if (
+        (row.redirect_uri_given || input.redirectUri !== undefined) &&
+        input.redirectUri !== row.redirect_uri
+      )
         return {
           error: new OAuthError("invalid_grant", "redirect_uri does not match the authorization request"),
         };
@@ -842,6 +881,8 @@ const RANGES: Record<TxState, [number, number]> = {
 
 function oauthError(code: number): string {
   if (code === STATUS.MERCHANT_OUT_OF_SERVICE) return "temporarily_unavailable";
+  // Paid, but the operator has not confirmed it (staff resolve it): not the user's refusal.
+  if (stateOf(code) === "INCONSISTENT") return "server_error";
   if (code === STATUS.SYSTEM_ERROR || code === STATUS.INVALID_RESPONSE) return "server_error";
   return "access_denied";
 }
