@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { addSigningKey, createClient, updateClient } from "../src/modules/clients/service.ts";
 import * as ledger from "../src/modules/ledger/service.ts";
 import { basic, startTestApp, type TestApp } from "./harness.ts";
+import { authorize, decide, type Operator, pagePath, setUpOneClick, startOperator } from "./oneclick.ts";
 import { createUser } from "./platform.ts";
 
 let t: TestApp;
@@ -105,6 +106,39 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await t.close();
+});
+
+/** A 1-Click client with two INCONSISTENT flows (the operator refused every transfer) and one still waiting. */
+let operator: Operator;
+const oc = { clientId: "", toRetry: "", toResolve: "", waiting: "" };
+
+async function oneClickFlow(clientId: string, approve: boolean): Promise<string> {
+  const started = await authorize(t, clientId);
+  expect(started.statusCode, started.body).toBe(200);
+  const txId = String(started.json().txId);
+  if (!approve) return txId;
+  const decided = await decide(t, pagePath(started.json()), "approve");
+  expect(decided.statusCode, decided.body).toBe(302);
+  // The transfer's retries run out: the payment happened, the operator never took it.
+  for (let i = 0; ; i++) {
+    const row = await t.services.oneClick.advance(txId, 2000);
+    if (row.status_code >= 400 && row.status_code < 500) return txId;
+    if (i > 200) throw new Error(`1-Click transaction ${txId} stayed at ${row.status_code}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+beforeAll(async () => {
+  operator = await startOperator((action) => (action === "transfer" ? { status: 500 } : undefined));
+  oc.clientId = (await setUpOneClick(t, operator)).clientId;
+  oc.toRetry = await oneClickFlow(oc.clientId, true);
+  oc.toResolve = await oneClickFlow(oc.clientId, true);
+  oc.waiting = await oneClickFlow(oc.clientId, false);
+  // From now on the operator takes transfers: staff's retry goes through.
+  operator.behave(undefined);
+});
+afterAll(async () => {
+  await operator?.close();
 });
 
 /** A valid request for each admin route, and requests that are bad input for it. */
@@ -280,6 +314,73 @@ const cases: Record<string, { valid: () => InjectOptions; invalid: () => InjectO
       { method: "GET", url: `/admin/ledger/accounts/${"9".repeat(5000)}` },
     ],
   },
+  "GET /admin/clients/:clientId/oneclick/transactions": {
+    valid: () => ({
+      method: "GET",
+      url: `/admin/clients/${oc.clientId}/oneclick/transactions?state=INCONSISTENT`,
+    }),
+    invalid: () => [
+      { method: "GET", url: "/admin/clients/x/oneclick/transactions" },
+      { method: "GET", url: "/admin/clients/has%20space/oneclick/transactions" },
+      { method: "GET", url: `/admin/clients/${oc.clientId}/oneclick/transactions?state=LOST` },
+      { method: "GET", url: `/admin/clients/${oc.clientId}/oneclick/transactions?state=inconsistent` },
+      { method: "GET", url: `/admin/clients/${oc.clientId}/oneclick/transactions?size=101` },
+      { method: "GET", url: `/admin/clients/${oc.clientId}/oneclick/transactions?page=-1` },
+      { method: "GET", url: `/admin/clients/${oc.clientId}/oneclick/transactions?size=abc` },
+      {
+        method: "GET",
+        url: `/admin/clients/${oc.clientId}/oneclick/transactions?state=SUCCESSFUL&state=FAILED`,
+      },
+    ],
+  },
+  "GET /admin/clients/:clientId/oneclick/transactions/:txId": {
+    valid: () => ({
+      method: "GET",
+      url: `/admin/clients/${oc.clientId}/oneclick/transactions/${oc.toResolve}`,
+    }),
+    invalid: () => [
+      { method: "GET", url: `/admin/clients/${oc.clientId}/oneclick/transactions/abc` },
+      { method: "GET", url: `/admin/clients/${oc.clientId}/oneclick/transactions/-1` },
+      { method: "GET", url: `/admin/clients/${oc.clientId}/oneclick/transactions/1.5` },
+      { method: "GET", url: `/admin/clients/${oc.clientId}/oneclick/transactions/${"9".repeat(19)}` },
+      { method: "GET", url: `/admin/clients/x/oneclick/transactions/${oc.toResolve}` },
+    ],
+  },
+  "POST /admin/clients/:clientId/oneclick/transactions/:txId/retry": {
+    valid: () => ({
+      method: "POST",
+      url: `/admin/clients/${oc.clientId}/oneclick/transactions/${oc.toRetry}/retry`,
+    }),
+    invalid: () => [
+      { method: "POST", url: `/admin/clients/${oc.clientId}/oneclick/transactions/abc/retry` },
+      { method: "POST", url: `/admin/clients/${oc.clientId}/oneclick/transactions/${"9".repeat(19)}/retry` },
+      { method: "POST", url: `/admin/clients/has%20space/oneclick/transactions/${oc.toRetry}/retry` },
+      json("POST", `/admin/clients/${oc.clientId}/oneclick/transactions/${oc.toRetry}/retry`, "{broken"),
+    ],
+  },
+  "POST /admin/clients/:clientId/oneclick/transactions/:txId/resolve": {
+    valid: () =>
+      json("POST", `/admin/clients/${oc.clientId}/oneclick/transactions/${oc.toResolve}/resolve`, {
+        note: "the operator credited the user by hand",
+      }),
+    invalid: () => {
+      const url = `/admin/clients/${oc.clientId}/oneclick/transactions/${oc.toResolve}/resolve`;
+      return [
+        { method: "POST", url },
+        json("POST", url, {}),
+        json("POST", url, { note: "" }),
+        json("POST", url, { note: "ab" }),
+        json("POST", url, { note: "     " }),
+        json("POST", url, { note: 5 }),
+        json("POST", url, { note: "x".repeat(1001) }),
+        json("POST", url, { note: "credited by hand", outcome: "EXECUTED" }),
+        json("POST", url, { note: "credited\u0000by hand" }),
+        json("POST", url, "{broken"),
+        json("POST", `/admin/clients/${oc.clientId}/oneclick/transactions/abc/resolve`, { note: "credited" }),
+        json("POST", `/admin/clients/x/oneclick/transactions/${oc.toResolve}/resolve`, { note: "credited" }),
+      ];
+    },
+  },
 };
 
 describe("admin routes", () => {
@@ -340,6 +441,67 @@ describe("admin routes", () => {
       });
     });
   }
+});
+
+describe("1-Click admin routes", () => {
+  const tx = (clientId: string, txId: string, action = "") =>
+    `/admin/clients/${clientId}/oneclick/transactions/${txId}${action}`;
+  const admin = (method: "GET" | "POST", url: string, body?: unknown) =>
+    t.app.inject({
+      method,
+      url,
+      headers: t.adminAuth,
+      ...(body === undefined ? {} : { payload: body as object }),
+    });
+  const rowOf = (txId: string) => t.services.oneClick.get(txId);
+
+  it("the retried and the resolved transactions are SUCCESSFUL, with the admin's note", async () => {
+    expect((await rowOf(oc.toRetry)).status_code).toBe(0);
+    const resolved = (await admin("GET", tx(oc.clientId, oc.toResolve))).json();
+    expect(resolved).toMatchObject({
+      txState: "SUCCESSFUL",
+      resolution: { note: "the operator credited the user by hand" },
+    });
+    expect(resolved.steps.map((s: { kind: string; status: string }) => `${s.kind} ${s.status}`)).toContain(
+      "OC_TRANSFER RESOLVED",
+    );
+  });
+
+  it("an unknown client, an unknown transaction or another client's → 404", async () => {
+    for (const [method, url, body] of [
+      ["GET", "/admin/clients/no-such-client/oneclick/transactions"],
+      ["GET", tx("no-such-client", oc.toResolve)],
+      ["POST", tx("no-such-client", oc.toResolve, "/retry")],
+      ["POST", tx("no-such-client", oc.toResolve, "/resolve"), { note: "credited" }],
+      ["GET", tx(oc.clientId, "999999999")],
+      ["POST", tx(oc.clientId, "999999999", "/retry")],
+      ["POST", tx(oc.clientId, "999999999", "/resolve"), { note: "credited" }],
+      ["GET", tx("acme", oc.toResolve)],
+      ["POST", tx("acme", oc.waiting, "/retry")],
+      ["POST", tx("acme", oc.waiting, "/resolve"), { note: "credited" }],
+    ] as const) {
+      const response = await admin(method, url, body);
+      expect(response.statusCode, `${method} ${url}: ${response.body}`).toBe(404);
+      expect(response.json()).toMatchObject({ type: "NOT_FOUND", code: 4004, traceId: expect.any(String) });
+    }
+    const acme = (await admin("GET", "/admin/clients/acme/oneclick/transactions")).json();
+    expect(acme).toMatchObject({ records: [], totalRecords: 0 });
+  });
+
+  it("retry or resolve of a transaction that is not INCONSISTENT → 409, nothing changed", async () => {
+    for (const txId of [oc.waiting, oc.toRetry, oc.toResolve]) {
+      const before = await rowOf(txId);
+      for (const [url, body] of [
+        [tx(oc.clientId, txId, "/retry"), undefined],
+        [tx(oc.clientId, txId, "/resolve"), { note: "credited by hand" }],
+      ] as const) {
+        const response = await admin("POST", url, body);
+        expect(response.statusCode, `${url}: ${response.body}`).toBe(409);
+        expect(response.json()).toMatchObject({ type: "CONFLICT", traceId: expect.any(String) });
+      }
+      expect(await rowOf(txId)).toEqual(before);
+    }
+  });
 });
 
 describe("ledger reads", () => {
