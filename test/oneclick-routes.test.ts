@@ -822,6 +822,21 @@ describe("GET /oauth/transactions/:txId", () => {
       );
   });
 
+  it("credentials are checked before parameters: a bad id or token without them → 401, not 400", async () => {
+    expectOAuthError(
+      await get(`/oauth/transactions/${"9".repeat(60)}`, {}),
+      401,
+      "invalid_client",
+      "long id",
+    );
+    expectOAuthError(
+      await get(`/oauth/check_token?token=${"x".repeat(9000)}`, {}),
+      401,
+      "invalid_client",
+      "long token",
+    );
+  });
+
   it("an id that is not one of the client's → 404 not_found; beyond 40 characters → 400", async () => {
     const before = await fingerprint();
     for (const id of [

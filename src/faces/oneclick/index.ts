@@ -171,6 +171,13 @@ export const oneClickFace: FastifyPluginAsyncZod<{ services: Services }> = async
     return id;
   }
 
+  const authenticated = new WeakMap<FastifyRequest, string>();
+  const clientOf = (request: FastifyRequest) => {
+    const id = authenticated.get(request);
+    if (id === undefined) throw new Error("the client was not authenticated");
+    return id;
+  };
+
   /** The CORS answer of authorize (iframe=true is fetched by the operator's page): its registered origins only. */
   function corsFor(request: FastifyRequest, reply: FastifyReply, origins: string[]) {
     const origin = request.headers.origin;
@@ -431,6 +438,10 @@ export const oneClickFace: FastifyPluginAsyncZod<{ services: Services }> = async
   app.get(
     "/oauth/check_token",
     {
+      // The client's credentials before its parameters: a caller without them learns nothing of their shape.
+      preValidation: async (request) => {
+        authenticated.set(request, await authenticateClient(request));
+      },
       schema: {
         tags,
         summary: "The claims of an access token Ferry issued to this client, or 400",
@@ -440,7 +451,7 @@ export const oneClickFace: FastifyPluginAsyncZod<{ services: Services }> = async
       },
     },
     async (request, reply) => {
-      const clientId = await authenticateClient(request);
+      const clientId = clientOf(request);
       const token = request.query.token;
       if (!token) throw new OAuthError("invalid_request", "token is required");
       let payload: Record<string, unknown>;
@@ -466,6 +477,10 @@ export const oneClickFace: FastifyPluginAsyncZod<{ services: Services }> = async
   app.get(
     "/oauth/transactions/:txId",
     {
+      // The client's credentials before its parameters: a caller without them learns nothing of their shape.
+      preValidation: async (request) => {
+        authenticated.set(request, await authenticateClient(request));
+      },
       schema: {
         tags,
         summary: "A 1-Click transaction's state and numeric status code",
@@ -475,7 +490,7 @@ export const oneClickFace: FastifyPluginAsyncZod<{ services: Services }> = async
       },
     },
     async (request) => {
-      const clientId = await authenticateClient(request);
+      const clientId = clientOf(request);
       const row = await flow.ofClient(clientId, request.params.txId);
       let amount: string | null = null;
       if (row.amount !== null && row.currency !== null) {
