@@ -255,7 +255,7 @@ export const oneClickFace: FastifyPluginAsyncZod<{ services: Services }> = async
         const url = new URL(redirectUri);
         url.searchParams.set("error", error);
         url.searchParams.set("error_description", description);
-        if (state !== undefined) url.searchParams.set("state", state);
+        if (state !== undefined && state.length <= 500) url.searchParams.set("state", state);
         url.searchParams.set("iss", flow.issuer());
         return sendBack(url.toString());
       };
