@@ -552,7 +552,7 @@ export async function continueFlow(
 ) {
   const flow = services.oneClick;
   const now = await flow.advance(row.tx_id, deadlineMs);
-  const target = await flow.finalRedirect(now.tx_id);
+  const target = await flow.finalRedirect(now);
   if (target)
     return reply
       .header("Cache-Control", "no-store")

@@ -127,7 +127,7 @@ ${form("approve", "Approve")}${form("deny", "Deny")}`,
       if (!loaded) return notFound(reply);
       let row: OneClickRow;
       try {
-        row = await flow.decide(request.params.sessionId, request.body.decision, request.body.personid);
+        row = await flow.decide(loaded.row, request.body.decision, request.body.personid);
       } catch (error) {
         if (error instanceof DomainError && error.code === "UNKNOWN_PERSON")
           return sendPage(

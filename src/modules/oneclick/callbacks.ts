@@ -89,6 +89,7 @@ export type CallbackAnswer<A extends CallbackAction> =
   | { success: false; errCode?: string | undefined; errMsg?: string | undefined };
 
 export interface CallbackTarget {
+  clientId: string;
   settings: OneClickSettings;
   /** Keep to public addresses (a live client, unless the installation allows private ones). */
   publicOnly: boolean;
@@ -127,6 +128,8 @@ export async function callOperator<A extends CallbackAction>(
       body: JSON.stringify(body),
       timeoutMs: target.timeoutMs,
       publicOnly: target.publicOnly,
+      // Kept-alive connections per client and public-only rule, never shared with another client.
+      connections: `oneclick:${target.clientId}:${target.publicOnly}`,
       maxBodyBytes: MAX_ANSWER_BYTES,
     });
   } catch (error) {

@@ -199,11 +199,12 @@ export class OneClick {
    * moved on changes nothing (the page shows where it is).
    */
   async decide(
-    sessionId: string,
+    session: string | OneClickRow,
     decision: "approve" | "deny",
     personid: string | undefined,
   ): Promise<OneClickRow> {
-    const found = await this.bySession(sessionId);
+    // The row as the caller read it by its session id (it is locked and read again below).
+    const found = typeof session === "string" ? await this.bySession(session) : session;
     if (!found) throw new DomainError("NOT_FOUND", "NOT_FOUND", "no such sign-in");
     const provider = this.#providers.get(found.identity_provider);
     if (!provider) throw new DomainError("NOT_FOUND", "NOT_FOUND", "no such sign-in");
@@ -281,31 +282,35 @@ export class OneClick {
    */
   async advance(txId: string, deadlineMs: number): Promise<OneClickRow> {
     const end = Date.now() + deadlineMs;
+    let last: { stepId: string; statusCode: number } | undefined;
     for (;;) {
-      const row = await this.get(txId);
-      if (isFinal(row.status_code) || Date.now() >= end) return row;
-      const due = await this.db
-        .selectFrom("steps")
-        .select(["id"])
-        .where("client_id", "=", row.client_id)
-        .where("process_type", "=", PROCESS_TYPE)
-        .where("process_id", "=", requestIdOf(txId))
-        .where("status", "=", "PENDING")
-        .where("next_attempt_at", "<=", sql<Date>`now()`)
-        .orderBy("created_at")
+      // The flow and its next due step, in one statement.
+      const found = await this.db
+        .selectFrom("oneclick_transactions as t")
+        .selectAll("t")
+        .select((eb) =>
+          eb
+            .selectFrom("steps as s")
+            .select("s.id")
+            .whereRef("s.client_id", "=", "t.client_id")
+            .where("s.process_type", "=", PROCESS_TYPE)
+            .where("s.process_id", "=", requestIdOf(txId))
+            .where("s.status", "=", "PENDING")
+            .where("s.next_attempt_at", "<=", sql<Date>`now()`)
+            .orderBy("s.created_at")
+            .limit(1)
+            .as("due_step"),
+        )
+        .where("t.tx_id", "=", txId)
         .executeTakeFirst();
-      if (!due) return row;
-      await this.deps.steps.run(due.id);
-      const after = await this.get(txId);
-      if (after.status_code === row.status_code && after.updated_at.getTime() === row.updated_at.getTime()) {
-        // The step did not move the flow (it failed and waits for its retry): the worker goes on.
-        const still = await this.db
-          .selectFrom("steps")
-          .select(["status", "next_attempt_at"])
-          .where("id", "=", due.id)
-          .executeTakeFirst();
-        if (still?.status === "PENDING") return after;
-      }
+      const row = asRow(found);
+      if (!row) throw new DomainError("NOT_FOUND", "NOT_FOUND", `no 1-Click transaction ${txId}`);
+      const due = (found as { due_step: string | null }).due_step;
+      if (isFinal(row.status_code) || Date.now() >= end || !due) return row;
+      // The same step due again with the flow where it was: it failed and waits for its retry.
+      if (last?.stepId === due && last.statusCode === row.status_code) return row;
+      last = { stepId: due, statusCode: row.status_code };
+      await this.deps.steps.run(due);
     }
   }
 
@@ -342,8 +347,8 @@ export class OneClick {
    * a new visit replaces an unused one) or with the RFC 6749 error. Undefined while the flow runs,
    * and once its code was exchanged (the operator has its token).
    */
-  async finalRedirect(txId: string): Promise<string | undefined> {
-    const row = await this.get(txId);
+  async finalRedirect(txIdOrRow: string | OneClickRow): Promise<string | undefined> {
+    const row = typeof txIdOrRow === "string" ? await this.get(txIdOrRow) : txIdOrRow;
     if (!isFinal(row.status_code)) return undefined;
     const url = new URL(row.redirect_uri);
     const state = stateOf(row.status_code);
@@ -587,6 +592,15 @@ export class OneClick {
     return result;
   }
 
+  /** The system accounts a payment books to, opened with the pool (outside a transaction their ids are cached). */
+  async warmAccounts(clientId: string, currency: string): Promise<void> {
+    await Promise.all([
+      systemAccount.transit(this.db, clientId, currency, "bank"),
+      systemAccount.settlement(this.db, clientId, currency),
+      systemAccount.fees(this.db, clientId, currency),
+    ]);
+  }
+
   /** The payment arrived: bank transit → the operator's settlement account (net of the fee), the fee to fees. */
   async bookPayment(tx: Db, row: OneClickRow): Promise<void> {
     if (row.amount === null || row.currency === null) return;
@@ -626,7 +640,12 @@ export class OneClick {
     const settings = await oneClickOf(this.db, clientId);
     if (!settings) throw new Error(`client ${clientId} has no 1-Click settings`);
     const mode = (await getClient(this.db, clientId)).mode;
-    return { settings, publicOnly: mustBePublic(mode), timeoutMs: this.deps.config.callbackTimeoutMs };
+    return {
+      clientId,
+      settings,
+      publicOnly: mustBePublic(mode),
+      timeoutMs: this.deps.config.callbackTimeoutMs,
+    };
   }
 
   /** The amounts as the callbacks send them: decimal strings in major units. */

@@ -233,6 +233,8 @@ export function registerOneClickSteps(flow: OneClick): void {
         throw new Error(`1-Click transaction ${txId} cannot be paid`);
       const scale = (await ledger.getCurrency(flow.db, row.client_id, row.currency)).scale;
       const amount = BigInt(row.amount);
+      // Opened (and cached) with the pool, so that booking the payment only reads them.
+      await flow.warmAccounts(row.client_id, row.currency);
       return {
         done: await provider.pay({
           idempotencyKey: `${row.client_id}:${requestIdOf(row.tx_id)}`,

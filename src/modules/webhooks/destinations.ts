@@ -234,9 +234,7 @@ export class ReceiverAnswerTooLargeError extends Error {
  * connected to, no redirects followed), a timeout for the whole exchange, and at most
  * `maxBodyBytes` of answer read.
  */
-export function postForAnswer(
-  request: Omit<ReceiverRequest, "connections"> & { maxBodyBytes: number },
-): Promise<ReceiverAnswer> {
+export function postForAnswer(request: ReceiverRequest & { maxBodyBytes: number }): Promise<ReceiverAnswer> {
   const target = destinationOf(request);
   if (!target) return Promise.reject(new DestinationRefusedError());
   const { url, transport, lookup } = target;
@@ -245,7 +243,7 @@ export function postForAnswer(
       url,
       {
         method: "POST",
-        agent: false,
+        agent: request.connections === undefined ? false : agentFor(request.connections, url),
         headers: { ...request.headers, "content-length": String(Buffer.byteLength(request.body)) },
         ...(lookup ? { lookup } : {}),
       },
