@@ -157,7 +157,8 @@ it("recovers a stream interrupted by SIGKILL: each success exactly once, invaria
   // Killed mid-stream once some requests have succeeded (at least 2.5 s in; longer on a loaded machine).
   const killBy = Date.now() + 30_000;
   await new Promise((resolve) => setTimeout(resolve, 2500));
-  while (succeeded.length <= 5 && Date.now() < killBy) await new Promise((resolve) => setTimeout(resolve, 100));
+  while (succeeded.length <= 5 && Date.now() < killBy)
+    await new Promise((resolve) => setTimeout(resolve, 100));
   ferry.child.kill("SIGKILL");
   stop = true;
   await Promise.all(stream);

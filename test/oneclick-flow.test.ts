@@ -740,12 +740,18 @@ describe("1-Click: sign up and deposit", () => {
     await expectNothingBooked(refusing, refused.txId);
 
     // A returning bankid person: the operator's user id is remembered (by the person's fingerprint).
-    const ctx = await operatorClient((action) =>
+    const personid = "198803034321";
+    const ctx = await operatorClient((action, body) =>
       action === "signin"
-        ? { body: { success: true, userId: "op-returning-7", sessionId: "op-s-7" } }
+        ? {
+            body: {
+              success: true,
+              userId: body.personid === personid ? "op-returning-7" : "op-other-8",
+              sessionId: "op-s-7",
+            },
+          }
         : undefined,
     );
-    const personid = "198803034321";
     const first = await run(ctx, { personid });
     codeOf(first.back);
     expect(actionsOf(ctx.operator)).toEqual(["signin", "verifyuser", "authorize", "transfer"]);
@@ -994,5 +1000,26 @@ describe("1-Click: sign up and deposit", () => {
     expect(without.statusCode).toBe(400);
     expect(without.json().error).toBe("invalid_grant");
     expect((await exchange(t, ctx.basic, codeOf(second.back))).statusCode).toBe(200);
+  });
+
+  it("14. an operator userId that already stands for another person → 509 NOT_AUTHENTICATED, nothing merged", async () => {
+    // The operator answers every signin with one userId, whoever signs in.
+    const ctx = await operatorClient();
+    const first = await run(ctx);
+    expect(first.back.searchParams.get("code")).toBeTruthy();
+    const other = await run(ctx, { personid: "198001011111" });
+    expectError(other.back, "access_denied", "not_authenticated", {
+      errMsg: /belongs to another person/,
+    });
+    await expectStatus(ctx, other.txId, {
+      txState: "FAILED",
+      statusCode: 509,
+      statusName: "NOT_AUTHENTICATED",
+    });
+    const info = await t.services.users.info(db(), ctx.clientId, OPERATOR_USER);
+    expect(info.piis).toEqual([{ type: "NATIONAL_ID", value: "199001011234" }]);
+    expect(info.name).toEqual({ firstName: "Test", lastName: "Testsson" });
+    expect(actionsOf(ctx.operator).filter((a) => a === "authorize")).toHaveLength(1);
+    expect(await settlementOf(ctx.clientId)).toBe(10000n);
   });
 });

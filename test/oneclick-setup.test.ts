@@ -94,4 +94,31 @@ describe("1-Click set-up", () => {
     ).toBe(401);
     expect(t.logs.join("\n")).not.toContain(renewed.clientSecret);
   });
+
+  it("a live client's operator callback URL must be public, when created, patched, or switched to live", async () => {
+    const privateUrl = "http://127.0.0.1:9/api/{action}";
+    const created = await t.app.inject({
+      method: "POST",
+      url: "/admin/clients",
+      headers: t.adminAuth,
+      payload: {
+        clientId: `live-${Date.now().toString(36)}`,
+        name: "Live operator",
+        mode: "live",
+        settings: { oneClick: { ...oneClick, callbackUrl: privateUrl } },
+      },
+    });
+    expect(created.statusCode, created.body).toBe(400);
+    expect(created.body).toContain("oneClick.callbackUrl");
+    const live = await createTestClient(t, { mode: "live" });
+    expect(
+      (await patch(live.clientId, { oneClick: { ...oneClick, callbackUrl: privateUrl } })).statusCode,
+    ).toBe(400);
+    expect((await patch(live.clientId, { oneClick })).statusCode).toBe(200);
+    const sandbox = await createTestClient(t);
+    expect(
+      (await patch(sandbox.clientId, { oneClick: { ...oneClick, callbackUrl: privateUrl } })).statusCode,
+    ).toBe(200);
+    expect((await patch(sandbox.clientId, { mode: "live" })).statusCode).toBe(400);
+  });
 });

@@ -48,13 +48,6 @@ export function startWorkers(
       round: async () => (await services.oneClick.expireWaiting(100)) === 100,
     }),
     startWorker({
-      name: "oneclick-expiry",
-      intervalMs: 5000,
-      logger,
-      // 1-Click sign-ins nobody decided on in time: cancelled (602).
-      round: async () => (await services.oneClick.expireWaiting(100)) === 100,
-    }),
-    startWorker({
       name: "hold-expiry",
       intervalMs: config.holdExpiryIntervalMs,
       logger,

@@ -9,7 +9,6 @@ import {
   type Client,
   createClient,
   getClient,
-  getClientMode,
   listSigningKeys,
   revokeSigningKey,
   type SigningKey,
@@ -124,6 +123,15 @@ const showClient = (client: Client, keys: SigningKey[]) => ({
   updatedAt: client.updatedAt.toISOString(),
 });
 
+/** A live client's operator callbacks (1-Click) keep to public addresses, as its webhook does. */
+function assertCallbackDestination(settings: unknown, mode: "sandbox" | "live") {
+  const callbackUrl = (settings as { oneClick?: { callbackUrl?: string } } | undefined)?.oneClick
+    ?.callbackUrl;
+  if (!callbackUrl) return;
+  const refusal = privateDestinationRefusal(new URL(callbackUrl.replaceAll("{action}", "transfer")), mode);
+  if (refusal) throw ApiError.invalid("oneClick.callbackUrl", refusal);
+}
+
 const clientParams = z.object({ clientId: z.string().regex(CLIENT_CHOSEN_ID) });
 const admin = { tags: ["admin"], security: [{ adminBasic: [] }] };
 
@@ -160,6 +168,7 @@ export const adminClientRoutes: FastifyPluginAsyncZod<{ services: Services }> = 
     },
     async (request, reply) => {
       const { clientId, ...rest } = request.body;
+      assertCallbackDestination(rest.settings, rest.mode ?? "sandbox");
       const client = await createClient(db, { id: clientId, ...rest }, PLATFORM_ADMIN);
       reply.code(201);
       return view(client);
@@ -209,17 +218,8 @@ export const adminClientRoutes: FastifyPluginAsyncZod<{ services: Services }> = 
     async (request) => {
       const { oneClick, ...change } = request.body;
       const settings = oneClick ? { ...(change.settings ?? {}), oneClick } : change.settings;
-      // A live client's operator callbacks keep to public addresses, as its webhook does.
-      const callbackUrl = (settings as { oneClick?: { callbackUrl?: string } } | undefined)?.oneClick
-        ?.callbackUrl;
-      if (callbackUrl) {
-        const mode = change.mode ?? (await getClientMode(db, request.params.clientId));
-        const refusal = privateDestinationRefusal(
-          new URL(callbackUrl.replaceAll("{action}", "transfer")),
-          mode,
-        );
-        if (refusal) throw ApiError.invalid("oneClick.callbackUrl", refusal);
-      }
+      const current = await getClient(db, request.params.clientId);
+      assertCallbackDestination(settings ?? current.settings, change.mode ?? current.mode);
       return view(await updateClient(db, request.params.clientId, { ...change, settings }, PLATFORM_ADMIN));
     },
   );

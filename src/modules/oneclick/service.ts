@@ -443,6 +443,8 @@ export class OneClick {
       await tx
         .updateTable("oneclick_transactions")
         .set({
+          // A flow that ends well (a retried transfer, a staff resolution) carries no error any more.
+          ...(to === "SUCCESS" ? { err_code: null, err_msg: null } : {}),
           ...(options.set ?? {}),
           status_code: STATUS[to],
           status_name: to,
@@ -542,6 +544,20 @@ export class OneClick {
       provider: provider.name,
       tier: provider.tier,
     });
+  }
+
+  /** Whether the client's user `userId` is a different person (another proven national id) than `personid`. */
+  async userIsAnotherPerson(tx: Db, clientId: string, userId: string, personid: string): Promise<boolean> {
+    const exists = await tx
+      .selectFrom("users")
+      .select("id")
+      .where("client_id", "=", clientId)
+      .where("id", "=", userId)
+      .executeTakeFirst();
+    if (!exists) return false;
+    const info = await this.deps.users.info(tx, clientId, userId);
+    const ids = (info.piis ?? []).filter((p) => p.type === "NATIONAL_ID").map((p) => p.value);
+    return ids.length > 0 && !ids.includes(personid);
   }
 
   /** Sanctions and the client's monitoring rules on the proven person and the deposit. */

@@ -158,6 +158,14 @@ export function registerOneClickSteps(flow: OneClick): void {
       const provider = flow.provider(row.identity_provider);
       const identity = flow.identityOf(row);
       if (!provider || !identity) throw new Error(`1-Click transaction ${row.tx_id} lost its provider`);
+      // One user, one person: an operator id that already stands for someone else is not merged.
+      if (await flow.userIsAnotherPerson(tx, row.client_id, answer.userId, identity.personid)) {
+        await flow.change(tx, row, "NOT_AUTHENTICATED", {
+          actor: operatorActor(row),
+          set: { err_msg: "the operator's userId belongs to another person" },
+        });
+        return;
+      }
       const next = await flow.change(tx, row, "PROCESSING_USER_VERIFICATION", {
         actor: operatorActor(row),
         set: { user_id: answer.userId, operator_session_id: answer.sessionId ?? null },
