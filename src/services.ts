@@ -147,6 +147,7 @@ export function createServices(
     sealer,
     users,
     kyc,
+    usage: transactionsUsage(db),
     steps,
     signingKeys,
     sanctions,

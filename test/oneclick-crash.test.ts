@@ -232,6 +232,7 @@ it("a crash while the transfer callback is in flight: after restart the same txI
   ).toEqual({
     OC_SIGNIN: "SUCCEEDED/1",
     OC_VERIFYUSER: "SUCCEEDED/1",
+    OC_KYC_CHECK: "SUCCEEDED/1",
     OC_AUTHORIZE: "SUCCEEDED/1",
     OC_PAYMENT: "SUCCEEDED/1",
     OC_TRANSFER: "SUCCEEDED/2",

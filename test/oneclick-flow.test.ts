@@ -352,7 +352,7 @@ describe("1-Click: sign up and deposit", () => {
     });
     expect(actionsOf(ctx.operator)).toEqual(["signin", "verifyuser", "authorize"]);
     const kinds = (await stepsOf(ctx.clientId, txId)).map((s) => s.kind);
-    expect(kinds).toEqual(["OC_SIGNIN", "OC_VERIFYUSER", "OC_AUTHORIZE"]);
+    expect(kinds).toEqual(["OC_SIGNIN", "OC_VERIFYUSER", "OC_KYC_CHECK", "OC_AUTHORIZE"]);
     expect(await paymentsOf(ctx.clientId, txId)).toEqual([]);
     await expectNothingBooked(ctx, txId);
   });
@@ -1021,5 +1021,35 @@ describe("1-Click: sign up and deposit", () => {
     expect(info.name).toEqual({ firstName: "Test", lastName: "Testsson" });
     expect(actionsOf(ctx.operator).filter((a) => a === "authorize")).toHaveLength(1);
     expect(await settlementOf(ctx.clientId)).toBe(10000n);
+  });
+
+  it("15. the client's KYC scenario: what the provider proved must cover the deposit (30-day totals, 1-Click included) → else 511 KYC_REQUIRED before authorize", async () => {
+    const ctx = await operatorClient((action, body) =>
+      action === "signin" ? { body: { success: true, userId: `op-${String(body.personid)}` } } : undefined,
+    );
+    // The default scenario: deposits up to 1,000 USD need tier 0, up to 10,000 tier 2, above tier 4.
+    const trustly = await run(ctx, {
+      personid: "198504041111",
+      params: { identity_provider: "sandbox-trustly", amount: "2000.00" },
+    });
+    // Tier 2 needs an ID document, which an open-banking login does not hand over: information missing.
+    expectError(trustly.back, "access_denied", "kyc_required", {
+      errCode: "1001",
+      errMsg: /needs more information/,
+    });
+    await expectStatus(ctx, trustly.txId, { txState: "FAILED", statusCode: 511, statusName: "KYC_REQUIRED" });
+    const big = await run(ctx, { params: { amount: "20000.00" } });
+    expectError(big.back, "access_denied", "kyc_required", {
+      errMsg: /needs more information about the user: /,
+    });
+    // Bank-ID proves tier 2: 5,000 EUR passes; a second 5,000 within 30 days brings the total over
+    // 10,000 USD, which needs tier 4.
+    const first = await run(ctx, { params: { amount: "5000.00" } });
+    codeOf(first.back);
+    const second = await run(ctx, { params: { amount: "5000.00" } });
+    expectError(second.back, "access_denied", "kyc_required", { errMsg: /needs more information/ });
+    expect(ctx.operator.callsOf("authorize").map((c) => c.body.txId)).toEqual([first.txId]);
+    expect(await settlementOf(ctx.clientId)).toBe(500000n);
+    await expectBooksAgree(ctx.clientId);
   });
 });

@@ -19,7 +19,8 @@ import { writeAudit } from "../audit/service.ts";
 import { getClient } from "../clients/service.ts";
 import { ConfiguredFees, type FeeRule } from "../fees/service.ts";
 import { FERRY_SIGNING_ALG, type SigningKeys } from "../keys/service.ts";
-import type { Kyc } from "../kyc/service.ts";
+import type { ValidationOutcome } from "../kyc/rules.ts";
+import type { Kyc, UsageSource } from "../kyc/service.ts";
 import * as ledger from "../ledger/service.ts";
 import { evaluate, type MonitoringConfig, type SanctionsList } from "../monitoring/rules.ts";
 import { type OneClickSettings, oneClickOf } from "../oauth/clients.ts";
@@ -54,6 +55,8 @@ export interface OneClickDependencies {
   sealer: Sealer;
   users: Users;
   kyc: Kyc;
+  /** The core's per-user usage (30-day totals) the KYC gate adds 1-Click deposits to. */
+  usage: UsageSource;
   steps: StepRunner;
   signingKeys: SigningKeys;
   sanctions: SanctionsList;
@@ -420,7 +423,14 @@ export class OneClick {
   async schedule(
     tx: Db,
     row: OneClickRow,
-    kind: "OC_SIGNIN" | "OC_VERIFYUSER" | "OC_AUTHORIZE" | "OC_PAYMENT" | "OC_TRANSFER" | "OC_CANCEL",
+    kind:
+      | "OC_SIGNIN"
+      | "OC_KYC_CHECK"
+      | "OC_VERIFYUSER"
+      | "OC_AUTHORIZE"
+      | "OC_PAYMENT"
+      | "OC_TRANSFER"
+      | "OC_CANCEL",
   ): Promise<void> {
     await this.deps.steps.schedule(tx, {
       clientId: row.client_id,
@@ -558,6 +568,63 @@ export class OneClick {
     const info = await this.deps.users.info(tx, clientId, userId);
     const ids = (info.piis ?? []).filter((p) => p.type === "NATIONAL_ID").map((p) => p.value);
     return ids.length > 0 && !ids.includes(personid);
+  }
+
+  /**
+   * The client's KYC scenario on a deposit (outside any transaction): the user's 30-day deposits —
+   * the core's and earlier 1-Click ones whose money was taken — and this one, in USD, against the
+   * user's tier. Undefined for a sign-in without a deposit.
+   */
+  async kycGate(row: OneClickRow): Promise<ValidationOutcome | undefined> {
+    if (row.amount === null || row.currency === null || row.user_id === null) return undefined;
+    const scale = (await ledger.getCurrency(this.db, row.client_id, row.currency)).scale;
+    const usage = {
+      priorUsdCents: async (clientId: string, userId: string, type: string, since: Date) =>
+        (await this.deps.usage.priorUsdCents(clientId, userId, type, since)) +
+        (await this.depositsUsdSince(clientId, userId, since, row.tx_id)),
+    };
+    return this.deps.kyc.validate({
+      clientId: row.client_id,
+      userId: row.user_id,
+      type: "DEPOSIT",
+      amount: formatAmount(BigInt(row.amount), scale),
+      currency: row.currency,
+      usage,
+    });
+  }
+
+  /** The user's 1-Click deposits since `since` whose money was taken (success, transfer pending or inconsistent), in US cents. */
+  private async depositsUsdSince(
+    clientId: string,
+    userId: string,
+    since: Date,
+    except: string,
+  ): Promise<bigint> {
+    const rows = await this.db
+      .selectFrom("oneclick_transactions")
+      .select(["currency", (eb) => eb.fn.sum<string>("amount").as("total")])
+      .where("client_id", "=", clientId)
+      .where("user_id", "=", userId)
+      .where("created_at", ">=", since)
+      .where("tx_id", "!=", except)
+      .where("amount", "is not", null)
+      .where((eb) =>
+        eb.or([
+          eb("status_code", "<", 100),
+          eb("status_code", "in", [STATUS.PROCESSING_MERCHANT]),
+          eb.and([eb("status_code", ">=", 400), eb("status_code", "<", 500)]),
+        ]),
+      )
+      .groupBy("currency")
+      .execute();
+    let cents = 0n;
+    for (const r of rows) {
+      if (!r.currency || !r.total) continue;
+      const price = await this.deps.rates.usdPrice(r.currency);
+      const scale = (await ledger.getCurrency(this.db, clientId, r.currency)).scale;
+      if (price) cents += toUsdCents(BigInt(r.total), scale, price);
+    }
+    return cents;
   }
 
   /** Sanctions and the client's monitoring rules on the proven person and the deposit. */

@@ -4,6 +4,7 @@ import { type Actor, providerActor } from "../../lib/context.ts";
 import { formatAmount } from "../../lib/money.ts";
 import type { IdentityPaymentResult } from "../../providers/identity/interface.ts";
 import { writeAudit } from "../audit/service.ts";
+import type { ValidationOutcome } from "../kyc/rules.ts";
 import * as ledger from "../ledger/service.ts";
 import type { Step, StepResolution } from "../steps/runner.ts";
 import { type CallbackAction, type CallbackAnswer, callOperator, failureOf } from "./callbacks.ts";
@@ -194,10 +195,49 @@ export function registerOneClickSteps(flow: OneClick): void {
         await flow.change(tx, row, "SUCCESS", { actor: operatorActor(row) });
         return;
       }
-      const next = await flow.change(tx, row, "PROCESSING_USER_AUTHORISATION", { actor: operatorActor(row) });
-      await flow.schedule(tx, next, "OC_AUTHORIZE");
+      const next = await flow.change(tx, row, "PROCESSING_KYC_VERIFICATION", { actor: operatorActor(row) });
+      await flow.schedule(tx, next, "OC_KYC_CHECK");
     },
     exhausted: fail,
+  });
+
+  // The client's KYC scenario on the deposit: what Ferry decides itself, computed outside any
+  // transaction (the user's 30-day totals) and applied in the one that moves the flow on.
+  steps.register<Input, ValidationOutcome | { type: "NO_DEPOSIT" }>({
+    name: "OC_KYC_CHECK",
+    input,
+    maxAttempts: 5,
+    backoffMs: backoff,
+    async perform({ txId }) {
+      return { done: (await flow.kycGate(await flow.get(txId))) ?? { type: "NO_DEPOSIT" } };
+    },
+    async record(tx, _step, { txId }, outcome) {
+      const row = await flow.lock(tx, txId);
+      if (row.status_code !== STATUS.PROCESSING_KYC_VERIFICATION) return;
+      const actor = { kind: "system" as const, id: "kyc" };
+      if (outcome.type === "NO_ERROR") {
+        const next = await flow.change(tx, row, "PROCESSING_USER_AUTHORISATION", { actor });
+        await flow.schedule(tx, next, "OC_AUTHORIZE");
+        return;
+      }
+      await flow.change(tx, row, "KYC_REQUIRED", {
+        actor,
+        set: {
+          err_code: String(outcome.type === "NO_DEPOSIT" ? 1000 : outcome.code),
+          err_msg:
+            outcome.type === "MIN_ASSESSMENT_MISSING"
+              ? `this deposit needs KYC tier ${outcome.assessment.requiredTier} (the user has ${outcome.assessment.currentTier})`
+              : outcome.type === "MIN_INFO_MISSING"
+                ? `this deposit needs more information about the user: ${outcome.fields.join(", ")}`
+                : "this deposit needs more information about the user",
+        },
+      });
+    },
+    async exhausted(tx, _step, { txId }) {
+      const row = await flow.lock(tx, txId);
+      if (row.status_code !== STATUS.PROCESSING_KYC_VERIFICATION) return;
+      await flow.change(tx, row, "SYSTEM_ERROR", { actor: { kind: "system", id: "kyc" } });
+    },
   });
 
   callback("OC_AUTHORIZE", "authorize", {
