@@ -156,7 +156,7 @@ function agentFor(key: string, url: URL): http.Agent {
  * non-public host and the request must keep to public ones (an IP address in the URL is
  * connected to without a lookup: checked here).
  */
-function destinationOf(request: Pick<ReceiverRequest, "url" | "publicOnly" | "lookup">) {
+function destinationOf(request: ReceiverRequest) {
   const url = new URL(request.url);
   if (request.publicOnly && namesNonPublicHost(url)) return undefined;
   const transport = url.protocol === "https:" ? https : http;
@@ -164,7 +164,15 @@ function destinationOf(request: Pick<ReceiverRequest, "url" | "publicOnly" | "lo
     request.publicOnly || request.lookup
       ? connectLookup(request.lookup ?? systemLookup, request.publicOnly)
       : undefined;
-  return { url, transport, lookup };
+  const options: http.RequestOptions = {
+    method: "POST",
+    // Pooled only per client and rule (`connections`): a socket connected for another client
+    // (without the public-only check) is never reused.
+    agent: request.connections === undefined ? false : agentFor(request.connections, url),
+    headers: { ...request.headers, "content-length": String(Buffer.byteLength(request.body)) },
+    ...(lookup ? { lookup } : {}),
+  };
+  return { url, transport, options };
 }
 
 /**
@@ -175,34 +183,23 @@ function destinationOf(request: Pick<ReceiverRequest, "url" | "publicOnly" | "lo
 export function postToReceiver(request: ReceiverRequest): Promise<number> {
   const target = destinationOf(request);
   if (!target) return Promise.reject(new DestinationRefusedError());
-  const { url, transport, lookup } = target;
+  const { url, transport, options } = target;
   return new Promise<number>((resolve, reject) => {
-    const outgoing = transport.request(
-      url,
-      {
-        method: "POST",
-        // Pooled only per client and rule (`connections`): a socket connected for another client
-        // (without the public-only check) is never reused.
-        agent: request.connections === undefined ? false : agentFor(request.connections, url),
-        headers: { ...request.headers, "content-length": String(Buffer.byteLength(request.body)) },
-        ...(lookup ? { lookup } : {}),
-      },
-      (response) => {
-        resolve(response.statusCode ?? 0);
-        if (request.connections === undefined) {
-          response.destroy(); // the body is never read
-          return;
-        }
-        // Drained unread so that the connection can serve the next delivery; a receiver that
-        // answers with more than a small body loses the connection instead.
-        let drained = 0;
-        response.on("data", (chunk: Buffer) => {
-          drained += chunk.length;
-          if (drained > MAX_DRAINED_BYTES) response.destroy();
-        });
-        response.on("error", () => {});
-      },
-    );
+    const outgoing = transport.request(url, options, (response) => {
+      resolve(response.statusCode ?? 0);
+      if (request.connections === undefined) {
+        response.destroy(); // the body is never read
+        return;
+      }
+      // Drained unread so that the connection can serve the next delivery; a receiver that
+      // answers with more than a small body loses the connection instead.
+      let drained = 0;
+      response.on("data", (chunk: Buffer) => {
+        drained += chunk.length;
+        if (drained > MAX_DRAINED_BYTES) response.destroy();
+      });
+      response.on("error", () => {});
+    });
     const timer = setTimeout(
       () => outgoing.destroy(new ReceiverTimeoutError(request.timeoutMs)),
       request.timeoutMs,
@@ -237,42 +234,33 @@ export class ReceiverAnswerTooLargeError extends Error {
 export function postForAnswer(request: ReceiverRequest & { maxBodyBytes: number }): Promise<ReceiverAnswer> {
   const target = destinationOf(request);
   if (!target) return Promise.reject(new DestinationRefusedError());
-  const { url, transport, lookup } = target;
+  const { url, transport, options } = target;
   return new Promise<ReceiverAnswer>((resolve, reject) => {
-    const outgoing = transport.request(
-      url,
-      {
-        method: "POST",
-        agent: request.connections === undefined ? false : agentFor(request.connections, url),
-        headers: { ...request.headers, "content-length": String(Buffer.byteLength(request.body)) },
-        ...(lookup ? { lookup } : {}),
-      },
-      (response) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        response.on("data", (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > request.maxBodyBytes) {
-            response.destroy();
-            outgoing.destroy(new ReceiverAnswerTooLargeError(request.maxBodyBytes));
-            return;
-          }
-          chunks.push(chunk);
+    const outgoing = transport.request(url, options, (response) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      response.on("data", (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > request.maxBodyBytes) {
+          response.destroy();
+          outgoing.destroy(new ReceiverAnswerTooLargeError(request.maxBodyBytes));
+          return;
+        }
+        chunks.push(chunk);
+      });
+      response.on("end", () => {
+        clearTimeout(timer);
+        resolve({
+          status: response.statusCode ?? 0,
+          contentType: String(response.headers["content-type"] ?? ""),
+          body: Buffer.concat(chunks).toString("utf8"),
         });
-        response.on("end", () => {
-          clearTimeout(timer);
-          resolve({
-            status: response.statusCode ?? 0,
-            contentType: String(response.headers["content-type"] ?? ""),
-            body: Buffer.concat(chunks).toString("utf8"),
-          });
-        });
-        response.on("error", (error) => {
-          clearTimeout(timer);
-          reject(error);
-        });
-      },
-    );
+      });
+      response.on("error", (error) => {
+        clearTimeout(timer);
+        reject(error);
+      });
+    });
     // The whole exchange, the answer's body included, within the timeout (a slow drip is a timeout).
     const timer = setTimeout(
       () => outgoing.destroy(new ReceiverTimeoutError(request.timeoutMs)),
