@@ -4,9 +4,7 @@ import { ApiError, errorResponses } from "../../http/errors.ts";
 import { offsetOf, pageOf, pageQuery, toPage } from "../../http/pagination.ts";
 import { PLATFORM_ADMIN } from "../../lib/context.ts";
 import { CLIENT_CHOSEN_ID } from "../../lib/ids.ts";
-import { formatAmount } from "../../lib/money.ts";
 import { findClient } from "../../modules/clients/service.ts";
-import * as ledger from "../../modules/ledger/service.ts";
 import type { OneClickRow } from "../../modules/oneclick/service.ts";
 import { stateOf } from "../../modules/oneclick/statuses.ts";
 import type { Services } from "../../services.ts";
@@ -65,13 +63,9 @@ export const adminOneClickRoutes: FastifyPluginAsyncZod<{ services: Services }> 
   const flow = services.oneClick;
 
   async function show(row: OneClickRow) {
-    let amount: string | null = null;
-    let fee: string | null = null;
-    if (row.amount !== null && row.currency !== null) {
-      const scale = (await ledger.getCurrency(db, row.client_id, row.currency)).scale;
-      amount = formatAmount(BigInt(row.amount), scale);
-      fee = formatAmount(BigInt(row.fee), scale);
-    }
+    const amounts = await flow.amountsOf(row);
+    const amount = amounts?.txAmount ?? null;
+    const fee = amounts?.fee ?? null;
     return {
       txId: row.tx_id,
       txRefId: `${row.client_id}A${row.tx_id}`,

@@ -5,12 +5,12 @@ import { z } from "zod";
 import { parseBasicAuth } from "../../http/basic-auth.ts";
 import { toApiError } from "../../http/errors.ts";
 import { CLIENT_CHOSEN_ID } from "../../lib/ids.ts";
-import { AmountError, formatAmount, parsePositiveAmount } from "../../lib/money.ts";
+import { AmountError, parsePositiveAmount } from "../../lib/money.ts";
 import { findClient } from "../../modules/clients/service.ts";
 import { FERRY_SIGNING_ALG, publishedJwks } from "../../modules/keys/service.ts";
 import * as ledger from "../../modules/ledger/service.ts";
-import { oneClickOf, verifyOAuthClient } from "../../modules/oauth/clients.ts";
-import { OAuthError, type OneClickRow } from "../../modules/oneclick/service.ts";
+import { hasOAuthSecret, oneClickOf, verifyOAuthClient } from "../../modules/oauth/clients.ts";
+import { answerUrl, OAuthError, type OneClickRow } from "../../modules/oneclick/service.ts";
 import { stateOf } from "../../modules/oneclick/statuses.ts";
 import { KNOWN_SCALES } from "../../providers/rates/interface.ts";
 import type { Services } from "../../services.ts";
@@ -251,14 +251,8 @@ export const oneClickFace: FastifyPluginAsyncZod<{ services: Services }> = async
               messages: [],
             })
           : reply.header("Cache-Control", "no-store").redirect(url, 302);
-      const fail = (error: string, description: string) => {
-        const url = new URL(redirectUri);
-        url.searchParams.set("error", error);
-        url.searchParams.set("error_description", description);
-        if (state !== undefined && state.length <= 500) url.searchParams.set("state", state);
-        url.searchParams.set("iss", flow.issuer());
-        return sendBack(url.toString());
-      };
+      const fail = (error: string, description: string) =>
+        sendBack(answerUrl(redirectUri, { error, error_description: description }, state, flow.issuer()));
 
       const repeated = Object.entries(q).find(([, v]) => Array.isArray(v));
       if (repeated) return fail("invalid_request", `${repeated[0]} is given more than once`);
@@ -320,7 +314,7 @@ export const oneClickFace: FastifyPluginAsyncZod<{ services: Services }> = async
         }
         currency = currencyCode;
       }
-      if (!(await hasSecret(client.id)))
+      if (!(await hasOAuthSecret(db, client.id)))
         return fail("unauthorized_client", "the client has no OAuth client secret yet");
       if (currency !== undefined)
         await services.wallets.ensureCurrency(client.id, currency).catch(() => undefined);
@@ -357,16 +351,6 @@ export const oneClickFace: FastifyPluginAsyncZod<{ services: Services }> = async
       });
     },
   );
-
-  async function hasSecret(clientId: string) {
-    return Boolean(
-      await db
-        .selectFrom("oauth_client_secrets")
-        .select("client_id")
-        .where("client_id", "=", clientId)
-        .executeTakeFirst(),
-    );
-  }
 
   app.get(
     "/oauth/wait/:sessionId",
@@ -492,11 +476,7 @@ export const oneClickFace: FastifyPluginAsyncZod<{ services: Services }> = async
     async (request) => {
       const clientId = clientOf(request);
       const row = await flow.ofClient(clientId, request.params.txId);
-      let amount: string | null = null;
-      if (row.amount !== null && row.currency !== null) {
-        const scale = (await ledger.getCurrency(db, clientId, row.currency)).scale;
-        amount = formatAmount(BigInt(row.amount), scale);
-      }
+      const amount = (await flow.amountsOf(row))?.txAmount ?? null;
       return {
         txId: row.tx_id,
         txState: stateOf(row.status_code),

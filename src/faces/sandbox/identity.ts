@@ -1,9 +1,7 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { DomainError } from "../../lib/errors.ts";
-import { formatAmount } from "../../lib/money.ts";
 import { findClient } from "../../modules/clients/service.ts";
-import * as ledger from "../../modules/ledger/service.ts";
 import { oneClickOf } from "../../modules/oauth/clients.ts";
 import type { OneClickRow } from "../../modules/oneclick/service.ts";
 import { STATUS } from "../../modules/oneclick/statuses.ts";
@@ -73,9 +71,8 @@ ${form("approve", "Approve")}${form("deny", "Deny")}`,
   }
 
   async function describe(row: OneClickRow) {
-    if (row.amount === null || row.currency === null) return undefined;
-    const scale = (await ledger.getCurrency(db, row.client_id, row.currency)).scale;
-    return `deposit ${formatAmount(BigInt(row.amount), scale)} ${row.currency}`;
+    const amounts = await flow.amountsOf(row);
+    return amounts && `deposit ${amounts.txAmount} ${amounts.currency}`;
   }
 
   const notFound = (reply: Parameters<typeof sendPage>[0]) =>

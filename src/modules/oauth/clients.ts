@@ -84,6 +84,16 @@ export async function rotateOAuthSecret(db: Db, clientId: string, actor: Actor):
   return secret;
 }
 
+/** Whether the client has an OAuth secret (it can exchange codes). */
+export async function hasOAuthSecret(db: Db, clientId: string): Promise<boolean> {
+  const row = await db
+    .selectFrom("oauth_client_secrets")
+    .select("client_id")
+    .where("client_id", "=", clientId)
+    .executeTakeFirst();
+  return row !== undefined;
+}
+
 /** Whether `secret` is the client's OAuth secret (constant time; an unknown client costs the same). */
 export async function verifyOAuthClient(db: Db, clientId: string, secret: string): Promise<boolean> {
   const row = /^[A-Za-z0-9_-]{3,255}$/.test(clientId)

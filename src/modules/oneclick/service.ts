@@ -91,6 +91,24 @@ function asRow(row: unknown): OneClickRow | undefined {
   return { ...r, tx_id: String(r.tx_id) };
 }
 
+/**
+ * The redirect_uri with an answer's parameters (RFC 6749 §4.1.2: a code, or an error), the
+ * request's state (an over-long one is not echoed), and who answered (RFC 9207 `iss`, so that a
+ * client talking to several servers cannot be mixed up).
+ */
+export function answerUrl(
+  redirectUri: string,
+  params: Record<string, string | null | undefined>,
+  state: string | null | undefined,
+  issuer: string,
+): string {
+  const url = new URL(redirectUri);
+  for (const [name, value] of Object.entries(params)) if (value) url.searchParams.set(name, value);
+  if (state && state.length <= 500) url.searchParams.set("state", state);
+  url.searchParams.set("iss", issuer);
+  return url.toString();
+}
+
 export const txRefIdOf = (clientId: string, txId: string) => `${clientId}A${txId}`;
 export const requestIdOf = (txId: string) => `oc-${txId}`;
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
@@ -353,24 +371,23 @@ export class OneClick {
   async finalRedirect(txIdOrRow: string | OneClickRow): Promise<string | undefined> {
     const row = typeof txIdOrRow === "string" ? await this.get(txIdOrRow) : txIdOrRow;
     if (!isFinal(row.status_code)) return undefined;
-    const url = new URL(row.redirect_uri);
-    const state = stateOf(row.status_code);
-    if (state === "SUCCESSFUL") {
+    if (stateOf(row.status_code) === "SUCCESSFUL") {
       const code = await this.codeFor(row);
-      if (!code) return undefined;
-      url.searchParams.set("code", code);
-    } else {
-      url.searchParams.set("error", oauthError(row.status_code));
-      url.searchParams.set("error_description", row.status_name.toLowerCase());
-      if (row.err_code) url.searchParams.set("errCode", row.err_code);
-      // The browser carries this URL: screening's reasons stay with staff and the operator's
-      // TRANSACTION_MONITORING event (telling a listed person they matched is tipping them off).
-      if (row.err_msg && row.status_code !== STATUS.FRAUD) url.searchParams.set("errMsg", row.err_msg);
+      return code ? answerUrl(row.redirect_uri, { code }, row.state, this.issuer()) : undefined;
     }
-    if (row.state !== null) url.searchParams.set("state", row.state);
-    // RFC 9207: who answered, so that a client talking to several servers cannot be mixed up.
-    url.searchParams.set("iss", this.issuer());
-    return url.toString();
+    return answerUrl(
+      row.redirect_uri,
+      {
+        error: oauthError(row.status_code),
+        error_description: row.status_name.toLowerCase(),
+        errCode: row.err_code,
+        // The browser carries this URL: screening's reasons stay with staff and the operator's
+        // TRANSACTION_MONITORING event (telling a listed person they matched is tipping them off).
+        errMsg: row.status_code === STATUS.FRAUD ? null : row.err_msg,
+      },
+      row.state,
+      this.issuer(),
+    );
   }
 
   /**
