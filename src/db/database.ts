@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
-import { PGlite } from "@electric-sql/pglite";
+import { PGlite, types } from "@electric-sql/pglite";
 import { Kysely, PGliteDialect, PostgresDialect, type Transaction } from "kysely";
 import pg from "pg";
 import { CACHE_CHANNEL, cacheOf } from "./cache.ts";
@@ -216,7 +216,11 @@ async function openPglite(dataDir: string): Promise<FerryDatabase> {
   }
   let pglite: PGlite;
   try {
-    pglite = await PGlite.create(inMemory ? undefined : path.join(dataDir, "pglite"));
+    pglite = await PGlite.create({
+      ...(inMemory ? {} : { dataDir: path.join(dataDir, "pglite") }),
+      // As with pg (above): INT8 stays a string (PGlite's default makes it a JavaScript number).
+      parsers: { [types.INT8]: (value: string) => value },
+    });
   } catch (error) {
     releaseLock();
     throw error;

@@ -65,7 +65,7 @@ export interface OneClickDependencies {
   config: OneClickConfig;
 }
 
-/** A flow's row (txId as a decimal string whichever driver read it: see `asRow`). */
+/** A flow's row (txId a decimal string: INT8 is read as text on both databases, db/database.ts). */
 export type OneClickRow = Selectable<OneClickTransactionsTable>;
 
 export interface StartInput {
@@ -82,13 +82,6 @@ export interface StartInput {
   /** A deposit: minor units of `currency`. */
   amount?: bigint | undefined;
   currency?: string | undefined;
-}
-
-/** A row as read: the bigint txId as a string whichever driver read it (PGlite answers a number). */
-function asRow(row: unknown): OneClickRow | undefined {
-  if (!row) return undefined;
-  const r = row as OneClickRow;
-  return { ...r, tx_id: String(r.tx_id) };
 }
 
 /**
@@ -161,30 +154,28 @@ export class OneClick {
         ? await this.feeOf(input.clientId, input.currency, input.amount)
         : 0n;
     return inTransaction(this.db, async (tx) => {
-      const row = asRow(
-        await tx
-          .insertInto("oneclick_transactions")
-          .values({
-            client_id: input.clientId,
-            session_id: randomBytes(32).toString("base64url"),
-            identity_provider: input.provider,
-            redirect_uri: input.redirectUri,
-            redirect_uri_given: input.redirectUriGiven,
-            state: input.state ?? null,
-            scope: input.scope,
-            locale: input.locale ?? null,
-            iframe: input.iframe,
-            code_challenge: input.codeChallenge ?? null,
-            amount: input.amount?.toString() ?? null,
-            currency: input.currency ?? null,
-            fee: fee.toString(),
-            status_code: STATUS.WAITING_IDENTITY_PROVIDER,
-            status_name: "WAITING_IDENTITY_PROVIDER",
-            expires_at: new Date(Date.now() + this.deps.config.sessionTtlSeconds * 1000),
-          })
-          .returningAll()
-          .executeTakeFirstOrThrow(),
-      ) as OneClickRow;
+      const row = (await tx
+        .insertInto("oneclick_transactions")
+        .values({
+          client_id: input.clientId,
+          session_id: randomBytes(32).toString("base64url"),
+          identity_provider: input.provider,
+          redirect_uri: input.redirectUri,
+          redirect_uri_given: input.redirectUriGiven,
+          state: input.state ?? null,
+          scope: input.scope,
+          locale: input.locale ?? null,
+          iframe: input.iframe,
+          code_challenge: input.codeChallenge ?? null,
+          amount: input.amount?.toString() ?? null,
+          currency: input.currency ?? null,
+          fee: fee.toString(),
+          status_code: STATUS.WAITING_IDENTITY_PROVIDER,
+          status_name: "WAITING_IDENTITY_PROVIDER",
+          expires_at: new Date(Date.now() + this.deps.config.sessionTtlSeconds * 1000),
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow()) as OneClickRow;
       await this.record(tx, row, { from: null, actor: { kind: "client", id: input.clientId } });
       return row;
     });
@@ -205,13 +196,11 @@ export class OneClick {
 
   async bySession(sessionId: string): Promise<OneClickRow | undefined> {
     if (!/^[A-Za-z0-9_-]{43}$/.test(sessionId)) return undefined;
-    return asRow(
-      await this.db
-        .selectFrom("oneclick_transactions")
-        .selectAll()
-        .where("session_id", "=", sessionId)
-        .executeTakeFirst(),
-    );
+    return await this.db
+      .selectFrom("oneclick_transactions")
+      .selectAll()
+      .where("session_id", "=", sessionId)
+      .executeTakeFirst();
   }
 
   /**
@@ -324,7 +313,7 @@ export class OneClick {
         )
         .where("t.tx_id", "=", txId)
         .executeTakeFirst();
-      const row = asRow(found);
+      const row = found;
       if (!row) throw new DomainError("NOT_FOUND", "NOT_FOUND", `no 1-Click transaction ${txId}`);
       const due = (found as { due_step: string | null }).due_step;
       if (isFinal(row.status_code) || Date.now() >= end || !due) return row;
@@ -336,13 +325,11 @@ export class OneClick {
   }
 
   async get(txId: string): Promise<OneClickRow> {
-    const row = asRow(
-      await this.db
-        .selectFrom("oneclick_transactions")
-        .selectAll()
-        .where("tx_id", "=", txId)
-        .executeTakeFirst(),
-    );
+    const row = await this.db
+      .selectFrom("oneclick_transactions")
+      .selectAll()
+      .where("tx_id", "=", txId)
+      .executeTakeFirst();
     if (!row) throw new DomainError("NOT_FOUND", "NOT_FOUND", `no 1-Click transaction ${txId}`);
     return row;
   }
@@ -350,14 +337,12 @@ export class OneClick {
   /** A client's flow by its txId (another client's is not found). */
   async ofClient(clientId: string, txId: string): Promise<OneClickRow> {
     const row = /^\d{1,18}$/.test(txId)
-      ? asRow(
-          await this.db
-            .selectFrom("oneclick_transactions")
-            .selectAll()
-            .where("client_id", "=", clientId)
-            .where("tx_id", "=", txId)
-            .executeTakeFirst(),
-        )
+      ? await this.db
+          .selectFrom("oneclick_transactions")
+          .selectAll()
+          .where("client_id", "=", clientId)
+          .where("tx_id", "=", txId)
+          .executeTakeFirst()
       : undefined;
     if (!row) throw new DomainError("NOT_FOUND", "NOT_FOUND", `no 1-Click transaction ${txId}`);
     return row;
@@ -425,14 +410,12 @@ export class OneClick {
   // ——— steps' outcomes (steps.ts calls these in the transaction that closes the step) ———
 
   async lock(tx: Db, txId: string): Promise<OneClickRow> {
-    const row = asRow(
-      await tx
-        .selectFrom("oneclick_transactions")
-        .selectAll()
-        .where("tx_id", "=", txId)
-        .forUpdate()
-        .executeTakeFirst(),
-    );
+    const row = await tx
+      .selectFrom("oneclick_transactions")
+      .selectAll()
+      .where("tx_id", "=", txId)
+      .forUpdate()
+      .executeTakeFirst();
     if (!row) throw new Error(`no 1-Click transaction ${txId}`);
     return row;
   }
@@ -466,21 +449,19 @@ export class OneClick {
     to: StatusName,
     options: { actor: Actor; set?: Partial<Record<keyof OneClickRow, unknown>> },
   ): Promise<OneClickRow> {
-    const next = asRow(
-      await tx
-        .updateTable("oneclick_transactions")
-        .set({
-          // A flow that ends well (a retried transfer, a staff resolution) carries no error any more.
-          ...(to === "SUCCESS" ? { err_code: null, err_msg: null } : {}),
-          ...(options.set ?? {}),
-          status_code: STATUS[to],
-          status_name: to,
-          updated_at: new Date(),
-        } as never)
-        .where("tx_id", "=", row.tx_id)
-        .returningAll()
-        .executeTakeFirstOrThrow(),
-    ) as OneClickRow;
+    const next = (await tx
+      .updateTable("oneclick_transactions")
+      .set({
+        // A flow that ends well (a retried transfer, a staff resolution) carries no error any more.
+        ...(to === "SUCCESS" ? { err_code: null, err_msg: null } : {}),
+        ...(options.set ?? {}),
+        status_code: STATUS[to],
+        status_name: to,
+        updated_at: new Date(),
+      } as never)
+      .where("tx_id", "=", row.tx_id)
+      .returningAll()
+      .executeTakeFirstOrThrow()) as OneClickRow;
     await this.record(tx, next, { from: row, actor: options.actor });
     return next;
   }
@@ -773,14 +754,12 @@ export class OneClick {
     input: { code: string; redirectUri: string | undefined; codeVerifier: string | undefined },
   ) {
     const outcome = await inTransaction(this.db, async (tx) => {
-      const row = asRow(
-        await tx
-          .selectFrom("oneclick_transactions")
-          .selectAll()
-          .where("code_hash", "=", sha256(input.code))
-          .forUpdate()
-          .executeTakeFirst(),
-      );
+      const row = await tx
+        .selectFrom("oneclick_transactions")
+        .selectAll()
+        .where("code_hash", "=", sha256(input.code))
+        .forUpdate()
+        .executeTakeFirst();
       if (!row || row.client_id !== clientId)
         return { error: new OAuthError("invalid_grant", "the code is not valid") };
       if (row.code_used_at) {
@@ -908,7 +887,7 @@ export class OneClick {
       query.selectAll().orderBy("tx_id", "desc").offset(page.offset).limit(page.limit).execute(),
       query.select((eb) => eb.fn.countAll<string>().as("n")).executeTakeFirstOrThrow(),
     ]);
-    return { rows: rows.map((r) => asRow(r) as OneClickRow), total: Number(count.n) };
+    return { rows, total: Number(count.n) };
   }
 
   /** The flow's failed step (the transfer, or a payment without an answer), if any. */
