@@ -147,11 +147,10 @@ export function createServices(
     sealer,
     users,
     kyc,
-    usage: transactionsUsage(db),
+    core: transactions.external,
     steps,
     signingKeys,
     sanctions,
-    rates,
     providers: [
       new SandboxIdentityProvider("sandbox-bankid", db, sandboxGate),
       new SandboxIdentityProvider("sandbox-trustly", db, sandboxGate),

@@ -559,6 +559,10 @@ export interface OneClickTransactionsTable {
   token_jti: string | null;
   token_revoked_at: Timestamp | null;
   resolution: NullableJson;
+  /** The deposit's USD value in cents, fixed by the quote stage. */
+  usd_value: string | null;
+  /** Monitoring's result on the deposit (what staff see when it waits for review). */
+  monitoring: NullableJson;
   expires_at: Timestamp;
   created_at: CreatedAt;
   updated_at: Timestamp;

@@ -13,7 +13,8 @@ import type { Services } from "../../services.ts";
  * Staff's side of the 1-Click flow: a client's 1-Click transactions by state, and what to do with
  * an INCONSISTENT one (the payment happened, the operator never accepted the transfer): retry the
  * transfer (the same step, the same txId) or mark it resolved with a note (the operator credited it
- * by other means). Both audited with the admin as the actor.
+ * by other means); and what to do with a deposit monitoring held for review (350): approve it (the
+ * flow goes on to authorize, pay and transfer) or deny it. All audited with the admin as the actor.
  */
 
 const STATES = [
@@ -49,6 +50,10 @@ const view = z
     errCode: z.string().nullable(),
     errMsg: z.string().nullable(),
     resolution: z.unknown().nullable(),
+    monitoring: z
+      .object({ status: z.string(), risk: z.string(), reasons: z.array(z.string()) })
+      .nullable()
+      .meta({ description: "Monitoring's result on the deposit (why it waits for review)" }),
     createdAt: z.string(),
     updatedAt: z.string(),
   })
@@ -81,6 +86,13 @@ export const adminOneClickRoutes: FastifyPluginAsyncZod<{ services: Services }> 
       errCode: row.err_code,
       errMsg: row.err_msg,
       resolution: typeof row.resolution === "string" ? JSON.parse(row.resolution) : (row.resolution ?? null),
+      monitoring: (typeof row.monitoring === "string"
+        ? JSON.parse(row.monitoring)
+        : (row.monitoring ?? null)) as {
+        status: string;
+        risk: string;
+        reasons: string[];
+      } | null,
       createdAt: new Date(row.created_at).toISOString(),
       updatedAt: new Date(row.updated_at).toISOString(),
     };
@@ -185,6 +197,32 @@ export const adminOneClickRoutes: FastifyPluginAsyncZod<{ services: Services }> 
       await clientOf(request.params.clientId);
       return show(
         await flow.resolve(request.params.clientId, request.params.txId, request.body.note, PLATFORM_ADMIN),
+      );
+    },
+  );
+
+  app.post(
+    "/clients/:clientId/oneclick/transactions/:txId/review",
+    {
+      schema: {
+        ...admin,
+        summary:
+          "Decide on a deposit monitoring held for review (350): APPROVE lets the money move, DENY refuses it",
+        params: z.object({ clientId, txId }),
+        body: z
+          .object({
+            decision: z.enum(["APPROVE", "DENY"]),
+            note: z.string().trim().min(3).max(1000).meta({ example: "source of funds checked" }),
+          })
+          .strict(),
+        response: { 200: view, ...errorResponses(400, 401, 404, 409) },
+      },
+    },
+    async (request) => {
+      await clientOf(request.params.clientId);
+      const { decision, note } = request.body;
+      return show(
+        await flow.review(request.params.clientId, request.params.txId, decision, note, PLATFORM_ADMIN),
       );
     },
   );

@@ -10,7 +10,7 @@ import { findClient } from "../../modules/clients/service.ts";
 import { FERRY_SIGNING_ALG, publishedJwks } from "../../modules/keys/service.ts";
 import * as ledger from "../../modules/ledger/service.ts";
 import { hasOAuthSecret, oneClickOf, verifyOAuthClient } from "../../modules/oauth/clients.ts";
-import { answerUrl, OAuthError, type OneClickRow } from "../../modules/oneclick/service.ts";
+import { answerUrl, browserDone, OAuthError, type OneClickRow } from "../../modules/oneclick/service.ts";
 import { stateOf } from "../../modules/oneclick/statuses.ts";
 import { KNOWN_SCALES } from "../../providers/rates/interface.ts";
 import type { Services } from "../../services.ts";
@@ -538,18 +538,24 @@ export async function continueFlow(
       .header("Cache-Control", "no-store")
       .header("Referrer-Policy", "no-referrer")
       .redirect(target, 302);
-  if (waiting === "redirect" && stateOf(now.status_code) !== "SUCCESSFUL")
+  const done = browserDone(now.status_code);
+  if (waiting === "redirect" && !done)
     return reply
       .header("Cache-Control", "no-store")
       .redirect(`${services.settings.publicUrl}/oauth/wait/${now.session_id}`, 302);
-  if (stateOf(now.status_code) === "SUCCESSFUL")
+  if (done) {
+    const review = stateOf(now.status_code) === "WAITING_APPROVAL";
     return sendPage(
       reply,
-      page("Done", `<h1 id="outcome">Done</h1><p>You are signed in. You may close this page.</p>`),
-      {
-        frameAncestors,
-      },
+      page(
+        "Done",
+        review
+          ? `<h1 id="outcome">Done</h1><p>You are signed in. Your deposit is being reviewed; you will hear from us. You may close this page.</p>`
+          : `<h1 id="outcome">Done</h1><p>You are signed in. You may close this page.</p>`,
+      ),
+      { frameAncestors },
     );
+  }
   return sendPage(
     reply,
     page(

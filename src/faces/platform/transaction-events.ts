@@ -58,7 +58,7 @@ async function render(
   if (event.type === "transaction.monitored") {
     return {
       clientId: t.clientId,
-      userId: t.userId,
+      userId: t.userId ?? undefined,
       type: "TRANSACTION_MONITORING",
       suppressDelivery,
       data: {
@@ -72,7 +72,7 @@ async function render(
   }
   return {
     clientId: t.clientId,
-    userId: t.userId,
+    userId: t.userId ?? undefined,
     type: "TRANSACTION_STATUS",
     suppressDelivery,
     data: {

@@ -72,14 +72,8 @@ export function evaluate(
   if (input.userStatus === "BLOCKED") deny.push("USER_BLOCKED");
   if (input.counterpartyStatus !== undefined && input.counterpartyStatus !== "ACTIVE")
     deny.push("COUNTERPARTY_NOT_ACTIVE");
-  for (const name of input.names) {
-    if (sanctions.matches(name)) {
-      deny.push("SANCTIONS_MATCH");
-      break;
-    }
-  }
+  deny.push(...screenPerson(input, config, sanctions));
   const countries = [...new Set(input.countries.map((x) => x.toUpperCase().slice(0, 2)))];
-  if (countries.some((x) => c.prohibitedCountries.includes(x))) deny.push("PROHIBITED_COUNTRY");
   if (countries.some((x) => c.highRiskCountries.includes(x))) review.push("HIGH_RISK_COUNTRY");
   if (input.amountUsdCents >= cents(c.singleAmountReviewUsd)) review.push("LARGE_AMOUNT");
   if (input.last24hUsdCents + input.amountUsdCents > cents(c.dailyTotalReviewUsd))
@@ -92,6 +86,23 @@ export function evaluate(
   if (review.length > 0)
     return { status: "MANUAL_REVIEW", risk: review.length > 1 ? "HIGH" : "MEDIUM", reasons: review };
   return { status: "ACCEPT", risk: "LOW", reasons: [] };
+}
+
+/**
+ * The rules on a person alone, before any amount or history is known (1-Click screens the proven
+ * identity before its data reaches the operator): a sanctions match, a prohibited country.
+ */
+export function screenPerson(
+  person: { names: string[]; countries: string[] },
+  config: MonitoringConfig | undefined,
+  sanctions: SanctionsList,
+): string[] {
+  const prohibited = config?.prohibitedCountries ?? DEFAULT_MONITORING.prohibitedCountries;
+  const reasons: string[] = [];
+  if (person.names.some((name) => sanctions.matches(name))) reasons.push("SANCTIONS_MATCH");
+  const countries = new Set(person.countries.map((x) => x.toUpperCase().slice(0, 2)));
+  if ([...countries].some((x) => prohibited.includes(x))) reasons.push("PROHIBITED_COUNTRY");
+  return reasons;
 }
 
 /**

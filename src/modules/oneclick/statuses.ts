@@ -11,6 +11,8 @@ export const STATUS = {
   PROCESSING_USER_AUTHORISATION: 204,
   PROCESSING_KYC_VERIFICATION: 205,
   WAITING_IDENTITY_PROVIDER: 301,
+  /** Monitoring held the deposit for a person: nothing is reserved or paid until staff approve it. */
+  WAITING_MANUAL_REVIEW: 350,
   READ_TIMEOUT: 400,
   INCONSISTENT_TRANSACTION: 402,
   UNKNOWN_RESPONSE: 405,

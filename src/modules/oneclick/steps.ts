@@ -1,27 +1,26 @@
 import { z } from "zod";
 import type { Db } from "../../db/database.ts";
 import { type Actor, providerActor } from "../../lib/context.ts";
+import { DomainError } from "../../lib/errors.ts";
 import { formatAmount } from "../../lib/money.ts";
 import type { IdentityPaymentResult } from "../../providers/identity/interface.ts";
 import { writeAudit } from "../audit/service.ts";
-import type { ValidationOutcome } from "../kyc/rules.ts";
 import * as ledger from "../ledger/service.ts";
 import type { Step, StepResolution } from "../steps/runner.ts";
+import type { Assessment } from "../transactions/service.ts";
 import { type CallbackAction, type CallbackAnswer, callOperator, failureOf } from "./callbacks.ts";
-import type { OneClick, OneClickRow } from "./service.ts";
-import { requestIdOf, txRefIdOf } from "./service.ts";
-import { STATUS, type StatusName } from "./statuses.ts";
+import type { OneClickEvent } from "./process-table.ts";
+import { type OneClickRow, requestIdOf, txRefIdOf } from "./repo.ts";
+import type { OneClick } from "./service.ts";
+import { STATUS } from "./statuses.ts";
 
 /**
  * The 1-Click flow's calls outside Ferry as durable steps (modules/steps/runner.ts): each operator
- * callback and the provider's payment is a row of `steps` with its own key, performed outside any
- * database transaction, its answer recorded in the transaction that moves the flow on and
- * schedules the next step. A crash anywhere resumes with the same key, so the operator sees the
- * same `txId` again and the provider the same payment.
- *
- *   approve → OC_SIGNIN (or, a returning person at a provider without required signin, straight
- *   to) → OC_VERIFYUSER → screening → OC_AUTHORIZE → OC_PAYMENT → OC_TRANSFER → SUCCESS
- *   payment refused (504) or authorize of unknown outcome → OC_CANCEL
+ * callback, the quote stage and the provider's payment is a row of `steps` with its own key,
+ * performed outside any database transaction. Its answer becomes an event of the flow's table
+ * (process-table.ts), applied by the engine in the transaction that closes the step; an answer the
+ * table has no move for (the flow moved on) stays on its step. A crash anywhere resumes with the
+ * same key, so the operator sees the same `txId` again and the provider the same payment.
  */
 
 const input = z.object({ txId: z.string().regex(/^\d+$/) }).strict();
@@ -29,12 +28,19 @@ type Input = z.infer<typeof input>;
 
 const operatorActor = (row: OneClickRow): Actor => ({ kind: "client", id: row.client_id });
 
-/** A callback's last failure → the FAILED code the user's flow ends with. */
-function failedCodeOf(error: string): StatusName {
+/** A callback's last failure → the event the flow takes (which FAILED code it ends with). */
+function failedEventOf(error: string): OneClickEvent {
   const failure = failureOf(error);
-  return failure === "NOT_JSON" || failure === "INVALID_ANSWER"
-    ? "INVALID_RESPONSE"
-    : "MERCHANT_OUT_OF_SERVICE";
+  return failure === "NOT_JSON" || failure === "INVALID_ANSWER" ? "OPERATOR_GARBLED" : "OPERATOR_DOWN";
+}
+
+/** A step whose failure ended the flow (signin, verifyuser, the quote, authorize): a retry would act for a flow that is over. */
+async function flowEnded(): Promise<void> {
+  throw new DomainError(
+    "CONFLICT",
+    "NOT_RETRYABLE",
+    "the 1-Click flow ended with this step's failure; a new authorization starts it again",
+  );
 }
 
 const errFields = (answer: { errCode?: string | undefined; errMsg?: string | undefined }) => ({
@@ -42,22 +48,29 @@ const errFields = (answer: { errCode?: string | undefined; errMsg?: string | und
   err_msg: answer.errMsg?.slice(0, 500) ?? null,
 });
 
+// err_msg reaches the browser (redirect_uri's errMsg): the operator's failure, never Ferry's own
+// error text (that stays on the step's last_error for staff).
+const failureText = (error: string) =>
+  failureOf(error)
+    ? error.replace(/^CallbackError: /, "").slice(0, 500)
+    : "the operator's answer could not be recorded";
+
 export function registerOneClickSteps(flow: OneClick): void {
   const { steps, config } = flow.deps;
+  const engine = flow.engine;
   const backoff = (attempt: number) => Math.min(300_000, config.retryBaseMs * 2 ** (attempt - 1));
 
-  /** A callback step: calls the operator with the body built from the locked-in row, records its answer. */
+  /** A callback step: calls the operator with the body built from the row, turns its answer into an event. */
   function callback<A extends CallbackAction>(
     name: string,
     action: A,
     options: {
       maxAttempts: number;
-      /** The flow must be in this status for the answer to count (else it moved on and the answer is kept on the step only). */
-      expect: number;
       body(row: OneClickRow): Promise<Record<string, unknown>>;
-      answered(tx: Db, row: OneClickRow, answer: CallbackAnswer<A>, step: Step): Promise<void>;
+      answered(tx: Db, row: OneClickRow, answer: CallbackAnswer<A>): Promise<void>;
       exhausted(tx: Db, row: OneClickRow, error: string): Promise<void>;
       resolve?(tx: Db, row: OneClickRow, resolution: StepResolution): Promise<void>;
+      retrying?(tx: Db, row: OneClickRow, actor: Actor): Promise<void>;
     },
   ) {
     steps.register<Input, CallbackAnswer<A>>({
@@ -70,41 +83,31 @@ export function registerOneClickSteps(flow: OneClick): void {
         const target = await flow.callbackTarget(row.client_id);
         return { done: await callOperator(target, action, await options.body(row)) };
       },
-      async record(tx, step, { txId }, answer) {
-        const row = await flow.lock(tx, txId);
-        if (row.status_code !== options.expect) return;
-        await options.answered(tx, row, answer, step);
+      async record(tx, _step, { txId }, answer) {
+        await options.answered(tx, await flow.lock(tx, txId), answer);
       },
       async exhausted(tx, _step, { txId }, error) {
-        const row = await flow.lock(tx, txId);
-        if (row.status_code !== options.expect) return;
-        await options.exhausted(tx, row, error);
+        await options.exhausted(tx, await flow.lock(tx, txId), error);
       },
       ...(options.resolve
         ? {
-            resolve: async (tx: Db, _step: Step, { txId }: Input, resolution: StepResolution) => {
-              const row = await flow.lock(tx, txId);
-              await options.resolve?.(tx, row, resolution);
-            },
+            resolve: async (tx: Db, _step: Step, { txId }: Input, resolution: StepResolution) =>
+              options.resolve?.(tx, await flow.lock(tx, txId), resolution),
           }
         : {}),
+      retrying: options.retrying
+        ? async (tx, _step, { txId }, actor) => options.retrying?.(tx, await flow.lock(tx, txId), actor)
+        : flowEnded,
     });
   }
 
-  const fail = async (tx: Db, row: OneClickRow, error: string): Promise<void> => {
-    await failWith(tx, row, error);
-  };
-  // err_msg reaches the browser (redirect_uri's errMsg): the operator's failure, never Ferry's own
-  // error text (that stays on the step's last_error for staff).
-  const failWith = (tx: Db, row: OneClickRow, error: string) =>
-    flow.change(tx, row, failedCodeOf(error), {
+  /** A callback that never got a usable answer: the flow ends with the failure (signin, verifyuser, authorize). */
+  const fail = async (tx: Db, row: OneClickRow, error: string) => {
+    await engine.apply(tx, row, failedEventOf(error), {
       actor: operatorActor(row),
-      set: {
-        err_msg: failureOf(error)
-          ? error.replace(/^CallbackError: /, "").slice(0, 500)
-          : "the operator's answer could not be recorded",
-      },
+      set: { err_msg: failureText(error) },
     });
+  };
 
   async function identityBody(row: OneClickRow) {
     const identity = flow.identityOf(row);
@@ -130,7 +133,6 @@ export function registerOneClickSteps(flow: OneClick): void {
 
   callback("OC_SIGNIN", "signin", {
     maxAttempts: config.callbackAttempts,
-    expect: STATUS.PROCESSING_USER_VERIFICATION,
     async body(row) {
       const identity = await identityBody(row);
       const claims = flow.claimsOf(row);
@@ -149,123 +151,147 @@ export function registerOneClickSteps(flow: OneClick): void {
       };
     },
     async answered(tx, row, answer) {
+      const actor = operatorActor(row);
       if (!answer.success) {
-        await flow.change(tx, row, "NOT_AUTHENTICATED", {
-          actor: operatorActor(row),
-          set: errFields(answer),
-        });
+        await engine.apply(tx, row, "NOT_AUTHENTICATED", { actor, set: errFields(answer) });
         return;
       }
-      const provider = flow.provider(row.identity_provider);
-      const identity = flow.identityOf(row);
-      if (!provider || !identity) throw new Error(`1-Click transaction ${row.tx_id} lost its provider`);
+      const identity = await identityBody(row);
       // One user, one person: an operator id that already stands for someone else is not merged.
       if (await flow.userIsAnotherPerson(tx, row.client_id, answer.userId, identity.personid)) {
-        await flow.change(tx, row, "NOT_AUTHENTICATED", {
-          actor: operatorActor(row),
+        await engine.apply(tx, row, "NOT_AUTHENTICATED", {
+          actor,
           set: { err_msg: "the operator's userId belongs to another person" },
         });
         return;
       }
-      const next = await flow.change(tx, row, "PROCESSING_USER_VERIFICATION", {
-        actor: operatorActor(row),
+      await engine.apply(tx, row, "SIGNED_IN", {
+        actor,
         set: { user_id: answer.userId, operator_session_id: answer.sessionId ?? null },
       });
-      await flow.ensureUser(tx, next, identity, provider);
-      await flow.schedule(tx, next, "OC_VERIFYUSER");
     },
     exhausted: fail,
   });
 
   callback("OC_VERIFYUSER", "verifyuser", {
     maxAttempts: config.callbackAttempts,
-    expect: STATUS.PROCESSING_USER_VERIFICATION,
     async body(row) {
       return { sessionId: row.operator_session_id, userId: row.user_id };
     },
     async answered(tx, row, answer) {
+      const actor = operatorActor(row);
       if (!answer.success || answer.userId !== row.user_id) {
-        await flow.change(tx, row, "NOT_AUTHENTICATED", {
-          actor: operatorActor(row),
+        await engine.apply(tx, row, "NOT_AUTHENTICATED", {
+          actor,
           set: answer.success ? { err_msg: "verifyuser answered for another user" } : errFields(answer),
         });
         return;
       }
-      if (row.amount === null) {
-        await flow.change(tx, row, "SUCCESS", { actor: operatorActor(row) });
-        return;
-      }
-      const next = await flow.change(tx, row, "PROCESSING_KYC_VERIFICATION", { actor: operatorActor(row) });
-      await flow.schedule(tx, next, "OC_KYC_CHECK");
+      await engine.apply(tx, row, row.amount === null ? "SIGNED_UP" : "VERIFIED", { actor });
     },
     exhausted: fail,
   });
 
-  // The client's KYC scenario on the deposit: what Ferry decides itself, computed outside any
-  // transaction (the user's 30-day totals) and applied in the one that moves the flow on.
-  steps.register<Input, ValidationOutcome | { type: "NO_DEPOSIT" }>({
+  // The quote stage every deposit goes through (transactions/quote.ts), on the user's usage: the
+  // USD value, the client's KYC scenario and monitoring, computed outside any transaction and
+  // applied in the one that moves the flow on.
+  steps.register<Input, { usdValue: string; kyc: Assessment["kyc"]; monitoring: Assessment["monitoring"] }>({
     name: "OC_KYC_CHECK",
     input,
     maxAttempts: 5,
     backoffMs: backoff,
     async perform({ txId }) {
-      return { done: (await flow.kycGate(await flow.get(txId))) ?? { type: "NO_DEPOSIT" } };
+      const row = await flow.get(txId);
+      if (row.amount === null || row.currency === null || row.user_id === null)
+        throw new Error(`1-Click transaction ${txId} is not a deposit of a user`);
+      const assessed = await flow.deps.core.assess({
+        clientId: row.client_id,
+        userId: row.user_id,
+        type: "DEPOSIT",
+        amount: BigInt(row.amount),
+        currency: row.currency,
+      });
+      // Kept on the step as JSON: the USD value as its decimal text.
+      return { done: { ...assessed, usdValue: assessed.usdValue.toString() } };
     },
-    async record(tx, _step, { txId }, outcome) {
+    async record(tx, _step, { txId }, { usdValue, kyc, monitoring }) {
       const row = await flow.lock(tx, txId);
       if (row.status_code !== STATUS.PROCESSING_KYC_VERIFICATION) return;
-      const actor = { kind: "system" as const, id: "kyc" };
-      if (outcome.type === "NO_ERROR") {
-        const next = await flow.change(tx, row, "PROCESSING_USER_AUTHORISATION", { actor });
-        await flow.schedule(tx, next, "OC_AUTHORIZE");
+      const priced = { usd_value: usdValue, monitoring: JSON.stringify(monitoring) };
+      const monitoringActor = { kind: "system" as const, id: "monitoring" };
+      if (kyc.type !== "NO_ERROR") {
+        await engine.apply(tx, row, "KYC_NEEDED", {
+          actor: { kind: "system", id: "kyc" },
+          set: {
+            ...priced,
+            err_code: String(kyc.code),
+            err_msg:
+              kyc.type === "MIN_ASSESSMENT_MISSING"
+                ? `this deposit needs KYC tier ${kyc.assessment.requiredTier} (the user has ${kyc.assessment.currentTier})`
+                : `this deposit needs more information about the user: ${kyc.fields.join(", ")}`,
+          },
+        });
         return;
       }
-      await flow.change(tx, row, "KYC_REQUIRED", {
-        actor,
-        set: {
-          err_code: String(outcome.type === "NO_DEPOSIT" ? 1000 : outcome.code),
-          err_msg:
-            outcome.type === "MIN_ASSESSMENT_MISSING"
-              ? `this deposit needs KYC tier ${outcome.assessment.requiredTier} (the user has ${outcome.assessment.currentTier})`
-              : outcome.type === "MIN_INFO_MISSING"
-                ? `this deposit needs more information about the user: ${outcome.fields.join(", ")}`
-                : "this deposit needs more information about the user",
+      await flow.deps.core.record(tx, [
+        {
+          type: "transaction.monitored",
+          transaction: {
+            clientId: row.client_id,
+            requestId: requestIdOf(row.tx_id),
+            userId: row.user_id,
+            type: "DEPOSIT",
+            status: "PENDING",
+            amount: BigInt(row.amount ?? 0),
+            fee: BigInt(row.fee),
+            currency: row.currency ?? "",
+            paymentMethod: { type: "BANK_TRANSFER" },
+            statusDetail: null,
+          },
+          monitoring,
         },
+      ]);
+      const event: OneClickEvent =
+        monitoring.status === "DENY"
+          ? "DENIED"
+          : monitoring.status === "MANUAL_REVIEW"
+            ? "HELD_FOR_REVIEW"
+            : "ACCEPTED";
+      await engine.apply(tx, row, event, {
+        actor: monitoringActor,
+        set: event === "DENIED" ? { ...priced, err_msg: "refused by monitoring" } : priced,
       });
     },
     async exhausted(tx, _step, { txId }) {
-      const row = await flow.lock(tx, txId);
-      if (row.status_code !== STATUS.PROCESSING_KYC_VERIFICATION) return;
-      await flow.change(tx, row, "SYSTEM_ERROR", { actor: { kind: "system", id: "kyc" } });
+      await engine.apply(tx, await flow.lock(tx, txId), "QUOTE_FAILED", {
+        actor: { kind: "system", id: "kyc" },
+      });
     },
+    retrying: flowEnded,
   });
 
   callback("OC_AUTHORIZE", "authorize", {
     maxAttempts: config.callbackAttempts,
-    expect: STATUS.PROCESSING_USER_AUTHORISATION,
     async body(row) {
       const { fee: _fee, feeCy: _feeCy, ...body } = await txBody(row);
       return body;
     },
     async answered(tx, row, answer) {
+      const actor = operatorActor(row);
       if (!answer.success || answer.userId !== row.user_id) {
-        await flow.change(tx, row, "NOT_AUTHORIZED", {
-          actor: operatorActor(row),
+        await engine.apply(tx, row, "NOT_AUTHORIZED", {
+          actor,
           set: answer.success ? { err_msg: "authorize answered for another user" } : errFields(answer),
         });
         return;
       }
-      const next = await flow.change(tx, row, "PROCESSING_PROVIDER", {
-        actor: operatorActor(row),
+      await engine.apply(tx, row, "AUTHORIZED", {
+        actor,
         set: { merchant_tx_id: answer.merchantTxId ?? null, auth_code: answer.authCode ?? null },
       });
-      await flow.schedule(tx, next, "OC_PAYMENT");
     },
-    async exhausted(tx, row, error) {
-      // The operator may have reserved the amount without Ferry hearing it: cancel releases it.
-      const failed = await failWith(tx, row, error);
-      await flow.schedule(tx, failed, "OC_CANCEL");
-    },
+    // The operator may have reserved the amount without Ferry hearing it: the table's move cancels it.
+    exhausted: fail,
   });
 
   steps.register<Input, IdentityPaymentResult>({
@@ -282,7 +308,7 @@ export function registerOneClickSteps(flow: OneClick): void {
       const scale = (await ledger.getCurrency(flow.db, row.client_id, row.currency)).scale;
       const amount = BigInt(row.amount);
       // Opened (and cached) with the pool, so that booking the payment only reads them.
-      await flow.warmAccounts(row.client_id, row.currency);
+      await flow.deps.core.warmSettlement(row.client_id, row.currency);
       return {
         done: await provider.pay({
           idempotencyKey: `${row.client_id}:${requestIdOf(row.tx_id)}`,
@@ -295,37 +321,34 @@ export function registerOneClickSteps(flow: OneClick): void {
     },
     async record(tx, _step, { txId }, result) {
       const row = await flow.lock(tx, txId);
-      if (row.status_code !== STATUS.PROCESSING_PROVIDER && row.status_code !== STATUS.UNKNOWN_RESPONSE)
-        return;
       const actor = providerActor(row.identity_provider);
       if (result.status === "PAID") {
-        await flow.bookPayment(tx, row);
-        const next = await flow.change(tx, row, "PROCESSING_MERCHANT", { actor });
-        await flow.schedule(tx, next, "OC_TRANSFER");
+        await engine.apply(tx, row, "PAID", { actor });
         return;
       }
-      const failed = await flow.change(
-        tx,
-        row,
-        result.statusCode === STATUS.NO_FUNDS ? "NO_FUNDS" : "SYSTEM_ERROR",
-        {
-          actor,
-          set: { err_code: String(result.statusCode), err_msg: result.reason },
-        },
-      );
-      await flow.schedule(tx, failed, "OC_CANCEL");
+      await engine.apply(tx, row, result.statusCode === STATUS.NO_FUNDS ? "NO_FUNDS" : "PAYMENT_FAILED", {
+        actor,
+        set: { err_code: String(result.statusCode), err_msg: result.reason },
+      });
     },
     async exhausted(tx, _step, { txId }) {
       // No answer from the provider: whether the bank paid is unknown until staff retry it.
       const row = await flow.lock(tx, txId);
-      if (row.status_code !== STATUS.PROCESSING_PROVIDER) return;
-      await flow.change(tx, row, "UNKNOWN_RESPONSE", { actor: providerActor(row.identity_provider) });
+      await engine.apply(tx, row, "PAYMENT_LOST", { actor: providerActor(row.identity_provider) });
+    },
+    async retrying(tx, _step, { txId }, actor) {
+      await staffRetry(tx, await flow.lock(tx, txId), actor);
     },
   });
 
+  /** A staff retry of the flow's failed step: the flow is processing again (the same move from either route). */
+  async function staffRetry(tx: Db, row: OneClickRow, actor: Actor) {
+    // A step left FAILED by a flow that has since moved on (none today) is retried without moving it.
+    await engine.apply(tx, row, "RETRY", { actor });
+  }
+
   callback("OC_TRANSFER", "transfer", {
     maxAttempts: config.transferAttempts,
-    expect: STATUS.PROCESSING_MERCHANT,
     async body(row) {
       return {
         ...(await txBody(row)),
@@ -339,25 +362,28 @@ export function registerOneClickSteps(flow: OneClick): void {
         throw new Error(
           `the operator refused transfer ${row.tx_id} (${answer.errCode ?? "no errCode"}: ${answer.errMsg ?? "no errMsg"}); it must accept it`,
         );
-      await flow.change(tx, row, "SUCCESS", {
+      await engine.apply(tx, row, "TRANSFERRED", {
         actor: operatorActor(row),
         set: answer.merchantTxId ? { merchant_tx_id: answer.merchantTxId } : {},
       });
     },
     async exhausted(tx, row, error) {
-      await flow.change(
-        tx,
-        row,
-        failureOf(error) === "TIMEOUT" ? "READ_TIMEOUT" : "INCONSISTENT_TRANSACTION",
-        {
-          actor: operatorActor(row),
-          // The browser sees this; the step's last error keeps the detail for staff.
-          set: { err_msg: "the operator did not confirm the deposit; it is being looked into" },
-        },
-      );
+      await engine.apply(tx, row, failureOf(error) === "TIMEOUT" ? "TRANSFER_TIMED_OUT" : "TRANSFER_LOST", {
+        actor: operatorActor(row),
+        // The browser sees this; the step's last error keeps the detail for staff.
+        set: { err_msg: "the operator did not confirm the deposit; it is being looked into" },
+      });
     },
     async resolve(tx, row, resolution) {
-      await flow.change(tx, row, "SUCCESS", {
+      // The payment was made: the operator must accept the transfer. Staff say it did (credited by
+      // hand); "not executed" means it still has to: retry the step instead.
+      if (resolution.outcome !== "EXECUTED")
+        throw new DomainError(
+          "CONFLICT",
+          "NOT_RESOLVABLE",
+          "the deposit was paid: the operator must accept the transfer — retry it, or resolve it as executed",
+        );
+      const resolved = await engine.apply(tx, row, "RESOLVED", {
         actor: resolution.actor,
         set: {
           resolution: JSON.stringify({
@@ -367,7 +393,9 @@ export function registerOneClickSteps(flow: OneClick): void {
           }),
         },
       });
+      if (!resolved) throw new Error(`1-Click transaction ${row.tx_id} is not waiting for its transfer`);
     },
+    retrying: staffRetry,
   });
 
   // cancel's answer does not move the flow (it has ended): record it whatever the status, audited.

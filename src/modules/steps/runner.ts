@@ -75,6 +75,12 @@ export interface StepKind<I, R> {
   exhausted(tx: Db, step: Step, input: I, error: string): Promise<void>;
   /** Staff resolve a FAILED step: what the process does with their word. Absent: the kind can only be retried. */
   resolve?(tx: Db, step: Step, input: I, resolution: StepResolution): Promise<void>;
+  /**
+   * Staff try a FAILED step again: what the process does first (e.g. a flow left INCONSISTENT is
+   * processing again), in the transaction that makes the step PENDING. Throwing refuses the retry.
+   * Every retry route runs it: there is one retry path.
+   */
+  retrying?(tx: Db, step: Step, input: I, actor: Actor): Promise<void>;
 }
 
 interface ErasedKind {
@@ -86,6 +92,7 @@ interface ErasedKind {
   record(tx: Db, step: Step, result: unknown): Promise<void>;
   exhausted(tx: Db, step: Step, error: string): Promise<void>;
   resolve: ((tx: Db, step: Step, resolution: StepResolution) => Promise<void>) | undefined;
+  retrying: ((tx: Db, step: Step, actor: Actor) => Promise<void>) | undefined;
 }
 
 export interface NewStep {
@@ -135,6 +142,9 @@ export class StepRunner {
       exhausted: (tx, step, error) => kind.exhausted(tx, step, parse(step), error),
       resolve: kind.resolve
         ? (tx, step, resolution) => kind.resolve?.(tx, step, parse(step), resolution) ?? Promise.resolve()
+        : undefined,
+      retrying: kind.retrying
+        ? (tx, step, actor) => kind.retrying?.(tx, step, parse(step), actor) ?? Promise.resolve()
         : undefined,
     });
   }
@@ -283,6 +293,27 @@ export class StepRunner {
     return steps.length;
   }
 
+  /** The process's oldest step that is due now (PENDING, its next attempt reached), if any. */
+  async nextDue(
+    db: Db,
+    clientId: string,
+    processType: string,
+    processId: string,
+  ): Promise<string | undefined> {
+    const row = await db
+      .selectFrom("steps")
+      .select("id")
+      .where("client_id", "=", clientId)
+      .where("process_type", "=", processType)
+      .where("process_id", "=", processId)
+      .where("status", "=", "PENDING")
+      .where("next_attempt_at", "<=", sql<Date>`now()`)
+      .orderBy("created_at")
+      .limit(1)
+      .executeTakeFirst();
+    return row?.id;
+  }
+
   /** The processes of a type with a step still open (a provider call not finished): `clientId/processId`. */
   async openProcesses(db: Db, processType: string, clientId?: string): Promise<Set<string>> {
     let query = db
@@ -297,17 +328,15 @@ export class StepRunner {
   }
 
   /**
-   * A FAILED step tried again from the start (a staff decision, audited with its actor); `also`
-   * runs in the same transaction (the process's own record of the decision).
+   * A FAILED step tried again from the start (a staff decision, audited with its actor), from
+   * whichever route: the kind's `retrying` tells its process in the same transaction.
    */
-  async retry(
-    clientId: string | undefined,
-    stepId: string,
-    actor: Actor,
-    also?: (tx: Db, step: Step) => Promise<void>,
-  ): Promise<Step | undefined> {
+  async retry(clientId: string | undefined, stepId: string, actor: Actor): Promise<Step | undefined> {
     return inTransaction(this.db, async (tx) => {
-      let query = tx
+      const locked = await this.lock(tx, stepId);
+      if (locked?.status !== "FAILED" || (clientId && locked.clientId !== clientId)) return undefined;
+      await this.kindOf(locked.kind).retrying?.(tx, locked, actor);
+      const row = await tx
         .updateTable("steps")
         .set({
           status: "PENDING",
@@ -318,10 +347,8 @@ export class StepRunner {
           updated_at: new Date(),
         })
         .where("id", "=", stepId)
-        .where("status", "=", "FAILED");
-      if (clientId) query = query.where("client_id", "=", clientId);
-      const row = await query.returningAll().executeTakeFirst();
-      if (!row) return undefined;
+        .returningAll()
+        .executeTakeFirstOrThrow();
       const step = toStep(row);
       await writeAudit(
         tx,
@@ -334,7 +361,6 @@ export class StepRunner {
           after: { step: step.id, status: "PENDING" },
         },
       );
-      await also?.(tx, step);
       return step;
     });
   }

@@ -13,7 +13,8 @@ import { json, type Row, type TransactionStatus, type TransactionType } from "./
 export interface TransactionSnapshot {
   clientId: string;
   requestId: string;
-  userId: string;
+  /** Null for a 1-Click deposit before the operator named its user. */
+  userId: string | null;
   type: TransactionType;
   status: TransactionStatus;
   /** Minor units of `currency`. */

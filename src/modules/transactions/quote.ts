@@ -3,6 +3,7 @@ import { AmountError, parsePositiveAmount } from "../../lib/money.ts";
 import { KNOWN_SCALES, type RatesProvider, toUsdCents } from "../../providers/rates/interface.ts";
 import { getClient } from "../clients/service.ts";
 import { ConfiguredFees, type FeeRule } from "../fees/service.ts";
+import type { ValidationOutcome } from "../kyc/rules.ts";
 import type { Kyc } from "../kyc/service.ts";
 import * as ledger from "../ledger/service.ts";
 import {
@@ -87,11 +88,10 @@ export class Quotes {
     return { amount, scale, fee, usdValue };
   }
 
-  /** The KYC gate: a 422 with the validation body unless the user may do it. */
-  async gate(request: QuoteRequest): Promise<void> {
-    if (request.userBlocked) return;
+  /** The client's KYC scenario on the transaction, on the user's usage: what the gate decides on. */
+  async kycOutcome(request: QuoteRequest): Promise<ValidationOutcome> {
     const { clientId, userId, type, amount, currency, scenarioId, reads } = request;
-    const outcome = await this.deps.kyc.validate({
+    return this.deps.kyc.validate({
       clientId,
       userId,
       type,
@@ -101,6 +101,12 @@ export class Quotes {
       reads,
       usage: (request.usage ?? this.usageReads()).source(),
     });
+  }
+
+  /** The KYC gate: a 422 with the validation body unless the user may do it. */
+  async gate(request: QuoteRequest): Promise<void> {
+    if (request.userBlocked) return;
+    const outcome = await this.kycOutcome(request);
     if (outcome.type === "MIN_INFO_MISSING")
       throw new TransactionError(
         "MORE_INFORMATION_NEEDED",

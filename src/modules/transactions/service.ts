@@ -18,6 +18,7 @@ import type { UserInfo } from "../users/schemas.ts";
 import type { Users } from "../users/service.ts";
 import type { Wallets } from "../wallets/service.ts";
 import type { TransactionEventSink } from "./events.ts";
+import { ExternalProcesses } from "./external.ts";
 import { GroupCommit, type GroupCommitOptions } from "./group-commit.ts";
 import * as postings from "./postings.ts";
 import { type Applied, type EventFacts, PROCESS_TYPE, ProcessEngine, type ProcessEvent } from "./process.ts";
@@ -45,6 +46,7 @@ import {
 import { parseUsage, readUsage, readUsageAndRequestId, usageExpression } from "./usage.ts";
 import { toTransaction } from "./view.ts";
 
+export { type Assessment, ExternalProcesses } from "./external.ts";
 export { convert } from "./quote.ts";
 export * from "./types.ts";
 
@@ -76,6 +78,8 @@ const clientActor = (clientId: string): Actor => ({ kind: "client", id: clientId
 export class Transactions {
   readonly engine: ProcessEngine;
   readonly quotes: Quotes;
+  /** The core for a process whose states live in another module (the 1-Click flow). */
+  readonly external: ExternalProcesses;
   private readonly resolve: Resolver;
   private readonly notices: ProviderNotices;
   private readonly creations: GroupCommit;
@@ -90,6 +94,7 @@ export class Transactions {
       deps.groupCommit ?? { maxBatchSize: 64, maxInFlight: 1 },
     );
     this.quotes = new Quotes(deps);
+    this.external = new ExternalProcesses(deps.db, this.quotes, deps.events);
     this.resolve = new Resolver(deps.wallets, deps.paymentMethods);
     registerTransactionSteps(deps.steps, { ...deps, engine: this.engine });
     this.notices = new ProviderNotices({

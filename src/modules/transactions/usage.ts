@@ -125,12 +125,15 @@ export function parseUsage(value: unknown): UsageAndRequestId {
  * Counts a transaction in (`+1`, when it is recorded in a counted status) or out (`-1`, when it ends
  * REFUSED, CANCELED or ERROR), in the caller's transaction: its minute, hour and lifetime rows.
  */
-export async function countUsage(tx: Db, row: Row, sign: 1 | -1): Promise<void> {
+/** What the buckets need of a movement: whose, when, which type, its USD value in cents. */
+export type UsageRow = Pick<Row, "client_id" | "user_id" | "created_at" | "type" | "usd_value">;
+
+export async function countUsage(tx: Db, row: UsageRow, sign: 1 | -1): Promise<void> {
   await countUsageOf(tx, [{ row, sign }]);
 }
 
 /** `countUsage` for several transactions in one statement, their rows in key order. */
-export async function countUsageOf(tx: Db, changes: { row: Row; sign: 1 | -1 }[]): Promise<void> {
+export async function countUsageOf(tx: Db, changes: { row: UsageRow; sign: 1 | -1 }[]): Promise<void> {
   const sums = new Map<
     string,
     {

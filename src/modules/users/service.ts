@@ -183,6 +183,17 @@ export class Users {
     return user;
   }
 
+  /** The client's user, or undefined when there is none. */
+  async find(db: Db, clientId: string, userId: string): Promise<User | undefined> {
+    const row = await db
+      .selectFrom("users")
+      .selectAll()
+      .where("client_id", "=", clientId)
+      .where("id", "=", userId)
+      .executeTakeFirst();
+    return row ? toUser(row as UserRow) : undefined;
+  }
+
   async get(db: Db, clientId: string, userId: string, options: { forUpdate?: boolean } = {}): Promise<User> {
     let query = db.selectFrom("users").selectAll().where("client_id", "=", clientId).where("id", "=", userId);
     if (options.forUpdate) query = query.forUpdate();
