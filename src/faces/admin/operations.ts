@@ -123,8 +123,10 @@ export const adminOperationsRoutes: FastifyPluginAsyncZod<{ services: Services }
       schema: {
         ...admin,
         summary: "Try a FAILED step again from its first attempt",
+        description:
+          "The same path as a face's own staff retry: the step's process is told in the same transaction (a 1-Click flow left INCONSISTENT is processing again). A step whose failure ended its process for good answers 409.",
         params: z.object({ stepId: z.uuid() }),
-        response: { 200: stepSchema, ...errorResponses(400, 401, 404) },
+        response: { 200: stepSchema, ...errorResponses(400, 401, 404, 409) },
       },
     },
     async (request) => {
