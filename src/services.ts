@@ -96,6 +96,11 @@ export function createServices(
   const db = database.db;
   const users = new Users(db, sealer, platformUserEvents);
   const rates = new SandboxRatesProvider();
+  const steps = new StepRunner(db, {
+    leaseSeconds: settings.providerLeaseSeconds,
+    backoffMs: (attempt) => Math.min(300_000, settings.stepRetryBaseMs * 2 ** (attempt - 1)),
+    onFinished: metrics?.recordStepFinished,
+  });
   const kyc = new Kyc(
     db,
     users,
@@ -103,6 +108,7 @@ export function createServices(
     rates,
     transactionsUsage(db),
     platformAssessmentEvents,
+    steps,
   );
   const wallets = new Wallets(db);
   const paymentMethods = new PaymentMethods(db, sealer);
@@ -116,11 +122,6 @@ export function createServices(
   );
   const bank = new SandboxBank(db, settings.sandboxPayoutDelayMs, sandboxGate);
   const chain = new SandboxChain(db, settings.sandboxChainConfirmMs, sandboxGate);
-  const steps = new StepRunner(db, {
-    leaseSeconds: settings.providerLeaseSeconds,
-    backoffMs: (attempt) => Math.min(300_000, settings.stepRetryBaseMs * 2 ** (attempt - 1)),
-    onFinished: metrics?.recordStepFinished,
-  });
   const sanctions = SanctionsList.load(settings.sanctionsFile);
   const signingKeys = new SigningKeys(db, sealer);
   const transactions = new Transactions({

@@ -1032,7 +1032,9 @@ describe("1-Click: sign up and deposit", () => {
     // Monitoring's new-user rule (a first deposit over 1,000 USD waits for review, test 16) is
     // raised here: this test is about the KYC gate alone.
     const ctx: Ctx = {
-      ...(await setUpOneClick(t, op, { settings: { monitoring: { newUserFirstAmountReviewUsd: 1_000_000 } } })),
+      ...(await setUpOneClick(t, op, {
+        settings: { monitoring: { newUserFirstAmountReviewUsd: 1_000_000 } },
+      })),
       operator: op,
     };
     // The default scenario: deposits up to 1,000 USD need tier 0, up to 10,000 tier 2, above tier 4.
@@ -1162,7 +1164,11 @@ describe("1-Click: sign up and deposit", () => {
     expect(usage.prior30dByType.get("DEPOSIT")).toBe(1080n);
     codeOf((await run(ctx, { params: { amount: "10.00" } })).back);
     const third = await run(ctx, { params: { amount: "10.00" } });
-    await expectStatus(ctx, third.txId, { txState: "WAITING_APPROVAL", statusCode: 350 });
+    await expectStatus(ctx, third.txId, {
+      txState: "WAITING_APPROVAL",
+      statusCode: 350,
+      statusName: "WAITING_MANUAL_REVIEW",
+    });
     expect((await t.services.oneClick.get(third.txId)).monitoring).toMatchObject({
       status: "MANUAL_REVIEW",
       reasons: ["VELOCITY"],
@@ -1201,8 +1207,7 @@ describe("1-Click: sign up and deposit", () => {
     });
     expect(notExecuted.statusCode, notExecuted.body).toBe(409);
     fixed = true;
-    const accepted = () =>
-      ctx.operator.callsOf("transfer").filter((c) => c.body.txId === txId).length;
+    const accepted = () => ctx.operator.callsOf("transfer").filter((c) => c.body.txId === txId).length;
     const failedCalls = accepted();
     const retried = await t.app.inject({
       method: "POST",

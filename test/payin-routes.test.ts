@@ -96,7 +96,7 @@ async function customerAt(clientId: string, tier: 0 | 1 | 2, lastName: string): 
   await t.services.kyc.start({ clientId, userId: customer.userId });
   for (let i = 0; (await tierOf(customer)) < tier; i++) {
     if (i > 500) throw new Error(`the sandbox KYC never granted tier ${tier}`);
-    await t.services.kyc.pollDue(50);
+    await t.services.steps.runDue(50);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   expect(await tierOf(customer)).toBe(tier);

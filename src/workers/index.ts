@@ -13,7 +13,6 @@ import { startWorker, type Worker } from "./worker.ts";
 const EXPIRY_BATCH = 500;
 /** Chains (users) per delivery round; each chain up to 10 deliveries. */
 const DELIVERY_BATCH = 200;
-const KYC_BATCH = 50;
 const RECOVERY_BATCH = 20;
 
 /** Starts Ferry's background loops. Each is safe to run in several processes at once. */
@@ -74,12 +73,7 @@ export function startWorkers(
         )) >= DELIVERY_BATCH,
     }),
     startWorker({
-      name: "kyc-results",
-      intervalMs: Math.min(500, config.webhookIntervalMs * 2),
-      logger,
-      round: async () => (await services.kyc.pollDue(KYC_BATCH)) === KYC_BATCH,
-    }),
-    startWorker({
+      // Every provider call's step (cards, bank, chain, KYC checks, 1-Click callbacks): due ones run.
       name: "transaction-recovery",
       intervalMs: config.recoveryIntervalMs,
       logger,

@@ -1,6 +1,6 @@
 // Over 400 lines on purpose: assessments' whole life (gate, start, submit, poll, complete, staff
-// decision); the provider calls are the KYC provider's, the rules are rules.ts.
-import { sql } from "kysely";
+// decision); the provider calls are the KYC provider's (a step of the runner: steps.ts), the rules
+// are rules.ts.
 import type { Db } from "../../db/database.ts";
 import { inTransaction } from "../../db/transaction.ts";
 import { type Actor, PLATFORM_ADMIN } from "../../lib/context.ts";
@@ -12,6 +12,7 @@ import { KNOWN_SCALES, type RatesProvider, toUsdCents } from "../../providers/ra
 import { writeAudit } from "../audit/service.ts";
 import { getClient } from "../clients/service.ts";
 import { findCurrency } from "../ledger/service.ts";
+import type { StepRunner } from "../steps/runner.ts";
 import type { UserInfo } from "../users/schemas.ts";
 import type { User, UserReads, Users } from "../users/service.ts";
 import type { AssessmentEventSink } from "./events.ts";
@@ -24,6 +25,7 @@ import {
   type ValidationOutcome,
   validateTransaction,
 } from "./rules.ts";
+import { KYC_CHECK, type KycCheckStep, registerKycSteps } from "./steps.ts";
 
 export const ASSESSMENT_STATUSES = [
   "PENDING",
@@ -58,7 +60,6 @@ export class KycError extends DomainError {
 }
 
 type AssessmentRow = {
-  poll_failures?: number;
   client_id: string;
   request_id: string;
   user_id: string;
@@ -82,25 +83,29 @@ function toAssessment(row: AssessmentRow): Assessment {
   };
 }
 
-/** Failed polls of one assessment before it ends ERROR. */
-export const MAX_POLL_FAILURES = 10;
+export { MAX_POLL_FAILURES } from "./steps.ts";
 
 /**
- * KYC assessments: recorded and announced (PENDING) in one transaction, checked by the provider
- * outside any transaction, completed by the worker (final status, the user's tier, the webhook).
- * A crash between recording and submitting is recovered by the worker, which submits what has no
- * provider reference yet.
+ * KYC assessments: recorded and announced (PENDING) in one transaction with the step that checks
+ * them (KYC_CHECK, steps.ts: submit, then ask for the result until there is one), the provider
+ * called by the step runner outside any transaction, the decision recorded in the transaction that
+ * closes the step (final status, the user's tier, the webhook). A crash anywhere is resumed by the
+ * runner with the same reference; a provider that keeps failing for one assessment ends it ERROR
+ * after its attempts without holding up any other.
  */
 export class Kyc {
   constructor(
     private readonly db: Db,
     private readonly users: Users,
-    private readonly provider: KycProvider,
+    readonly provider: KycProvider,
     private readonly rates: RatesProvider,
     private readonly usage: UsageSource,
     /** Where assessment events go: the faces' webhooks. */
     private readonly events: AssessmentEventSink,
-  ) {}
+    private readonly steps: StepRunner,
+  ) {
+    registerKycSteps(this, steps);
+  }
 
   /**
    * What the validations endpoint answers and every transaction checks: whether the user's tier
@@ -212,12 +217,20 @@ export class Kyc {
           { suppressDelivery: input.suppressWebhook },
         );
       }
-      return created;
+      const check: KycCheckStep = { clientId: input.clientId, requestId };
+      const { id } = await this.steps.schedule(tx, {
+        clientId: input.clientId,
+        kind: KYC_CHECK,
+        processType: "assessment",
+        processId: requestId,
+        idempotencyKey: `kyc:${requestId}`,
+        input: check,
+      });
+      return { created, stepId: id };
     });
-    await this.submit(input.clientId, requestId).catch(() => {
-      // The worker submits it again: the assessment stays PENDING without a provider reference.
-    });
-    return assessment;
+    // Submitted now (the step's first attempt); a failure is the runner's to retry.
+    await this.steps.run(assessment.stepId);
+    return assessment.created;
   }
 
   private async checkRequest(clientId: string, userId: string, requestId: string): Promise<KycCheckRequest> {
@@ -234,87 +247,36 @@ export class Kyc {
     };
   }
 
-  /** Hands the assessment to the provider (outside any transaction) and records its reference. */
-  private async submit(clientId: string, requestId: string) {
+  /**
+   * One call of the KYC_CHECK step (outside any transaction): hands the assessment to the provider
+   * if it has no reference yet (and records the reference), else asks for the result. Undefined
+   * while the provider is still working (`retryAt`: when to ask again); a decision once it has one.
+   */
+  async check(
+    clientId: string,
+    requestId: string,
+  ): Promise<{ decision: KycDecision } | { retryAt: Date } | { over: true }> {
     const row = await this.db
       .selectFrom("user_assessments")
-      .select(["user_id"])
+      .select(["user_id", "status", "provider_reference", "result_due_at"])
       .where("client_id", "=", clientId)
       .where("request_id", "=", requestId)
       .executeTakeFirstOrThrow();
-    const { providerReference, resultDueAt } = await this.provider.submit(
-      await this.checkRequest(clientId, row.user_id, requestId),
-    );
-    await this.db
-      .updateTable("user_assessments")
-      .set({ provider_reference: providerReference, result_due_at: resultDueAt, updated_at: new Date() })
-      .where("client_id", "=", clientId)
-      .where("request_id", "=", requestId)
-      .where("provider_reference", "is", null)
-      .execute();
-  }
-
-  /**
-   * One round of the KYC worker: claims PENDING assessments that are due (or were never submitted),
-   * with a lease so two processes do not work on one, and moves each on. Returns how many.
-   */
-  async pollDue(limit = 50): Promise<number> {
-    const { rows } = await sql<AssessmentRow>`
-      UPDATE user_assessments SET locked_until = now() + interval '30 seconds'
-      WHERE (client_id, request_id) IN (
-        SELECT client_id, request_id FROM user_assessments
-        WHERE status = 'PENDING' AND (locked_until IS NULL OR locked_until < now())
-          AND ((provider_reference IS NOT NULL AND result_due_at <= now())
-               OR (provider_reference IS NULL AND created_at < now() - interval '5 seconds'))
-        ORDER BY result_due_at NULLS FIRST
-        LIMIT ${limit}
-        FOR UPDATE SKIP LOCKED)
-      RETURNING *`.execute(this.db);
-    // Each assessment on its own: one whose provider keeps failing never holds up the others.
-    const outcomes = await Promise.allSettled(rows.map((row) => this.pollOne(row)));
-    for (const [i, outcome] of outcomes.entries()) {
-      const row = rows[i];
-      if (outcome.status === "fulfilled" || !row) continue;
-      await this.recordPollFailure(row);
-    }
-    return rows.length;
-  }
-
-  private async pollOne(row: AssessmentRow): Promise<void> {
+    if (row.status !== "PENDING") return { over: true };
+    const request = await this.checkRequest(clientId, row.user_id, requestId);
     if (row.provider_reference === null) {
-      await this.submit(row.client_id, row.request_id);
-      return;
-    }
-    const request = await this.checkRequest(row.client_id, row.user_id, row.request_id);
-    const decision = await this.provider.result(row.provider_reference, request);
-    if (decision === null) {
+      const { providerReference, resultDueAt } = await this.provider.submit(request);
       await this.db
         .updateTable("user_assessments")
-        .set({ result_due_at: new Date(Date.now() + 1000), locked_until: null })
-        .where("client_id", "=", row.client_id)
-        .where("request_id", "=", row.request_id)
+        .set({ provider_reference: providerReference, result_due_at: resultDueAt, updated_at: new Date() })
+        .where("client_id", "=", clientId)
+        .where("request_id", "=", requestId)
+        .where("provider_reference", "is", null)
         .execute();
-      return;
+      return { retryAt: resultDueAt };
     }
-    await this.complete(row.client_id, row.request_id, decision);
-  }
-
-  /** A failed poll: retried with backoff; after the last attempt the assessment ends ERROR. */
-  private async recordPollFailure(row: AssessmentRow): Promise<void> {
-    const failures = Number(row.poll_failures ?? 0) + 1;
-    if (failures >= MAX_POLL_FAILURES) {
-      await this.complete(row.client_id, row.request_id, { status: "ERROR" }).catch(() => {});
-      return;
-    }
-    await this.db
-      .updateTable("user_assessments")
-      .set({
-        poll_failures: failures,
-        locked_until: new Date(Date.now() + Math.min(300_000, 1000 * 2 ** failures)),
-      })
-      .where("client_id", "=", row.client_id)
-      .where("request_id", "=", row.request_id)
-      .execute();
+    const decision = await this.provider.result(row.provider_reference, request);
+    return decision === null ? { retryAt: new Date(Date.now() + 1000) } : { decision };
   }
 
   /**
@@ -365,7 +327,19 @@ export class Kyc {
     /** A staff decision's actor: audited in the same transaction. */
     actor?: Actor,
   ): Promise<Assessment> {
-    return inTransaction(this.db, async (tx) => {
+    return inTransaction(this.db, (tx) => this.completeIn(tx, clientId, requestId, decision, actor));
+  }
+
+  /** `complete`, in the caller's transaction (the one that closes the KYC_CHECK step). */
+  async completeIn(
+    tx: Db,
+    clientId: string,
+    requestId: string,
+    decision: KycDecision,
+    actor?: Actor,
+    options: { onlyPending?: boolean } = {},
+  ): Promise<Assessment> {
+    {
       const row = await tx
         .selectFrom("user_assessments")
         .selectAll()
@@ -374,6 +348,8 @@ export class Kyc {
         .forUpdate()
         .executeTakeFirst();
       if (!row) throw new KycError("ASSESSMENT_NOT_FOUND", `no assessment ${requestId}`);
+      // The provider's answer for an assessment decided meanwhile changes nothing.
+      if (options.onlyPending && row.status !== "PENDING") return toAssessment(row as AssessmentRow);
       const user: User = await this.users.get(tx, clientId, row.user_id, { forUpdate: true });
       const tier = decision.status === "ACCEPTED" ? decision.tier : user.tier;
       const updated = await tx
@@ -409,7 +385,7 @@ export class Kyc {
         await this.events.record(tx, { type: "assessment.changed", clientId, assessment }, {});
       }
       return assessment;
-    });
+    }
   }
 
   /** A staff decision on an assessment UNDER_REVIEW: accept (at the supported tier, or the one given) or refuse. */
