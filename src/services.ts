@@ -17,12 +17,17 @@ import { StepRunner } from "./modules/steps/runner.ts";
 import { Transactions, transactionsUsage } from "./modules/transactions/service.ts";
 import { Users } from "./modules/users/service.ts";
 import { Wallets } from "./modules/wallets/service.ts";
+import type { Acquirer } from "./providers/acquirer/interface.ts";
 import { SandboxAcquirer } from "./providers/acquirer/sandbox.ts";
+import type { Bank } from "./providers/bank/interface.ts";
 import { SandboxBank } from "./providers/bank/sandbox.ts";
+import type { Chain } from "./providers/chain/interface.ts";
 import { SandboxChain } from "./providers/chain/sandbox.ts";
 import { SandboxIdentityProvider, sandboxIdentityPayments } from "./providers/identity/sandbox.ts";
 import { SandboxKycProvider } from "./providers/kyc/sandbox.ts";
+import type { Notifier } from "./providers/notifier/interface.ts";
 import { SandboxNotifier } from "./providers/notifier/sandbox.ts";
+import type { RatesProvider } from "./providers/rates/interface.ts";
 import { SandboxRatesProvider } from "./providers/rates/sandbox.ts";
 import { SandboxGate } from "./providers/sandbox-gate.ts";
 
@@ -68,18 +73,26 @@ export interface Services {
   transactions: Transactions;
   /** The durable step runner every provider call goes through. */
   steps: StepRunner;
-  acquirer: SandboxAcquirer;
-  bank: SandboxBank;
-  chain: SandboxChain;
+  acquirer: Acquirer;
+  bank: Bank;
+  chain: Chain;
   /** The rates provider (pairs, prices). */
-  rates: SandboxRatesProvider;
+  rates: RatesProvider;
+  /** The sandbox providers themselves, for the sandbox face's control routes and the tests only. */
+  sandbox: {
+    acquirer: SandboxAcquirer;
+    bank: SandboxBank;
+    chain: SandboxChain;
+    notifier: SandboxNotifier;
+    rates: SandboxRatesProvider;
+  };
   /** Test control of the sandbox providers (hold an answer, inject a failure). */
   sandboxGate: SandboxGate;
   metrics: Metrics | undefined;
   /** Wallet API logins, roles, tokens, one-time codes. */
   logins: Logins;
-  /** What the sandbox notifier "sent" (OTPs, credentials). */
-  notifier: SandboxNotifier;
+  /** Where one-time codes and credentials are sent. */
+  notifier: Notifier;
   commissions: CommissionProfiles;
   /** The 1-Click flow (/oauth): identity providers, operator callbacks, codes and tokens. */
   oneClick: OneClick;
@@ -196,6 +209,7 @@ export function createServices(
     bank,
     chain,
     rates,
+    sandbox: { acquirer, bank, chain, notifier, rates },
     sandboxGate,
     metrics,
     reconcile: (clientId) =>

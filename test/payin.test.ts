@@ -133,7 +133,7 @@ describe("Pay-in", () => {
       ).toBe(400);
 
     // The market moves before the payment: the offer's rate is the rate paid.
-    t.services.rates.setPrice("USDC", "1.25");
+    t.services.sandbox.rates.setPrice("USDC", "1.25");
     try {
       const paid = await marie.call("POST", `/v3/payin/pay/${made.offerId}`, { cardCVV: "123" });
       expect(paid.statusCode, paid.body).toBe(200);
@@ -144,7 +144,7 @@ describe("Pay-in", () => {
         transactionAmount: "100.00",
       });
     } finally {
-      t.services.rates.setPrice("USDC", "1.00");
+      t.services.sandbox.rates.setPrice("USDC", "1.00");
     }
     const status = await marie.call("GET", `/v3/payin/pay-callback?offerId=${made.offerId}`);
     expect(status.json()).toMatchObject({

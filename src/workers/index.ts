@@ -104,7 +104,7 @@ export function startWorkers(
         await purgeExpiredUserTokens(db);
         await purgeOldUsage(db);
         await services.logins.purgeExpired();
-        await services.notifier.purge(new Date(Date.now() - 7 * 24 * 3600 * 1000));
+        await services.sandbox.notifier.purge(new Date(Date.now() - 7 * 24 * 3600 * 1000));
         return false;
       },
     }),

@@ -3,7 +3,7 @@ import { inTransaction } from "../../db/transaction.ts";
 import { type Actor, providerActor } from "../../lib/context.ts";
 import { formatAmount } from "../../lib/money.ts";
 import type { Acquirer } from "../../providers/acquirer/interface.ts";
-import type { SandboxBank } from "../../providers/bank/sandbox.ts";
+import type { Bank } from "../../providers/bank/interface.ts";
 import type { StepRunner } from "../steps/runner.ts";
 import { type Applied, type EventFacts, PROCESS_TYPE, type ProcessEngine } from "./process.ts";
 import { parseAmountOrThrow, type Quotes } from "./quote.ts";
@@ -16,7 +16,7 @@ export interface ProviderNoticeDependencies {
   steps: StepRunner;
   quotes: Quotes;
   acquirer: Acquirer;
-  bank: SandboxBank;
+  bank: Bank;
   get(clientId: string, requestId: string): Promise<Transaction>;
   view(row: Row): Promise<Transaction>;
   runSteps(applied: Applied): Promise<void>;

@@ -5,7 +5,7 @@ import type { Db } from "../../db/database.ts";
 import { inTransaction } from "../../db/transaction.ts";
 import type { Actor, RequestContext } from "../../lib/context.ts";
 import type { Acquirer } from "../../providers/acquirer/interface.ts";
-import type { SandboxBank } from "../../providers/bank/sandbox.ts";
+import type { Bank } from "../../providers/bank/interface.ts";
 import type { Chain } from "../../providers/chain/interface.ts";
 import type { RatesProvider } from "../../providers/rates/interface.ts";
 import { writeAudit } from "../audit/service.ts";
@@ -57,7 +57,7 @@ export interface TransactionDependencies {
   wallets: Wallets;
   paymentMethods: PaymentMethods;
   acquirer: Acquirer;
-  bank: SandboxBank;
+  bank: Bank;
   chain: Chain;
   rates: RatesProvider;
   sanctions: SanctionsList;

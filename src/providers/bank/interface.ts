@@ -45,5 +45,15 @@ export interface Bank {
    * again is the same return.
    */
   returnIncoming(transferId: string, idempotencyKey: string): Promise<{ returned: boolean }>;
+  /**
+   * Keeps an incoming transfer the bank reported (its notification, a statement entry) among the
+   * bank's records, once per transfer id: the same id again answers `duplicate` (a notice repeated).
+   */
+  receive(transfer: {
+    transferId: string;
+    paymentReference: string;
+    amount: bigint;
+    currency: string;
+  }): Promise<{ duplicate: boolean }>;
   records(keyPrefix?: string): Promise<BankRecord[]>;
 }
