@@ -7,8 +7,8 @@ import type { OneClickRow } from "../../modules/oneclick/service.ts";
 import { STATUS } from "../../modules/oneclick/statuses.ts";
 import { SANDBOX_TEST_PERSONID } from "../../providers/identity/sandbox.ts";
 import type { Services } from "../../services.ts";
-import { continueFlow } from "../oneclick/index.ts";
-import { escapeHtml, originsOf, page, sendPage } from "../oneclick/pages.ts";
+import { continueFlow } from "./index.ts";
+import { escapeHtml, originsOf, page, sendPage } from "./pages.ts";
 
 /**
  * The sandbox identity providers' hosted page (`sandbox-bankid`, `sandbox-trustly`; sandbox.md):
