@@ -1,5 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { type SigningAlgorithm, signRequest } from "../src/sdk/signing.ts";
+import { balances, distinctCard, fundedClient } from "./funding.ts";
 import { startTestApp, type TestApp } from "./harness.ts";
 import { createTestClient, createUser, type TestClient } from "./platform.ts";
 
@@ -152,5 +153,161 @@ describe("clients", () => {
       )();
       expect(response.statusCode, response.body).toBe(201);
     }
+  });
+});
+
+// Issue 17.7: X-Request-Id is the seventh line of the string to sign. A signed request carrying one
+// is idempotent: sent again (the same bytes) it gets the first answer, or 409 in progress while the
+// first still runs — never a 401, never a second effect; and its signature is good for that id only.
+
+/** Lower-cased header names, so that an override replaces the signer's header whatever its case. */
+const lowerCased = (headers: Record<string, string>) =>
+  Object.fromEntries(Object.entries(headers).map(([name, value]) => [name.toLowerCase(), value]));
+
+/**
+ * Signs once, with X-Request-Id in the signed string; every call sends exactly the same bytes. An
+ * override replaces a header (undefined leaves it out), as an attacker holding the bytes could.
+ */
+async function signedWithId(c: TestClient, method: string, url: string, requestId: string, body?: unknown) {
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  const signed = await signRequest({
+    clientId: c.clientId,
+    privateJwk: c.privateJwk,
+    alg: c.alg,
+    method,
+    target: url,
+    body: payload,
+    requestId,
+  } as Parameters<typeof signRequest>[0]);
+  const headers = { ...lowerCased(signed), "x-request-id": requestId };
+  return (override: Record<string, string | undefined> = {}) => {
+    const sent: Record<string, string> = {};
+    for (const [name, value] of Object.entries({ ...headers, ...override }))
+      if (value !== undefined) sent[name] = value;
+    return t.app.inject({ method: method as "GET", url, headers: sent, payload });
+  };
+}
+
+/** Adds two EUR amounts ("1.50", "-0.25") in minor units; a missing balance is zero. */
+const plus = (a: string | undefined, b: string) => {
+  const cents = (s: string) => BigInt(s.replace(".", ""));
+  const sum = cents(a?.split("/")[0] ?? "0.00") + cents(b);
+  const sign = sum < 0n ? "-" : "";
+  const abs = (sum < 0n ? -sum : sum).toString().padStart(3, "0");
+  return `${sign}${abs.slice(0, -2)}.${abs.slice(-2)}`;
+};
+
+describe("signed retries (X-Request-Id signed)", () => {
+  let client: TestClient;
+  const transfer = (amount: string) => ({
+    userId: "alice",
+    destinationUserId: "bob",
+    amount,
+    currency: "EUR",
+  });
+  const bobHas = async () => (await balances(client, "bob")).EUR;
+
+  beforeAll(async () => {
+    client = await fundedClient(t, { users: [["alice", "100.00"], ["bob"], ["carol"]] });
+  });
+
+  it("20 identical signed transfers at once: one transfer, no 401; the others get its answer or 409 in progress", async () => {
+    const send = await signedWithId(
+      client,
+      "POST",
+      "/v1/transactions/transfers",
+      "burst-1",
+      transfer("1.00"),
+    );
+    const answers = await Promise.all(Array.from({ length: 20 }, () => send()));
+    expect(answers.filter((a) => a.statusCode === 401).map((a) => a.body)).toEqual([]);
+    const ran = answers.filter((a) => a.headers["idempotent-replayed"] === undefined && a.statusCode === 201);
+    expect(ran).toHaveLength(1);
+    const original = ran[0]?.body;
+    for (const answer of answers) {
+      if (answer.statusCode === 201) expect(answer.body).toBe(original);
+      else {
+        expect(answer.statusCode, answer.body).toBe(409);
+        expect(answer.json()).toMatchObject({ type: "REQUEST_IN_PROGRESS", retryable: true });
+      }
+    }
+    // The same bytes once the first has finished: its stored answer, nothing run again.
+    const again = await send();
+    expect(again.statusCode).toBe(201);
+    expect(again.headers["idempotent-replayed"]).toBe("true");
+    expect(again.body).toBe(original);
+    expect(await bobHas()).toBe("1.00/1.00");
+    const rows = await t.database.db
+      .selectFrom("transactions")
+      .select("request_id")
+      .where("client_id", "=", client.clientId)
+      .where("request_id", "=", "burst-1")
+      .execute();
+    expect(rows).toHaveLength(1);
+  });
+
+  it("a captured signature sent with a new X-Request-Id, or without one: 401, and no second transfer", async () => {
+    const before = await bobHas();
+    const send = await signedWithId(client, "POST", "/v1/transactions/transfers", "cap-1", transfer("2.00"));
+    expect((await send()).statusCode).toBe(201);
+    for (const stolen of [{ "x-request-id": "cap-2" }, { "x-request-id": undefined }]) {
+      const response = await send(stolen);
+      expect(response.statusCode, response.body).toBe(401);
+      expect(response.json()).toMatchObject({ type: "UNAUTHORIZED", code: 2001 });
+    }
+    expect((await client.request("GET", "/v1/transactions/cap-2")).statusCode).toBe(404);
+    const expected = plus(before, "2.00");
+    expect(await bobHas()).toBe(`${expected}/${expected}`);
+  });
+
+  it("while the first still runs: 409 in progress (retryable), never 401; afterwards the stored answer", async () => {
+    const held = t.services.sandboxGate.hold("acquirer.charge");
+    const send = await signedWithId(client, "POST", "/v1/transactions/deposits", "dep-held", {
+      userId: "carol",
+      amount: "30.00",
+      currency: "EUR",
+      sourceMethod: {
+        paymentMethodType: "CREDIT_CARD",
+        cardNumber: distinctCard(),
+        expirationMonth: 12,
+        expirationYear: 2031,
+      },
+    });
+    const first = send();
+    try {
+      await vi.waitFor(() => expect(held.waiting()).toBe(1));
+      const during = await send();
+      expect(during.statusCode, during.body).toBe(409);
+      expect(during.json()).toMatchObject({ type: "REQUEST_IN_PROGRESS", code: 4011, retryable: true });
+    } finally {
+      held.release();
+    }
+    const answered = await first;
+    expect(answered.statusCode, answered.body).toBe(201);
+    const after = await send();
+    expect(after.statusCode).toBe(201);
+    expect(after.headers["idempotent-replayed"]).toBe("true");
+    expect(after.body).toBe(answered.body);
+    const net = plus(answered.json().amount, `-${answered.json().fee}`); // credited once, net of the fee
+    expect(await balances(client, "carol")).toEqual({ EUR: `${net}/${net}` });
+    const charges = await t.database.db
+      .selectFrom("transactions")
+      .select("request_id")
+      .where("client_id", "=", client.clientId)
+      .where("request_id", "=", "dep-held")
+      .execute();
+    expect(charges).toHaveLength(1);
+  });
+
+  it("any state-changing request with an id: sent again after it completed, the stored answer (not a 401)", async () => {
+    const patch = await signedWithId(client, "PATCH", "/v1/users/alice", "patch-alice-1", {
+      phones: ["+491701234567"],
+    });
+    const first = await patch();
+    expect(first.statusCode, first.body).toBe(200);
+    const again = await patch();
+    expect(again.statusCode, again.body).toBe(200);
+    expect(again.headers["idempotent-replayed"]).toBe("true");
+    expect(again.body).toBe(first.body);
   });
 });
