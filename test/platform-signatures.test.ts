@@ -45,7 +45,7 @@ describe("signed requests", () => {
         body: payload,
         date,
         requestId,
-      } as Parameters<typeof signRequest>[0]);
+      });
     /** The signer's headers with X-Request-Id set to `sent` (undefined: left out), whatever was signed. */
     const withRequestId = (headers: Record<string, string>, sent: string | undefined) => {
       const rest = Object.fromEntries(
@@ -150,7 +150,7 @@ describe("signed requests", () => {
       clientId: "acme",
     };
     const hash = "44136FA355B3678A1146AD16F7E8649E94FB4FC21FE77E8310C060F61CAAFF8A"; // SHA-256 of "{}"
-    expect(stringToSign({ ...parts, requestId: "dep-0001" } as Parameters<typeof stringToSign>[0])).toBe(
+    expect(stringToSign({ ...parts, requestId: "dep-0001" })).toBe(
       [
         "POST",
         hash,
@@ -173,7 +173,7 @@ describe("signed requests", () => {
       target: "/v1/users/u-2",
       body,
       requestId: "seven-lines-1",
-    } as Parameters<typeof signRequest>[0]);
+    });
     expect(signed["X-Request-Id"]).toBe("seven-lines-1");
     const accepted = await send("PATCH", "/v1/users/u-2", signed, body);
     expect(accepted.statusCode, accepted.body).toBe(200);
