@@ -2,6 +2,7 @@ import type { RouteOptions } from "fastify";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { sql } from "kysely";
 import { z } from "zod";
+import { errorResponses } from "../../http/errors.ts";
 import { idempotency } from "../../http/idempotency.ts";
 import { clientOf, platformAuthentication } from "../../http/platform-auth.ts";
 import { CLIENT_CHOSEN_ID } from "../../lib/ids.ts";
@@ -86,9 +87,16 @@ export const platformFace: FastifyPluginAsyncZod<{ services: Services }> = async
   await app.register(transactionRoutes, options);
 };
 
-/** Adds the optional X-Request-Id claim to a route: first among its preHandlers, documented in its schema. */
+/**
+ * Adds the optional X-Request-Id claim to a route: first among its preHandlers, and in its schema
+ * (the header, and the 409s of an id in use) so that /openapi.json says so.
+ */
 function claimRequestIdOn(route: RouteOptions, claim: ReturnType<typeof idempotency>) {
   route.preHandler = [claim.preHandler, ...[route.preHandler ?? []].flat()];
   route.onSend = [claim.onSend, ...[route.onSend ?? []].flat()];
-  if (route.schema && route.schema.headers === undefined) route.schema.headers = optionalRequestIdHeader;
+  if (!route.schema) return;
+  route.schema.headers ??= optionalRequestIdHeader;
+  const responses = route.schema.response as Record<number, unknown> | undefined;
+  if (responses && responses[409] === undefined)
+    route.schema.response = { ...responses, ...errorResponses(409) };
 }
