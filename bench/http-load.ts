@@ -94,8 +94,9 @@ async function sign(): Promise<Signed> {
     method: "POST",
     target: path,
     body: payload,
+    requestId: `ld-${run}-${++sequence}`,
   });
-  return { path, payload, headers: { ...headers, "x-request-id": `ld-${run}-${++sequence}` } };
+  return { path, payload, headers };
 }
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: config.concurrency });

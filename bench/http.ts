@@ -113,11 +113,12 @@ async function main() {
         method,
         target,
         body: payload,
+        requestId,
       });
       return json(
         await fetch(ferry.url + target, {
           method,
-          headers: { ...headers, ...(requestId ? { "x-request-id": requestId } : {}) },
+          headers,
           body: payload,
         }),
       );

@@ -221,10 +221,17 @@ async function main() {
           addresses: [{ street: "1 Main St", city: "Berlin", postalCode: "10115", country: "DE" }],
           idDocument: { type: "PASSPORT", number: `B${1_000_000 + i}`, country: "DE" },
         });
-        const signed = await signRequest({ clientId, privateJwk, method: "POST", target, body });
+        const signed = await signRequest({
+          clientId,
+          privateJwk,
+          method: "POST",
+          target,
+          body,
+          requestId: `kyc-${i}`,
+        });
         const started = await fetch(`${base}${target}`, {
           method: "POST",
-          headers: { ...signed, "x-request-id": `kyc-${i}` },
+          headers: signed,
           body,
         });
         if (started.status !== 202) throw new Error(`assessment: ${started.status} ${await started.text()}`);

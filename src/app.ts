@@ -131,7 +131,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
             in: "header",
             name: "X-Signature",
             description:
-              "Detached JWS over the six-line string to sign, with a Date header (see docs/platform-api.md)",
+              "Detached JWS over the string to sign (six lines; seven with X-Request-Id, which is signed), with a Date header (see docs/platform-api.md)",
           },
           walletToken: {
             type: "http",

@@ -81,10 +81,10 @@ it("recovers a stream interrupted by SIGKILL: each success exactly once, invaria
   const { clientId } = (await created.json()) as { clientId: string };
   const call = async (method: string, target: string, body?: unknown, requestId?: string) => {
     const payload = body === undefined ? undefined : JSON.stringify(body);
-    const headers = await signRequest({ clientId, privateJwk, method, target, body: payload });
+    const headers = await signRequest({ clientId, privateJwk, method, target, body: payload, requestId });
     return fetch(`${ferry.url}${target}`, {
       method,
-      headers: { ...headers, ...(requestId ? { "x-request-id": requestId } : {}) },
+      headers,
       body: payload,
     });
   };

@@ -98,11 +98,18 @@ it("a crash between the charge and its recording: after restart the purchase com
     addresses: [{ street: "12 Rue de Rivoli", city: "Paris", postalCode: "75001", country: "FR" }],
     idDocument: { type: "PASSPORT", number: "X1234567", country: "FR" },
   });
-  const signed = await signRequest({ clientId, privateJwk, method: "POST", target, body });
+  const signed = await signRequest({
+    clientId,
+    privateJwk,
+    method: "POST",
+    target,
+    body,
+    requestId: "kyc-marie",
+  });
   await json(
     await fetch(`${ferry.url}${target}`, {
       method: "POST",
-      headers: { ...signed, "x-request-id": "kyc-marie" },
+      headers: signed,
       body,
     }),
     202,

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { addSigningKey, revokeSigningKey } from "../src/modules/clients/service.ts";
-import { keyId, type SigningAlgorithm, signRequest } from "../src/sdk/signing.ts";
+import { keyId, type SigningAlgorithm, signRequest, stringToSign } from "../src/sdk/signing.ts";
 import { startTestApp, type TestApp } from "./harness.ts";
 import { createTestClient, createUser, type TestClient } from "./platform.ts";
 
@@ -36,7 +36,7 @@ describe("signed requests", () => {
 
   it("refuses a request changed by one character in method, path, query, date, client id or body", async () => {
     const body = JSON.stringify({ name: { firstName: "Ada" } });
-    const sign = (method: string, target: string, payload?: string, date?: Date) =>
+    const sign = (method: string, target: string, payload?: string, date?: Date, requestId?: string) =>
       signRequest({
         clientId: client.clientId,
         privateJwk: client.privateJwk,
@@ -44,7 +44,15 @@ describe("signed requests", () => {
         target,
         body: payload,
         date,
+        requestId,
       });
+    /** The signer's headers with X-Request-Id set to `sent` (undefined: left out), whatever was signed. */
+    const withRequestId = (headers: Record<string, string>, sent: string | undefined) => {
+      const rest = Object.fromEntries(
+        Object.entries(headers).filter(([name]) => name.toLowerCase() !== "x-request-id"),
+      );
+      return sent === undefined ? rest : { ...rest, "X-Request-Id": sent };
+    };
 
     // The untouched request passes (the control).
     const control = await send("PATCH", "/v1/users/u-1", await sign("PATCH", "/v1/users/u-1", body), body);
@@ -70,6 +78,34 @@ describe("signed requests", () => {
           await addSigningKey(t.database.db, twin.clientId, publicOf(client.privateJwk));
           const headers = await sign("GET", "/v1/users");
           return send("GET", "/v1/users", { ...headers, "X-Client-Id": twin.clientId });
+        },
+      ],
+      [
+        "request id",
+        async () => {
+          const headers = await sign("PATCH", "/v1/users/u-1", body, undefined, "rid-signed");
+          return send("PATCH", "/v1/users/u-1", withRequestId(headers, "rid-other"), body);
+        },
+      ],
+      [
+        "request id left out",
+        async () => {
+          const headers = await sign("PATCH", "/v1/users/u-1", body, undefined, "rid-signed-2");
+          return send("PATCH", "/v1/users/u-1", withRequestId(headers, undefined), body);
+        },
+      ],
+      [
+        "request id added (a six-line signature)",
+        async () => {
+          const headers = await sign("PATCH", "/v1/users/u-1", body);
+          return send("PATCH", "/v1/users/u-1", withRequestId(headers, "rid-added"), body);
+        },
+      ],
+      [
+        "request id on a read",
+        async () => {
+          const headers = await sign("GET", "/v1/users", undefined, undefined, "rid-read");
+          return send("GET", "/v1/users", withRequestId(headers, "rid-read-2"));
         },
       ],
       [
@@ -102,6 +138,61 @@ describe("signed requests", () => {
       expect(response.statusCode, `${what}: ${response.body}`).toBe(401);
       expect(response.json()).toMatchObject({ type: "UNAUTHORIZED", code: 2001 });
     }
+  });
+
+  it("signs X-Request-Id as a seventh line, before the request target, only when it is sent", () => {
+    const parts = {
+      method: "post",
+      target: "/v1/transactions/deposits?x=1",
+      body: "{}",
+      contentType: "application/json",
+      date: "Tue, 21 Nov 2026 15:00:00 GMT",
+      clientId: "acme",
+    };
+    const hash = "44136FA355B3678A1146AD16F7E8649E94FB4FC21FE77E8310C060F61CAAFF8A"; // SHA-256 of "{}"
+    expect(stringToSign({ ...parts, requestId: "dep-0001" })).toBe(
+      [
+        "POST",
+        hash,
+        "content-type:application/json",
+        "date:Tue, 21 Nov 2026 15:00:00 GMT",
+        "x-client-id:acme",
+        "x-request-id:dep-0001",
+        "/v1/transactions/deposits?x=1",
+      ].join("\n"),
+    );
+    expect(stringToSign(parts).split("\n")).toHaveLength(6);
+  });
+
+  it("signs the request id and sends it: a signed request with X-Request-Id is accepted, a six-line one is not", async () => {
+    const body = JSON.stringify({ phones: ["+491701234567"] });
+    const signed = await signRequest({
+      clientId: client.clientId,
+      privateJwk: client.privateJwk,
+      method: "PATCH",
+      target: "/v1/users/u-2",
+      body,
+      requestId: "seven-lines-1",
+    });
+    expect(signed["X-Request-Id"]).toBe("seven-lines-1");
+    const accepted = await send("PATCH", "/v1/users/u-2", signed, body);
+    expect(accepted.statusCode, accepted.body).toBe(200);
+    // The old form (six lines, the id not signed) with the header sent: refused, and told why.
+    const sixLines = await signRequest({
+      clientId: client.clientId,
+      privateJwk: client.privateJwk,
+      method: "PATCH",
+      target: "/v1/users/u-2",
+      body,
+    });
+    const refused = await send(
+      "PATCH",
+      "/v1/users/u-2",
+      { ...sixLines, "X-Request-Id": "seven-lines-2" },
+      body,
+    );
+    expect(refused.statusCode).toBe(401);
+    expect(refused.json().message).toMatch(/x-request-id/i);
   });
 
   it("refuses a Date more than 300 s away, either way", async () => {

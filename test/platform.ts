@@ -13,7 +13,7 @@ export interface TestClient {
   clientId: string;
   privateJwk: JWK;
   alg: SigningAlgorithm;
-  /** A signed request through app.inject. */
+  /** A signed request through app.inject; an `x-request-id` among `headers` is signed with it. */
   request(
     method: string,
     url: string,
@@ -67,8 +67,19 @@ export async function createTestClient(
     alg,
     async request(method, url, body, headers = {}) {
       const payload = body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body);
-      const signed = await signRequest({ clientId, privateJwk, alg, method, target: url, body: payload });
-      return t.app.inject({ method: method as "GET", url, headers: { ...signed, ...headers }, payload });
+      // X-Request-Id is signed (the seventh line) when sent: the signer sends the one it signed.
+      const idHeader = Object.keys(headers).find((name) => name.toLowerCase() === "x-request-id");
+      const { [idHeader ?? ""]: requestId, ...others } = headers;
+      const signed = await signRequest({
+        clientId,
+        privateJwk,
+        alg,
+        method,
+        target: url,
+        body: payload,
+        requestId,
+      });
+      return t.app.inject({ method: method as "GET", url, headers: { ...signed, ...others }, payload });
     },
   };
 }

@@ -56,8 +56,8 @@ describe("statements per operation", () => {
         { "x-request-id": "t-1" },
       ),
     );
-    // Alone: 2 on the request's path (signature and request id claimed together; users, usage and
-    // the request id's state) + 8
+    // Alone: 2 on the request's path (the request id's claim — signed, so no replay check of the
+    // signature; users, usage and the request id's state) + 8
     // for its group (a group of one) + storing the answer.
     // Under load the group's 8 are shared (bench:http prints the figure per operation).
     expect(trace.length).toBeLessThanOrEqual(11);

@@ -32,21 +32,26 @@ if (!fs.existsSync(keyFile)) {
 }
 const privateJwk = JSON.parse(fs.readFileSync(keyFile, "utf8"));
 
-/** A signed call from this backend to Ferry. */
-async function ferry(method: string, target: string, body?: unknown) {
+/**
+ * A signed call from this backend to Ferry. With a `requestId` (signed, sent as X-Request-Id) the
+ * call is safe to send again after a timeout: Ferry answers the first call's answer.
+ */
+async function ferry(method: string, target: string, body?: unknown, requestId?: string) {
   const payload = body === undefined ? undefined : JSON.stringify(body);
-  const headers = await signRequest({ clientId, privateJwk, method, target, body: payload });
+  const headers = await signRequest({ clientId, privateJwk, method, target, body: payload, requestId });
   const response = await fetch(`${ferryUrl}${target}`, { method, headers, body: payload });
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
 
 async function userToken(userId: string) {
-  // The user exists in Ferry under this backend's own id (created once, 409 afterwards).
-  await ferry("POST", "/v1/users", {
-    id: userId,
-    type: "PERSON",
-    name: { firstName: "Demo", lastName: "User" },
-  });
+  // The user exists in Ferry under this backend's own id: created once; the same request id answers
+  // the first 201 again for a day, then the creation answers 409 (the user exists). Either is fine.
+  await ferry(
+    "POST",
+    "/v1/users",
+    { id: userId, type: "PERSON", name: { firstName: "Demo", lastName: "User" } },
+    `create-${userId}`,
+  );
   return ferry("POST", "/v1/auth/userToken", { url: "/v1/transactions/deposits", method: "POST", userId });
 }
 

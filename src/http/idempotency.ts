@@ -4,7 +4,6 @@ import { sql } from "kysely";
 import type { Db } from "../db/database.ts";
 import { CLIENT_CHOSEN_ID } from "../lib/ids.ts";
 import { ApiError } from "./errors.ts";
-import { rememberSignatureSql, replayRefusal } from "./platform-auth.ts";
 
 export interface IdempotencyOptions {
   /** The request header that carries the key: `x-request-id` (Platform API), `idempotency-key` (Wallet API). */
@@ -59,33 +58,17 @@ export function idempotency(db: Db, options: IdempotencyOptions, settings: Idemp
     const scope = options.scope(request);
     const hash = requestHash(request);
 
-    // The key's claim; `onlyIf` gates it (the signature's replay check, in the same statement).
-    const claimKey = (onlyIf = sql`true`) => sql`
+    const reserved = await sql`
       INSERT INTO idempotency_keys (scope, key, request_hash, state, locked_until, expires_at)
-      SELECT ${scope}, ${key}, ${hash}, 'IN_PROGRESS', now() + make_interval(secs => ${lockSeconds}),
-             now() + make_interval(hours => ${settings.ttlHours})
-       WHERE ${onlyIf}
+      VALUES (${scope}, ${key}, ${hash}, 'IN_PROGRESS', now() + make_interval(secs => ${lockSeconds}),
+              now() + make_interval(hours => ${settings.ttlHours}))
       ON CONFLICT (scope, key) DO UPDATE
         SET request_hash = excluded.request_hash, state = 'IN_PROGRESS', locked_until = excluded.locked_until,
             response_status = NULL, response_headers = NULL, response_body = NULL, expires_at = excluded.expires_at
         WHERE idempotency_keys.expires_at < now()
            OR (idempotency_keys.state = 'IN_PROGRESS' AND idempotency_keys.locked_until < now()
                AND idempotency_keys.request_hash = excluded.request_hash)
-      RETURNING key`;
-    let reserved: { rows: unknown[] };
-    const signature = request.signatureClaim;
-    if (signature) {
-      // The signature's replay check and the key's claim in one statement: the key is claimed only
-      // for a signature not seen before.
-      const { rows } = await sql<{ fresh: boolean; reserved: boolean }>`
-        WITH signature AS (${rememberSignatureSql(signature)}),
-             reserved AS (${claimKey(sql`EXISTS (SELECT 1 FROM signature)`)})
-        SELECT EXISTS (SELECT 1 FROM signature) AS fresh, EXISTS (SELECT 1 FROM reserved) AS reserved`.execute(
-        db,
-      );
-      if (!rows[0]?.fresh) throw replayRefusal();
-      reserved = { rows: rows[0].reserved ? [key] : [] };
-    } else reserved = await claimKey().execute(db);
+      RETURNING key`.execute(db);
     if (reserved.rows.length > 0) {
       request.idempotency = { scope, key, replayed: false };
       return;

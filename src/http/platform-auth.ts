@@ -19,30 +19,20 @@ declare module "fastify" {
     client?: Client;
     /** Set when the request was made with a user token instead of a signature. */
     userToken?: ConsumedToken;
-    /**
-     * A signature still to be remembered (replay check) by the route's idempotency claim, in the
-     * same statement (`authenticate({ replayCheckWithIdempotency: true })`).
-     */
-    signatureClaim?: SignatureClaim;
   }
 }
 
-export interface SignatureClaim {
-  clientId: string;
-  hash: string;
-}
-
-/** The 401 of a signature seen before (also for the idempotency claim that made the check). */
-export const replayRefusal = () =>
+/** The 401 of a state-changing request whose signature was accepted before (platform-api.md). */
+const replayRefusal = () =>
   unauthorized(
-    "this signature was already accepted with the same X-Request-Id (replay); to send an identical request again, give it a distinct X-Request-Id",
+    "this signature was already accepted (replay); to send a state-changing request again safely, sign it with an X-Request-Id: the same request with the same id gets the first answer",
   );
 
-/** The INSERT that remembers a signature for its window; RETURNING a row when it is new. */
-export function rememberSignatureSql(claim: SignatureClaim) {
+/** Remembers a signature for its window; RETURNING a row when it is new. */
+function rememberSignatureSql(clientId: string, hash: string) {
   return sql<{ client_id: string }>`
     INSERT INTO request_signatures (client_id, signature_hash, expires_at)
-    VALUES (${claim.clientId}, ${claim.hash}, now() + make_interval(secs => ${SIGNATURE_WINDOW_SECONDS * 2}))
+    VALUES (${clientId}, ${hash}, now() + make_interval(secs => ${SIGNATURE_WINDOW_SECONDS * 2}))
     ON CONFLICT DO NOTHING RETURNING client_id`;
 }
 
@@ -51,18 +41,21 @@ export interface PlatformAuthOptions {
   /** Per-client requests per minute unless the client's settings say otherwise. */
   rateLimitPerMinute: number;
   now?: () => number;
+  /**
+   * Every state-changing route behind this authentication claims X-Request-Id as its idempotency
+   * key (faces/platform/index.ts wires it onto each route). A signed request carrying one is then
+   * safe to receive again — its stored answer, or 409 while the first runs — and its signature is
+   * good for that id only (signed), so the signature is not remembered. Without this, every
+   * state-changing signature is remembered and refused the second time.
+   */
+  requestIdIsIdempotencyKey?: boolean;
 }
 
 /** Requests that change state: only these can be replays (platform-api.md, Authentication). */
 const STATE_CHANGING_METHODS = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 
-/** What identifies an accepted request: its signature and its X-Request-Id, or the absence of one. */
-function replayKey(signature: string, requestId: string | undefined): string {
-  return createHash("sha256")
-    .update(signature)
-    .update(requestId === undefined ? "\n-" : `\n+${requestId}`)
-    .digest("hex");
-}
+/** What identifies an accepted request: its signature (which covers X-Request-Id when one is sent). */
+const replayKey = (signature: string) => createHash("sha256").update(signature).digest("hex");
 
 const unauthorized = (message: string) => new ApiError("UNAUTHORIZED", message);
 const header = (request: FastifyRequest, name: string) => {
@@ -80,7 +73,7 @@ export function platformAuthentication(options: PlatformAuthOptions) {
   const keyCache = new Map<string, CryptoKey | Uint8Array>();
   const limiter = new RateLimiter(options.now ?? Date.now);
 
-  const verifySignature = async (request: FastifyRequest, client: Client, deferToIdempotency: boolean) => {
+  const verifySignature = async (request: FastifyRequest, client: Client) => {
     const date = header(request, "date");
     const signature = header(request, "x-signature");
     if (!date || !signature) throw unauthorized("a signed request needs Date and X-Signature headers");
@@ -110,6 +103,7 @@ export function platformAuthentication(options: PlatformAuthOptions) {
     if (!jwk) throw unauthorized("unknown, revoked or expired signing key");
     if (!algorithmsFor(jwk).includes(alg as ClientSignatureAlgorithm))
       throw unauthorized(`the key ${kid} cannot sign ${alg}`);
+    const requestId = header(request, "x-request-id");
     const payload = stringToSign({
       method: request.method,
       target: request.url,
@@ -117,6 +111,7 @@ export function platformAuthentication(options: PlatformAuthOptions) {
       contentType: header(request, "content-type"),
       date,
       clientId: client.id,
+      requestId,
     });
     try {
       await flattenedVerify(
@@ -129,18 +124,21 @@ export function platformAuthentication(options: PlatformAuthOptions) {
         { algorithms: [alg] },
       );
     } catch {
-      throw unauthorized("the signature does not match the request");
+      // A signature of six lines (made before X-Request-Id was signed) is not accepted with the
+      // header: it would be good for any request id, the hole the seventh line closes.
+      throw unauthorized(
+        requestId === undefined
+          ? "the signature does not match the request"
+          : "the signature does not match the request (with X-Request-Id sent, the string to sign has seven lines: x-request-id:<the header as sent> before the request target)",
+      );
     }
     if (!STATE_CHANGING_METHODS.has(request.method)) return; // reading twice is never a replay
-    // Remember the signature with the request id for the window: the same pair again is a replay.
-    // RS512 and Ed25519 signatures are deterministic (the same request in the same second signs the
-    // same), so the signature alone would make two distinct requests collide.
-    const claim = { clientId: client.id, hash: replayKey(match[2], header(request, "x-request-id")) };
-    if (deferToIdempotency && header(request, "x-request-id")) {
-      request.signatureClaim = claim; // remembered with the idempotency claim, one statement
-      return;
-    }
-    const stored = await rememberSignatureSql(claim).execute(options.db);
+    // With a request id the route's idempotency claim answers a request received again (the same
+    // bytes or re-signed): nothing to remember, and no 401 for a client retrying after a timeout.
+    if (options.requestIdIsIdempotencyKey && requestId) return;
+    // Without one, the same signature again within the window is a replay. RS512 and Ed25519
+    // signatures are deterministic: two identical requests signed in the same second are one.
+    const stored = await rememberSignatureSql(client.id, replayKey(match[2])).execute(options.db);
     if (stored.rows.length === 0) throw replayRefusal();
   };
 
@@ -156,16 +154,7 @@ export function platformAuthentication(options: PlatformAuthOptions) {
   };
 
   /** preValidation hook. `allowUserToken`: the route may be called from a browser with a user token. */
-  return (
-    routeOptions: {
-      allowUserToken?: boolean;
-      /**
-       * The route's idempotency preHandler remembers the signature (replay check) in its own
-       * claim statement: one statement less per request. Only for routes with that preHandler.
-       */
-      replayCheckWithIdempotency?: boolean;
-    } = {},
-  ) =>
+  return (routeOptions: { allowUserToken?: boolean } = {}) =>
     async (request: FastifyRequest, reply: FastifyReply) => {
       const clientId = header(request, "x-client-id");
       if (!clientId) throw unauthorized("X-Client-Id is required");
@@ -204,7 +193,7 @@ export function platformAuthentication(options: PlatformAuthOptions) {
           userId: requestedUser(request),
         });
       } else {
-        await verifySignature(request, client, routeOptions.replayCheckWithIdempotency === true);
+        await verifySignature(request, client);
         enforceLimit();
       }
       request.client = client;

@@ -2,8 +2,9 @@ import { createHash } from "node:crypto";
 import { calculateJwkThumbprint, FlattenedSign, importJWK, type JWK } from "jose";
 
 /**
- * Ferry's request signatures (Platform API): the six-line string to sign, and a signer for
- * integrators. The server verifies with the same `stringToSign`.
+ * Ferry's request signatures (Platform API): the string to sign — six lines, seven when the request
+ * carries `X-Request-Id` — and a signer for integrators. The server verifies with the same
+ * `stringToSign`.
  */
 export interface SignedParts {
   method: string;
@@ -15,6 +16,11 @@ export interface SignedParts {
   /** The Date header exactly as sent (RFC 7231 form). */
   date: string;
   clientId: string;
+  /**
+   * The X-Request-Id header exactly as sent, if it is sent. Signed so that a signature is good for
+   * one request id only: a captured one cannot be sent again under another id.
+   */
+  requestId?: string | undefined;
 }
 
 export function stringToSign(parts: SignedParts): string {
@@ -26,6 +32,7 @@ export function stringToSign(parts: SignedParts): string {
     hasBody ? `content-type:${parts.contentType ?? ""}` : "",
     `date:${parts.date}`,
     `x-client-id:${parts.clientId}`,
+    ...(parts.requestId === undefined ? [] : [`x-request-id:${parts.requestId}`]),
     parts.target,
   ].join("\n");
 }
@@ -57,12 +64,19 @@ export interface SignRequestInput {
   alg?: SigningAlgorithm | undefined;
   /** Defaults to now. */
   date?: Date | undefined;
+  /**
+   * The request's X-Request-Id: signed (the seventh line) and returned among the headers. A request
+   * sent again with the same id and body gets the first one's answer; give each distinct request its
+   * own id.
+   */
+  requestId?: string | undefined;
 }
 
 /**
  * Signs a Platform API request. Returns the headers to send with it: `X-Client-Id`, `Date`,
- * `X-Signature` (a JWS with a detached payload, `header..signature`) and `Content-Type` when there
- * is a body. Send the body bytes exactly as signed.
+ * `X-Signature` (a JWS with a detached payload, `header..signature`), `X-Request-Id` when one is
+ * given and `Content-Type` when there is a body. Send the body bytes and these headers exactly as
+ * signed.
  */
 export async function signRequest(input: SignRequestInput): Promise<Record<string, string>> {
   const alg = input.alg ?? defaultAlgorithm(input.privateJwk);
@@ -76,6 +90,7 @@ export async function signRequest(input: SignRequestInput): Promise<Record<strin
     contentType,
     date,
     clientId: input.clientId,
+    requestId: input.requestId,
   });
   const key = await importJWK(input.privateJwk, alg);
   const jws = await new FlattenedSign(new TextEncoder().encode(payload))
@@ -85,6 +100,7 @@ export async function signRequest(input: SignRequestInput): Promise<Record<strin
     "X-Client-Id": input.clientId,
     Date: date,
     "X-Signature": `${jws.protected}..${jws.signature}`,
+    ...(input.requestId === undefined ? {} : { "X-Request-Id": input.requestId }),
     ...(contentType ? { "Content-Type": contentType } : {}),
   };
 }

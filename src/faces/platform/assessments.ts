@@ -47,7 +47,7 @@ export const assessmentRoutes: FastifyPluginAsyncZod<PlatformRouteOptions> = asy
   app.post(
     "/users/:userId/assessments",
     {
-      preValidation: authenticate({ allowUserToken: true, replayCheckWithIdempotency: true }),
+      preValidation: authenticate({ allowUserToken: true }),
       preHandler: idempotent.preHandler,
       onSend: idempotent.onSend,
       schema: {

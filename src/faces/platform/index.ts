@@ -1,7 +1,11 @@
+import type { RouteOptions } from "fastify";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { sql } from "kysely";
+import { z } from "zod";
+import { errorResponses } from "../../http/errors.ts";
 import { idempotency } from "../../http/idempotency.ts";
 import { clientOf, platformAuthentication } from "../../http/platform-auth.ts";
+import { CLIENT_CHOSEN_ID } from "../../lib/ids.ts";
 import type { Services } from "../../services.ts";
 import { assessmentRoutes } from "./assessments.ts";
 import { authRoutes } from "./auth.ts";
@@ -11,6 +15,17 @@ import { userRoutes } from "./users.ts";
 import { walletRoutes } from "./wallets.ts";
 import { webhookRoutes } from "./webhooks.ts";
 
+const STATE_CHANGING_METHODS = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+
+/** The optional X-Request-Id of a state-changing route that does not require one (other headers kept). */
+const optionalRequestIdHeader = z.looseObject({
+  "x-request-id": z
+    .string()
+    .regex(CLIENT_CHOSEN_ID, "must match ^[A-Za-z0-9_-]{3,255}$")
+    .optional()
+    .describe("Optional request id: the same request sent again with it gets the first answer"),
+});
+
 const CORS_HEADERS =
   "content-type, x-client-id, x-user-token, x-request-id, x-scenario-id, x-disable-webhook";
 
@@ -19,6 +34,7 @@ export const platformFace: FastifyPluginAsyncZod<{ services: Services }> = async
   const authenticate = platformAuthentication({
     db: services.database.db,
     rateLimitPerMinute: services.settings.rateLimitPerMinute,
+    requestIdIsIdempotencyKey: true, // the onRoute hook below makes it so
   });
 
   // CORS preflight: a browser sends no X-Client-Id here, so the origin must be one that some client
@@ -42,11 +58,25 @@ export const platformFace: FastifyPluginAsyncZod<{ services: Services }> = async
     reply.code(204).send();
   });
 
-  const idempotent = idempotency(
-    services.database.db,
-    { header: "x-request-id", required: true, scope: (request) => `v1:${clientOf(request).id}` },
-    { ttlHours: services.settings.idempotencyTtlHours },
-  );
+  // One key space per client for the whole face. Money-moving and assessment routes require an
+  // X-Request-Id (their own preHandler); every other state-changing route honours one when sent.
+  const requestIds = (required: boolean) =>
+    idempotency(
+      services.database.db,
+      { header: "x-request-id", required, scope: (request) => `v1:${clientOf(request).id}` },
+      { ttlHours: services.settings.idempotencyTtlHours },
+    );
+  const idempotent = requestIds(true);
+  const idempotentWhenIdentified = requestIds(false);
+  // Every state-changing route claims the X-Request-Id it is sent, so that a signed request sent
+  // again (a retry after a timeout, twenty at once) gets the first answer or 409 in progress —
+  // never a 401, never a second effect (platform-api.md, Authentication). The authentication relies
+  // on it (requestIdIsIdempotencyKey): it does not remember signatures that carry an id.
+  app.addHook("onRoute", (route) => {
+    if (![route.method].flat().some((method) => STATE_CHANGING_METHODS.has(method))) return;
+    if ([route.preHandler].flat().includes(idempotent.preHandler)) return;
+    claimRequestIdOn(route, idempotentWhenIdentified);
+  });
   const options = { services, authenticate, idempotent };
   await app.register(userRoutes, options);
   await app.register(assessmentRoutes, options);
@@ -56,3 +86,17 @@ export const platformFace: FastifyPluginAsyncZod<{ services: Services }> = async
   await app.register(paymentInformationRoutes, options);
   await app.register(transactionRoutes, options);
 };
+
+/**
+ * Adds the optional X-Request-Id claim to a route: first among its preHandlers, and in its schema
+ * (the header, and the 409s of an id in use) so that /openapi.json says so.
+ */
+function claimRequestIdOn(route: RouteOptions, claim: ReturnType<typeof idempotency>) {
+  route.preHandler = [claim.preHandler, ...[route.preHandler ?? []].flat()];
+  route.onSend = [claim.onSend, ...[route.onSend ?? []].flat()];
+  if (!route.schema) return;
+  route.schema.headers ??= optionalRequestIdHeader;
+  const responses = route.schema.response as Record<number, unknown> | undefined;
+  if (responses && responses[409] === undefined)
+    route.schema.response = { ...responses, ...errorResponses(409) };
+}

@@ -40,7 +40,9 @@ export const requestIdHeaders = z.object({
   "x-request-id": z
     .string()
     .regex(CLIENT_CHOSEN_ID, "must match ^[A-Za-z0-9_-]{3,255}$")
-    .describe("The client's request id (idempotency key)"),
+    .describe(
+      "The client's request id: the idempotency key, signed (the seventh line of the string to sign)",
+    ),
   "x-scenario-id": z.string().max(64).optional().describe("One of the client's KYC scenarios"),
   "x-disable-webhook": z
     .enum(["true", "false"])

@@ -149,7 +149,7 @@ export const transactionRoutes: FastifyPluginAsyncZod<PlatformRouteOptions> = as
   app.post(
     "/transactions/deposits",
     {
-      preValidation: authenticate({ allowUserToken: true, replayCheckWithIdempotency: true }),
+      preValidation: authenticate({ allowUserToken: true }),
       preHandler: idempotent.preHandler,
       onSend: idempotent.onSend,
       schema: {
@@ -203,7 +203,7 @@ export const transactionRoutes: FastifyPluginAsyncZod<PlatformRouteOptions> = as
   );
 
   const moneyRoute = {
-    preValidation: authenticate({ allowUserToken: true, replayCheckWithIdempotency: true }),
+    preValidation: authenticate({ allowUserToken: true }),
     preHandler: idempotent.preHandler,
     onSend: idempotent.onSend,
   };
