@@ -12,6 +12,7 @@ import { Logins } from "./modules/logins/service.ts";
 import { SanctionsList } from "./modules/monitoring/rules.ts";
 import { OneClick } from "./modules/oneclick/service.ts";
 import { PaymentMethods } from "./modules/payment-methods/service.ts";
+import { CurrencyRates } from "./modules/rates/service.ts";
 import { type ReconciliationReport, reconcile } from "./modules/reconciliation/service.ts";
 import { StepRunner } from "./modules/steps/runner.ts";
 import { Transactions, transactionsUsage } from "./modules/transactions/service.ts";
@@ -73,6 +74,8 @@ export interface Services {
   chain: SandboxChain;
   /** The rates provider (pairs, prices). */
   rates: SandboxRatesProvider;
+  /** USD rates per client: the provider's price, or the client's own rate (its history, who set it). */
+  currencyRates: CurrencyRates;
   /** Test control of the sandbox providers (hold an answer, inject a failure). */
   sandboxGate: SandboxGate;
   metrics: Metrics | undefined;
@@ -96,11 +99,12 @@ export function createServices(
   const db = database.db;
   const users = new Users(db, sealer, platformUserEvents);
   const rates = new SandboxRatesProvider();
+  const currencyRates = new CurrencyRates(db, rates);
   const kyc = new Kyc(
     db,
     users,
     new SandboxKycProvider(settings.sandboxKycDelayMs),
-    rates,
+    currencyRates,
     transactionsUsage(db),
     platformAssessmentEvents,
   );
@@ -132,7 +136,7 @@ export function createServices(
     acquirer,
     bank,
     chain,
-    rates,
+    rates: currencyRates,
     sanctions,
     steps,
     events: platformTransactionEvents,
@@ -151,7 +155,7 @@ export function createServices(
     steps,
     signingKeys,
     sanctions,
-    rates,
+    rates: currencyRates,
     providers: [
       new SandboxIdentityProvider("sandbox-bankid", db, sandboxGate),
       new SandboxIdentityProvider("sandbox-trustly", db, sandboxGate),
@@ -196,6 +200,7 @@ export function createServices(
     bank,
     chain,
     rates,
+    currencyRates,
     sandboxGate,
     metrics,
     reconcile: (clientId) =>

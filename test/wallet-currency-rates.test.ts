@@ -209,9 +209,9 @@ describe("a currency staff create", () => {
     expect(changes).toHaveLength(2);
     expect(changes[0]).toMatchObject({
       actor: { kind: "staff", id: s.admin.userId },
-      before: null,
       after: { rate: "0.01", version: 1 },
     });
+    expect(changes[0]?.before ?? null).toBeNull();
     expect(changes[1]).toMatchObject({ before: { rate: "0.01", version: 1 }, after: { rate: "0.02", version: 2 } });
   });
 

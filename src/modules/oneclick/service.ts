@@ -13,7 +13,6 @@ import { DomainError } from "../../lib/errors.ts";
 import { formatAmount } from "../../lib/money.ts";
 import type { Sealer } from "../../lib/sealer.ts";
 import type { IdentityProvider, ProvenIdentity } from "../../providers/identity/interface.ts";
-import type { RatesProvider } from "../../providers/rates/interface.ts";
 import { toUsdCents } from "../../providers/rates/interface.ts";
 import { writeAudit } from "../audit/service.ts";
 import { getClient } from "../clients/service.ts";
@@ -24,6 +23,7 @@ import type { Kyc, UsageSource } from "../kyc/service.ts";
 import * as ledger from "../ledger/service.ts";
 import { evaluate, type MonitoringConfig, type SanctionsList } from "../monitoring/rules.ts";
 import { type OneClickSettings, oneClickOf } from "../oauth/clients.ts";
+import type { UsdPrices } from "../rates/service.ts";
 import type { StepRunner } from "../steps/runner.ts";
 import { operationOf, systemAccount } from "../transactions/postings.ts";
 import type { UserInfo } from "../users/schemas.ts";
@@ -60,7 +60,8 @@ export interface OneClickDependencies {
   steps: StepRunner;
   signingKeys: SigningKeys;
   sanctions: SanctionsList;
-  rates: RatesProvider;
+  /** USD prices per client (the provider's, or the client's own rates). */
+  rates: UsdPrices;
   providers: IdentityProvider[];
   config: OneClickConfig;
 }
@@ -618,7 +619,7 @@ export class OneClick {
     let cents = 0n;
     for (const r of rows) {
       if (!r.currency || !r.total) continue;
-      const price = await this.deps.rates.usdPrice(r.currency);
+      const price = await this.deps.rates.usdPrice(r.currency, clientId);
       const scale = (await ledger.getCurrency(this.db, clientId, r.currency)).scale;
       if (price) cents += toUsdCents(BigInt(r.total), scale, price);
     }
@@ -631,7 +632,7 @@ export class OneClick {
     let usd = 0n;
     if (row.amount !== null && row.currency !== null) {
       const scale = (await ledger.getCurrency(tx, row.client_id, row.currency)).scale;
-      const price = await this.deps.rates.usdPrice(row.currency);
+      const price = await this.deps.rates.usdPrice(row.currency, row.client_id);
       if (price) usd = toUsdCents(BigInt(row.amount), scale, price);
     }
     const result = evaluate(
