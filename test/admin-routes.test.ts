@@ -158,14 +158,32 @@ const cases: Record<string, { valid: () => InjectOptions; invalid: () => InjectO
   "POST /admin/clients/:clientId/currencies/:code/rates": {
     valid: () => json("POST", RATES_URL, { rate: "0.01" }),
     invalid: () => [
-      ...["0", "-1", "0.000", "ten", "", "1e3", "1.0000000000001", "1234567890123456", 0, -1, 1e-7, true, null].map(
-        (rate) => json("POST", RATES_URL, { rate }),
-      ),
+      ...[
+        "0",
+        "-1",
+        "0.000",
+        "ten",
+        "",
+        "1e3",
+        "1.0000000000001",
+        "1234567890123456",
+        0,
+        -1,
+        1e-7,
+        true,
+        null,
+      ].map((rate) => json("POST", RATES_URL, { rate })),
       json("POST", RATES_URL, {}),
       json("POST", RATES_URL, { rate: "0.01", surprise: 1 }),
       json("POST", RATES_URL, { rate: "0.01", effectiveFrom: "tomorrow" }),
-      json("POST", RATES_URL, { rate: "0.01", effectiveFrom: new Date(Date.now() - 3_600_000).toISOString() }),
-      json("POST", RATES_URL, { rate: "0.01", effectiveFrom: new Date(Date.now() + 400 * 86_400_000).toISOString() }),
+      json("POST", RATES_URL, {
+        rate: "0.01",
+        effectiveFrom: new Date(Date.now() - 3_600_000).toISOString(),
+      }),
+      json("POST", RATES_URL, {
+        rate: "0.01",
+        effectiveFrom: new Date(Date.now() + 400 * 86_400_000).toISOString(),
+      }),
       json("POST", RATES_URL, '{"rate": '),
       json("POST", "/admin/clients/acme/currencies/pts/rates", { rate: "0.01" }),
       json("POST", "/admin/clients/x/currencies/PTS/rates", { rate: "0.01" }),

@@ -50,7 +50,11 @@ const bankDetails = { fullName: "Anna Example", iban: "DE89370400440532013000", 
 async function pointsClient() {
   const { clientId, admin } = await walletClient(t, { settings: SETTINGS });
   const { bankId } = await setUpUsd(admin);
-  const created = await admin.call("POST", "/api/v1/currencies", { code: "PTS", name: "Points", fraction: 0 });
+  const created = await admin.call("POST", "/api/v1/currencies", {
+    code: "PTS",
+    name: "Points",
+    fraction: 0,
+  });
   expect(created.statusCode, created.body).toBe(201);
   const issuer = await admin.call("POST", "/api/v1/issuers", {
     currencyCode: "PTS",
@@ -98,7 +102,9 @@ describe("a currency staff create", () => {
     const s = await pointsClient();
     const view = await s.admin.call("POST", "/api/v1/exchange-rates/view", {});
     expect(view.statusCode, view.body).toBe(200);
-    const pts = view.json().records.find((r: { inCurrency: { code: string } }) => r.inCurrency.code === "PTS");
+    const pts = view
+      .json()
+      .records.find((r: { inCurrency: { code: string } }) => r.inCurrency.code === "PTS");
     expect(pts).toMatchObject({ rate: null, active: false, outCurrency: { code: "USD" } });
     const refused = await s.accountant.call("POST", "/api/v1/bank-top-ups/with-bank", {
       coinSerial: s.annaCoin,
@@ -177,6 +183,45 @@ describe("a currency staff create", () => {
     await invariantsHold(t, s.clientId);
   });
 
+  it("the KYC gate values amounts in it at its rate", async () => {
+    const brackets = (limit: number) => [
+      { upToUsd: limit, requiredTier: 0 },
+      { upToUsd: null, requiredTier: 3 },
+    ];
+    const { clientId, admin } = await walletClient(t, {
+      settings: {
+        ...SETTINGS,
+        kyc: {
+          scenarios: [
+            {
+              id: "points",
+              brackets: Object.fromEntries(
+                ["DEPOSIT", "WITHDRAWAL", "TRANSFER", "TRADE", "PAYMENT"].map((type) => [type, brackets(30)]),
+              ),
+            },
+          ],
+          defaultScenario: "points",
+        },
+      },
+    });
+    const created = await admin.call("POST", "/api/v1/currencies", {
+      code: "PTS",
+      name: "Points",
+      fraction: 0,
+      usdRate: "0.01",
+    });
+    expect(created.statusCode, created.body).toBe(201);
+    const anna = await registerCustomer(t, clientId);
+    const coin = await openCoin(anna, "PTS");
+    // 2,000 PTS = 20 USD: within tier 0's 30 USD.
+    const small = await anna.call("POST", "/api/v1/card-top-ups", { coinSerial: coin, amount: "2000", card });
+    expect(small.statusCode, small.body).toBe(200);
+    // Another 2,000 PTS: 40 USD in 30 days, beyond tier 0.
+    const more = await anna.call("POST", "/api/v1/card-top-ups", { coinSerial: coin, amount: "2000", card });
+    expect(more.statusCode, more.body).toBe(422);
+    expect(await balances(anna, coin)).toMatchObject({ amount: "2000" });
+  });
+
   it("keeps the history of its rates (who, when, from when) and audits each change", async () => {
     const s = await pointsClient();
     expect((await setRate(s.admin, { rate: "0.01", inCurrencyId: s.ptsId })).statusCode).toBe(200);
@@ -201,7 +246,11 @@ describe("a currency staff create", () => {
         setBy: { kind: "staff", id: s.admin.userId, role: "administrator" },
         createdAt: expect.any(String),
       },
-      expect.objectContaining({ version: 1, rate: "0.01", setBy: expect.objectContaining({ kind: "staff" }) }),
+      expect.objectContaining({
+        version: 1,
+        rate: "0.01",
+        setBy: expect.objectContaining({ kind: "staff" }),
+      }),
     ]);
 
     const trail = await listAudit(t.database.db, s.clientId, "currency", "PTS");
@@ -212,7 +261,27 @@ describe("a currency staff create", () => {
       after: { rate: "0.01", version: 1 },
     });
     expect(changes[0]?.before ?? null).toBeNull();
-    expect(changes[1]).toMatchObject({ before: { rate: "0.01", version: 1 }, after: { rate: "0.02", version: 2 } });
+    expect(changes[1]).toMatchObject({
+      before: { rate: "0.01", version: 1 },
+      after: { rate: "0.02", version: 2 },
+    });
+  });
+
+  it("a scheduled rate applies from its effectiveFrom (the cached rate moves on by itself)", async () => {
+    const s = await pointsClient();
+    expect((await setRate(s.admin, { rate: "0.01", inCurrencyId: "PTS" })).statusCode).toBe(200);
+    expect(await t.services.currencyRates.usdPrice("PTS", s.clientId)).toBe("0.01");
+    const soon = new Date(Date.now() + 1500).toISOString();
+    const scheduled = await setRate(s.admin, { rate: "0.5", inCurrencyId: "PTS", effectiveFrom: soon });
+    expect(scheduled.statusCode, scheduled.body).toBe(200);
+    expect(scheduled.json()).toMatchObject({
+      rate: "0.01",
+      recorded: { version: 2, rate: "0.5", effectiveFrom: soon },
+    });
+    expect(await t.services.currencyRates.usdPrice("PTS", s.clientId)).toBe("0.01");
+    await new Promise((resolve) => setTimeout(resolve, Date.parse(soon) - Date.now() + 50));
+    expect(await t.services.currencyRates.usdPrice("PTS", s.clientId)).toBe("0.5");
+    expect((await history(s.admin, "PTS")).current).toMatchObject({ rate: "0.5", version: 2 });
   });
 
   it("may be created with its first rate (usdRate, Ferry's own field): money moves at once", async () => {
@@ -301,7 +370,12 @@ describe("a currency staff create", () => {
     });
     expect(view.statusCode, view.body).toBe(200);
     expect(view.json().records).toEqual([
-      expect.objectContaining({ rate: "1", source: "PROVIDER", active: true, inCurrency: expect.objectContaining({ code: "USD" }) }),
+      expect.objectContaining({
+        rate: "1",
+        source: "PROVIDER",
+        active: true,
+        inCurrency: expect.objectContaining({ code: "USD" }),
+      }),
     ]);
   });
 

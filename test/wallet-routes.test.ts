@@ -895,7 +895,8 @@ const routes: Record<string, RouteCases> = {
   },
   "POST /api/v1/exchange-rates/view": {
     permission: "setup.read",
-    valid: () => post("/api/v1/exchange-rates/view", { ratePairs: [{ inCurrencyId: "PTS", outCurrencyId: "USD" }] }),
+    valid: () =>
+      post("/api/v1/exchange-rates/view", { ratePairs: [{ inCurrencyId: "PTS", outCurrencyId: "USD" }] }),
     invalid: () =>
       badBodies(
         post("/api/v1/exchange-rates/view", {
@@ -918,7 +919,9 @@ const routes: Record<string, RouteCases> = {
     foreign: () => [
       {
         as: () => B.roles.administrator,
-        req: post("/api/v1/exchange-rates/view", { ratePairs: [{ inCurrencyId: A.onlyACurrencyId, outCurrencyId: "USD" }] }),
+        req: post("/api/v1/exchange-rates/view", {
+          ratePairs: [{ inCurrencyId: A.onlyACurrencyId, outCurrencyId: "USD" }],
+        }),
       },
       { as: () => B.anna, req: post("/api/v1/exchange-rates/view", { inCurrencyId: A.onlyACurrencyId }) },
       {
@@ -1001,7 +1004,9 @@ const routes: Record<string, RouteCases> = {
         url: `/api/v1/currencies/${code}/rates`,
       })),
     ],
-    foreign: () => [{ as: () => B.roles.administrator, req: { method: "GET", url: "/api/v1/currencies/ONLYA/rates" } }],
+    foreign: () => [
+      { as: () => B.roles.administrator, req: { method: "GET", url: "/api/v1/currencies/ONLYA/rates" } },
+    ],
   },
   "POST /api/v1/issuers": {
     permission: "setup.write",

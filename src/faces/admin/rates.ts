@@ -5,15 +5,18 @@ import { offsetOf, pageQuery } from "../../http/pagination.ts";
 import { PLATFORM_ADMIN } from "../../lib/context.ts";
 import { CLIENT_CHOSEN_ID } from "../../lib/ids.ts";
 import { getClient } from "../../modules/clients/service.ts";
-import type { Services } from "../../services.ts";
 import { inForceSchema, rateVersionSchema, showInForce, showVersion } from "../../modules/rates/schemas.ts";
+import type { Services } from "../../services.ts";
 
 /** The platform admin sets and reads a client's currency's USD rate (the same versions staff set). */
 export const adminRatesRoutes: FastifyPluginAsyncZod<{ services: Services }> = async (app, { services }) => {
   const db = services.database.db;
   const params = z.object({
     clientId: z.string().regex(CLIENT_CHOSEN_ID).describe("The client's id"),
-    code: z.string().regex(/^[A-Z0-9]{2,12}$/, "a currency code").describe("The client's currency"),
+    code: z
+      .string()
+      .regex(/^[A-Z0-9]{2,12}$/, "a currency code")
+      .describe("The client's currency"),
   });
 
   app.post(

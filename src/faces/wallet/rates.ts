@@ -30,16 +30,16 @@ const pairSchema = z
     id: z.string().nullable().meta({ description: "The pair's id: its in-currency's id" }),
     inCurrency: currencyShort,
     outCurrency: currencyShort,
-    rate: z
-      .string()
-      .nullable()
-      .meta({ description: "USD per unit of the in-currency, a decimal string; null: none set yet", example: "0.01" }),
+    rate: z.string().nullable().meta({
+      description: "USD per unit of the in-currency, a decimal string; null: none set yet",
+      example: "0.01",
+    }),
     direction: z.literal("sell"),
     active: z.boolean().meta({ description: "Whether the currency has a rate in force" }),
-    source: z
-      .enum(["PROVIDER", "CLIENT"])
-      .nullable()
-      .meta({ description: "PROVIDER: the rates provider's price (cannot be set); CLIENT: set by staff or the platform admin" }),
+    source: z.enum(["PROVIDER", "CLIENT"]).nullable().meta({
+      description:
+        "PROVIDER: the rates provider's price (cannot be set); CLIENT: set by staff or the platform admin",
+    }),
     version: z.number().int().nullable().meta({ description: "The client's rate version in force" }),
     effectiveFrom: z.string().nullable(),
   })
@@ -60,7 +60,8 @@ const showPair = (p: RatePair) => ({
 });
 
 const rateInput = z.union([z.string().max(40), z.number()]).meta({
-  description: "USD per unit of the in-currency: > 0, up to 15 digits and 12 decimals (a JSON number is taken by its exact text)",
+  description:
+    "USD per unit of the in-currency: > 0, up to 15 digits and 12 decimals (a JSON number is taken by its exact text)",
   example: "0.01",
 });
 
@@ -116,14 +117,20 @@ export const ratesRoutes: FastifyPluginAsyncZod<{ services: Services }> = async 
             outCurrencyId: currencyRef.meta({ description: "USD (its id or the code)", example: "USD" }),
             direction: z.string().max(16).optional().meta({ description: "Accepted and ignored" }),
             active: z.boolean().optional(),
-            effectiveFrom: z.iso
-              .datetime({ offset: true })
-              .optional()
-              .meta({ description: "When the rate applies (default: now); never in the past", example: "2026-01-01T00:00:00Z" }),
+            effectiveFrom: z.iso.datetime({ offset: true }).optional().meta({
+              description: "When the rate applies (default: now); never in the past",
+              example: "2026-01-01T00:00:00Z",
+            }),
           })
           .strict()
           .meta({
-            example: { rate: "0.01", inCurrencyId: "PTS", outCurrencyId: "USD", direction: "sell", active: true },
+            example: {
+              rate: "0.01",
+              inCurrencyId: "PTS",
+              outCurrencyId: "USD",
+              direction: "sell",
+              active: true,
+            },
           }),
         response: {
           200: pairSchema.extend({ recorded: rateVersionSchema }),
@@ -132,7 +139,12 @@ export const ratesRoutes: FastifyPluginAsyncZod<{ services: Services }> = async 
       },
     },
     async (request) => {
-      const { pair, recorded } = await setRatePair(db, services.currencyRates, contextOf(request), request.body);
+      const { pair, recorded } = await setRatePair(
+        db,
+        services.currencyRates,
+        contextOf(request),
+        request.body,
+      );
       return { ...showPair(pair), recorded: showVersion(recorded) };
     },
   );

@@ -32,14 +32,11 @@ const currencySchema = z
     name: z.string().nullable(),
     description: z.string().nullable(),
     fraction: z.number().int(),
-    usdRate: z
-      .string()
-      .nullable()
-      .meta({
-        description:
-          "USD per unit, in force now: the rates provider's price, or the rate the client's staff set; null: none yet (money does not move in it until one is set)",
-        example: "0.01",
-      }),
+    usdRate: z.string().nullable().meta({
+      description:
+        "USD per unit, in force now: the rates provider's price, or the rate the client's staff set; null: none yet (money does not move in it until one is set)",
+      example: "0.01",
+    }),
   })
   .meta({ id: "WalletCurrency" });
 
@@ -167,7 +164,9 @@ export const setupRoutes: FastifyPluginAsyncZod<{ services: Services }> = async 
       },
     },
     async (request) => ({
-      records: (await listCurrencies(db, sessionOf(request).clientId, services.currencyRates)).map(showCurrency),
+      records: (await listCurrencies(db, sessionOf(request).clientId, services.currencyRates)).map(
+        showCurrency,
+      ),
     }),
   );
 

@@ -1,7 +1,13 @@
 import type { Db } from "../../db/database.ts";
 import type { RequestContext } from "../../lib/context.ts";
 import { type CurrencyRates, parseUsdRate, type RateInForce, type UsdRateVersion } from "../rates/service.ts";
-import { CatalogError, type CurrencyDetails, findCurrencyById, findCurrencyDetails, listCurrencies } from "./service.ts";
+import {
+  CatalogError,
+  type CurrencyDetails,
+  findCurrencyById,
+  findCurrencyDetails,
+  listCurrencies,
+} from "./service.ts";
 
 /**
  * Currency rates as SDK.finance's exchange-rates API shows them — pairs `in → out` — over what
@@ -42,7 +48,8 @@ async function currencyOf(db: Db, clientId: string, ref: string, field: string):
 /** USD as the out-currency: the client's own USD, or USD itself when the client has none. */
 async function usdOf(db: Db, clientId: string, ref: string): Promise<CurrencyRef> {
   const usd = await findCurrencyDetails(db, clientId, "USD");
-  if (ref === "USD" || (usd && ref === usd.id)) return usd ? refOf(usd) : { id: null, code: "USD", symbol: "$" };
+  if (ref === "USD" || (usd && ref === usd.id))
+    return usd ? refOf(usd) : { id: null, code: "USD", symbol: "$" };
   throw new CatalogError(
     "INVALID",
     "RATES_ARE_IN_USD",
@@ -69,7 +76,11 @@ export async function ratePairs(
   db: Db,
   rates: CurrencyRates,
   clientId: string,
-  filter: { inCurrencyId?: string | undefined; outCurrencyId?: string | undefined; ratePairs?: { inCurrencyId: string; outCurrencyId: string }[] | undefined },
+  filter: {
+    inCurrencyId?: string | undefined;
+    outCurrencyId?: string | undefined;
+    ratePairs?: { inCurrencyId: string; outCurrencyId: string }[] | undefined;
+  },
 ): Promise<RatePair[]> {
   const asked = [
     ...(filter.ratePairs ?? []),

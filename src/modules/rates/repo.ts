@@ -40,9 +40,7 @@ const normalize = (row: RateRow): RateRow => ({
 
 /** Serializes the writers of one currency's rates until `tx` ends (versions are numbered max + 1). */
 export async function lockRates(tx: Db, clientId: string, currency: string): Promise<void> {
-  await sql`SELECT pg_advisory_xact_lock(hashtext(${`usd-rate:${clientId}:${currency}`}))`.execute(
-    tx,
-  );
+  await sql`SELECT pg_advisory_xact_lock(hashtext(${`usd-rate:${clientId}:${currency}`}))`.execute(tx);
 }
 
 export async function insertRate(

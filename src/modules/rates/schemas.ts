@@ -42,4 +42,3 @@ export const showInForce = (r: RateInForce | null) =>
     version: r.version,
     effectiveFrom: r.effectiveFrom?.toISOString() ?? null,
   };
-

@@ -62,7 +62,8 @@ export function parseUsdRate(input: unknown): string {
   if (typeof input === "number") {
     if (!Number.isFinite(input)) throw invalidRate("must be a finite number");
     text = String(input);
-    if (/e/i.test(text)) throw invalidRate("must be written without an exponent; send it as a decimal string");
+    if (/e/i.test(text))
+      throw invalidRate("must be written without an exponent; send it as a decimal string");
   } else if (typeof input === "string") {
     text = input;
   } else {
@@ -88,7 +89,12 @@ export function parseEffectiveFrom(input: string | Date | undefined, now: Date):
   if (input === undefined) return now;
   const at = input instanceof Date ? input : new Date(input);
   if (Number.isNaN(at.getTime()) || (typeof input === "string" && !/^\d{4}-\d{2}-\d{2}T/.test(input)))
-    throw new RateError("INVALID", "INVALID_EFFECTIVE_FROM", "effectiveFrom must be an ISO 8601 date-time", "effectiveFrom");
+    throw new RateError(
+      "INVALID",
+      "INVALID_EFFECTIVE_FROM",
+      "effectiveFrom must be an ISO 8601 date-time",
+      "effectiveFrom",
+    );
   if (at.getTime() < now.getTime() - PAST_TOLERANCE_MS)
     throw new RateError(
       "INVALID",
