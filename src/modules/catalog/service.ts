@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: the three parts of a client's set-up (currencies, issuers, the bank
+// catalog), each short and read together; currencies' USD rates live in modules/rates.
 import { randomInt } from "node:crypto";
 import { announceChange } from "../../db/cache.ts";
 import type { Db } from "../../db/database.ts";
