@@ -17,6 +17,7 @@ import { adminClientRoutes } from "./faces/admin/clients.ts";
 import { adminLedgerRoutes } from "./faces/admin/ledger.ts";
 import { adminOneClickRoutes } from "./faces/admin/oneclick.ts";
 import { adminOperationsRoutes } from "./faces/admin/operations.ts";
+import { adminRatesRoutes } from "./faces/admin/rates.ts";
 import { oneClickFace } from "./faces/oneclick/index.ts";
 import { sandboxIdentityRoutes } from "./faces/oneclick/sandbox-identity.ts";
 import { payinFace } from "./faces/payin/index.ts";
@@ -274,6 +275,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       await admin.register(adminClientRoutes, { services });
       await admin.register(adminOperationsRoutes, { services });
       await admin.register(adminOneClickRoutes, { services });
+      await admin.register(adminRatesRoutes, { services });
     },
     { prefix: "/admin" },
   );

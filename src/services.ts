@@ -12,6 +12,7 @@ import { Logins } from "./modules/logins/service.ts";
 import { SanctionsList } from "./modules/monitoring/rules.ts";
 import { OneClick } from "./modules/oneclick/service.ts";
 import { PaymentMethods } from "./modules/payment-methods/service.ts";
+import { CurrencyRates } from "./modules/rates/service.ts";
 import { type ReconciliationReport, reconcile } from "./modules/reconciliation/service.ts";
 import { StepRunner } from "./modules/steps/runner.ts";
 import { Transactions, transactionsUsage } from "./modules/transactions/service.ts";
@@ -78,6 +79,8 @@ export interface Services {
   chain: Chain;
   /** The rates provider (pairs, prices). */
   rates: RatesProvider;
+  /** USD rates per client: the provider's price, or the client's own rate (its history, who set it). */
+  currencyRates: CurrencyRates;
   /** The sandbox providers themselves, for the sandbox face's control routes and the tests only. */
   sandbox: {
     acquirer: SandboxAcquirer;
@@ -109,6 +112,7 @@ export function createServices(
   const db = database.db;
   const users = new Users(db, sealer, platformUserEvents);
   const rates = new SandboxRatesProvider();
+  const currencyRates = new CurrencyRates(db, rates);
   const steps = new StepRunner(db, {
     leaseSeconds: settings.providerLeaseSeconds,
     backoffMs: (attempt) => Math.min(300_000, settings.stepRetryBaseMs * 2 ** (attempt - 1)),
@@ -118,7 +122,7 @@ export function createServices(
     db,
     users,
     new SandboxKycProvider(settings.sandboxKycDelayMs),
-    rates,
+    currencyRates,
     transactionsUsage(db),
     platformAssessmentEvents,
     steps,
@@ -146,7 +150,7 @@ export function createServices(
     acquirer,
     bank,
     chain,
-    rates,
+    rates: currencyRates,
     sanctions,
     steps,
     events: platformTransactionEvents,
@@ -209,6 +213,7 @@ export function createServices(
     bank,
     chain,
     rates,
+    currencyRates,
     sandbox: { acquirer, bank, chain, notifier, rates },
     sandboxGate,
     metrics,

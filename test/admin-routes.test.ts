@@ -20,6 +20,8 @@ beforeAll(async () => {
   adminRoutes.push(...t.app.routeTable.filter((r) => r.url.startsWith("/admin")));
   await createClient(t.database.db, { id: "acme", name: "Acme" });
   await ledger.createCurrency(t.database.db, { clientId: "acme", code: "EUR", scale: 2 });
+  // Acme's own points: the rates provider does not price them.
+  await ledger.createCurrency(t.database.db, { clientId: "acme", code: "PTS", scale: 0 });
   const issuing = await ledger.openAccount(t.database.db, {
     clientId: "acme",
     currency: "EUR",
@@ -150,7 +152,53 @@ const json = (method: "POST" | "PATCH", url: string, body: unknown): InjectOptio
   payload: typeof body === "string" ? body : JSON.stringify(body),
 });
 
+const RATES_URL = "/admin/clients/acme/currencies/PTS/rates";
+
 const cases: Record<string, { valid: () => InjectOptions; invalid: () => InjectOptions[] }> = {
+  "POST /admin/clients/:clientId/currencies/:code/rates": {
+    valid: () => json("POST", RATES_URL, { rate: "0.01" }),
+    invalid: () => [
+      ...[
+        "0",
+        "-1",
+        "0.000",
+        "ten",
+        "",
+        "1e3",
+        "1.0000000000001",
+        "1234567890123456",
+        0,
+        -1,
+        1e-7,
+        true,
+        null,
+      ].map((rate) => json("POST", RATES_URL, { rate })),
+      json("POST", RATES_URL, {}),
+      json("POST", RATES_URL, { rate: "0.01", surprise: 1 }),
+      json("POST", RATES_URL, { rate: "0.01", effectiveFrom: "tomorrow" }),
+      json("POST", RATES_URL, {
+        rate: "0.01",
+        effectiveFrom: new Date(Date.now() - 3_600_000).toISOString(),
+      }),
+      json("POST", RATES_URL, {
+        rate: "0.01",
+        effectiveFrom: new Date(Date.now() + 400 * 86_400_000).toISOString(),
+      }),
+      json("POST", RATES_URL, '{"rate": '),
+      json("POST", "/admin/clients/acme/currencies/pts/rates", { rate: "0.01" }),
+      json("POST", "/admin/clients/x/currencies/PTS/rates", { rate: "0.01" }),
+    ],
+  },
+  "GET /admin/clients/:clientId/currencies/:code/rates": {
+    valid: () => ({ method: "GET", url: RATES_URL }),
+    invalid: () => [
+      { method: "GET", url: `${RATES_URL}?size=101` },
+      { method: "GET", url: `${RATES_URL}?page=-1` },
+      { method: "GET", url: `${RATES_URL}?surprise=1` },
+      { method: "GET", url: "/admin/clients/acme/currencies/P/rates" },
+      { method: "GET", url: "/admin/clients/has%20space/currencies/PTS/rates" },
+    ],
+  },
   "POST /admin/clients": {
     valid: () =>
       json("POST", "/admin/clients", { name: "Route Test", allowedOrigins: ["https://app.example.com"] }),

@@ -57,6 +57,8 @@ interface Extras {
   heldRid: number;
   /** A staff user the PATCH /users/:userId cases may change. */
   spare: WalletCaller;
+  /** The id of a currency of client A's own (client B has no currency of that code). */
+  onlyACurrencyId: string;
 }
 
 let A: World & Extras;
@@ -78,6 +80,14 @@ const SETTINGS = {
 async function world(): Promise<World> {
   const { clientId, admin } = await walletClient(t, { settings: SETTINGS });
   const { bankId } = await setUpUsd(admin);
+  // The client's own points, valued at one cent each.
+  const points = await admin.call("POST", "/api/v1/currencies", {
+    code: "PTS",
+    name: "Points",
+    fraction: 0,
+    usdRate: "0.01",
+  });
+  expect(points.statusCode, points.body).toBe(201);
   const accountant = await staff(t, admin, "accountant");
   const compliance = await staff(t, admin, "compliance_officer");
   const support = await staff(t, admin, "support");
@@ -208,8 +218,16 @@ beforeAll(async () => {
   });
   expect(issued.statusCode, issued.body).toBe(201);
 
+  const onlyA = await a.roles.administrator.call("POST", "/api/v1/currencies", {
+    code: "ONLYA",
+    name: "Client A's own",
+    fraction: 2,
+  });
+  expect(onlyA.statusCode, onlyA.body).toBe(201);
+
   A = {
     ...a,
+    onlyACurrencyId: onlyA.json().id,
     risky,
     riskyCoin,
     transferId,
@@ -276,6 +294,22 @@ const describeReq = (r: Req) =>
 const HUGE = "x".repeat(100_000);
 const LONG = "x".repeat(5_000);
 const FORTY_DIGITS = "9".repeat(40);
+/** Not USD rates: zero, negative, more than 12 decimals or 15 digits, not decimal, not exact. */
+const BAD_RATES: unknown[] = [
+  "0",
+  "0.000",
+  "-1",
+  "1.0000000000001",
+  "1234567890123456",
+  "ten",
+  "",
+  " 1",
+  "1e3",
+  0,
+  -1,
+  1e-7,
+  1e40,
+];
 /** Amounts no route may take: zero, negative, beyond USD's scale, 40 digits, not numbers. */
 const BAD_AMOUNTS: unknown[] = ["0", "-1", "1.001", FORTY_DIGITS, "ten", "", "1e3", 0, -1, 1.001, 1e40];
 
@@ -409,6 +443,8 @@ interface RouteCases {
 const HOLDER: Record<Permission, Role> = {
   "setup.write": "administrator",
   "setup.read": "support",
+  "rates.write": "administrator",
+  "rates.read": "support",
   "users.write": "administrator",
   "users.read": "support",
   "money.record": "accountant",
@@ -826,9 +862,12 @@ const routes: Record<string, RouteCases> = {
           name: "Route coin",
           description: "for tests",
           fraction: 2,
+          usdRate: "0.5",
         }),
         {
           strings: ["code", "digitalCode", "symbol", "name", "description"],
+          amounts: ["usdRate"],
+          amountCases: BAD_RATES,
           more: [
             { code: "rte", name: "x", fraction: 2 },
             { code: "RTE", name: "x", fraction: 19 },
@@ -844,6 +883,130 @@ const routes: Record<string, RouteCases> = {
     permission: "setup.read",
     valid: () => ({ method: "GET", url: "/api/v1/currencies" }),
     invalid: () => [],
+    foreign: () => [
+      {
+        as: () => B.roles.administrator,
+        req: { method: "GET", url: "/api/v1/currencies" },
+        check: (body) => {
+          expect(body.records?.map((r) => r.id)).not.toContain(A.onlyACurrencyId);
+        },
+      },
+    ],
+  },
+  "POST /api/v1/exchange-rates/view": {
+    permission: "setup.read",
+    valid: () =>
+      post("/api/v1/exchange-rates/view", { ratePairs: [{ inCurrencyId: "PTS", outCurrencyId: "USD" }] }),
+    invalid: () =>
+      badBodies(
+        post("/api/v1/exchange-rates/view", {
+          inCurrencyId: "PTS",
+          outCurrencyId: "USD",
+          ratePairs: [{ inCurrencyId: "PTS", outCurrencyId: "USD" }],
+        }),
+        {
+          allOptional: true,
+          strings: ["inCurrencyId", "outCurrencyId", "ratePairs.0.inCurrencyId"],
+          more: [
+            { outCurrencyId: "EUR" },
+            { inCurrencyId: "PTS", outCurrencyId: "PTS" },
+            { ratePairs: [{ inCurrencyId: "PTS", outCurrencyId: "EUR" }] },
+            { ratePairs: [{ inCurrencyId: "PTS" }] },
+            { ratePairs: Array.from({ length: 101 }, () => ({ inCurrencyId: "PTS", outCurrencyId: "USD" })) },
+          ],
+        },
+      ),
+    foreign: () => [
+      {
+        as: () => B.roles.administrator,
+        req: post("/api/v1/exchange-rates/view", {
+          ratePairs: [{ inCurrencyId: A.onlyACurrencyId, outCurrencyId: "USD" }],
+        }),
+      },
+      { as: () => B.anna, req: post("/api/v1/exchange-rates/view", { inCurrencyId: A.onlyACurrencyId }) },
+      {
+        as: () => B.roles.administrator,
+        req: post("/api/v1/exchange-rates/view", {}),
+        check: (body) => {
+          expect(body.records?.map((r) => r.id)).not.toContain(A.onlyACurrencyId);
+        },
+      },
+    ],
+  },
+  "POST /api/v1/exchange-rates/rate": {
+    permission: "rates.write",
+    valid: () =>
+      post("/api/v1/exchange-rates/rate", {
+        rate: "0.01",
+        inCurrencyId: "PTS",
+        outCurrencyId: "USD",
+        direction: "sell",
+        active: true,
+      }),
+    invalid: () =>
+      badBodies(
+        post("/api/v1/exchange-rates/rate", {
+          rate: "0.02",
+          inCurrencyId: "PTS",
+          outCurrencyId: "USD",
+          direction: "sell",
+          active: true,
+          effectiveFrom: new Date(Date.now() + 86_400_000).toISOString(),
+        }),
+        {
+          strings: ["inCurrencyId", "outCurrencyId", "direction"],
+          amounts: ["rate"],
+          amountCases: BAD_RATES,
+          more: [
+            { rate: "0.02", inCurrencyId: "PTS", outCurrencyId: "USD", active: false },
+            { rate: "0.02", inCurrencyId: "PTS", outCurrencyId: "EUR" },
+            { rate: "0.02", inCurrencyId: "PTS" },
+            { rate: "0.02", outCurrencyId: "USD" },
+            { inCurrencyId: "PTS", outCurrencyId: "USD" },
+            { rate: "0.02", inCurrencyId: "PTS", outCurrencyId: "USD", effectiveFrom: "tomorrow" },
+            {
+              rate: "0.02",
+              inCurrencyId: "PTS",
+              outCurrencyId: "USD",
+              effectiveFrom: new Date(Date.now() - 3_600_000).toISOString(),
+            },
+            {
+              rate: "0.02",
+              inCurrencyId: "PTS",
+              outCurrencyId: "USD",
+              effectiveFrom: new Date(Date.now() + 400 * 86_400_000).toISOString(),
+            },
+          ],
+        },
+      ),
+    foreign: () => [
+      {
+        as: () => B.roles.administrator,
+        req: post("/api/v1/exchange-rates/rate", {
+          rate: "5",
+          inCurrencyId: A.onlyACurrencyId,
+          outCurrencyId: "USD",
+        }),
+      },
+      {
+        as: () => B.roles.administrator,
+        req: post("/api/v1/exchange-rates/rate", { rate: "5", inCurrencyId: "ONLYA", outCurrencyId: "USD" }),
+      },
+    ],
+  },
+  "GET /api/v1/currencies/:code/rates": {
+    permission: "rates.read",
+    valid: () => ({ method: "GET", url: "/api/v1/currencies/PTS/rates" }),
+    invalid: () => [
+      ...pageCases("/api/v1/currencies/PTS/rates"),
+      ...["pts", "P", "X".repeat(300), "%20", "P-T"].map((code) => ({
+        method: "GET",
+        url: `/api/v1/currencies/${code}/rates`,
+      })),
+    ],
+    foreign: () => [
+      { as: () => B.roles.administrator, req: { method: "GET", url: "/api/v1/currencies/ONLYA/rates" } },
+    ],
   },
   "POST /api/v1/issuers": {
     permission: "setup.write",
@@ -1443,6 +1606,7 @@ const isStatus = (response: LightMyRequestResponse, expected: number | undefined
 const COUNTED = [
   "bank_catalog",
   "coins",
+  "currency_usd_rates",
   "commission_profiles",
   "issuers",
   "ledger_accounts",

@@ -150,6 +150,22 @@ export interface LedgerCurrenciesTable {
   created_at: CreatedAt;
 }
 
+/** A currency's USD rate, one row per version (migration 0014). */
+export interface CurrencyUsdRatesTable {
+  client_id: string;
+  currency: string;
+  version: number;
+  id: string;
+  /** NUMERIC(27,12), read as text. */
+  usd_rate: string;
+  effective_from: Timestamp;
+  set_by_kind: string;
+  set_by_id: string | null;
+  set_by_role: string | null;
+  request_id: string | null;
+  created_at: CreatedAt;
+}
+
 export interface LedgerAccountsTable {
   id: string;
   client_id: string;
@@ -589,6 +605,7 @@ export interface Database {
   clients: ClientsTable;
   platform_admins: PlatformAdminsTable;
   ledger_currencies: LedgerCurrenciesTable;
+  currency_usd_rates: CurrencyUsdRatesTable;
   ledger_accounts: LedgerAccountsTable;
   ledger_transfers: LedgerTransfersTable;
   idempotency_keys: IdempotencyKeysTable;

@@ -15,6 +15,10 @@ export const PERMISSIONS = {
   "setup.write": ["administrator"],
   /** The same: read (customers need currencies and banks to open accounts and top up). */
   "setup.read": ["administrator", "accountant", "compliance_officer", "support", "individual", "merchant"],
+  /** Set a currency's USD rate (a new version, audited). */
+  "rates.write": ["administrator"],
+  /** A currency's rate history: who set which rate, when, from when. */
+  "rates.read": ["administrator", "accountant", "compliance_officer", "support"],
   /** Organizations and users: create and change. */
   "users.write": ["administrator"],
   /** Organizations and users: read. */

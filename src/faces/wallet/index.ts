@@ -8,6 +8,7 @@ import type { Services } from "../../services.ts";
 import { accessRoutes } from "./access.ts";
 import { guard, sessionOf, walletSecurity } from "./access-control.ts";
 import { moneyRoutes } from "./money.ts";
+import { ratesRoutes } from "./rates.ts";
 import { setupRoutes } from "./setup.ts";
 import { transferRoutes } from "./transfers.ts";
 import { userRoutes } from "./users.ts";
@@ -44,6 +45,7 @@ export const walletFace: FastifyPluginAsyncZod<{ services: Services }> = async (
   await app.register(accessRoutes, { services });
   await app.register(userRoutes, { services });
   await app.register(setupRoutes, { services });
+  await app.register(ratesRoutes, { services });
   await app.register(moneyRoutes, { services, idempotent });
   await app.register(transferRoutes, { services, idempotent });
 

@@ -32,10 +32,15 @@ const currencySchema = z
     name: z.string().nullable(),
     description: z.string().nullable(),
     fraction: z.number().int(),
+    usdRate: z.string().nullable().meta({
+      description:
+        "USD per unit, in force now: the rates provider's price, or the rate the client's staff set; null: none yet (money does not move in it until one is set)",
+      example: "0.01",
+    }),
   })
   .meta({ id: "WalletCurrency" });
 
-const showCurrency = (c: CurrencyDetails) => ({ ...c });
+const showCurrency = (c: CurrencyDetails) => ({ ...c, usdRate: c.usdRate ?? null });
 
 const issuerSchema = z
   .object({
@@ -118,6 +123,14 @@ export const setupRoutes: FastifyPluginAsyncZod<{ services: Services }> = async 
             name: text(100),
             description: text(500).optional(),
             fraction: z.number().int().min(0).max(18),
+            usdRate: z
+              .union([z.string().max(40), z.number()])
+              .optional()
+              .meta({
+                description:
+                  "Ferry's own field: the currency's first USD rate (USD per unit, > 0, up to 15 digits and 12 decimals). Without it, a currency the rates provider does not price has no value until staff set one (POST /api/v1/exchange-rates/rate), and money does not move in it until then",
+                example: "0.01",
+              }),
           })
           .strict()
           .meta({
@@ -135,7 +148,7 @@ export const setupRoutes: FastifyPluginAsyncZod<{ services: Services }> = async 
     },
     async (request, reply) => {
       reply.code(201);
-      return showCurrency(await createCurrency(db, contextOf(request), request.body));
+      return showCurrency(await createCurrency(db, contextOf(request), request.body, services.currencyRates));
     },
   );
 
@@ -151,7 +164,9 @@ export const setupRoutes: FastifyPluginAsyncZod<{ services: Services }> = async 
       },
     },
     async (request) => ({
-      records: (await listCurrencies(db, sessionOf(request).clientId)).map(showCurrency),
+      records: (await listCurrencies(db, sessionOf(request).clientId, services.currencyRates)).map(
+        showCurrency,
+      ),
     }),
   );
 

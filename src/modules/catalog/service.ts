@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: the three parts of a client's set-up (currencies, issuers, the bank
+// catalog), each short and read together; currencies' USD rates live in modules/rates.
 import { randomInt } from "node:crypto";
 import { announceChange } from "../../db/cache.ts";
 import type { Db } from "../../db/database.ts";
@@ -7,6 +9,7 @@ import type { RequestContext } from "../../lib/context.ts";
 import { DomainError } from "../../lib/errors.ts";
 import { newId, UUID } from "../../lib/ids.ts";
 import { writeAudit } from "../audit/service.ts";
+import { type CurrencyRates, parseUsdRate, RateError } from "../rates/service.ts";
 
 /**
  * A client's set-up for its wallets: currencies with the details people see (the ledger itself
@@ -23,6 +26,8 @@ export interface CurrencyDetails {
   name: string | null;
   description: string | null;
   fraction: number;
+  /** Its USD rate in force (the provider's or the client's own), when the caller asked for it; null: none yet. */
+  usdRate?: string | null;
 }
 
 export interface Issuer {
@@ -69,14 +74,40 @@ const toCurrency = (r: CurrencyRow): CurrencyDetails => ({
 
 const CURRENCY_COLUMNS = ["id", "code", "scale", "digital_code", "symbol", "name", "description"] as const;
 
-export async function listCurrencies(db: Db, clientId: string): Promise<CurrencyDetails[]> {
+/** The client's currencies; with `rates`, each with its USD rate in force. */
+export async function listCurrencies(
+  db: Db,
+  clientId: string,
+  rates?: CurrencyRates,
+): Promise<CurrencyDetails[]> {
   const rows = await db
     .selectFrom("ledger_currencies")
     .select(CURRENCY_COLUMNS)
     .where("client_id", "=", clientId)
     .orderBy("code")
     .execute();
-  return rows.map(toCurrency);
+  const currencies = rows.map(toCurrency);
+  if (!rates) return currencies;
+  const inForce = await rates.inForceAll(
+    clientId,
+    currencies.map((c) => c.code),
+  );
+  return currencies.map((c) => ({ ...c, usdRate: inForce.get(c.code)?.rate ?? null }));
+}
+
+export async function findCurrencyById(
+  db: Db,
+  clientId: string,
+  id: string,
+): Promise<CurrencyDetails | undefined> {
+  if (!UUID.test(id)) return undefined;
+  const row = await db
+    .selectFrom("ledger_currencies")
+    .select(CURRENCY_COLUMNS)
+    .where("client_id", "=", clientId)
+    .where("id", "=", id)
+    .executeTakeFirst();
+  return row ? toCurrency(row) : undefined;
 }
 
 export async function findCurrencyDetails(
@@ -97,6 +128,10 @@ export async function findCurrencyDetails(
  * Adds a currency to the client's ledger with its details. A code taken already is a 409, unless
  * the ledger opened it on its own (a first wallet through the Platform API: no details yet) with
  * the same scale — then the details are filled in.
+ *
+ * `usdRate` (optional) records the currency's first USD rate in the same transaction. Without it, a
+ * currency the rates provider does not price has no value until staff set one, and money does not
+ * move in it until then (a 409 USD_RATE_NOT_SET): see docs/wallet-api.md, "Currency rates".
  */
 export async function createCurrency(
   db: Db,
@@ -108,9 +143,19 @@ export async function createCurrency(
     name: string;
     description?: string | undefined;
     fraction: number;
+    usdRate?: unknown;
   },
+  rates: CurrencyRates,
 ): Promise<CurrencyDetails> {
   const { clientId } = context;
+  const usdRate = input.usdRate === undefined ? undefined : parseUsdRate(input.usdRate);
+  if (usdRate !== undefined && (await rates.providerPrices(input.code)))
+    throw new RateError(
+      "CONFLICT",
+      "RATE_FROM_PROVIDER",
+      `${input.code} is priced by the rates provider; leave usdRate out`,
+      "usdRate",
+    );
   return inTransaction(db, async (tx) => {
     const details = {
       digital_code: input.digitalCode ?? null,
@@ -150,7 +195,14 @@ export async function createCurrency(
       entityId: input.code,
       after: { fraction: input.fraction, name: input.name },
     });
-    return toCurrency(row);
+    const first =
+      usdRate === undefined
+        ? undefined
+        : await rates.record(tx, context, { currency: input.code, rate: usdRate, effectiveFrom: new Date() });
+    return {
+      ...toCurrency(row),
+      usdRate: first?.recorded.rate ?? (await rates.inForce(clientId, input.code, tx))?.rate ?? null,
+    };
   });
 }
 

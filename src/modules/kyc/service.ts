@@ -8,10 +8,11 @@ import { DomainError } from "../../lib/errors.ts";
 import { newId } from "../../lib/ids.ts";
 import { AmountError, parsePositiveAmount } from "../../lib/money.ts";
 import type { KycCheckRequest, KycDecision, KycProvider } from "../../providers/kyc/interface.ts";
-import { KNOWN_SCALES, type RatesProvider, toUsdCents } from "../../providers/rates/interface.ts";
+import { KNOWN_SCALES, toUsdCents } from "../../providers/rates/interface.ts";
 import { writeAudit } from "../audit/service.ts";
 import { getClient } from "../clients/service.ts";
 import { findCurrency } from "../ledger/service.ts";
+import type { UsdPrices } from "../rates/service.ts";
 import type { StepRunner } from "../steps/runner.ts";
 import type { UserInfo } from "../users/schemas.ts";
 import type { User, UserReads, Users } from "../users/service.ts";
@@ -98,7 +99,8 @@ export class Kyc {
     private readonly db: Db,
     private readonly users: Users,
     readonly provider: KycProvider,
-    private readonly rates: RatesProvider,
+    /** USD prices per client (the provider's, or the client's own rates: modules/rates). */
+    private readonly rates: UsdPrices,
     private readonly usage: UsageSource,
     /** Where assessment events go: the faces' webhooks. */
     private readonly events: AssessmentEventSink,
@@ -137,15 +139,13 @@ export class Kyc {
     const [user, info] = await Promise.all([reads.user(input.userId), reads.info(input.userId)]);
     const scale =
       (await findCurrency(this.db, input.clientId, input.currency))?.scale ?? KNOWN_SCALES[input.currency];
-    const price = await this.rates.usdPrice(input.currency);
-    if (scale === undefined || price === undefined) {
+    if (scale === undefined)
       throw new DomainError(
         "INVALID",
         "UNKNOWN_CURRENCY",
-        `no rate for currency ${input.currency}`,
+        `currency ${input.currency} is not supported`,
         "currency",
       );
-    }
     let minor: bigint;
     try {
       minor = parsePositiveAmount(input.amount, scale);
@@ -154,6 +154,14 @@ export class Kyc {
         throw new DomainError("INVALID", "INVALID_AMOUNT", `amount ${error.message}`, "amount");
       throw error;
     }
+    const price = await this.rates.usdPrice(input.currency, input.clientId);
+    if (price === undefined)
+      throw new DomainError(
+        "CONFLICT",
+        "USD_RATE_NOT_SET",
+        `${input.currency} has no USD rate yet: staff set it before money moves in it (monitoring and KYC limits value every amount in USD)`,
+        "currency",
+      );
     const since = new Date(Date.now() - 30 * 86_400_000);
     const prior = await (input.usage ?? this.usage).priorUsdCents(
       input.clientId,

@@ -1,6 +1,6 @@
 import type { Db } from "../../db/database.ts";
 import { AmountError, parsePositiveAmount } from "../../lib/money.ts";
-import { KNOWN_SCALES, type RatesProvider, toUsdCents } from "../../providers/rates/interface.ts";
+import { KNOWN_SCALES, toUsdCents } from "../../providers/rates/interface.ts";
 import { getClient } from "../clients/service.ts";
 import { ConfiguredFees, type FeeRule } from "../fees/service.ts";
 import type { ValidationOutcome } from "../kyc/rules.ts";
@@ -13,9 +13,10 @@ import {
   type MonitoringResult,
   type SanctionsList,
 } from "../monitoring/rules.ts";
+import type { UsdPrices } from "../rates/service.ts";
 import type { UserInfo } from "../users/schemas.ts";
 import type { UserReads, Users } from "../users/service.ts";
-import { TransactionError, type TransactionType, totalOf } from "./types.ts";
+import { TransactionError, type TransactionType, totalOf, usdRateNotSet } from "./types.ts";
 import { UsageReads } from "./usage.ts";
 
 /**
@@ -58,7 +59,8 @@ export interface QuoteDependencies {
   db: Db;
   users: Users;
   kyc: Kyc;
-  rates: RatesProvider;
+  /** USD prices per client (the provider's, or the client's own rates: modules/rates). */
+  rates: UsdPrices;
   sanctions: SanctionsList;
 }
 
@@ -76,9 +78,8 @@ export class Quotes {
   ) {
     const scale = await this.scaleOf(clientId, currency);
     const amount = parseAmountOrThrow(amountInput, scale);
-    const price = await this.deps.rates.usdPrice(currency);
-    if (price === undefined)
-      throw new TransactionError("INVALID", "UNKNOWN_CURRENCY", `no rate for ${currency}`, "currency");
+    const price = await this.deps.rates.usdPrice(currency, clientId);
+    if (price === undefined) throw usdRateNotSet(currency, "currency");
     const usdValue = toUsdCents(amount, scale, price);
     if (usdValue >= MAX_USD_CENTS)
       throw new TransactionError("INVALID", "INVALID_AMOUNT", "amount is too large", "amount");

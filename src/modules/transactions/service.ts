@@ -7,12 +7,12 @@ import type { Actor, RequestContext } from "../../lib/context.ts";
 import type { Acquirer } from "../../providers/acquirer/interface.ts";
 import type { Bank } from "../../providers/bank/interface.ts";
 import type { Chain } from "../../providers/chain/interface.ts";
-import type { RatesProvider } from "../../providers/rates/interface.ts";
 import { writeAudit } from "../audit/service.ts";
 import { getClientMode } from "../clients/service.ts";
 import type { Kyc, UsageSource } from "../kyc/service.ts";
 import type { MonitoringResult, SanctionsList } from "../monitoring/rules.ts";
 import type { PaymentMethods } from "../payment-methods/service.ts";
+import type { UsdPrices } from "../rates/service.ts";
 import type { StepRunner } from "../steps/runner.ts";
 import type { UserInfo } from "../users/schemas.ts";
 import type { Users } from "../users/service.ts";
@@ -41,6 +41,7 @@ import {
   TransactionError,
   type TransactionType,
   type TransferInput,
+  usdRateNotSet,
   type WithdrawalInput,
 } from "./types.ts";
 import { parseUsage, readUsage, readUsageAndRequestId, usageExpression } from "./usage.ts";
@@ -59,7 +60,8 @@ export interface TransactionDependencies {
   acquirer: Acquirer;
   bank: Bank;
   chain: Chain;
-  rates: RatesProvider;
+  /** USD prices per client (the provider's, or the client's own rates). */
+  rates: UsdPrices;
   sanctions: SanctionsList;
   steps: StepRunner;
   /** Where the domain events go: the faces' mappings to their wire shapes. */
@@ -292,7 +294,7 @@ export class Transactions {
     });
   }
 
-  /** Exchange between the user's wallets at the rates provider's rate: both legs or neither. */
+  /** Exchange between the user's wallets at the currencies' USD rates: both legs or neither. */
   async trade(input: TradeInput, actor = clientActor(input.clientId)): Promise<Transaction> {
     const { clientId, userId } = input;
     const { quoteRequest } = await this.begin(input);
@@ -308,16 +310,11 @@ export class Transactions {
     const request = quoteRequest("TRADE");
     await this.quotes.gate(request);
     const [sourcePrice, targetPrice] = await Promise.all([
-      this.deps.rates.usdPrice(input.currency),
-      this.deps.rates.usdPrice(input.targetCurrency),
+      this.deps.rates.usdPrice(input.currency, clientId),
+      this.deps.rates.usdPrice(input.targetCurrency, clientId),
     ]);
-    if (!sourcePrice || !targetPrice)
-      throw new TransactionError(
-        "INVALID",
-        "NO_RATE",
-        `no rate for ${input.currency}→${input.targetCurrency}`,
-        "targetCurrency",
-      );
+    if (!sourcePrice) throw usdRateNotSet(input.currency, "currency");
+    if (!targetPrice) throw usdRateNotSet(input.targetCurrency, "targetCurrency");
     const source = await this.resolve.sourceWallet(clientId, userId, input.currency, input.sourceWalletId);
     const target = await this.resolve.destinationWallet(clientId, userId, input.targetCurrency);
     const targetAmount = convert(

@@ -69,6 +69,19 @@ export const requestIdUsed = (requestId: string) =>
     "X-Request-Id",
   );
 
+/**
+ * A currency of the client's own that has no USD rate yet: a set-up step (409), not bad input.
+ * Money does not move in it until staff or the platform admin set its rate, because monitoring and
+ * the KYC gate value every amount in USD and would otherwise see nothing (docs/wallet-api.md).
+ */
+export const usdRateNotSet = (currency: string, field: string) =>
+  new TransactionError(
+    "CONFLICT",
+    "USD_RATE_NOT_SET",
+    `${currency} has no USD rate yet: staff set it before money moves in it (monitoring and KYC limits value every amount in USD)`,
+    field,
+  );
+
 export const insufficientFunds = () =>
   new TransactionError(
     "PAYMENT_FAILED",
