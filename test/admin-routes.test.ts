@@ -112,7 +112,7 @@ afterAll(async () => {
 
 /** A 1-Click client with two INCONSISTENT flows (the operator refused every transfer) and one still waiting. */
 let operator: Operator;
-const oc = { clientId: "", toRetry: "", toResolve: "", waiting: "" };
+const oc = { clientId: "", toRetry: "", toResolve: "", waiting: "", reviewClientId: "", toReview: "" };
 
 async function oneClickFlow(clientId: string, approve: boolean): Promise<string> {
   const started = await authorize(t, clientId);
@@ -136,6 +136,15 @@ beforeAll(async () => {
   oc.toRetry = await oneClickFlow(oc.clientId, true);
   oc.toResolve = await oneClickFlow(oc.clientId, true);
   oc.waiting = await oneClickFlow(oc.clientId, false);
+  // A client whose monitoring holds every deposit over 1 USD: a flow waiting for review (350).
+  oc.reviewClientId = (
+    await setUpOneClick(t, operator, { settings: { monitoring: { singleAmountReviewUsd: 1 } } })
+  ).clientId;
+  const held = await authorize(t, oc.reviewClientId);
+  oc.toReview = String(held.json().txId);
+  expect((await decide(t, pagePath(held.json()), "approve")).statusCode).toBe(302);
+  for (let i = 0; (await t.services.oneClick.advance(oc.toReview, 2000)).status_code !== 350; i++)
+    if (i > 200) throw new Error(`1-Click transaction ${oc.toReview} never waited for review`);
   // From now on the operator takes transfers: staff's retry goes through.
   operator.behave(undefined);
 });
@@ -405,6 +414,35 @@ const cases: Record<string, { valid: () => InjectOptions; invalid: () => InjectO
       { method: "POST", url: `/admin/clients/has%20space/oneclick/transactions/${oc.toRetry}/retry` },
       json("POST", `/admin/clients/${oc.clientId}/oneclick/transactions/${oc.toRetry}/retry`, "{broken"),
     ],
+  },
+  "POST /admin/clients/:clientId/oneclick/transactions/:txId/review": {
+    valid: () =>
+      json("POST", `/admin/clients/${oc.reviewClientId}/oneclick/transactions/${oc.toReview}/review`, {
+        decision: "DENY",
+        note: "the source of funds was not shown",
+      }),
+    invalid: () => {
+      const url = `/admin/clients/${oc.reviewClientId}/oneclick/transactions/${oc.toReview}/review`;
+      return [
+        { method: "POST", url },
+        json("POST", url, {}),
+        json("POST", url, { decision: "APPROVE" }),
+        json("POST", url, { decision: "MAYBE", note: "looked at it" }),
+        json("POST", url, { decision: "approve", note: "looked at it" }),
+        json("POST", url, { decision: "APPROVE", note: "ab" }),
+        json("POST", url, { decision: "APPROVE", note: "x".repeat(1001) }),
+        json("POST", url, { decision: "APPROVE", note: "looked at it", extra: true }),
+        json("POST", url, "{broken"),
+        json("POST", `/admin/clients/${oc.reviewClientId}/oneclick/transactions/abc/review`, {
+          decision: "APPROVE",
+          note: "looked at it",
+        }),
+        json("POST", `/admin/clients/x/oneclick/transactions/${oc.toReview}/review`, {
+          decision: "APPROVE",
+          note: "looked at it",
+        }),
+      ];
+    },
   },
   "POST /admin/clients/:clientId/oneclick/transactions/:txId/resolve": {
     valid: () =>
