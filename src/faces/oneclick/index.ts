@@ -4,17 +4,13 @@ import { createLocalJWKSet, jwtVerify } from "jose";
 import { z } from "zod";
 import { parseBasicAuth } from "../../http/basic-auth.ts";
 import { toApiError } from "../../http/errors.ts";
-import { CLIENT_CHOSEN_ID } from "../../lib/ids.ts";
-import { AmountError, parsePositiveAmount } from "../../lib/money.ts";
-import { findClient } from "../../modules/clients/service.ts";
 import { FERRY_SIGNING_ALG, publishedJwks } from "../../modules/keys/service.ts";
-import * as ledger from "../../modules/ledger/service.ts";
-import { hasOAuthSecret, oneClickOf, verifyOAuthClient } from "../../modules/oauth/clients.ts";
-import { answerUrl, browserDone, OAuthError, type OneClickRow } from "../../modules/oneclick/service.ts";
+import { oneClickOf, verifyOAuthClient } from "../../modules/oauth/clients.ts";
+import { browserDone, OAuthError, type OneClickRow } from "../../modules/oneclick/service.ts";
 import { stateOf } from "../../modules/oneclick/statuses.ts";
-import { KNOWN_SCALES } from "../../providers/rates/interface.ts";
 import type { Services } from "../../services.ts";
-import { escapeHtml, originsOf, page, sendPage } from "./pages.ts";
+import { authorizeRoute, SCOPES } from "./authorize.ts";
+import { originsOf, page, sendPage } from "./pages.ts";
 
 /**
  * The 1-Click face (`/oauth`, oneclick-api.md): the OAuth2 authorization-code flow an operator
@@ -23,26 +19,6 @@ import { escapeHtml, originsOf, page, sendPage } from "./pages.ts";
  * an unknown client or an unregistered redirect_uri (never a redirect) and sends every other error
  * back to the redirect_uri.
  */
-
-const SCOPES = new Set(["default"]);
-const ONE = (description: string) => z.string().max(2000).optional().describe(description);
-
-const authorizeQuery = z
-  .object({
-    client_id: ONE("The Ferry client id"),
-    redirect_uri: ONE("Exactly one of the client's registered redirect URIs"),
-    response_type: ONE("`code`"),
-    state: ONE("Returned as it is (CSRF protection; recommended)"),
-    scope: ONE("`default`"),
-    identity_provider: ONE("`sandbox-bankid` or `sandbox-trustly`"),
-    amount: ONE("For a deposit: the amount, a decimal string in major units (`100.00`)"),
-    currency: ONE("For a deposit: its currency (`EUR`)"),
-    locale: ONE("The pages' language tag (`sv_SE`, `en`)"),
-    iframe: ONE("`true` (default): answer JSON with redirectOutput; `false`: a 302 to the provider's page"),
-    code_challenge: ONE("PKCE (RFC 7636), S256 only"),
-    code_challenge_method: ONE("`S256`"),
-  })
-  .catchall(z.unknown());
 
 const oauthErrorSchema = z
   .object({ error: z.string().meta({ example: "invalid_grant" }), error_description: z.string().optional() })
@@ -178,179 +154,7 @@ export const oneClickFace: FastifyPluginAsyncZod<{ services: Services }> = async
     return id;
   };
 
-  /** The CORS answer of authorize (iframe=true is fetched by the operator's page): its registered origins only. */
-  function corsFor(request: FastifyRequest, reply: FastifyReply, origins: string[]) {
-    const origin = request.headers.origin;
-    if (typeof origin === "string" && origins.includes(origin)) {
-      reply.header("Access-Control-Allow-Origin", origin);
-      reply.header("Vary", "Origin");
-    }
-  }
-
-  app.get(
-    "/oauth/authorize",
-    {
-      schema: {
-        tags,
-        summary: "Start a 1-Click sign-up (and deposit): the browser is sent to the identity provider",
-        description:
-          "An unknown client_id or a redirect_uri not registered for it → a 400 page (never a redirect). Every other problem is sent back to the redirect_uri with RFC 6749 `error`, `error_description`, `state` (iframe=true: as JSON `redirectOutput`; iframe=false: a 302).",
-        querystring: authorizeQuery,
-      },
-      // The handler answers bad parameters itself: a 400 page (client_id, redirect_uri) or the
-      // error sent back to the redirect_uri, never the face's JSON error.
-      attachValidation: true,
-    },
-    async (request, reply) => {
-      const q = request.query as Record<string, unknown>;
-      const badPage = (message: string) =>
-        sendPage(
-          reply,
-          page(
-            "Sign-in cannot start",
-            `<h1>Sign-in cannot start</h1><p class="error" id="error">${escapeHtml(message)}</p><p>Go back to the site you came from and try again.</p>`,
-          ),
-          { status: 400 },
-        );
-      // RFC 6749 §3.1: a parameter sent without a value is treated as if it were omitted.
-      const one = (name: string): string | undefined => {
-        const v = q[name];
-        return typeof v === "string" && v !== "" ? v : undefined;
-      };
-      if (Array.isArray(q.client_id) || Array.isArray(q.redirect_uri))
-        return badPage("client_id and redirect_uri may be given once only");
-      const clientId = one("client_id");
-      const client = clientId && CLIENT_CHOSEN_ID.test(clientId) ? await findClient(db, clientId) : undefined;
-      const settings = client && client.status === "ACTIVE" ? await oneClickOf(db, client.id) : undefined;
-      if (!client || !settings) return badPage("unknown client_id (or the client is not set up for 1-Click)");
-      let redirectUri = one("redirect_uri");
-      const redirectUriGiven = redirectUri !== undefined;
-      if (redirectUri === undefined && settings.redirectUris.length === 1)
-        redirectUri = settings.redirectUris[0];
-      if (redirectUri === undefined || !settings.redirectUris.includes(redirectUri))
-        return badPage("redirect_uri is not registered for this client");
-      const origins = originsOf(settings.redirectUris);
-      corsFor(request, reply, origins);
-
-      const iframeText = one("iframe");
-      const iframe = iframeText !== "false";
-      const state = one("state");
-      const sendBack = (url: string) =>
-        iframe
-          ? reply.header("Cache-Control", "no-store").send({
-              success: false,
-              redirectOutput: {
-                url,
-                method: "GET",
-                container: "window",
-                html: null,
-                parameters: {},
-                height: null,
-                width: null,
-              },
-              messages: [],
-            })
-          : reply.header("Cache-Control", "no-store").redirect(url, 302);
-      const fail = (error: string, description: string) =>
-        sendBack(answerUrl(redirectUri, { error, error_description: description }, state, flow.issuer()));
-
-      const repeated = Object.entries(q).find(([, v]) => Array.isArray(v));
-      if (repeated) return fail("invalid_request", `${repeated[0]} is given more than once`);
-      if (iframeText !== undefined && iframeText !== "true" && iframeText !== "false")
-        return fail("invalid_request", "iframe must be true or false");
-      if (state !== undefined && state.length > 500)
-        return fail("invalid_request", "state is longer than 500 characters");
-      const responseType = one("response_type");
-      if (responseType === undefined) return fail("invalid_request", "response_type is required");
-      if (responseType !== "code")
-        return fail("unsupported_response_type", "only response_type=code is supported");
-      const scope = one("scope") ?? "default";
-      if (scope.split(" ").some((s) => !SCOPES.has(s)))
-        return fail("invalid_scope", "the scope is `default`");
-      const providerName = one("identity_provider");
-      if (providerName === undefined) return fail("invalid_request", "identity_provider is required");
-      const provider = flow.provider(providerName);
-      if (!provider)
-        return fail("invalid_request", `identity_provider must be one of ${flow.providerNames().join(", ")}`);
-      if (client.mode !== "sandbox" && providerName.startsWith("sandbox-"))
-        return fail("invalid_request", `${providerName} serves sandbox clients only`);
-      const locale = one("locale");
-      if (locale !== undefined && !/^[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})?$/.test(locale))
-        return fail("invalid_request", "locale must be a language tag such as sv_SE or en");
-      const challenge = one("code_challenge");
-      const method = one("code_challenge_method");
-      if (method !== undefined && challenge === undefined)
-        return fail("invalid_request", "code_challenge_method without code_challenge");
-      if (challenge !== undefined) {
-        if ((method ?? "plain") !== "S256")
-          return fail("invalid_request", "code_challenge_method must be S256");
-        if (!/^[A-Za-z0-9_-]{43}$/.test(challenge))
-          return fail("invalid_request", "code_challenge must be a base64url SHA-256 (43 characters)");
-      }
-      const amountText = one("amount");
-      const currencyCode = one("currency");
-      let amount: bigint | undefined;
-      let currency: string | undefined;
-      if (amountText !== undefined || currencyCode !== undefined) {
-        if (amountText === undefined || currencyCode === undefined)
-          return fail("invalid_request", "a deposit needs both amount and currency");
-        // A bank payment is in a fiat currency: one the client's ledger has, or joins with its usual
-        // scale (once the request is valid: a refused one adds nothing to the ledger).
-        const known = /^[A-Z]{3}$/.test(currencyCode) && (KNOWN_SCALES[currencyCode] ?? 0) <= 3;
-        const found = known ? await ledger.findCurrency(db, client.id, currencyCode) : undefined;
-        const scale = found?.scale ?? (known ? KNOWN_SCALES[currencyCode] : undefined);
-        if (scale === undefined || scale > 3)
-          return fail(
-            "invalid_request",
-            `currency ${currencyCode} is not a fiat currency Ferry takes bank payments in`,
-          );
-        if (!/^\d{1,30}(\.\d{1,18})?$/.test(amountText))
-          return fail("invalid_request", "amount must be a decimal string such as 100.00");
-        try {
-          amount = parsePositiveAmount(amountText, scale);
-        } catch (error) {
-          if (!(error instanceof AmountError)) throw error;
-          return fail("invalid_request", `amount: ${error.message}`);
-        }
-        currency = currencyCode;
-      }
-      if (!(await hasOAuthSecret(db, client.id)))
-        return fail("unauthorized_client", "the client has no OAuth client secret yet");
-      if (currency !== undefined)
-        await services.wallets.ensureCurrency(client.id, currency).catch(() => undefined);
-
-      const row = await flow.start({
-        clientId: client.id,
-        provider: providerName,
-        redirectUri,
-        redirectUriGiven,
-        state,
-        scope,
-        locale,
-        iframe,
-        codeChallenge: challenge,
-        amount,
-        currency,
-      });
-      const url = `${services.settings.publicUrl}/sandbox/identity/${row.session_id}`;
-      if (!iframe) return reply.header("Cache-Control", "no-store").redirect(url, 302);
-      return reply.header("Cache-Control", "no-store").send({
-        success: true,
-        redirectOutput: {
-          url,
-          method: "GET",
-          container: "iframe",
-          html: null,
-          parameters: {},
-          height: 750,
-          width: 600,
-        },
-        messages: [],
-        links: { statusUrl: `${services.settings.publicUrl}/oauth/wait/${row.session_id}` },
-        txId: row.tx_id,
-      });
-    },
-  );
+  await app.register(authorizeRoute, { services });
 
   app.get(
     "/oauth/wait/:sessionId",

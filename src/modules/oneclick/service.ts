@@ -23,12 +23,20 @@ import type { ExternalProcesses } from "../transactions/service.ts";
 import type { UserInfo } from "../users/schemas.ts";
 import type { Users } from "../users/service.ts";
 import { mustBePublic } from "../webhooks/destinations.ts";
+import {
+  AuthorizeRefusal,
+  admitCurrency,
+  authorizationTarget,
+  depositOf,
+  mustHaveSecret,
+} from "./authorization.ts";
 import { OneClickEngine } from "./process.ts";
 import * as repo from "./repo.ts";
 import { type OneClickRow, PROCESS_TYPE, requestIdOf, txRefIdOf } from "./repo.ts";
 import { isFinal, STATUS, stateOf, type TxState } from "./statuses.ts";
 import { registerOneClickSteps } from "./steps.ts";
 
+export { AuthorizeRefusal } from "./authorization.ts";
 export { type OneClickRow, PROCESS_TYPE, requestIdOf, txRefIdOf } from "./repo.ts";
 
 export interface OneClickConfig {
@@ -58,6 +66,13 @@ export interface OneClickDependencies {
   sanctions: SanctionsList;
   providers: IdentityProvider[];
   config: OneClickConfig;
+}
+
+/** A parsed authorization request, before the client's own rules (authorization.ts) have looked at it. */
+export interface BeginInput extends Omit<StartInput, "amount" | "currency"> {
+  /** A deposit's amount and currency as sent (decimal text in major units, an ISO code). */
+  amountText?: string | undefined;
+  currencyCode?: string | undefined;
 }
 
 export interface StartInput {
@@ -143,6 +158,33 @@ export class OneClick {
   }
 
   // ——— start: GET /oauth/authorize ———
+
+  /** The client an authorization request names, when it may start a 1-Click flow (active, set up). */
+  authorizationTarget(clientId: string) {
+    return authorizationTarget(this.db, clientId);
+  }
+
+  /**
+   * Starts a flow from a parsed authorization request once the client's own rules allow it: an
+   * identity provider it may use (sandbox ones for sandbox clients only), a deposit the bank rail
+   * takes, an OAuth secret to exchange the code with. `AuthorizeRefusal` when one says no.
+   */
+  async begin(input: BeginInput): Promise<OneClickRow> {
+    if (!this.#providers.has(input.provider))
+      throw new AuthorizeRefusal(
+        "invalid_request",
+        `identity_provider must be one of ${this.providerNames().join(", ")}`,
+      );
+    if (
+      (await getClient(this.db, input.clientId)).mode !== "sandbox" &&
+      input.provider.startsWith("sandbox-")
+    )
+      throw new AuthorizeRefusal("invalid_request", `${input.provider} serves sandbox clients only`);
+    const deposit = await depositOf(this.db, input.clientId, input.amountText, input.currencyCode);
+    await mustHaveSecret(this.db, input.clientId);
+    if (deposit) await admitCurrency(this.db, input.clientId, deposit.currency);
+    return this.start({ ...input, amount: deposit?.amount, currency: deposit?.currency });
+  }
 
   /** Records a new flow waiting for the identity provider (301); its session id is the page's capability. */
   async start(input: StartInput): Promise<OneClickRow> {

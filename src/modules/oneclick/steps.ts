@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: every durable step of the 1-Click flow (the five callbacks, the quote
+// stage, the payment) with the event each answer becomes, so that the flow's calls read together.
 import { z } from "zod";
 import type { Db } from "../../db/database.ts";
 import { type Actor, providerActor } from "../../lib/context.ts";
