@@ -105,7 +105,6 @@ export function createServices(
     platformAssessmentEvents,
   );
   const wallets = new Wallets(db);
-  const paymentMethods = new PaymentMethods(db, sealer);
   const sandboxGate = new SandboxGate();
   const acquirer = new SandboxAcquirer(
     db,
@@ -114,6 +113,7 @@ export function createServices(
     settings.sandboxPayoutDelayMs,
     settings.sandboxAcquirerAnswerDelayMs,
   );
+  const paymentMethods = new PaymentMethods(db, sealer, acquirer);
   const bank = new SandboxBank(db, settings.sandboxPayoutDelayMs, sandboxGate);
   const chain = new SandboxChain(db, settings.sandboxChainConfirmMs, sandboxGate);
   const steps = new StepRunner(db, {

@@ -116,7 +116,7 @@ export const paymentInformationRoutes: FastifyPluginAsyncZod<PlatformRouteOption
         tags: ["platform: wallets"],
         summary: "Save a card, bank account or crypto address",
         description:
-          "Card numbers pass a Luhn check and are encrypted at rest; the CVV is checked for form and never stored. A card or account already saved by another user of the client is a 409; the same user saving it again gets the saved one (200).",
+          "Card numbers pass a Luhn check and are encrypted at rest; the CVV is checked for form and never stored. A card or account already saved by another user of the client is a 409; the same user saving it again gets the saved one (200). The sandbox's test cards are anyone's in a sandbox client (each user gets a card of their own) and no live client's (400).",
         security: signedSecurity,
         params: userParams,
         body: z
