@@ -13,7 +13,7 @@ import { writeAudit } from "../audit/service.ts";
 import { getClient } from "../clients/service.ts";
 import { findCurrency } from "../ledger/service.ts";
 import type { UserInfo } from "../users/schemas.ts";
-import type { User, UserReads, Users } from "../users/service.ts";
+import { assertActive, type User, type UserReads, type Users } from "../users/service.ts";
 import type { AssessmentEventSink } from "./events.ts";
 import {
   type KycConfig,
@@ -101,6 +101,17 @@ export class Kyc {
     /** Where assessment events go: the faces' webhooks. */
     private readonly events: AssessmentEventSink,
   ) {}
+
+  /**
+   * What the validations endpoint answers (`POST /v1/transactions/validations`): a user who is not
+   * ACTIVE first — 403 `USER_NOT_ACTIVE`, the block answered (a BLOCKED user's transaction would be
+   * refused by monitoring, an INACTIVE one's with this 403) — then `validate`.
+   */
+  async validateRequest(input: Parameters<Kyc["validate"]>[0]): Promise<ValidationOutcome> {
+    const reads = input.reads ?? this.users.reads(input.clientId);
+    assertActive(await reads.user(input.userId));
+    return this.validate({ ...input, reads });
+  }
 
   /**
    * What the validations endpoint answers and every transaction checks: whether the user's tier

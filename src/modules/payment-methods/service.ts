@@ -5,6 +5,7 @@ import { newId } from "../../lib/ids.ts";
 import type { Sealer } from "../../lib/sealer.ts";
 import type { Acquirer } from "../../providers/acquirer/interface.ts";
 import { getClientMode } from "../clients/service.ts";
+import { requireActiveUser } from "../users/service.ts";
 import { cardBrand, cardExpired, ibanValid, luhnValid, normalizeIban } from "./validation.ts";
 
 export type NewPaymentMethod =
@@ -96,6 +97,7 @@ export type TestCards = Pick<Acquirer, "isTestCard">;
  * belongs to one user of a client (another user adding it: 409; the same user again: the one saved).
  * The acquirer's test cards are the exception, as in every acquirer's test mode: in a sandbox
  * client any number of users may each save one (a row of their own); a live client takes none (400).
+ * Only an ACTIVE user of the client is given payment information (404 / 403 otherwise).
  */
 export class PaymentMethods {
   constructor(
@@ -110,6 +112,7 @@ export class PaymentMethods {
     input: NewPaymentMethod,
   ): Promise<{ method: PaymentMethod; created: boolean }> {
     const prepared = this.prepare(input);
+    await requireActiveUser(this.db, clientId, userId);
     const testCard = input.type === "CREDIT_CARD" && this.testCards.isTestCard(prepared.identity);
     if (testCard && (await getClientMode(this.db, clientId)) === "live")
       throw new PaymentMethodError(
@@ -148,7 +151,10 @@ export class PaymentMethods {
       })
       .onConflict((oc) =>
         testCard
-          ? oc.columns(["client_id", "user_id", "type", "fingerprint"]).where(sql<boolean>`test_card`).doNothing()
+          ? oc
+              .columns(["client_id", "user_id", "type", "fingerprint"])
+              .where(sql<boolean>`test_card`)
+              .doNothing()
           : oc.columns(["client_id", "type", "fingerprint"]).where(sql<boolean>`NOT test_card`).doNothing(),
       )
       .returningAll()

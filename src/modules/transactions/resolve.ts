@@ -2,7 +2,20 @@ import type { NewPaymentMethod, PaymentMethods } from "../payment-methods/servic
 import type { Wallets } from "../wallets/service.ts";
 import { type BankDestination, type CardSource, TransactionError } from "./types.ts";
 
-/** Finds what a request names: the user's wallets, saved or inline cards and bank accounts. */
+/**
+ * A card or bank account a transaction names: the saved one's id, or none for inline details not
+ * saved (a refused transaction of a user who is not ACTIVE: issue 17.9).
+ */
+export interface MethodRef {
+  id: string | null;
+  last4: string | null;
+}
+
+/**
+ * Finds what a request names: the user's wallets, saved or inline cards and bank accounts. With
+ * `issue: false` (a user who is not ACTIVE, whose transaction monitoring refuses) nothing is given
+ * to the user: no wallet is opened, no inline card or account saved.
+ */
 export class Resolver {
   constructor(
     private readonly wallets: Wallets,
@@ -26,20 +39,26 @@ export class Resolver {
     return wallet;
   }
 
-  /** The user's wallet to credit: the one named, or the user's wallet in that currency (opened on first use). */
+  /**
+   * The user's wallet to credit: the one named, or the user's wallet in that currency (opened on
+   * first use; with `issue: false` none is opened and the id is null).
+   */
   async destinationWallet(
     clientId: string,
     userId: string,
     currency: string,
     walletId?: string,
-  ): Promise<{ id: string }> {
+    issue = true,
+  ): Promise<{ id: string | null }> {
     const named = walletId
       ? await this.findWallet(clientId, userId, currency, walletId, "destinationWalletId")
       : undefined;
-    return named ?? this.wallets.defaultFor(clientId, userId, currency);
+    if (named) return named;
+    if (!issue) return { id: (await this.wallets.defaultId(clientId, userId, currency)) ?? null };
+    return this.wallets.defaultFor(clientId, userId, currency);
   }
 
-  card(clientId: string, userId: string, source: CardSource) {
+  card(clientId: string, userId: string, source: CardSource, issue = true) {
     return this.savedOrInline(
       clientId,
       userId,
@@ -47,10 +66,11 @@ export class Resolver {
       source.paymentInformationId,
       inlineCardOf(source),
       "sourceMethod",
+      issue,
     );
   }
 
-  bankAccount(clientId: string, userId: string, method: BankDestination) {
+  bankAccount(clientId: string, userId: string, method: BankDestination, issue = true) {
     return this.savedOrInline(
       clientId,
       userId,
@@ -58,6 +78,7 @@ export class Resolver {
       method.paymentInformationId,
       inlineBankOf(method),
       "destinationMethod",
+      issue,
     );
   }
 
@@ -83,7 +104,7 @@ export class Resolver {
     return wallet;
   }
 
-  /** A saved payment method of the right type, or the inline one saved now (as the user's). */
+  /** A saved payment method of the right type, or the inline one saved now (as the user's) if `issue`. */
   private async savedOrInline(
     clientId: string,
     userId: string,
@@ -91,7 +112,8 @@ export class Resolver {
     savedId: string | undefined,
     inline: NewPaymentMethod | undefined,
     field: string,
-  ) {
+    issue: boolean,
+  ): Promise<MethodRef> {
     const what = type === "CREDIT_CARD" ? "card" : "bank account";
     if (savedId) {
       const { method } = await this.paymentMethods.reveal(clientId, userId, savedId);
@@ -111,6 +133,7 @@ export class Resolver {
         `a ${what} needs paymentInformationId or its details`,
         field,
       );
+    if (!issue) return { id: null, last4: lastDigitsOf(inline) };
     return (await this.paymentMethods.add(clientId, userId, inline)).method;
   }
 }
@@ -151,4 +174,15 @@ export function inlineBankOf(method: BankDestination): NewPaymentMethod | undefi
     bankSwiftCode: method.bankSwiftCode,
     bankRoutingNumber: method.bankRoutingNumber,
   };
+}
+
+/** The last four characters of an inline card or account number (what a transaction shows of it). */
+function lastDigitsOf(method: NewPaymentMethod): string {
+  const number =
+    method.type === "CREDIT_CARD"
+      ? method.cardNumber
+      : method.type === "BANK_ACCOUNT"
+        ? (method.iban ?? method.bankAccountNumber ?? "")
+        : method.address;
+  return number.replace(/[\s-]/g, "").slice(-4);
 }

@@ -151,7 +151,8 @@ export class Transactions {
       },
     });
     await this.quotes.gate(request);
-    const card = await this.resolve.card(clientId, userId, input.sourceMethod);
+    // A blocked user's deposit is refused by monitoring: no card is saved, no wallet opened for it.
+    const card = await this.resolve.card(clientId, userId, input.sourceMethod, !blocked);
     const { purchase } = input;
     // The card's currency books through the client's ledger even when no wallet holds it.
     if (purchase) await this.deps.wallets.ensureCurrency(clientId, input.currency);
@@ -161,6 +162,7 @@ export class Transactions {
       userId,
       purchase ? purchase.currency : input.currency,
       purchase ? undefined : input.destinationWalletId,
+      !blocked,
     );
     const quote = { ...priced, monitoring: await this.quotes.monitor(request, priced.usdValue) };
     return this.record(input, actor, quote, {
@@ -200,6 +202,7 @@ export class Transactions {
       userId,
       input.currency,
       input.destinationWalletId,
+      !blocked,
     );
     const quote = { ...priced, monitoring: await this.quotes.monitor(request, priced.usdValue) };
     const reference = bankReference();
@@ -221,7 +224,7 @@ export class Transactions {
     const { clientId, userId } = input;
     const destination = input.destinationMethod;
     const toCard = destination.paymentMethodType === "CREDIT_CARD";
-    const { quoteRequest } = await this.begin(input);
+    const { blocked, quoteRequest } = await this.begin(input);
     await this.assertProviderServes(clientId, toCard ? "card" : "bank");
     const priced = await this.quotes.price(clientId, "WITHDRAWAL", input.amount, input.currency, input.fee);
     const inline = toCard ? inlineCardOf({ ...destination, cvv: undefined }) : inlineBankOf(destination);
@@ -229,8 +232,8 @@ export class Transactions {
     const request = quoteRequest("WITHDRAWAL", toCard ? { screen: { names: [destination.cardHolder] } } : {});
     await this.quotes.gate(request);
     const method = toCard
-      ? await this.resolve.card(clientId, userId, { ...destination, cvv: undefined })
-      : await this.resolve.bankAccount(clientId, userId, destination);
+      ? await this.resolve.card(clientId, userId, { ...destination, cvv: undefined }, !blocked)
+      : await this.resolve.bankAccount(clientId, userId, destination, !blocked);
     const wallet = await this.resolve.sourceWallet(clientId, userId, input.currency, input.sourceWalletId);
     const quote = { ...priced, monitoring: await this.quotes.monitor(request, priced.usdValue) };
     return this.record(input, actor, quote, {
@@ -271,11 +274,13 @@ export class Transactions {
     });
     await this.quotes.gate(request);
     const source = await this.resolve.sourceWallet(clientId, userId, input.currency, input.sourceWalletId);
+    // A counterparty who is not ACTIVE is refused by monitoring: no wallet is opened for them.
     const destination = await this.resolve.destinationWallet(
       clientId,
       counterparty.id,
       input.currency,
       input.destinationWalletId,
+      counterparty.status === "ACTIVE",
     );
     const quote = { ...priced, monitoring: await this.quotes.monitor(request, priced.usdValue) };
     return this.record(input, actor, quote, {
@@ -290,7 +295,7 @@ export class Transactions {
   /** Exchange between the user's wallets at the rates provider's rate: both legs or neither. */
   async trade(input: TradeInput, actor = clientActor(input.clientId)): Promise<Transaction> {
     const { clientId, userId } = input;
-    const { quoteRequest } = await this.begin(input);
+    const { blocked, quoteRequest } = await this.begin(input);
     if (input.currency === input.targetCurrency)
       throw new TransactionError(
         "INVALID",
@@ -314,7 +319,13 @@ export class Transactions {
         "targetCurrency",
       );
     const source = await this.resolve.sourceWallet(clientId, userId, input.currency, input.sourceWalletId);
-    const target = await this.resolve.destinationWallet(clientId, userId, input.targetCurrency);
+    const target = await this.resolve.destinationWallet(
+      clientId,
+      userId,
+      input.targetCurrency,
+      undefined,
+      !blocked,
+    );
     const targetAmount = convert(
       priced.amount - priced.fee,
       priced.scale,
