@@ -54,7 +54,10 @@ export class Resolver {
       ? await this.findWallet(clientId, userId, currency, walletId, "destinationWalletId")
       : undefined;
     if (named) return named;
-    if (!issue) return { id: (await this.wallets.defaultId(clientId, userId, currency)) ?? null };
+    if (!issue) {
+      await this.wallets.ensureCurrency(clientId, currency); // the client's ledger books in it, as a new wallet would
+      return { id: (await this.wallets.defaultId(clientId, userId, currency)) ?? null };
+    }
     return this.wallets.defaultFor(clientId, userId, currency);
   }
 
