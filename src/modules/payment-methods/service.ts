@@ -5,7 +5,7 @@ import { newId } from "../../lib/ids.ts";
 import type { Sealer } from "../../lib/sealer.ts";
 import type { Acquirer } from "../../providers/acquirer/interface.ts";
 import { getClientMode } from "../clients/service.ts";
-import { requireActiveUser } from "../users/service.ts";
+import { assertActive, requireActiveUser, type User } from "../users/service.ts";
 import { cardBrand, cardExpired, ibanValid, luhnValid, normalizeIban } from "./validation.ts";
 
 export type NewPaymentMethod =
@@ -106,13 +106,19 @@ export class PaymentMethods {
     private readonly testCards: TestCards,
   ) {}
 
+  /**
+   * Saves a method as the user's. `user`: the user as the caller's request already read them (a
+   * transaction's), so that their status is not read again; otherwise it is read here.
+   */
   async add(
     clientId: string,
     userId: string,
     input: NewPaymentMethod,
+    user?: Pick<User, "id" | "status">,
   ): Promise<{ method: PaymentMethod; created: boolean }> {
     const prepared = this.prepare(input);
-    await requireActiveUser(this.db, clientId, userId);
+    if (user?.id === userId) assertActive(user);
+    else await requireActiveUser(this.db, clientId, userId);
     const testCard = input.type === "CREDIT_CARD" && this.testCards.isTestCard(prepared.identity);
     if (testCard && (await getClientMode(this.db, clientId)) === "live")
       throw new PaymentMethodError(

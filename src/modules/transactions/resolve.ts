@@ -1,4 +1,5 @@
 import type { NewPaymentMethod, PaymentMethods } from "../payment-methods/service.ts";
+import type { User } from "../users/service.ts";
 import type { Wallets } from "../wallets/service.ts";
 import { type BankDestination, type CardSource, TransactionError } from "./types.ts";
 
@@ -11,10 +12,13 @@ export interface MethodRef {
   last4: string | null;
 }
 
+/** The user a request names, as the request read them (their status decides what may be given). */
+export type Owner = Pick<User, "id" | "status">;
+
 /**
- * Finds what a request names: the user's wallets, saved or inline cards and bank accounts. With
- * `issue: false` (a user who is not ACTIVE, whose transaction monitoring refuses) nothing is given
- * to the user: no wallet is opened, no inline card or account saved.
+ * Finds what a request names: the user's wallets, saved or inline cards and bank accounts. To a
+ * user who is not ACTIVE (whose transaction monitoring refuses) nothing is given: no wallet is
+ * opened, no inline card or account saved (issue 17.9).
  */
 export class Resolver {
   constructor(
@@ -40,48 +44,45 @@ export class Resolver {
   }
 
   /**
-   * The user's wallet to credit: the one named, or the user's wallet in that currency (opened on
-   * first use; with `issue: false` none is opened and the id is null).
+   * The owner's wallet to credit: the one named, or their wallet in that currency (opened on first
+   * use; for an owner who is not ACTIVE none is opened and the id is null).
    */
   async destinationWallet(
     clientId: string,
-    userId: string,
+    owner: Owner,
     currency: string,
     walletId?: string,
-    issue = true,
   ): Promise<{ id: string | null }> {
     const named = walletId
-      ? await this.findWallet(clientId, userId, currency, walletId, "destinationWalletId")
+      ? await this.findWallet(clientId, owner.id, currency, walletId, "destinationWalletId")
       : undefined;
     if (named) return named;
-    if (!issue) {
+    if (owner.status !== "ACTIVE") {
       await this.wallets.ensureCurrency(clientId, currency); // the client's ledger books in it, as a new wallet would
-      return { id: (await this.wallets.defaultId(clientId, userId, currency)) ?? null };
+      return { id: (await this.wallets.defaultId(clientId, owner.id, currency)) ?? null };
     }
-    return this.wallets.defaultFor(clientId, userId, currency);
+    return this.wallets.defaultFor(clientId, owner.id, currency);
   }
 
-  card(clientId: string, userId: string, source: CardSource, issue = true) {
+  card(clientId: string, owner: Owner, source: CardSource) {
     return this.savedOrInline(
       clientId,
-      userId,
+      owner,
       "CREDIT_CARD",
       source.paymentInformationId,
       inlineCardOf(source),
       "sourceMethod",
-      issue,
     );
   }
 
-  bankAccount(clientId: string, userId: string, method: BankDestination, issue = true) {
+  bankAccount(clientId: string, owner: Owner, method: BankDestination) {
     return this.savedOrInline(
       clientId,
-      userId,
+      owner,
       "BANK_ACCOUNT",
       method.paymentInformationId,
       inlineBankOf(method),
       "destinationMethod",
-      issue,
     );
   }
 
@@ -107,16 +108,16 @@ export class Resolver {
     return wallet;
   }
 
-  /** A saved payment method of the right type, or the inline one saved now (as the user's) if `issue`. */
+  /** A saved payment method of the right type, or the inline one saved now as the owner's (if ACTIVE). */
   private async savedOrInline(
     clientId: string,
-    userId: string,
+    owner: Owner,
     type: "CREDIT_CARD" | "BANK_ACCOUNT",
     savedId: string | undefined,
     inline: NewPaymentMethod | undefined,
     field: string,
-    issue: boolean,
   ): Promise<MethodRef> {
+    const userId = owner.id;
     const what = type === "CREDIT_CARD" ? "card" : "bank account";
     if (savedId) {
       const { method } = await this.paymentMethods.reveal(clientId, userId, savedId);
@@ -136,8 +137,8 @@ export class Resolver {
         `a ${what} needs paymentInformationId or its details`,
         field,
       );
-    if (!issue) return { id: null, last4: lastDigitsOf(inline) };
-    return (await this.paymentMethods.add(clientId, userId, inline)).method;
+    if (owner.status !== "ACTIVE") return { id: null, last4: lastDigitsOf(inline) };
+    return (await this.paymentMethods.add(clientId, userId, inline, owner)).method;
   }
 }
 

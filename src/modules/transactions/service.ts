@@ -134,7 +134,7 @@ export class Transactions {
   /** Fiat in by card: KYC gate, monitoring, the charge, and on capture the credit net of fees. */
   async deposit(input: DepositInput, actor = clientActor(input.clientId)): Promise<Transaction> {
     const { clientId, userId } = input;
-    const { blocked, reads, quoteRequest } = await this.begin(input);
+    const { user, blocked, reads, quoteRequest } = await this.begin(input);
     await this.assertProviderServes(clientId, "card");
     // Bad input is refused before anything changes; then the form's information joins the user.
     const priced = await this.quotes.price(clientId, "DEPOSIT", input.amount, input.currency, input.fee);
@@ -152,17 +152,16 @@ export class Transactions {
     });
     await this.quotes.gate(request);
     // A blocked user's deposit is refused by monitoring: no card is saved, no wallet opened for it.
-    const card = await this.resolve.card(clientId, userId, input.sourceMethod, !blocked);
+    const card = await this.resolve.card(clientId, user, input.sourceMethod);
     const { purchase } = input;
     // The card's currency books through the client's ledger even when no wallet holds it.
     if (purchase) await this.deps.wallets.ensureCurrency(clientId, input.currency);
     // A purchase credits the user's account in the bought currency (opened on the first purchase).
     const wallet = await this.resolve.destinationWallet(
       clientId,
-      userId,
+      user,
       purchase ? purchase.currency : input.currency,
       purchase ? undefined : input.destinationWalletId,
-      !blocked,
     );
     const quote = { ...priced, monitoring: await this.quotes.monitor(request, priced.usdValue) };
     return this.record(input, actor, quote, {
@@ -188,7 +187,7 @@ export class Transactions {
   /** Fiat in by bank transfer: AWAITING_PAYMENT with payment instructions, credited when the money arrives. */
   async bankDeposit(input: BankDepositInput, actor = clientActor(input.clientId)): Promise<Transaction> {
     const { clientId, userId } = input;
-    const { blocked, reads, quoteRequest } = await this.begin(input);
+    const { user, blocked, reads, quoteRequest } = await this.begin(input);
     await this.assertProviderServes(clientId, "bank");
     const priced = await this.quotes.price(clientId, "DEPOSIT", input.amount, input.currency, input.fee);
     if (input.pii && !blocked) {
@@ -199,10 +198,9 @@ export class Transactions {
     await this.quotes.gate(request);
     const wallet = await this.resolve.destinationWallet(
       clientId,
-      userId,
+      user,
       input.currency,
       input.destinationWalletId,
-      !blocked,
     );
     const quote = { ...priced, monitoring: await this.quotes.monitor(request, priced.usdValue) };
     const reference = bankReference();
@@ -224,7 +222,7 @@ export class Transactions {
     const { clientId, userId } = input;
     const destination = input.destinationMethod;
     const toCard = destination.paymentMethodType === "CREDIT_CARD";
-    const { blocked, quoteRequest } = await this.begin(input);
+    const { user, quoteRequest } = await this.begin(input);
     await this.assertProviderServes(clientId, toCard ? "card" : "bank");
     const priced = await this.quotes.price(clientId, "WITHDRAWAL", input.amount, input.currency, input.fee);
     const inline = toCard ? inlineCardOf({ ...destination, cvv: undefined }) : inlineBankOf(destination);
@@ -232,8 +230,8 @@ export class Transactions {
     const request = quoteRequest("WITHDRAWAL", toCard ? { screen: { names: [destination.cardHolder] } } : {});
     await this.quotes.gate(request);
     const method = toCard
-      ? await this.resolve.card(clientId, userId, { ...destination, cvv: undefined }, !blocked)
-      : await this.resolve.bankAccount(clientId, userId, destination, !blocked);
+      ? await this.resolve.card(clientId, user, { ...destination, cvv: undefined })
+      : await this.resolve.bankAccount(clientId, user, destination);
     const wallet = await this.resolve.sourceWallet(clientId, userId, input.currency, input.sourceWalletId);
     const quote = { ...priced, monitoring: await this.quotes.monitor(request, priced.usdValue) };
     return this.record(input, actor, quote, {
@@ -277,10 +275,9 @@ export class Transactions {
     // A counterparty who is not ACTIVE is refused by monitoring: no wallet is opened for them.
     const destination = await this.resolve.destinationWallet(
       clientId,
-      counterparty.id,
+      counterparty,
       input.currency,
       input.destinationWalletId,
-      counterparty.status === "ACTIVE",
     );
     const quote = { ...priced, monitoring: await this.quotes.monitor(request, priced.usdValue) };
     return this.record(input, actor, quote, {
@@ -295,7 +292,7 @@ export class Transactions {
   /** Exchange between the user's wallets at the rates provider's rate: both legs or neither. */
   async trade(input: TradeInput, actor = clientActor(input.clientId)): Promise<Transaction> {
     const { clientId, userId } = input;
-    const { blocked, quoteRequest } = await this.begin(input);
+    const { user, quoteRequest } = await this.begin(input);
     if (input.currency === input.targetCurrency)
       throw new TransactionError(
         "INVALID",
@@ -319,13 +316,7 @@ export class Transactions {
         "targetCurrency",
       );
     const source = await this.resolve.sourceWallet(clientId, userId, input.currency, input.sourceWalletId);
-    const target = await this.resolve.destinationWallet(
-      clientId,
-      userId,
-      input.targetCurrency,
-      undefined,
-      !blocked,
-    );
+    const target = await this.resolve.destinationWallet(clientId, user, input.targetCurrency);
     const targetAmount = convert(
       priced.amount - priced.fee,
       priced.scale,
@@ -563,7 +554,8 @@ export class Transactions {
     if (state.requestIdUsed) throw requestIdUsed(input.requestId);
     if (user instanceof Error) throw user;
     usage.prime(input.clientId, input.userId, state.figures);
-    const { status } = user as Awaited<ReturnType<typeof reads.user>>;
+    const owner = user as Awaited<ReturnType<typeof reads.user>>;
+    const { status } = owner;
     if (status === "INACTIVE")
       throw new TransactionError(
         "FORBIDDEN",
@@ -585,7 +577,7 @@ export class Transactions {
       usage,
       ...more,
     });
-    return { blocked, reads, quoteRequest };
+    return { user: owner, blocked, reads, quoteRequest };
   }
 
   /** Records a new transaction with its first transition, then runs the steps it scheduled. */
