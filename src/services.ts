@@ -128,7 +128,6 @@ export function createServices(
     steps,
   );
   const wallets = new Wallets(db);
-  const paymentMethods = new PaymentMethods(db, sealer);
   const sandboxGate = new SandboxGate();
   const acquirer = new SandboxAcquirer(
     db,
@@ -137,6 +136,7 @@ export function createServices(
     settings.sandboxPayoutDelayMs,
     settings.sandboxAcquirerAnswerDelayMs,
   );
+  const paymentMethods = new PaymentMethods(db, sealer, acquirer);
   const bank = new SandboxBank(db, settings.sandboxPayoutDelayMs, sandboxGate);
   const chain = new SandboxChain(db, settings.sandboxChainConfirmMs, sandboxGate);
   const sanctions = SanctionsList.load(settings.sanctionsFile);

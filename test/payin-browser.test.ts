@@ -4,7 +4,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { type Browser, chromium, type Page } from "playwright-core";
+import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as ledger from "../src/modules/ledger/service.ts";
 import { ADMIN_PASSWORD, startTestApp, type TestApp } from "./harness.ts";
@@ -124,8 +124,11 @@ describe.skipIf(!chromiumPath)(
       return (await page.textContent(`#${id}-answer`)) ?? "";
     }
 
-    it("registers, reaches KYC_1, pays with 3-D Secure and shows the crypto bought", async () => {
-      const context = await (browser as Browser).newContext({ viewport: { width: 1000, height: 900 } });
+    /**
+     * The whole page as an end user plays it, a new login each time, up to the crypto shown in the
+     * account: register, profile, KYC_1, the 3-D Secure test card, rates, an offer, pay, "Complete".
+     */
+    async function playThePage(context: BrowserContext) {
       context.setDefaultTimeout(20_000);
       const page = await context.newPage();
       const pageErrors: string[] = [];
@@ -189,6 +192,12 @@ describe.skipIf(!chromiumPath)(
       expect(result).toMatch(/Your USDC account \S+: 106\.380000/);
       expect(await page.getAttribute("section#pay", "class")).toBe("done");
 
+      return { page, pageErrors };
+    }
+
+    it("registers, reaches KYC_1, pays with 3-D Secure and shows the crypto bought", async () => {
+      const context = await (browser as Browser).newContext({ viewport: { width: 1000, height: 900 } });
+      const { page, pageErrors } = await playThePage(context);
       const screenshot = path.join(os.tmpdir(), "ferry-payin-example.png");
       await page.screenshot({ path: screenshot, fullPage: true });
       process.stderr.write(`payin-browser.test.ts: screenshot at ${screenshot}\n`);
@@ -235,6 +244,15 @@ describe.skipIf(!chromiumPath)(
       expect(await balance("FX", "EUR")).toBe(9_850n);
       expect(await balance("FEES", "EUR")).toBe(150n);
       expect(await balance("FX", "USDC")).toBe(-106_380_000n);
+      await invariantsHold(ferry, clientId);
+      await context.close();
+    }, 120_000);
+
+    it("plays again for another user of the same client: the test card is anyone's (issue 17.8)", async () => {
+      // Before issue 17.8 the 3-D Secure test card was the first player's: the second got 409 at "Add card".
+      const context = await (browser as Browser).newContext({ viewport: { width: 1000, height: 900 } });
+      const { pageErrors } = await playThePage(context);
+      expect(pageErrors).toEqual([]);
       await invariantsHold(ferry, clientId);
       await context.close();
     }, 120_000);

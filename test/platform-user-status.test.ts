@@ -129,12 +129,14 @@ describe("the USER event", () => {
 describe("changing a user's status", () => {
   it("refuses a status change made with a user token (the front end cannot unblock its user)", async () => {
     await createUser(t, client, "st-token");
-    await patch("st-token", { status: "BLOCKED" });
+    // Issued while the user is active (a blocked user is issued none: blocked-users.test.ts).
     const issued = await client.request("POST", "/v1/auth/userToken", {
       url: "/v1/users/st-token",
       method: "PATCH",
       userId: "st-token",
     });
+    expect(issued.statusCode).toBe(201);
+    await patch("st-token", { status: "BLOCKED" });
     const response = await t.app.inject({
       method: "PATCH",
       url: "/v1/users/st-token",

@@ -221,6 +221,8 @@ export interface PaymentMethodsTable {
   user_id: string;
   type: string;
   fingerprint: string;
+  /** One of the acquirer's test cards: saved once per user, never unique to one (migration 0014). */
+  test_card: Generated<boolean>;
   sealed_details: string;
   last4: string | null;
   bin: string | null;

@@ -120,7 +120,7 @@ export const payinRoutes: FastifyPluginAsyncZod<{ services: Services }> = async 
         tags,
         summary: "Add a card with its billing address (sealed; never returned) (KYC_0)",
         description:
-          "Luhn, expiry and address checked (400); a card another user holds → 409. The same card again answers the card.",
+          "Luhn, expiry and address checked (400); a card another user holds → 409 (the sandbox's test cards are anyone's; a live client takes none: 400). The same card again answers the card.",
         security: walletSecurity,
         body: z
           .object({

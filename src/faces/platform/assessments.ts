@@ -129,7 +129,7 @@ export const assessmentRoutes: FastifyPluginAsyncZod<PlatformRouteOptions> = asy
         tags: ["platform: kyc"],
         summary: "May this user make this transaction?",
         description:
-          "200 with NO_ERROR (code 0), MIN_INFO_MISSING (1001, with the missing `fields`) or MIN_ASSESSMENT_MISSING (1002, with the required and current tiers): the bodies a transaction gets with a 422.",
+          "200 with NO_ERROR (code 0), MIN_INFO_MISSING (1001, with the missing `fields`) or MIN_ASSESSMENT_MISSING (1002, with the required and current tiers): the bodies a transaction gets with a 422. A user who is BLOCKED or INACTIVE may make none: 403 FORBIDDEN (4001) naming the status.",
         security: signedSecurity,
         headers: requestIdHeaders.partial(),
         body: z
@@ -146,7 +146,7 @@ export const assessmentRoutes: FastifyPluginAsyncZod<PlatformRouteOptions> = asy
     },
     async (request) => {
       assertTokenUser(request, request.body.userId);
-      return kyc.validate({
+      return kyc.validateRequest({
         clientId: clientOf(request).id,
         userId: request.body.userId,
         type: request.body.transactionType,

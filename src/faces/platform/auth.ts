@@ -18,7 +18,7 @@ export const authRoutes: FastifyPluginAsyncZod<PlatformRouteOptions> = async (
         tags: ["platform: auth"],
         summary: "Issue a one-time user token",
         description:
-          "For exactly one request whose method and path match, for the bound user if one is given, until it expires. The front end sends it as X-User-Token with X-Client-Id.",
+          "For exactly one request whose method and path match, for the bound user if one is given, until it expires. The front end sends it as X-User-Token with X-Client-Id. A bound user must exist (404) and be ACTIVE: a BLOCKED or INACTIVE user is given no token (403).",
         security: [{ clientId: [], signature: [] }],
         body: z
           .object({
@@ -47,7 +47,6 @@ export const authRoutes: FastifyPluginAsyncZod<PlatformRouteOptions> = async (
     },
     async (request, reply) => {
       const client = clientOf(request);
-      if (request.body.userId) await services.users.get(services.database.db, client.id, request.body.userId);
       const token = await issueUserToken(services.database.db, services.signingKeys, {
         clientId: client.id,
         method: request.body.method,

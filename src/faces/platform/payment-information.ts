@@ -116,7 +116,7 @@ export const paymentInformationRoutes: FastifyPluginAsyncZod<PlatformRouteOption
         tags: ["platform: wallets"],
         summary: "Save a card, bank account or crypto address",
         description:
-          "Card numbers pass a Luhn check and are encrypted at rest; the CVV is checked for form and never stored. A card or account already saved by another user of the client is a 409; the same user saving it again gets the saved one (200).",
+          "Card numbers pass a Luhn check and are encrypted at rest; the CVV is checked for form and never stored. A card or account already saved by another user of the client is a 409; the same user saving it again gets the saved one (200). The sandbox's test cards are anyone's in a sandbox client (each user gets a card of their own) and no live client's (400). A BLOCKED or INACTIVE user is given none (403).",
         security: signedSecurity,
         params: userParams,
         body: z
@@ -128,7 +128,6 @@ export const paymentInformationRoutes: FastifyPluginAsyncZod<PlatformRouteOption
     async (request, reply) => {
       assertTokenUser(request, request.params.userId);
       const clientId = clientOf(request).id;
-      await users.get(database.db, clientId, request.params.userId);
       const { cvv: _cvv, ...input } = request.body as typeof request.body & { cvv?: string };
       const { method, created } = await paymentMethods.add(clientId, request.params.userId, input);
       reply.code(created ? 201 : 200);

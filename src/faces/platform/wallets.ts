@@ -86,6 +86,7 @@ export const walletRoutes: FastifyPluginAsyncZod<PlatformRouteOptions> = async (
       schema: {
         tags: ["platform: wallets"],
         summary: "Open a wallet",
+        description: "For an ACTIVE user: a BLOCKED or INACTIVE user is given no wallet (403).",
         security: signedSecurity,
         params: userParams,
         body: z
@@ -95,12 +96,11 @@ export const walletRoutes: FastifyPluginAsyncZod<PlatformRouteOptions> = async (
           })
           .strict()
           .meta({ id: "OpenWalletRequest" }),
-        response: { 201: walletSchema, ...errorResponses(400, 401, 404, 429) },
+        response: { 201: walletSchema, ...errorResponses(400, 401, 403, 404, 429) },
       },
     },
     async (request, reply) => {
       const clientId = clientOf(request).id;
-      await users.get(database.db, clientId, request.params.userId);
       const wallet = await wallets.open(
         clientId,
         request.params.userId,

@@ -15,7 +15,7 @@ import { findCurrency } from "../ledger/service.ts";
 import type { UsdPrices } from "../rates/service.ts";
 import type { StepRunner } from "../steps/runner.ts";
 import type { UserInfo } from "../users/schemas.ts";
-import type { User, UserReads, Users } from "../users/service.ts";
+import { assertActive, type User, type UserReads, type Users } from "../users/service.ts";
 import type { AssessmentEventSink } from "./events.ts";
 import {
   type KycConfig,
@@ -107,6 +107,17 @@ export class Kyc {
     private readonly steps: StepRunner,
   ) {
     registerKycSteps(this, steps);
+  }
+
+  /**
+   * What the validations endpoint answers (`POST /v1/transactions/validations`): a user who is not
+   * ACTIVE first — 403 `USER_NOT_ACTIVE`, the block answered (a BLOCKED user's transaction would be
+   * refused by monitoring, an INACTIVE one's with this 403) — then `validate`.
+   */
+  async validateRequest(input: Parameters<Kyc["validate"]>[0]): Promise<ValidationOutcome> {
+    const reads = input.reads ?? this.users.reads(input.clientId);
+    assertActive(await reads.user(input.userId));
+    return this.validate({ ...input, reads });
   }
 
   /**

@@ -10,7 +10,7 @@ import type { Notifier } from "../../providers/notifier/interface.ts";
 import { generatePassword, hashPassword, verifyPassword } from "../admins/service.ts";
 import { writeAudit } from "../audit/service.ts";
 import { findClient } from "../clients/service.ts";
-import type { Users } from "../users/service.ts";
+import { type Users, userStatus } from "../users/service.ts";
 import { type CodePurpose, Codes } from "./codes.ts";
 import { LoginError } from "./errors.ts";
 
@@ -600,7 +600,7 @@ export class Logins {
         .where("client_id", "=", clientId)
         .where("id", "=", row.id)
         .execute();
-    if (!row.active) throw notActive();
+    if (!row.active || !(await this.customerActive(this.db, clientId, row.id))) throw notActive();
     if (row.two_factor) {
       const code = await this.codes.issue(this.db, { clientId, login, purpose: "LOGIN" });
       await this.sendCode(clientId, login, "LOGIN", code);
@@ -626,7 +626,7 @@ export class Logins {
         .where("login", "=", login)
         .executeTakeFirst();
       if (!found) throw wrongCredentials(this.maxFailures, this.lockMinutes);
-      if (!found.active) throw notActive();
+      if (!found.active || !(await this.customerActive(tx, clientId, found.id))) throw notActive();
       return this.issueToken(tx, clientId, found.id);
     });
   }
@@ -671,6 +671,15 @@ export class Logins {
       "password",
       { headers: { "Retry-After": String(seconds) } },
     );
+  }
+
+  /**
+   * A customer is a core user: one who is BLOCKED or INACTIVE is given no access token (issue 17.9),
+   * answered as a login switched off. Staff are not core users.
+   */
+  private async customerActive(db: Db, clientId: string, userId: string): Promise<boolean> {
+    const status = await userStatus(db, clientId, userId);
+    return status === undefined || status === "ACTIVE";
   }
 
   private async issueToken(tx: Db, clientId: string, userId: string): Promise<IssuedToken> {

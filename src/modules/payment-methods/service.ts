@@ -1,7 +1,11 @@
+import { sql } from "kysely";
 import type { Db } from "../../db/database.ts";
 import { DomainError } from "../../lib/errors.ts";
 import { newId } from "../../lib/ids.ts";
 import type { Sealer } from "../../lib/sealer.ts";
+import type { Acquirer } from "../../providers/acquirer/interface.ts";
+import { getClientMode } from "../clients/service.ts";
+import { assertActive, requireActiveUser, type User } from "../users/service.ts";
 import { cardBrand, cardExpired, ibanValid, luhnValid, normalizeIban } from "./validation.ts";
 
 export type NewPaymentMethod =
@@ -84,25 +88,61 @@ function toMethod(row: Row): PaymentMethod {
 
 const aad = (clientId: string, id: string) => `payment-method:${clientId}:${id}`;
 
+/** What the module asks of the card acquirer: which numbers are its test cards. */
+export type TestCards = Pick<Acquirer, "isTestCard">;
+
 /**
  * Saved cards, bank accounts and crypto addresses. Numbers are checked (Luhn, expiry, IBAN mod-97)
  * before anything is stored, sealed at rest, and found again by a keyed fingerprint: a card
  * belongs to one user of a client (another user adding it: 409; the same user again: the one saved).
+ * The acquirer's test cards are the exception, as in every acquirer's test mode: in a sandbox
+ * client any number of users may each save one (a row of their own); a live client takes none (400).
+ * Only an ACTIVE user of the client is given payment information (404 / 403 otherwise).
  */
 export class PaymentMethods {
   constructor(
     private readonly db: Db,
     private readonly sealer: Sealer,
+    private readonly testCards: TestCards,
   ) {}
 
+  /**
+   * Saves a method as the user's. `user`: the user as the caller's request already read them (a
+   * transaction's), so that their status is not read again; otherwise it is read here.
+   */
   async add(
     clientId: string,
     userId: string,
     input: NewPaymentMethod,
+    user?: Pick<User, "id" | "status">,
   ): Promise<{ method: PaymentMethod; created: boolean }> {
     const prepared = this.prepare(input);
-    const id = `pm_${newId()}`;
+    if (user?.id === userId) assertActive(user);
+    else await requireActiveUser(this.db, clientId, userId);
+    const testCard = input.type === "CREDIT_CARD" && this.testCards.isTestCard(prepared.identity);
+    if (testCard && (await getClientMode(this.db, clientId)) === "live")
+      throw new PaymentMethodError(
+        "INVALID_PAYMENT_METHOD",
+        "this is a test card number: a live client takes real cards only",
+        "cardNumber",
+      );
     const fingerprint = this.sealer.fingerprint(`${input.type}:${prepared.identity}`);
+    const saved = () => {
+      let query = this.db
+        .selectFrom("payment_methods")
+        .selectAll()
+        .where("client_id", "=", clientId)
+        .where("type", "=", input.type)
+        .where("fingerprint", "=", fingerprint);
+      // A test card: the user's own copy (a row saved before issue 17.8 may not be marked as one).
+      query = testCard ? query.where("user_id", "=", userId) : query.where("test_card", "=", false);
+      return query.executeTakeFirst();
+    };
+    if (testCard) {
+      const own = await saved();
+      if (own) return { method: toMethod(own as Row), created: false };
+    }
+    const id = `pm_${newId()}`;
     const row = await this.db
       .insertInto("payment_methods")
       .values({
@@ -111,20 +151,23 @@ export class PaymentMethods {
         user_id: userId,
         type: input.type,
         fingerprint,
+        test_card: testCard,
         sealed_details: this.sealer.seal(JSON.stringify(prepared.secret), aad(clientId, id)),
         ...prepared.visible,
       })
-      .onConflict((oc) => oc.columns(["client_id", "type", "fingerprint"]).doNothing())
+      .onConflict((oc) =>
+        testCard
+          ? oc
+              .columns(["client_id", "user_id", "type", "fingerprint"])
+              .where(sql<boolean>`test_card`)
+              .doNothing()
+          : oc.columns(["client_id", "type", "fingerprint"]).where(sql<boolean>`NOT test_card`).doNothing(),
+      )
       .returningAll()
       .executeTakeFirst();
     if (row) return { method: toMethod(row as Row), created: true };
-    const existing = await this.db
-      .selectFrom("payment_methods")
-      .selectAll()
-      .where("client_id", "=", clientId)
-      .where("type", "=", input.type)
-      .where("fingerprint", "=", fingerprint)
-      .executeTakeFirstOrThrow();
+    const existing = await saved();
+    if (!existing) throw new Error("payment method: a conflicting row that cannot be found");
     if (existing.user_id !== userId) {
       throw new PaymentMethodError(
         "PAYMENT_METHOD_TAKEN",

@@ -9,6 +9,7 @@ import type { Sealer } from "../../lib/sealer.ts";
 import { writeAudit } from "../audit/service.ts";
 import * as ledger from "../ledger/service.ts";
 import { luhnValid } from "../payment-methods/validation.ts";
+import { requireActiveUser } from "../users/service.ts";
 import { type Coin, walletFigures } from "../wallets/service.ts";
 
 /**
@@ -41,9 +42,13 @@ export class SmartCards {
     return this.sealer.fingerprint(`smart-card\u0000${clientId}\u0000${number}`);
   }
 
-  /** Issues a card on `coin` (the caller checked it is the user's): the answer carries the full number. */
+  /**
+   * Issues a card on `coin` (the caller checked it is the user's): the answer carries the full
+   * number. A user who is not ACTIVE is issued none (403).
+   */
   async issue(context: RequestContext, userId: string, coin: Coin, name: string): Promise<SmartCardView> {
     const { clientId } = context;
+    await requireActiveUser(this.db, clientId, userId);
     const number = newCardNumber();
     const expires = new Date();
     expires.setUTCFullYear(expires.getUTCFullYear() + 3, expires.getUTCMonth() + 1, 0);

@@ -4,6 +4,7 @@ import type { Db } from "../../db/database.ts";
 import { DomainError } from "../../lib/errors.ts";
 import { newId } from "../../lib/ids.ts";
 import { FERRY_SIGNING_ALG, publishedJwks, type SigningKeys } from "../keys/service.ts";
+import { requireActiveUser } from "../users/service.ts";
 
 /**
  * One-time user tokens: a client's backend asks for one for a single operation (method + path,
@@ -35,7 +36,9 @@ export class TokenError extends DomainError {
   }
 }
 
+/** A token for one operation; one bound to a user needs the user to exist (404) and be ACTIVE (403). */
 export async function issueUserToken(db: Db, keys: SigningKeys, grant: UserTokenGrant) {
+  if (grant.userId !== undefined) await requireActiveUser(db, grant.clientId, grant.userId);
   const jti = newId();
   const expiresAt = new Date(Math.floor(Date.now() / 1000 + grant.ttlSeconds) * 1000);
   const key = await keys.current();

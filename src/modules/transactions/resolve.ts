@@ -1,8 +1,25 @@
 import type { NewPaymentMethod, PaymentMethods } from "../payment-methods/service.ts";
+import type { User } from "../users/service.ts";
 import type { Wallets } from "../wallets/service.ts";
 import { type BankDestination, type CardSource, TransactionError } from "./types.ts";
 
-/** Finds what a request names: the user's wallets, saved or inline cards and bank accounts. */
+/**
+ * A card or bank account a transaction names: the saved one's id, or none for inline details not
+ * saved (a refused transaction of a user who is not ACTIVE: issue 17.9).
+ */
+export interface MethodRef {
+  id: string | null;
+  last4: string | null;
+}
+
+/** The user a request names, as the request read them (their status decides what may be given). */
+export type Owner = Pick<User, "id" | "status">;
+
+/**
+ * Finds what a request names: the user's wallets, saved or inline cards and bank accounts. To a
+ * user who is not ACTIVE (whose transaction monitoring refuses) nothing is given: no wallet is
+ * opened, no inline card or account saved (issue 17.9).
+ */
 export class Resolver {
   constructor(
     private readonly wallets: Wallets,
@@ -26,23 +43,31 @@ export class Resolver {
     return wallet;
   }
 
-  /** The user's wallet to credit: the one named, or the user's wallet in that currency (opened on first use). */
+  /**
+   * The owner's wallet to credit: the one named, or their wallet in that currency (opened on first
+   * use; for an owner who is not ACTIVE none is opened and the id is null).
+   */
   async destinationWallet(
     clientId: string,
-    userId: string,
+    owner: Owner,
     currency: string,
     walletId?: string,
-  ): Promise<{ id: string }> {
+  ): Promise<{ id: string | null }> {
     const named = walletId
-      ? await this.findWallet(clientId, userId, currency, walletId, "destinationWalletId")
+      ? await this.findWallet(clientId, owner.id, currency, walletId, "destinationWalletId")
       : undefined;
-    return named ?? this.wallets.defaultFor(clientId, userId, currency);
+    if (named) return named;
+    if (owner.status !== "ACTIVE") {
+      await this.wallets.ensureCurrency(clientId, currency); // the client's ledger books in it, as a new wallet would
+      return { id: (await this.wallets.defaultId(clientId, owner.id, currency)) ?? null };
+    }
+    return this.wallets.defaultFor(clientId, owner.id, currency);
   }
 
-  card(clientId: string, userId: string, source: CardSource) {
+  card(clientId: string, owner: Owner, source: CardSource) {
     return this.savedOrInline(
       clientId,
-      userId,
+      owner,
       "CREDIT_CARD",
       source.paymentInformationId,
       inlineCardOf(source),
@@ -50,10 +75,10 @@ export class Resolver {
     );
   }
 
-  bankAccount(clientId: string, userId: string, method: BankDestination) {
+  bankAccount(clientId: string, owner: Owner, method: BankDestination) {
     return this.savedOrInline(
       clientId,
-      userId,
+      owner,
       "BANK_ACCOUNT",
       method.paymentInformationId,
       inlineBankOf(method),
@@ -83,15 +108,16 @@ export class Resolver {
     return wallet;
   }
 
-  /** A saved payment method of the right type, or the inline one saved now (as the user's). */
+  /** A saved payment method of the right type, or the inline one saved now as the owner's (if ACTIVE). */
   private async savedOrInline(
     clientId: string,
-    userId: string,
+    owner: Owner,
     type: "CREDIT_CARD" | "BANK_ACCOUNT",
     savedId: string | undefined,
     inline: NewPaymentMethod | undefined,
     field: string,
-  ) {
+  ): Promise<MethodRef> {
+    const userId = owner.id;
     const what = type === "CREDIT_CARD" ? "card" : "bank account";
     if (savedId) {
       const { method } = await this.paymentMethods.reveal(clientId, userId, savedId);
@@ -111,7 +137,8 @@ export class Resolver {
         `a ${what} needs paymentInformationId or its details`,
         field,
       );
-    return (await this.paymentMethods.add(clientId, userId, inline)).method;
+    if (owner.status !== "ACTIVE") return { id: null, last4: lastDigitsOf(inline) };
+    return (await this.paymentMethods.add(clientId, userId, inline, owner)).method;
   }
 }
 
@@ -151,4 +178,15 @@ export function inlineBankOf(method: BankDestination): NewPaymentMethod | undefi
     bankSwiftCode: method.bankSwiftCode,
     bankRoutingNumber: method.bankRoutingNumber,
   };
+}
+
+/** The last four characters of an inline card or account number (what a transaction shows of it). */
+function lastDigitsOf(method: NewPaymentMethod): string {
+  const number =
+    method.type === "CREDIT_CARD"
+      ? method.cardNumber
+      : method.type === "BANK_ACCOUNT"
+        ? (method.iban ?? method.bankAccountNumber ?? "")
+        : method.address;
+  return number.replace(/[\s-]/g, "").slice(-4);
 }

@@ -141,7 +141,7 @@ export class Transactions {
   /** Fiat in by card: KYC gate, monitoring, the charge, and on capture the credit net of fees. */
   async deposit(input: DepositInput, actor = clientActor(input.clientId)): Promise<Transaction> {
     const { clientId, userId } = input;
-    const { blocked, reads, quoteRequest } = await this.begin(input);
+    const { user, blocked, reads, quoteRequest } = await this.begin(input);
     await this.assertProviderServes(clientId, "card");
     // Bad input is refused before anything changes; then the form's information joins the user.
     const priced = await this.quotes.price(clientId, "DEPOSIT", input.amount, input.currency, input.fee);
@@ -158,14 +158,15 @@ export class Transactions {
       },
     });
     await this.quotes.gate(request);
-    const card = await this.resolve.card(clientId, userId, input.sourceMethod);
+    // A blocked user's deposit is refused by monitoring: no card is saved, no wallet opened for it.
+    const card = await this.resolve.card(clientId, user, input.sourceMethod);
     const { purchase } = input;
     // The card's currency books through the client's ledger even when no wallet holds it.
     if (purchase) await this.deps.wallets.ensureCurrency(clientId, input.currency);
     // A purchase credits the user's account in the bought currency (opened on the first purchase).
     const wallet = await this.resolve.destinationWallet(
       clientId,
-      userId,
+      user,
       purchase ? purchase.currency : input.currency,
       purchase ? undefined : input.destinationWalletId,
     );
@@ -193,7 +194,7 @@ export class Transactions {
   /** Fiat in by bank transfer: AWAITING_PAYMENT with payment instructions, credited when the money arrives. */
   async bankDeposit(input: BankDepositInput, actor = clientActor(input.clientId)): Promise<Transaction> {
     const { clientId, userId } = input;
-    const { blocked, reads, quoteRequest } = await this.begin(input);
+    const { user, blocked, reads, quoteRequest } = await this.begin(input);
     await this.assertProviderServes(clientId, "bank");
     const priced = await this.quotes.price(clientId, "DEPOSIT", input.amount, input.currency, input.fee);
     if (input.pii && !blocked) {
@@ -204,7 +205,7 @@ export class Transactions {
     await this.quotes.gate(request);
     const wallet = await this.resolve.destinationWallet(
       clientId,
-      userId,
+      user,
       input.currency,
       input.destinationWalletId,
     );
@@ -228,7 +229,7 @@ export class Transactions {
     const { clientId, userId } = input;
     const destination = input.destinationMethod;
     const toCard = destination.paymentMethodType === "CREDIT_CARD";
-    const { quoteRequest } = await this.begin(input);
+    const { user, quoteRequest } = await this.begin(input);
     await this.assertProviderServes(clientId, toCard ? "card" : "bank");
     const priced = await this.quotes.price(clientId, "WITHDRAWAL", input.amount, input.currency, input.fee);
     const inline = toCard ? inlineCardOf({ ...destination, cvv: undefined }) : inlineBankOf(destination);
@@ -236,8 +237,8 @@ export class Transactions {
     const request = quoteRequest("WITHDRAWAL", toCard ? { screen: { names: [destination.cardHolder] } } : {});
     await this.quotes.gate(request);
     const method = toCard
-      ? await this.resolve.card(clientId, userId, { ...destination, cvv: undefined })
-      : await this.resolve.bankAccount(clientId, userId, destination);
+      ? await this.resolve.card(clientId, user, { ...destination, cvv: undefined })
+      : await this.resolve.bankAccount(clientId, user, destination);
     const wallet = await this.resolve.sourceWallet(clientId, userId, input.currency, input.sourceWalletId);
     const quote = { ...priced, monitoring: await this.quotes.monitor(request, priced.usdValue) };
     return this.record(input, actor, quote, {
@@ -278,9 +279,10 @@ export class Transactions {
     });
     await this.quotes.gate(request);
     const source = await this.resolve.sourceWallet(clientId, userId, input.currency, input.sourceWalletId);
+    // A counterparty who is not ACTIVE is refused by monitoring: no wallet is opened for them.
     const destination = await this.resolve.destinationWallet(
       clientId,
-      counterparty.id,
+      counterparty,
       input.currency,
       input.destinationWalletId,
     );
@@ -297,7 +299,7 @@ export class Transactions {
   /** Exchange between the user's wallets at the currencies' USD rates: both legs or neither. */
   async trade(input: TradeInput, actor = clientActor(input.clientId)): Promise<Transaction> {
     const { clientId, userId } = input;
-    const { quoteRequest } = await this.begin(input);
+    const { user, quoteRequest } = await this.begin(input);
     if (input.currency === input.targetCurrency)
       throw new TransactionError(
         "INVALID",
@@ -316,7 +318,7 @@ export class Transactions {
     if (!sourcePrice) throw usdRateNotSet(input.currency, "currency");
     if (!targetPrice) throw usdRateNotSet(input.targetCurrency, "targetCurrency");
     const source = await this.resolve.sourceWallet(clientId, userId, input.currency, input.sourceWalletId);
-    const target = await this.resolve.destinationWallet(clientId, userId, input.targetCurrency);
+    const target = await this.resolve.destinationWallet(clientId, user, input.targetCurrency);
     const targetAmount = convert(
       priced.amount - priced.fee,
       priced.scale,
@@ -554,7 +556,8 @@ export class Transactions {
     if (state.requestIdUsed) throw requestIdUsed(input.requestId);
     if (user instanceof Error) throw user;
     usage.prime(input.clientId, input.userId, state.figures);
-    const { status } = user as Awaited<ReturnType<typeof reads.user>>;
+    const owner = user as Awaited<ReturnType<typeof reads.user>>;
+    const { status } = owner;
     if (status === "INACTIVE")
       throw new TransactionError(
         "FORBIDDEN",
@@ -576,7 +579,7 @@ export class Transactions {
       usage,
       ...more,
     });
-    return { blocked, reads, quoteRequest };
+    return { user: owner, blocked, reads, quoteRequest };
   }
 
   /** Records a new transaction with its first transition, then runs the steps it scheduled. */

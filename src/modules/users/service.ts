@@ -19,7 +19,12 @@ export interface User {
   updatedAt: Date;
 }
 
-const kinds = { USER_EXISTS: "CONFLICT", USER_NOT_FOUND: "NOT_FOUND", INVALID_USER: "INVALID" } as const;
+const kinds = {
+  USER_EXISTS: "CONFLICT",
+  USER_NOT_FOUND: "NOT_FOUND",
+  INVALID_USER: "INVALID",
+  USER_NOT_ACTIVE: "FORBIDDEN",
+} as const;
 
 export class UserError extends DomainError {
   constructor(code: keyof typeof kinds, message: string, field?: string) {
@@ -49,6 +54,37 @@ function toUser(row: UserRow): User {
     createdAt: new Date(row.created_at),
     updatedAt: new Date(row.updated_at),
   };
+}
+
+/**
+ * The rule every module that gives a user something keeps (issue 17.9): a user who is BLOCKED or
+ * INACTIVE is given no user token, no wallet, no payment information, and is told so by the
+ * validations endpoint — 403 `USER_NOT_ACTIVE` (spec/README.md: "403 … user not active"). The reason
+ * of a block is not said: the end user may be the one who reads it.
+ */
+export function assertActive(user: Pick<User, "status">): void {
+  if (user.status !== "ACTIVE")
+    throw new UserError("USER_NOT_ACTIVE", `the user is ${user.status}`, "userId");
+}
+
+/** A user of the client (404 if none) who is ACTIVE (403 otherwise): see `assertActive`. */
+export async function requireActiveUser(db: Db, clientId: string, userId: string): Promise<User> {
+  const user = await findUser(db, clientId, userId);
+  if (!user) throw new UserError("USER_NOT_FOUND", `no user ${userId}`);
+  assertActive(user);
+  return user;
+}
+
+/** The status of a core user of the client, or undefined if there is none (a staff login). */
+export async function userStatus(db: Db, clientId: string, userId: string): Promise<UserStatus | undefined> {
+  return (await findUser(db, clientId, userId))?.status;
+}
+
+async function findUser(db: Db, clientId: string, userId: string, forUpdate = false) {
+  let query = db.selectFrom("users").selectAll().where("client_id", "=", clientId).where("id", "=", userId);
+  if (forUpdate) query = query.forUpdate();
+  const row = await query.executeTakeFirst();
+  return row ? toUser(row as UserRow) : undefined;
 }
 
 /** PII is sealed with the user's identity as associated data: it cannot be moved to another user. */
@@ -195,11 +231,9 @@ export class Users {
   }
 
   async get(db: Db, clientId: string, userId: string, options: { forUpdate?: boolean } = {}): Promise<User> {
-    let query = db.selectFrom("users").selectAll().where("client_id", "=", clientId).where("id", "=", userId);
-    if (options.forUpdate) query = query.forUpdate();
-    const row = await query.executeTakeFirst();
-    if (!row) throw new UserError("USER_NOT_FOUND", `no user ${userId}`);
-    return toUser(row as UserRow);
+    const user = await findUser(db, clientId, userId, options.forUpdate);
+    if (!user) throw new UserError("USER_NOT_FOUND", `no user ${userId}`);
+    return user;
   }
 
   async list(

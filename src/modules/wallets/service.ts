@@ -7,10 +7,12 @@ import { KNOWN_SCALES } from "../../providers/rates/interface.ts";
 import { digits, issuerFor } from "../catalog/service.ts";
 import * as ledger from "../ledger/service.ts";
 import { type Account, accountFigures, type Transfer } from "../ledger/types.ts";
+import { requireActiveUser } from "../users/service.ts";
 
 /**
  * A user's wallets: user-wallet accounts on the ledger, one currency each. A currency the client
- * has not used yet is added to its ledger with its usual scale on the first wallet.
+ * has not used yet is added to its ledger with its usual scale on the first wallet. Only an ACTIVE
+ * user of the client is given a new wallet (404 / 403 otherwise); existing ones stay readable.
  */
 export class Wallets {
   constructor(private readonly db: Db) {}
@@ -89,6 +91,8 @@ export class Wallets {
     label?: string,
     issuer?: { id: string; snPrefix: string },
   ): Promise<Account> {
+    // No wallet for a user who is not ACTIVE (403), whichever way it is asked for (issue 17.9).
+    await requireActiveUser(db, clientId, userId);
     await this.ensureCurrency(clientId, currency, db);
     const account = await ledger.openAccount(db, {
       clientId,

@@ -66,6 +66,11 @@ export interface AcquirerRecord {
 
 export interface Acquirer {
   readonly name: string;
+  /**
+   * Whether a card number is one of the acquirer's published test cards (its test mode). A test
+   * card moves no real money: any number of users may hold it, and a live client may hold none.
+   */
+  isTestCard(cardNumber: string): boolean;
   charge(request: ChargeRequest): Promise<ChargeResult>;
   /** The card holder finished (or failed) the 3-D Secure challenge. */
   completeChallenge(reference: string, approved: boolean): Promise<ChargeResult>;

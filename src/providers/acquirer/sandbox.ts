@@ -23,6 +23,8 @@ export const TEST_CARDS = {
   TIMEOUT_ONCE: "4000000000000119",
 } as const;
 
+const testCardNumbers: ReadonlySet<string> = new Set(Object.values(TEST_CARDS));
+
 /**
  * The sandbox card acquirer. It keeps its own record of charges (its tables are its own system,
  * as a real acquirer's would be) keyed by Ferry's idempotency key, so a retry never charges twice.
@@ -31,6 +33,11 @@ export const TEST_CARDS = {
  */
 export class SandboxAcquirer implements Acquirer {
   readonly name = "sandbox-acquirer";
+
+  /** The documented test cards (docs/sandbox.md): anyone's in a sandbox client, no live client's. */
+  isTestCard(cardNumber: string): boolean {
+    return testCardNumbers.has(cardNumber.replace(/[\s-]/g, ""));
+  }
 
   constructor(
     private readonly db: Db,
