@@ -150,7 +150,7 @@ export interface LedgerCurrenciesTable {
   created_at: CreatedAt;
 }
 
-/** A currency's USD rate, one row per version (migration 0014). */
+/** A currency's USD rate, one row per version (migration 0015). */
 export interface CurrencyUsdRatesTable {
   client_id: string;
   currency: string;
@@ -221,7 +221,7 @@ export interface PaymentMethodsTable {
   user_id: string;
   type: string;
   fingerprint: string;
-  /** One of the acquirer's test cards: saved once per user, never unique to one (migration 0014). */
+  /** One of the acquirer's test cards: saved once per user, never unique to one (migration 0016). */
   test_card: Generated<boolean>;
   sealed_details: string;
   last4: string | null;

@@ -1,7 +1,7 @@
 import { sql } from "kysely";
 import type { Db } from "../../db/database.ts";
 
-/** The SQL of currencies' USD rates (table currency_usd_rates, migration 0014). */
+/** The SQL of currencies' USD rates (table currency_usd_rates, migration 0015). */
 
 export interface RateRow {
   id: string;
