@@ -417,13 +417,12 @@ export const moneyRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
         coin.account.currency,
         request.body.amount,
       );
-      const coreAmount = formatAmount(ops.coreAmount("TOP_UP_BANK", commission), scale);
-      const created = await transactions.bankDeposit(
+      const created = await transactions.recordBankPayment(
         {
           clientId: session.clientId,
           userId: owner,
           requestId: ops.requestId(session, context.requestId),
-          amount: coreAmount,
+          amount: formatAmount(ops.coreAmount("TOP_UP_BANK", commission), scale),
           currency,
           paymentMethodType: "WIRE",
           destinationWalletId: coin.account.id,
@@ -434,21 +433,9 @@ export const moneyRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
             ...(request.body.description ? { description: request.body.description } : {}),
           }),
         },
-        context.actor,
+        { actor: context.actor, decision: decisionBy(session, "recorded") },
       );
-      const reference = (created.paymentInstructions as { reference?: string } | null)?.reference;
-      if (!reference) return answer(created);
-      const { transaction } = await transactions.incomingBankTransfer(
-        reference,
-        coreAmount,
-        currency,
-        `staff-${created.number}`,
-        {
-          actor: context.actor,
-          decision: decisionBy(session, "recorded"),
-        },
-      );
-      return answer(transaction);
+      return answer(created);
     },
   );
 
