@@ -11,11 +11,15 @@ import { Ledger } from "./modules/ledger/service.ts";
 import { Logins } from "./modules/logins/service.ts";
 import { SanctionsList } from "./modules/monitoring/rules.ts";
 import { OneClick } from "./modules/oneclick/service.ts";
+import { Offers } from "./modules/payin/offers.ts";
 import { PaymentMethods } from "./modules/payment-methods/service.ts";
 import { type ReconciliationReport, reconcile } from "./modules/reconciliation/service.ts";
+import { SmartCards } from "./modules/smart-cards/service.ts";
 import { StepRunner } from "./modules/steps/runner.ts";
+import { Templates } from "./modules/templates/service.ts";
 import { Transactions, transactionsUsage } from "./modules/transactions/service.ts";
 import { Users } from "./modules/users/service.ts";
+import { WalletOperations } from "./modules/wallet-operations/service.ts";
 import { Wallets } from "./modules/wallets/service.ts";
 import { SandboxAcquirer } from "./providers/acquirer/sandbox.ts";
 import { SandboxBank } from "./providers/bank/sandbox.ts";
@@ -83,6 +87,12 @@ export interface Services {
   commissions: CommissionProfiles;
   /** The 1-Click flow (/oauth): identity providers, operator callbacks, codes and tokens. */
   oneClick: OneClick;
+  /** The Wallet API's operations (/api/v1): top-ups, withdrawals, transfers, decisions, on the core. */
+  walletOperations: WalletOperations;
+  smartCards: SmartCards;
+  templates: Templates;
+  /** Pay-in offers (/v3/payin): quotes that hold their rate for 20 s. */
+  offers: Offers;
   /** Compares the providers' records with the ledger (all clients, or one). */
   reconcile(clientId?: string): Promise<ReconciliationReport>;
 }
@@ -171,13 +181,29 @@ export function createServices(
     tokenTtlSeconds: settings.accessTokenTtlSeconds,
     slowStepMs: settings.loginSlowStepMs,
   });
+  const commissions = new CommissionProfiles(db);
+  const smartCards = new SmartCards(db, sealer);
+  const templates = new Templates(db);
+  const walletOperations = new WalletOperations({
+    db,
+    wallets,
+    transactions,
+    commissions,
+    logins,
+    smartCards,
+    templates,
+  });
   return {
     database,
     sealer,
     settings,
     logins,
     notifier,
-    commissions: new CommissionProfiles(db),
+    commissions,
+    walletOperations,
+    smartCards,
+    templates,
+    offers: new Offers(db),
     ledger: new Ledger(db, {
       maxBatchSize: settings.ledgerBatchSize,
       maxInFlight: settings.ledgerBatchesInFlight,

@@ -7,6 +7,7 @@ import { userInfoSchema } from "../../modules/users/schemas.ts";
 import type { Services } from "../../services.ts";
 import { accessRoutes } from "./access.ts";
 import { guard, sessionOf, walletSecurity } from "./access-control.ts";
+import { accountRoutes } from "./accounts.ts";
 import { moneyRoutes } from "./money.ts";
 import { setupRoutes } from "./setup.ts";
 import { transferRoutes } from "./transfers.ts";
@@ -44,6 +45,7 @@ export const walletFace: FastifyPluginAsyncZod<{ services: Services }> = async (
   await app.register(accessRoutes, { services });
   await app.register(userRoutes, { services });
   await app.register(setupRoutes, { services });
+  await app.register(accountRoutes, { services });
   await app.register(moneyRoutes, { services, idempotent });
   await app.register(transferRoutes, { services, idempotent });
 

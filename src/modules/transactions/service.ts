@@ -669,12 +669,7 @@ export class Transactions {
   }
 
   /** The row a new transaction is recorded with. */
-  private newRow(
-    input: RecordInput,
-    quote: Quote,
-    values: RecordValues,
-    event = "ACCEPTED",
-  ): repo.NewRow {
+  private newRow(input: RecordInput, quote: Quote, values: RecordValues, event = "ACCEPTED"): repo.NewRow {
     return {
       ...values,
       client_id: input.clientId,
