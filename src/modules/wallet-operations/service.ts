@@ -1,3 +1,4 @@
+// Over 400 lines on purpose: every Wallet API operation is one method here, each the whole path of its request (checks → price → core call), so that the face calls one thing; the rules shared by them live in process.ts and decisions.ts.
 import type { Db } from "../../db/database.ts";
 import type { RequestContext } from "../../lib/context.ts";
 import { formatAmount, parseAmount } from "../../lib/money.ts";
