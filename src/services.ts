@@ -12,6 +12,7 @@ import { Logins } from "./modules/logins/service.ts";
 import { SanctionsList } from "./modules/monitoring/rules.ts";
 import { OneClick } from "./modules/oneclick/service.ts";
 import { Offers } from "./modules/payin/offers.ts";
+import { Payin } from "./modules/payin/purchases.ts";
 import { PaymentMethods } from "./modules/payment-methods/service.ts";
 import { type ReconciliationReport, reconcile } from "./modules/reconciliation/service.ts";
 import { SmartCards } from "./modules/smart-cards/service.ts";
@@ -93,6 +94,8 @@ export interface Services {
   templates: Templates;
   /** Pay-in offers (/v3/payin): quotes that hold their rate for 20 s. */
   offers: Offers;
+  /** Pay-in purchases: KYC levels, offers, their payment and status, on the core. */
+  payin: Payin;
   /** Compares the providers' records with the ledger (all clients, or one). */
   reconcile(clientId?: string): Promise<ReconciliationReport>;
 }
@@ -193,6 +196,8 @@ export function createServices(
     smartCards,
     templates,
   });
+  const offers = new Offers(db);
+  const payin = new Payin({ db, offers, transactions, paymentMethods, users, logins, rates, chain });
   return {
     database,
     sealer,
@@ -203,7 +208,8 @@ export function createServices(
     walletOperations,
     smartCards,
     templates,
-    offers: new Offers(db),
+    offers,
+    payin,
     ledger: new Ledger(db, {
       maxBatchSize: settings.ledgerBatchSize,
       maxInFlight: settings.ledgerBatchesInFlight,
