@@ -11,6 +11,7 @@ import { Ledger } from "./modules/ledger/service.ts";
 import { Logins } from "./modules/logins/service.ts";
 import { SanctionsList } from "./modules/monitoring/rules.ts";
 import { OneClick } from "./modules/oneclick/service.ts";
+import { PayinCustomers } from "./modules/payin/customers.ts";
 import { Offers } from "./modules/payin/offers.ts";
 import { Payin } from "./modules/payin/purchases.ts";
 import { PaymentMethods } from "./modules/payment-methods/service.ts";
@@ -27,6 +28,7 @@ import { SandboxBank } from "./providers/bank/sandbox.ts";
 import { SandboxChain } from "./providers/chain/sandbox.ts";
 import { SandboxIdentityProvider, sandboxIdentityPayments } from "./providers/identity/sandbox.ts";
 import { SandboxKycProvider } from "./providers/kyc/sandbox.ts";
+import { SandboxKycVerifications } from "./providers/kyc/sandbox-verification.ts";
 import { SandboxNotifier } from "./providers/notifier/sandbox.ts";
 import { SandboxRatesProvider } from "./providers/rates/sandbox.ts";
 import { SandboxGate } from "./providers/sandbox-gate.ts";
@@ -96,6 +98,8 @@ export interface Services {
   offers: Offers;
   /** Pay-in purchases: KYC levels, offers, their payment and status, on the core. */
   payin: Payin;
+  /** Pay-in customers (/v2/customer): profile, KYC levels, the KYC_1 check on the hosted page. */
+  payinCustomers: PayinCustomers;
   /** Compares the providers' records with the ledger (all clients, or one). */
   reconcile(clientId?: string): Promise<ReconciliationReport>;
 }
@@ -198,6 +202,13 @@ export function createServices(
   });
   const offers = new Offers(db);
   const payin = new Payin({ db, offers, transactions, paymentMethods, users, logins, rates, chain });
+  const payinCustomers = new PayinCustomers({
+    db,
+    users,
+    kyc,
+    logins,
+    verifications: new SandboxKycVerifications(db, settings.publicUrl),
+  });
   return {
     database,
     sealer,
@@ -210,6 +221,7 @@ export function createServices(
     templates,
     offers,
     payin,
+    payinCustomers,
     ledger: new Ledger(db, {
       maxBatchSize: settings.ledgerBatchSize,
       maxInFlight: settings.ledgerBatchesInFlight,
