@@ -22,6 +22,7 @@ import { Templates } from "./modules/templates/service.ts";
 import { Transactions, transactionsUsage } from "./modules/transactions/service.ts";
 import { Users } from "./modules/users/service.ts";
 import { WalletOperations } from "./modules/wallet-operations/service.ts";
+import { WalletTransfers } from "./modules/wallet-operations/transfers.ts";
 import { Wallets } from "./modules/wallets/service.ts";
 import { SandboxAcquirer } from "./providers/acquirer/sandbox.ts";
 import { SandboxBank } from "./providers/bank/sandbox.ts";
@@ -92,6 +93,8 @@ export interface Services {
   oneClick: OneClick;
   /** The Wallet API's operations (/api/v1): top-ups, withdrawals, transfers, decisions, on the core. */
   walletOperations: WalletOperations;
+  /** The Wallet API's transfers, templates and smart cards. */
+  walletTransfers: WalletTransfers;
   smartCards: SmartCards;
   templates: Templates;
   /** Pay-in offers (/v3/payin): quotes that hold their rate for 20 s. */
@@ -197,6 +200,10 @@ export function createServices(
     transactions,
     commissions,
     logins,
+  });
+  const walletTransfers = new WalletTransfers(walletOperations, {
+    wallets,
+    transactions,
     smartCards,
     templates,
   });
@@ -217,6 +224,7 @@ export function createServices(
     notifier,
     commissions,
     walletOperations,
+    walletTransfers,
     smartCards,
     templates,
     offers,

@@ -129,7 +129,7 @@ function transfer(app: WalletApp, { services, idempotent }: MoneyRouteOptions) {
     },
     async (request) => {
       const { paymentTool, amount, description } = request.body;
-      const t = await services.walletOperations.transfer(
+      const t = await services.walletTransfers.transfer(
         sessionOf(request),
         contextOf(request),
         paymentTool,
@@ -159,7 +159,7 @@ function saveTemplate(app: WalletApp, services: Services) {
     },
     async (request, reply) => {
       const session = sessionOf(request);
-      const template = await services.walletOperations.saveTemplate(
+      const template = await services.walletTransfers.saveTemplate(
         session,
         request.params.businessProcessId,
         request.body,
@@ -171,7 +171,7 @@ function saveTemplate(app: WalletApp, services: Services) {
 }
 
 function templates(app: WalletApp, services: Services) {
-  const ops = services.walletOperations;
+  const ops = services.walletTransfers;
   app.post(
     "/templates/transfer/view",
     {
@@ -247,7 +247,7 @@ function executeTemplate(app: WalletApp, { services, idempotent }: MoneyRouteOpt
       },
     },
     async (request) => {
-      const { transaction, template } = await services.walletOperations.executeTemplate(
+      const { transaction, template } = await services.walletTransfers.executeTemplate(
         sessionOf(request),
         contextOf(request),
         request.params.transferTemplateId,
@@ -263,7 +263,7 @@ function executeTemplate(app: WalletApp, { services, idempotent }: MoneyRouteOpt
 }
 
 function smartCards(app: WalletApp, services: Services) {
-  const ops = services.walletOperations;
+  const ops = services.walletTransfers;
   app.get(
     "/smart-cards/my",
     {
