@@ -4,6 +4,7 @@ import { platformTransactionEvents } from "./faces/platform/transaction-events.t
 import { platformAssessmentEvents, platformUserEvents } from "./faces/platform/user-events.ts";
 import type { Metrics } from "./http/metrics.ts";
 import type { Sealer } from "./lib/sealer.ts";
+import { AdminAuthenticator } from "./modules/admins/service.ts";
 import { CommissionProfiles } from "./modules/commissions/service.ts";
 import { SigningKeys } from "./modules/keys/service.ts";
 import { Kyc } from "./modules/kyc/service.ts";
@@ -103,6 +104,8 @@ export interface Services {
   payin: Payin;
   /** Pay-in customers (/v2/customer): profile, KYC levels, the KYC_1 check on the hosted page. */
   payinCustomers: PayinCustomers;
+  /** The platform admin's HTTP Basic check (with its short cache of verified passwords). */
+  adminAuthenticator: AdminAuthenticator;
   /** Compares the providers' records with the ledger (all clients, or one). */
   reconcile(clientId?: string): Promise<ReconciliationReport>;
 }
@@ -230,6 +233,7 @@ export function createServices(
     offers,
     payin,
     payinCustomers,
+    adminAuthenticator: new AdminAuthenticator(db),
     ledger: new Ledger(db, {
       maxBatchSize: settings.ledgerBatchSize,
       maxInFlight: settings.ledgerBatchesInFlight,
