@@ -29,7 +29,6 @@ import { requirePlatformAdmin } from "./http/basic-auth.ts";
 import { ApiError, envelope, errorEnvelopeSchema, registerErrorHandling } from "./http/errors.ts";
 import type { Metrics } from "./http/metrics.ts";
 import { findUnstorableText } from "./http/storable-text.ts";
-import { AdminAuthenticator } from "./modules/admins/service.ts";
 import { publishedJwks } from "./modules/keys/service.ts";
 import type { Services } from "./services.ts";
 
@@ -266,11 +265,10 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     await app.register(sandboxIdentityRoutes, { prefix: "/sandbox", services });
   }
 
-  const authenticator = new AdminAuthenticator(database.db);
   await app.register(
     async (admin) => {
       // onRequest: credentials are checked before the body and parameters are even parsed.
-      admin.addHook("onRequest", requirePlatformAdmin(authenticator));
+      admin.addHook("onRequest", requirePlatformAdmin(services.adminAuthenticator));
       await admin.register(adminLedgerRoutes, { db: database.db });
       await admin.register(adminClientRoutes, { services });
       await admin.register(adminOperationsRoutes, { services });

@@ -4,6 +4,7 @@ import { platformTransactionEvents } from "./faces/platform/transaction-events.t
 import { platformAssessmentEvents, platformUserEvents } from "./faces/platform/user-events.ts";
 import type { Metrics } from "./http/metrics.ts";
 import type { Sealer } from "./lib/sealer.ts";
+import { AdminAuthenticator } from "./modules/admins/service.ts";
 import { CommissionProfiles } from "./modules/commissions/service.ts";
 import { SigningKeys } from "./modules/keys/service.ts";
 import { Kyc } from "./modules/kyc/service.ts";
@@ -11,12 +12,19 @@ import { Ledger } from "./modules/ledger/service.ts";
 import { Logins } from "./modules/logins/service.ts";
 import { SanctionsList } from "./modules/monitoring/rules.ts";
 import { OneClick } from "./modules/oneclick/service.ts";
+import { PayinCustomers } from "./modules/payin/customers.ts";
+import { Offers } from "./modules/payin/offers.ts";
+import { Payin } from "./modules/payin/purchases.ts";
 import { PaymentMethods } from "./modules/payment-methods/service.ts";
 import { CurrencyRates } from "./modules/rates/service.ts";
 import { type ReconciliationReport, reconcile } from "./modules/reconciliation/service.ts";
+import { SmartCards } from "./modules/smart-cards/service.ts";
 import { StepRunner } from "./modules/steps/runner.ts";
+import { Templates } from "./modules/templates/service.ts";
 import { Transactions, transactionsUsage } from "./modules/transactions/service.ts";
 import { Users } from "./modules/users/service.ts";
+import { WalletOperations } from "./modules/wallet-operations/service.ts";
+import { WalletTransfers } from "./modules/wallet-operations/transfers.ts";
 import { Wallets } from "./modules/wallets/service.ts";
 import type { Acquirer } from "./providers/acquirer/interface.ts";
 import { SandboxAcquirer } from "./providers/acquirer/sandbox.ts";
@@ -26,6 +34,7 @@ import type { Chain } from "./providers/chain/interface.ts";
 import { SandboxChain } from "./providers/chain/sandbox.ts";
 import { SandboxIdentityProvider, sandboxIdentityPayments } from "./providers/identity/sandbox.ts";
 import { SandboxKycProvider } from "./providers/kyc/sandbox.ts";
+import { SandboxKycVerifications } from "./providers/kyc/sandbox-verification.ts";
 import type { Notifier } from "./providers/notifier/interface.ts";
 import { SandboxNotifier } from "./providers/notifier/sandbox.ts";
 import type { RatesProvider } from "./providers/rates/interface.ts";
@@ -99,6 +108,20 @@ export interface Services {
   commissions: CommissionProfiles;
   /** The 1-Click flow (/oauth): identity providers, operator callbacks, codes and tokens. */
   oneClick: OneClick;
+  /** The Wallet API's operations (/api/v1): top-ups, withdrawals, transfers, decisions, on the core. */
+  walletOperations: WalletOperations;
+  /** The Wallet API's transfers, templates and smart cards. */
+  walletTransfers: WalletTransfers;
+  smartCards: SmartCards;
+  templates: Templates;
+  /** Pay-in offers (/v3/payin): quotes that hold their rate for 20 s. */
+  offers: Offers;
+  /** Pay-in purchases: KYC levels, offers, their payment and status, on the core. */
+  payin: Payin;
+  /** Pay-in customers (/v2/customer): profile, KYC levels, the KYC_1 check on the hosted page. */
+  payinCustomers: PayinCustomers;
+  /** The platform admin's HTTP Basic check (with its short cache of verified passwords). */
+  adminAuthenticator: AdminAuthenticator;
   /** Compares the providers' records with the ledger (all clients, or one). */
   reconcile(clientId?: string): Promise<ReconciliationReport>;
 }
@@ -188,13 +211,46 @@ export function createServices(
     tokenTtlSeconds: settings.accessTokenTtlSeconds,
     slowStepMs: settings.loginSlowStepMs,
   });
+  const commissions = new CommissionProfiles(db);
+  const smartCards = new SmartCards(db, sealer);
+  const templates = new Templates(db);
+  const walletOperations = new WalletOperations({
+    db,
+    wallets,
+    transactions,
+    commissions,
+    logins,
+  });
+  const walletTransfers = new WalletTransfers(walletOperations, {
+    wallets,
+    transactions,
+    smartCards,
+    templates,
+  });
+  const offers = new Offers(db);
+  const payin = new Payin({ db, offers, transactions, paymentMethods, users, logins, rates, chain });
+  const payinCustomers = new PayinCustomers({
+    db,
+    users,
+    kyc,
+    logins,
+    verifications: new SandboxKycVerifications(db, settings.publicUrl),
+  });
   return {
     database,
     sealer,
     settings,
     logins,
     notifier,
-    commissions: new CommissionProfiles(db),
+    commissions,
+    walletOperations,
+    walletTransfers,
+    smartCards,
+    templates,
+    offers,
+    payin,
+    payinCustomers,
+    adminAuthenticator: new AdminAuthenticator(db),
     ledger: new Ledger(db, {
       maxBatchSize: settings.ledgerBatchSize,
       maxInFlight: settings.ledgerBatchesInFlight,

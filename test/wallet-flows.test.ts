@@ -147,6 +147,47 @@ describe("the AML check before accept", () => {
     await invariantsHold(t, s.clientId);
   });
 
+  it("a staff-recorded payment the AML check holds waits for the clear, then the accountant's accept credits it once; nothing is sent back meanwhile", async () => {
+    const s = await setting({ ...NO_KYC_LIMITS, monitoring: { singleAmountReviewUsd: 50 } });
+    const held = await s.accountant.call("POST", "/api/v1/bank-top-ups/with-bank", {
+      coinSerial: s.annaCoin,
+      amount: "60.00",
+      bankId: s.bankId,
+      iban: "DE89370400440532013000",
+      fullName: "Ada Lovelace",
+    });
+    expect(held.statusCode, held.body).toBe(200);
+    expect(held.json().status).toBe("waiting_for_approval");
+    // The payment reference the deposit was recorded with (the bank's records name it).
+    const { provider_reference: reference } = await t.database.db
+      .selectFrom("transactions")
+      .select("provider_reference")
+      .where("client_id", "=", s.clientId)
+      .where("request_id", "=", held.json().process.id)
+      .executeTakeFirstOrThrow();
+    expect(reference).toMatch(/^FRY/);
+    expect(await balances(s.anna, s.annaCoin)).toMatchObject({ amount: "0.00" });
+    // The payment is not sent back to the payer while a compliance officer has not looked at it.
+    const returned = (await t.services.bank.records()).filter(
+      (r) => r.kind === "INCOMING" && r.paymentReference === reference && r.returnKey !== null,
+    );
+    expect(returned).toEqual([]);
+    const rid = held.json().requestIdentifier;
+    const cleared = await s.compliance.call("POST", `/api/v1/aml-reviews/${rid}/clear`);
+    expect(cleared.statusCode, cleared.body).toBe(200);
+    expect(cleared.json().status).toBe("pending");
+    const accepted = await s.accountant.call("POST", `/api/v1/bank-top-ups/${rid}/accept`);
+    expect(accepted.statusCode, accepted.body).toBe(200);
+    expect(accepted.json().status).toBe("processed");
+    expect(await balances(s.anna, s.annaCoin)).toMatchObject({ amount: "60.00" });
+    // One payment arrived, once: one transfer at the bank, credited, never sent back.
+    const incoming = (await t.services.bank.records()).filter(
+      (r) => r.kind === "INCOMING" && r.paymentReference === reference,
+    );
+    expect(incoming.map((r) => (r.kind === "INCOMING" ? r.returnKey : "?"))).toEqual([null]);
+    await invariantsHold(t, s.clientId);
+  });
+
   it("a compliance officer rejects: the hold is released, accept is a 409", async () => {
     const s = await setting({ ...NO_KYC_LIMITS, monitoring: { singleAmountReviewUsd: 50 } });
     for (const amount of ["40.00", "40.00", "20.00"]) await topUp(s.accountant, s.bankId, s.annaCoin, amount);

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { startTestApp, type TestApp } from "./harness.ts";
 import {
   balances,
@@ -94,6 +94,43 @@ describe("Wallet API money", () => {
       amount: "1.00",
     });
     expect(notMine.statusCode, notMine.body).toBe(403);
+    await invariantsHold(t, s.clientId);
+  });
+
+  it("a staff-recorded bank payment is one operation: a failure while crediting leaves no request behind, and the retry credits once", async () => {
+    const s = await setting();
+    const engine = t.services.transactions.engine;
+    const apply = engine.apply.bind(engine);
+    // The credit fails (the database went away between recording the payment and crediting it).
+    const failing = vi.spyOn(engine, "apply").mockImplementation(async (tx, ctx, row, event, facts) => {
+      if (event === "FUNDS_RECEIVED") throw new Error("the connection was lost while crediting");
+      return apply(tx, ctx, row, event, facts);
+    });
+    const body = {
+      coinSerial: s.annaCoin,
+      amount: "80.00",
+      bankId: s.bankId,
+      iban: "DE89370400440532013000",
+      fullName: "Ada Lovelace",
+    };
+    const headers = { "idempotency-key": "staff-payment-1" };
+    try {
+      const broken = await s.accountant.call("POST", "/api/v1/bank-top-ups/with-bank", body, headers);
+      expect(broken.statusCode, broken.body).toBe(500);
+    } finally {
+      failing.mockRestore();
+    }
+    // Nothing of it is left: no pending top-up request waiting for an accountant, nothing credited.
+    const after = await s.accountant.call("GET", "/api/v1/business-processes");
+    expect(after.json().totalRecords, after.body).toBe(0);
+    expect(await balances(s.anna, s.annaCoin)).toMatchObject({ amount: "0.00" });
+
+    // The staff member sends it again: credited, once.
+    const again = await s.accountant.call("POST", "/api/v1/bank-top-ups/with-bank", body, headers);
+    expect(again.statusCode, again.body).toBe(200);
+    expect(again.json().status).toBe("processed");
+    expect(await balances(s.anna, s.annaCoin)).toMatchObject({ amount: "80.00" });
+    expect((await s.accountant.call("GET", "/api/v1/business-processes")).json().totalRecords).toBe(1);
     await invariantsHold(t, s.clientId);
   });
 

@@ -19,6 +19,8 @@ export class DomainError extends Error {
     readonly field?: string,
     /** Extra members for the error envelope (422: `fields`, `assessment`). */
     readonly details?: {
+      /** The fields to blame, when they are not (only) `field`, each with its own message. */
+      errors?: { field: string; message: string }[];
       fields?: string[];
       assessment?: { requiredTier: number; currentTier: number };
       /** A 409 that may succeed if tried again later (a provider call under way). */

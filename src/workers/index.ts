@@ -3,7 +3,6 @@ import type { Config } from "../config.ts";
 import { purgeExpiredIdempotencyKeys } from "../http/idempotency.ts";
 import { purgeExpiredSignatures } from "../http/platform-auth.ts";
 import { expirePendingTransfers } from "../modules/ledger/service.ts";
-import { Offers } from "../modules/payin/offers.ts";
 import { purgeExpiredUserTokens } from "../modules/tokens/service.ts";
 import { purgeOldUsage } from "../modules/transactions/usage.ts";
 import { deliverDueWebhooks } from "../modules/webhooks/service.ts";
@@ -30,14 +29,13 @@ export function startWorkers(
   logger: Logger,
 ): Worker[] {
   const db = services.database.db;
-  const offers = new Offers(db);
   return [
     startWorker({
       name: "offer-expiry",
       intervalMs: 5000,
       logger,
       // Pay-in offers past their 20 s: marked EXPIRED (a payment checks the time itself anyway).
-      round: async () => (await offers.expire(500)) === 500,
+      round: async () => (await services.offers.expire(500)) === 500,
     }),
     startWorker({
       name: "oneclick-expiry",

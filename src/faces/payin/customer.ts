@@ -1,20 +1,10 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { inTransaction } from "../../db/transaction.ts";
-import { ApiError, errorResponses } from "../../http/errors.ts";
-import { isCountryCode, toAlpha2 } from "../../lib/countries.ts";
-import { getClientMode } from "../../modules/clients/service.ts";
-import { hasField, missingFields } from "../../modules/kyc/rules.ts";
-import type { Assessment } from "../../modules/kyc/service.ts";
-import type { UserInfo } from "../../modules/users/schemas.ts";
+import { errorResponses } from "../../http/errors.ts";
+import { isCountryCode } from "../../lib/countries.ts";
 import type { Services } from "../../services.ts";
-import {
-  latestSandboxVerification,
-  openSandboxVerification,
-  type SandboxVerification,
-  verificationUrl,
-} from "../sandbox/kyc-verification.ts";
 import { guard, sessionOf, walletSecurity } from "../wallet/access-control.ts";
+import type { PayinApp } from "./schemas.ts";
 
 /**
  * The customer's profile and KYC levels (`/v2/customer`), on the core's user and tiers: one user,
@@ -36,6 +26,7 @@ import { guard, sessionOf, walletSecurity } from "../wallet/access-control.ts";
  *   hyphens, at least one letter, 1–100 characters after trimming (stored trimmed, NFC). City and
  *   street: `[A-Za-z0-9\- /.,#]`, at least one letter or digit, at most 100 / 200 characters (the
  *   core's limits). Zip: 1–20 of `[A-Za-z0-9 -]` with a letter or digit.
+ *   (These rules are the module's: src/modules/payin/customers.ts.)
  * - `dateOfBirth`: an ISO date (YYYY-MM-DD); the customer must be 18 or older today (UTC; a 29 February
  *   birthday comes of age on 1 March in common years) and at most 120 years old.
  * - `primaryCurrency` (`[A-Z]{3,5}`) is the login's preference (logins.primary_currency), not KYC
@@ -46,9 +37,6 @@ import { guard, sessionOf, walletSecurity } from "../wallet/access-control.ts";
  *   the same value again (after trimming) is accepted. The check and the write are one transaction
  *   with the user's row locked, so a KYC_1 decision cannot slip between them.
  */
-
-const KYC_0_TIER = 1;
-const KYC_1_TIER = 2;
 
 const nameSchema = (field: string) =>
   z
@@ -123,7 +111,6 @@ const profilePatchSchema = z
     dateOfBirth: profileFields.dateOfBirth.optional(),
   })
   .strict();
-type ProfilePatch = z.infer<typeof profilePatchSchema>;
 
 const profileSchema = z.object({
   firstName: z.string().nullable(),
@@ -143,113 +130,16 @@ const kycDataSchema = z.object({
     reason: z.string().nullable(),
   }),
 });
-type Kyc1Status = z.infer<typeof kycDataSchema>["kyc1ClientData"];
-
-type Address = NonNullable<UserInfo["addresses"]>[number];
-
-/** The residence address: the HOME one, else the first without a type; -1 if none. */
-function residenceIndex(addresses: Address[]): number {
-  const home = addresses.findIndex((a) => a.type === "HOME");
-  return home >= 0 ? home : addresses.findIndex((a) => a.type === undefined);
-}
-
-/** What a PATCH merges into the core's information (a 400 if it would leave a partial address). */
-function infoPatch(info: UserInfo, body: ProfilePatch): UserInfo {
-  const patch: UserInfo = {};
-  if (body.firstName !== undefined || body.lastName !== undefined)
-    patch.name = {
-      ...(body.firstName !== undefined ? { firstName: body.firstName } : {}),
-      ...(body.lastName !== undefined ? { lastName: body.lastName } : {}),
-    };
-  if (body.dateOfBirth !== undefined) patch.dateOfBirth = body.dateOfBirth;
-  const country = body.residenceCountry === undefined ? undefined : toAlpha2(body.residenceCountry);
-  if (country !== undefined) patch.countryOfResidence = country;
-
-  const addresses = info.addresses ?? [];
-  const index = residenceIndex(addresses);
-  const current = index >= 0 ? addresses[index] : undefined;
-  const touchesAddress =
-    body.residenceStreet !== undefined ||
-    body.residenceCity !== undefined ||
-    body.residenceZipCode !== undefined ||
-    (country !== undefined && current !== undefined);
-  if (!touchesAddress) return patch;
-
-  const stored = (code: string | undefined) => (code === undefined ? undefined : (toAlpha2(code) ?? code));
-  const street = body.residenceStreet ?? current?.street;
-  const city = body.residenceCity ?? current?.city;
-  const postalCode = body.residenceZipCode ?? current?.postalCode;
-  const addressCountry = country ?? stored(current?.country) ?? stored(info.countryOfResidence);
-  const missing = [
-    ...(street ? [] : ["residenceStreet"]),
-    ...(city ? [] : ["residenceCity"]),
-    ...(addressCountry ? [] : ["residenceCountry"]),
-  ];
-  if (missing.length > 0 || !street || !city || !addressCountry) {
-    const message = "needed for the residence address (street, city and country; the zip code is optional)";
-    throw new ApiError("INVALID_REQUEST", `the residence address is incomplete: give ${missing.join(", ")}`, {
-      errors: missing.map((field) => ({ field, message })),
-    });
-  }
-  const home: Address = {
-    type: "HOME",
-    street,
-    city,
-    ...(postalCode !== undefined ? { postalCode } : {}),
-    ...(current?.state !== undefined ? { state: current.state } : {}),
-    country: addressCountry,
-  };
-  const next = [...addresses];
-  if (index >= 0) next[index] = home;
-  else next.unshift(home);
-  patch.addresses = next;
-  return patch;
-}
-
-const kycLevelOf = (tier: number): "KYC_0" | "KYC_1" | null =>
-  tier >= KYC_1_TIER ? "KYC_1" : tier >= KYC_0_TIER ? "KYC_0" : null;
-
-/**
- * The `KYC_1` check's status, from the user's tier, their newest sandbox verification page and
- * their latest assessment (any assessment once the information holds an ID document is a KYC_1
- * check: the provider is shown the document, and an acceptance grants tier 2):
- * - tier ≥ 2 → APPROVED (however it was reached: this face, the Platform API, staff).
- * - the newest verification page is OPEN (documents awaited) → UNDER_REVIEW, as `kyc/start` answered.
- * - no ID document in the information (never started, or the page was cancelled) → UNDEFINED.
- * - otherwise by the latest assessment: PENDING / UNDER_REVIEW → UNDER_REVIEW; REFUSED → DENIED with
- *   the refusal reason; REQUESTED_MORE_INFORMATION → DENIED, reason MORE_INFORMATION_REQUESTED;
- *   ACCEPTED below tier 2 (the client's tiers ask for more than the document) → DENIED, reason
- *   INSUFFICIENT_INFORMATION; ERROR → UNDEFINED, reason PROVIDER_ERROR (no decision: start again);
- *   none → UNDEFINED. Each of DENIED and UNDEFINED lets the customer start the check again.
- */
-function kyc1Status(
-  tier: number,
-  info: UserInfo,
-  verification: SandboxVerification | undefined,
-  latest: Assessment | undefined,
-): Kyc1Status {
-  if (tier >= KYC_1_TIER) return { status: "APPROVED", reason: null };
-  if (verification?.status === "OPEN") return { status: "UNDER_REVIEW", reason: null };
-  if (!hasField(info, "ID_DOCUMENT") || !latest) return { status: "UNDEFINED", reason: null };
-  switch (latest.status) {
-    case "PENDING":
-    case "UNDER_REVIEW":
-      return { status: "UNDER_REVIEW", reason: null };
-    case "REFUSED":
-      return { status: "DENIED", reason: latest.refusalReason ?? "REFUSED" };
-    case "REQUESTED_MORE_INFORMATION":
-      return { status: "DENIED", reason: "MORE_INFORMATION_REQUESTED" };
-    case "ACCEPTED":
-      return { status: "DENIED", reason: "INSUFFICIENT_INFORMATION" };
-    case "ERROR":
-      return { status: "UNDEFINED", reason: "PROVIDER_ERROR" };
-  }
-}
+const tags = ["payin: customer"];
 
 export const customerRoutes: FastifyPluginAsyncZod<{ services: Services }> = async (app, { services }) => {
-  const db = services.database.db;
-  const tags = ["payin: customer"];
+  profile(app, services);
+  changeProfile(app, services);
+  kycData(app, services);
+  kycStart(app, services);
+};
 
+function profile(app: PayinApp, services: Services) {
   app.get(
     "/profile",
     {
@@ -265,24 +155,12 @@ export const customerRoutes: FastifyPluginAsyncZod<{ services: Services }> = asy
     },
     async (request) => {
       const { clientId, userId } = sessionOf(request);
-      const [info, primaryCurrency] = await Promise.all([
-        services.users.info(db, clientId, userId),
-        services.logins.primaryCurrency(clientId, userId),
-      ]);
-      const address = info.addresses?.[residenceIndex(info.addresses)];
-      return {
-        firstName: info.name?.firstName ?? null,
-        lastName: info.name?.lastName ?? null,
-        primaryCurrency,
-        residenceCountry: info.countryOfResidence ?? address?.country ?? null,
-        residenceCity: address?.city ?? null,
-        residenceStreet: address?.street ?? null,
-        residenceZipCode: address?.postalCode ?? null,
-        dateOfBirth: info.dateOfBirth ?? null,
-      };
+      return services.payinCustomers.profile(clientId, userId);
     },
   );
+}
 
+function changeProfile(app: PayinApp, services: Services) {
   app.patch(
     "/profile",
     {
@@ -299,32 +177,13 @@ export const customerRoutes: FastifyPluginAsyncZod<{ services: Services }> = asy
     },
     async (request, reply) => {
       const { clientId, userId } = sessionOf(request);
-      const body = request.body;
-      const changed = await inTransaction(db, async (tx) => {
-        // The user's row locked: a KYC decision cannot change the tier between the check and the write.
-        const user = await services.users.get(tx, clientId, userId, { forUpdate: true });
-        const info = await services.users.info(tx, clientId, userId);
-        if (user.tier >= KYC_1_TIER) {
-          for (const field of ["firstName", "lastName"] as const) {
-            const given = body[field];
-            if (given !== undefined && given !== info.name?.[field])
-              throw ApiError.invalid(
-                field,
-                "cannot be changed once the identity is verified (KYC_1); the same value is accepted",
-              );
-          }
-        }
-        const written = await services.users.writeInfo(tx, clientId, userId, infoPatch(info, body), "merge");
-        if (body.primaryCurrency !== undefined)
-          await services.logins.setPrimaryCurrency(tx, clientId, userId, body.primaryCurrency);
-        return written.changed;
-      });
-      // As PATCH /api/v1/profile: new information, a KYC refresh in the background.
-      if (changed) void services.kyc.start({ clientId, userId, solicited: false }).catch(() => {});
+      await services.payinCustomers.updateProfile(clientId, userId, request.body);
       return reply.code(204).send(null);
     },
   );
+}
 
+function kycData(app: PayinApp, services: Services) {
   app.get(
     "/kyc/data",
     {
@@ -340,19 +199,12 @@ export const customerRoutes: FastifyPluginAsyncZod<{ services: Services }> = asy
     },
     async (request) => {
       const { clientId, userId } = sessionOf(request);
-      const [user, info, verification, latest] = await Promise.all([
-        services.users.get(db, clientId, userId),
-        services.users.info(db, clientId, userId),
-        latestSandboxVerification(db, clientId, userId),
-        services.kyc.latest(clientId, userId),
-      ]);
-      return {
-        kycLevel: kycLevelOf(user.tier),
-        kyc1ClientData: kyc1Status(user.tier, info, verification, latest),
-      };
+      return services.payinCustomers.kycData(clientId, userId);
     },
   );
+}
 
+function kycStart(app: PayinApp, services: Services) {
   app.post(
     "/kyc/start",
     {
@@ -377,54 +229,8 @@ export const customerRoutes: FastifyPluginAsyncZod<{ services: Services }> = asy
     },
     async (request) => {
       const { clientId, userId } = sessionOf(request);
-      // Read before the transaction (PGlite has one connection: nothing outside the transaction
-      // may run inside it); the user's tier and information are read under its lock.
-      const [rules, latest, mode] = await Promise.all([
-        services.kyc.rulesFor(clientId),
-        services.kyc.latest(clientId, userId),
-        getClientMode(db, clientId),
-      ]);
-      const verification = await inTransaction(db, async (tx) => {
-        const user = await services.users.get(tx, clientId, userId, { forUpdate: true });
-        const info = await services.users.info(tx, clientId, userId);
-        if (user.tier >= KYC_1_TIER)
-          throw new ApiError("CONFLICT", "the customer is at KYC_1 already: nothing to verify");
-        if (user.tier < KYC_0_TIER) {
-          const fields = missingFields(rules, info, KYC_0_TIER);
-          if (fields.length > 0)
-            throw new ApiError(
-              "MIN_INFO_MISSING",
-              `KYC_0 comes first: the profile lacks ${fields.join(", ")}`,
-              {
-                fields,
-              },
-            );
-          throw new ApiError(
-            "MIN_ASSESSMENT_MISSING",
-            "KYC_0 comes first: the profile is complete but not accepted (yet)",
-            { assessment: { requiredTier: KYC_0_TIER, currentTier: user.tier } },
-          );
-        }
-        const newest = await latestSandboxVerification(tx, clientId, userId);
-        if (
-          newest?.status !== "OPEN" &&
-          hasField(info, "ID_DOCUMENT") &&
-          (latest?.status === "PENDING" || latest?.status === "UNDER_REVIEW")
-        )
-          throw new ApiError("CONFLICT", "the KYC_1 check is under way: see GET /v2/customer/kyc/data", {
-            retryable: true,
-          });
-        if (mode !== "sandbox")
-          throw new ApiError(
-            "CONFLICT",
-            "no KYC provider with a hosted ID + liveness check is configured for live clients; the sandbox's serves sandbox clients only",
-          );
-        return openSandboxVerification(tx, clientId, userId);
-      });
-      return {
-        status: "UNDER_REVIEW" as const,
-        verificationUrl: verificationUrl(services.settings.publicUrl, verification.id),
-      };
+      const { verificationUrl } = await services.payinCustomers.startKyc1(clientId, userId);
+      return { status: "UNDER_REVIEW" as const, verificationUrl };
     },
   );
-};
+}

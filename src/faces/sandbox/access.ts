@@ -2,7 +2,6 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { requirePlatformAdmin } from "../../http/basic-auth.ts";
 import { ApiError } from "../../http/errors.ts";
 import { platformAuthentication } from "../../http/platform-auth.ts";
-import { AdminAuthenticator } from "../../modules/admins/service.ts";
 import { getClientMode } from "../../modules/clients/service.ts";
 import type { Services } from "../../services.ts";
 
@@ -25,7 +24,7 @@ const SANDBOX_BANK_SECURITY: Record<string, string[]>[] = [
 /** Adds to the sandbox bank's routes: authentication, then the reference's owner and mode. */
 export function guardSandboxBank(app: FastifyInstance, services: Services): void {
   const db = services.database.db;
-  const admin = requirePlatformAdmin(new AdminAuthenticator(db));
+  const admin = requirePlatformAdmin(services.adminAuthenticator);
   const signed = platformAuthentication({ db, rateLimitPerMinute: services.settings.rateLimitPerMinute })();
 
   app.addHook("onRoute", (route) => {

@@ -2,7 +2,6 @@ import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { requirePlatformAdmin } from "../../http/basic-auth.ts";
 import { errorResponses } from "../../http/errors.ts";
-import { AdminAuthenticator } from "../../modules/admins/service.ts";
 import type { Services } from "../../services.ts";
 import { guardSandboxBank, guardSandboxChallenge } from "./access.ts";
 
@@ -131,7 +130,7 @@ export const sandboxOutboxRoutes: FastifyPluginAsyncZod<{ services: Services }> 
   { services },
 ) => {
   const db = services.database.db;
-  app.addHook("onRequest", requirePlatformAdmin(new AdminAuthenticator(db)));
+  app.addHook("onRequest", requirePlatformAdmin(services.adminAuthenticator));
   app.get(
     "/outbox",
     {

@@ -5,6 +5,7 @@ import type { IssuedToken } from "../../modules/logins/service.ts";
 import type { Services } from "../../services.ts";
 import { actorOf, clientBeforeToken, guard, sessionOf, walletSecurity } from "./access-control.ts";
 import { loginInput, memberOf, okAnswer, otpInput, passwordInput, tokenAnswer } from "./schemas.ts";
+import type { WalletApp } from "./views.ts";
 
 const clientHeader = z.object({
   "x-client-id": z
@@ -23,10 +24,17 @@ export function tokenCreated(issued: IssuedToken) {
 }
 
 /** Log in and out, register with a one-time code, recover a password. */
-export const accessRoutes: FastifyPluginAsyncZod<{ services: Services }> = async (app, { services }) => {
-  const { logins } = services;
-  const tags = ["wallet: access"];
+const tags = ["wallet: access"];
 
+export const accessRoutes: FastifyPluginAsyncZod<{ services: Services }> = async (app, { services }) => {
+  logIn(app, services);
+  logOutAndChangePassword(app, services);
+  registration(app, services);
+  resendAndRecovery(app, services);
+};
+
+function logIn(app: WalletApp, services: Services) {
+  const { logins } = services;
   app.post(
     "/authorization",
     {
@@ -85,7 +93,10 @@ export const accessRoutes: FastifyPluginAsyncZod<{ services: Services }> = async
       return { status: "ok" as const };
     },
   );
+}
 
+function logOutAndChangePassword(app: WalletApp, services: Services) {
+  const { logins } = services;
   app.delete(
     "/authorization",
     {
@@ -126,7 +137,10 @@ export const accessRoutes: FastifyPluginAsyncZod<{ services: Services }> = async
       return { status: "ok" as const };
     },
   );
+}
 
+function registration(app: WalletApp, services: Services) {
+  const { logins } = services;
   app.post(
     "/registration",
     {
@@ -178,7 +192,10 @@ export const accessRoutes: FastifyPluginAsyncZod<{ services: Services }> = async
       );
     },
   );
+}
 
+function resendAndRecovery(app: WalletApp, services: Services) {
+  const { logins } = services;
   app.post(
     "/registration/resend-otp",
     {
@@ -232,4 +249,4 @@ export const accessRoutes: FastifyPluginAsyncZod<{ services: Services }> = async
       return { status: "ok" as const };
     },
   );
-};
+}

@@ -7,6 +7,7 @@ import { userInfoSchema } from "../../modules/users/schemas.ts";
 import type { Services } from "../../services.ts";
 import { accessRoutes } from "./access.ts";
 import { guard, sessionOf, walletSecurity } from "./access-control.ts";
+import { accountRoutes } from "./accounts.ts";
 import { moneyRoutes } from "./money.ts";
 import { ratesRoutes } from "./rates.ts";
 import { setupRoutes } from "./setup.ts";
@@ -46,6 +47,7 @@ export const walletFace: FastifyPluginAsyncZod<{ services: Services }> = async (
   await app.register(userRoutes, { services });
   await app.register(setupRoutes, { services });
   await app.register(ratesRoutes, { services });
+  await app.register(accountRoutes, { services });
   await app.register(moneyRoutes, { services, idempotent });
   await app.register(transferRoutes, { services, idempotent });
 

@@ -22,6 +22,7 @@ import {
 import type { Services } from "../../services.ts";
 import { contextOf, guard, sessionOf, walletSecurity } from "./access-control.ts";
 import { pageAnswer, pageQueryString, toPageAnswer } from "./schemas.ts";
+import type { WalletApp } from "./views.ts";
 
 const currencySchema = z
   .object({
@@ -100,10 +101,19 @@ const BIC = /^[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?$/;
 const text = (max: number) => z.string().trim().min(1).max(max);
 
 /** Currencies, issuers, the bank catalog and commission profiles: administrators set them up. */
-export const setupRoutes: FastifyPluginAsyncZod<{ services: Services }> = async (app, { services }) => {
-  const db = services.database.db;
-  const tags = ["wallet: set-up"];
+const tags = ["wallet: set-up"];
 
+export const setupRoutes: FastifyPluginAsyncZod<{ services: Services }> = async (app, { services }) => {
+  currencies(app, services);
+  issuerCreation(app, services);
+  issuerList(app, services);
+  bankCatalog(app, services);
+  createCommissionProfile(app, services);
+  listCommissionProfiles(app, services);
+};
+
+function currencies(app: WalletApp, services: Services) {
+  const db = services.database.db;
   app.post(
     "/currencies",
     {
@@ -169,7 +179,10 @@ export const setupRoutes: FastifyPluginAsyncZod<{ services: Services }> = async 
       ),
     }),
   );
+}
 
+function issuerCreation(app: WalletApp, services: Services) {
+  const db = services.database.db;
   app.post(
     "/issuers",
     {
@@ -207,7 +220,10 @@ export const setupRoutes: FastifyPluginAsyncZod<{ services: Services }> = async 
       return showIssuer(services, context.clientId, issuer);
     },
   );
+}
 
+function issuerList(app: WalletApp, services: Services) {
+  const db = services.database.db;
   app.get(
     "/issuers",
     {
@@ -233,7 +249,10 @@ export const setupRoutes: FastifyPluginAsyncZod<{ services: Services }> = async 
       return { records: await Promise.all(issuers.map((i) => showIssuer(services, clientId, i))) };
     },
   );
+}
 
+function bankCatalog(app: WalletApp, services: Services) {
+  const db = services.database.db;
   app.post(
     "/bank-catalog",
     {
@@ -292,7 +311,9 @@ export const setupRoutes: FastifyPluginAsyncZod<{ services: Services }> = async 
       return toPageAnswer(banks.map(showBank), total, request.query);
     },
   );
+}
 
+function createCommissionProfile(app: WalletApp, services: Services) {
   app.post(
     "/commission-profiles",
     {
@@ -335,7 +356,9 @@ export const setupRoutes: FastifyPluginAsyncZod<{ services: Services }> = async 
       return showProfile(profile);
     },
   );
+}
 
+function listCommissionProfiles(app: WalletApp, services: Services) {
   app.get(
     "/commission-profiles",
     {
@@ -372,4 +395,4 @@ export const setupRoutes: FastifyPluginAsyncZod<{ services: Services }> = async 
       );
     },
   );
-};
+}

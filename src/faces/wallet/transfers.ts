@@ -1,15 +1,11 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { ApiError, errorResponses } from "../../http/errors.ts";
-import type { RequestContext } from "../../lib/context.ts";
-import { formatAmount, parseAmount } from "../../lib/money.ts";
-import type { Session } from "../../modules/logins/service.ts";
-import { SmartCards } from "../../modules/smart-cards/service.ts";
-import { type Template, Templates } from "../../modules/templates/service.ts";
-import { walletFigures } from "../../modules/wallets/service.ts";
+import { errorResponses } from "../../http/errors.ts";
+import { formatAmount } from "../../lib/money.ts";
+import type { Template } from "../../modules/templates/service.ts";
+import { walletStatus } from "../../modules/wallet-operations/process.ts";
+import type { Services } from "../../services.ts";
 import { contextOf, guard, sessionOf, walletSecurity } from "./access-control.ts";
-import type { MoneyRouteOptions } from "./money.ts";
-import { WalletOperations, walletStatus } from "./operations.ts";
 import {
   commissionAnswer,
   idempotencyHeaders,
@@ -21,6 +17,7 @@ import {
   serialInput,
   toPageAnswer,
 } from "./schemas.ts";
+import { calculation, type MoneyRouteOptions, type WalletApp } from "./views.ts";
 
 const toolType = z.enum(["COIN", "SMART_CARD"]);
 
@@ -57,112 +54,38 @@ const smartCardSchema = z
   })
   .meta({ id: "WalletSmartCard" });
 
+const tags = ["wallet: transfers"];
+
 /** Transfers between users (to an account or a smart card), templates, smart cards. */
-export const transferRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
-  app,
-  { services, idempotent },
-) => {
-  const ops = new WalletOperations(services);
-  const cards = new SmartCards(services.database.db, services.sealer);
-  const templates = new Templates(services.database.db);
-  const owner = (session: Session) => ({ clientId: session.clientId, userId: session.userId });
-  const scaleOf = (clientId: string, currency: string) =>
-    services.transactions.quotes.scaleOf(clientId, currency);
-  async function showTemplate(clientId: string, t: Template) {
-    return {
-      id: t.id,
-      type: "TRANSFER" as const,
-      name: t.name,
-      description: t.description,
-      amount: t.amount === null ? null : formatAmount(t.amount, await scaleOf(clientId, t.currency)),
-      senderCoin: t.srcValue,
-      recipientCoin: t.toolType === "COIN" ? t.destValue : null,
-      paymentToolDetails: {
-        type: t.toolType,
-        srcValue: t.srcValue,
-        destValue: t.destValue,
-        currency: t.currency,
-      },
-      createdAt: t.createdAt.toISOString(),
-    };
-  }
-  const tags = ["wallet: transfers"];
+export const transferRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (app, options) => {
+  transfer(app, options);
+  saveTemplate(app, options.services);
+  templates(app, options.services);
+  executeTemplate(app, options);
+  smartCards(app, options.services);
+};
 
-  /** The account a payment tool's destination names: a serial, or a smart card's number. */
-  async function destinationOf(session: Session, type: "COIN" | "SMART_CARD", value: string) {
-    if (type === "COIN") {
-      if (!/^[0-9]{12,32}$/.test(value))
-        throw ApiError.invalid("paymentTool.destValue", "an account serial (digits)");
-      return ops.coin(session, value, { own: false, field: "paymentTool.destValue" });
-    }
-    const card = await cards.findByNumber(session.clientId, value);
-    if (!card?.active)
-      throw new ApiError("NOT_FOUND", "no active smart card with this number", {
-        errors: [{ field: "paymentTool.destValue", message: "no such smart card" }],
-      });
-    const coin = await services.wallets.bySerial(session.clientId, card.serial);
-    if (!coin) throw new ApiError("NOT_FOUND", "the smart card's account was not found");
-    return coin;
-  }
+async function showTemplate(services: Services, clientId: string, t: Template) {
+  const scale = t.amount === null ? 0 : await services.transactions.quotes.scaleOf(clientId, t.currency);
+  return {
+    id: t.id,
+    type: "TRANSFER" as const,
+    name: t.name,
+    description: t.description,
+    amount: t.amount === null ? null : formatAmount(t.amount, scale),
+    senderCoin: t.srcValue,
+    recipientCoin: t.toolType === "COIN" ? t.destValue : null,
+    paymentToolDetails: {
+      type: t.toolType,
+      srcValue: t.srcValue,
+      destValue: t.destValue,
+      currency: t.currency,
+    },
+    createdAt: t.createdAt.toISOString(),
+  };
+}
 
-  /** One transfer: the sender's own account → another user's account, priced by the TRANSFER profile. */
-  async function transfer(
-    session: Session,
-    context: RequestContext,
-    tool: { type: "COIN" | "SMART_CARD"; srcValue: string; destValue: string },
-    amount: string | number,
-    more: { description?: string | undefined; templateId?: string | undefined },
-  ) {
-    if (!/^[0-9]{12,32}$/.test(tool.srcValue))
-      throw ApiError.invalid("paymentTool.srcValue", "an account serial (digits)");
-    const source = await ops.coin(session, tool.srcValue, { own: true, field: "paymentTool.srcValue" });
-    const destination = await destinationOf(session, tool.type, tool.destValue);
-    if (destination.account.currency !== source.account.currency)
-      throw ApiError.invalid(
-        "paymentTool.destValue",
-        `the accounts hold different currencies (${source.account.currency} → ${destination.account.currency}); a transfer keeps its currency`,
-      );
-    if (destination.account.id === source.account.id)
-      throw ApiError.invalid("paymentTool.destValue", "the same account");
-    const { commission, scale, currency } = await ops.calculate(
-      session.clientId,
-      "TRANSFER",
-      source.account.currency,
-      amount,
-    );
-    // Known short before anything is recorded: a 402 at once (the ledger still decides, under its
-    // lock, for transfers racing each other), rather than a transfer that waits in review for money
-    // that is not there.
-    if (walletFigures(source.account).availableBalance < commission.senderAmount)
-      throw new ApiError(
-        "INSUFFICIENT_FUNDS",
-        "the account's available balance is too low for amount + commission",
-      );
-    return services.transactions.transfer(
-      {
-        kind: "TRANSFER",
-        clientId: session.clientId,
-        userId: session.userId,
-        requestId: ops.requestId(session, context.requestId),
-        amount: formatAmount(ops.coreAmount("TRANSFER", commission), scale),
-        currency,
-        destinationUserId: destination.account.ownerId ?? "",
-        sourceWalletId: source.account.id,
-        destinationWalletId: destination.account.id,
-        fee: commission.fee,
-        process: ops.processOf("TRANSFER", commission, scale, {
-          coinSerial: source.serial,
-          recipientSerial: destination.serial,
-          paymentTool: tool.type,
-          ...(tool.type === "SMART_CARD" ? { destValue: maskNumber(tool.destValue) } : {}),
-          ...(more.description ? { description: more.description } : {}),
-          ...(more.templateId ? { templateId: more.templateId } : {}),
-        }),
-      },
-      context.actor,
-    );
-  }
-
+function transfer(app: WalletApp, { services, idempotent }: MoneyRouteOptions) {
   app.post(
     "/transfers",
     {
@@ -205,21 +128,20 @@ export const transferRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
       },
     },
     async (request) => {
-      const t = await transfer(
+      const { paymentTool, amount, description } = request.body;
+      const t = await services.walletTransfers.transfer(
         sessionOf(request),
         contextOf(request),
-        request.body.paymentTool,
-        request.body.amount,
-        {
-          description: request.body.description,
-        },
+        paymentTool,
+        amount,
+        { description },
       );
       return { process: { id: t.requestId, requestIdentifier: Number(t.number), status: walletStatus(t) } };
     },
   );
+}
 
-  // ——— templates ———
-
+function saveTemplate(app: WalletApp, services: Services) {
   app.post(
     "/templates/transfer/operation/:businessProcessId",
     {
@@ -237,35 +159,19 @@ export const transferRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
     },
     async (request, reply) => {
       const session = sessionOf(request);
-      const t = await ops.byId(session, request.params.businessProcessId);
-      const process = t.process as {
-        operation?: string;
-        coinSerial?: string;
-        recipientSerial?: string;
-        paymentTool?: string;
-      } | null;
-      if (
-        t.userId !== session.userId ||
-        process?.operation !== "TRANSFER" ||
-        !process.coinSerial ||
-        !process.recipientSerial
-      )
-        throw new ApiError("NOT_FOUND", `no transfer ${request.params.businessProcessId} of yours to save`);
-      // A template keeps the account serial even when the transfer went to a smart card: the card number is not kept in the clear.
-      const template = await templates.save(owner(session), {
-        name: request.body.name,
-        description: request.body.description,
-        srcValue: process.coinSerial,
-        destValue: process.recipientSerial,
-        currency: t.currency,
-        amount: parseAmount((t.process as { transactionAmount?: string }).transactionAmount ?? "0", t.scale),
-        sourceRequest: t.requestId,
-      });
+      const template = await services.walletTransfers.saveTemplate(
+        session,
+        request.params.businessProcessId,
+        request.body,
+      );
       reply.code(201);
-      return { template: await showTemplate(session.clientId, template) };
+      return { template: await showTemplate(services, session.clientId, template) };
     },
   );
+}
 
+function templates(app: WalletApp, services: Services) {
+  const ops = services.walletTransfers;
   app.post(
     "/templates/transfer/view",
     {
@@ -280,19 +186,18 @@ export const transferRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
     },
     async (request) => {
       const session = sessionOf(request);
-      const found = await templates.list(
-        owner(session),
+      const found = await ops.templates(
+        session,
         request.body.filter?.paymentToolType,
         pageWindow(request.body),
       );
       return toPageAnswer(
-        await Promise.all(found.templates.map((t) => showTemplate(session.clientId, t))),
+        await Promise.all(found.templates.map((t) => showTemplate(services, session.clientId, t))),
         found.total,
         request.body,
       );
     },
   );
-
   app.post(
     "/templates/transfer/:transferTemplateId/calculate",
     {
@@ -307,18 +212,17 @@ export const transferRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
       },
     },
     async (request) => {
-      const session = sessionOf(request);
-      const template = await templates.get(owner(session), request.params.transferTemplateId);
-      const { commission, scale, currency } = await ops.calculate(
-        session.clientId,
-        "TRANSFER",
-        template.currency,
+      const { commission, scale, currency } = await ops.templateCommission(
+        sessionOf(request),
+        request.params.transferTemplateId,
         request.body.amount,
       );
-      return ops.calculation(commission, scale, currency);
+      return calculation(commission, scale, currency);
     },
   );
+}
 
+function executeTemplate(app: WalletApp, { services, idempotent }: MoneyRouteOptions) {
   app.post(
     "/templates/transfer/:transferTemplateId/execute",
     {
@@ -343,25 +247,23 @@ export const transferRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
       },
     },
     async (request) => {
-      const session = sessionOf(request);
-      const template = await templates.get(owner(session), request.params.transferTemplateId);
-      const t = await transfer(
-        session,
+      const { transaction, template } = await services.walletTransfers.executeTemplate(
+        sessionOf(request),
         contextOf(request),
-        { type: "COIN", srcValue: template.srcValue, destValue: template.destValue },
+        request.params.transferTemplateId,
         request.body.amount,
-        { description: template.description ?? undefined, templateId: template.id },
       );
       return {
-        businessProcessId: t.requestId,
-        businessProcessStatus: walletStatus(t),
+        businessProcessId: transaction.requestId,
+        businessProcessStatus: walletStatus(transaction),
         templateId: template.id,
       };
     },
   );
+}
 
-  // ——— smart cards ———
-
+function smartCards(app: WalletApp, services: Services) {
+  const ops = services.walletTransfers;
   app.get(
     "/smart-cards/my",
     {
@@ -373,12 +275,8 @@ export const transferRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
         response: { 200: z.object({ records: z.array(smartCardSchema) }), ...errorResponses(401, 403) },
       },
     },
-    async (request) => {
-      const session = sessionOf(request);
-      return { records: await cards.list(session.clientId, session.userId) };
-    },
+    async (request) => ({ records: await ops.smartCards(sessionOf(request)) }),
   );
-
   app.post(
     "/smart-cards/my",
     {
@@ -394,21 +292,14 @@ export const transferRoutes: FastifyPluginAsyncZod<MoneyRouteOptions> = async (
       },
     },
     async (request, reply) => {
-      const session = sessionOf(request);
-      const coin = await ops.coin(session, request.body.associatedCoinSerial, {
-        own: true,
-        field: "associatedCoinSerial",
-      });
-      const smartCard = await cards.issue(contextOf(request), session.userId, coin, request.body.name);
+      const smartCard = await ops.issueSmartCard(
+        sessionOf(request),
+        contextOf(request),
+        request.body.associatedCoinSerial,
+        request.body.name,
+      );
       reply.code(201);
       return { smartCard };
     },
   );
-};
-
-export function maskNumber(number: string): string {
-  const digits = number.replace(/\D/g, "");
-  return digits.length > 10
-    ? `${digits.slice(0, 6)}${"*".repeat(digits.length - 10)}${digits.slice(-4)}`
-    : "****";
 }

@@ -13,6 +13,7 @@ import {
   passwordInput,
   toPageAnswer,
 } from "./schemas.ts";
+import type { WalletApp } from "./views.ts";
 
 const userRecord = z
   .object({
@@ -63,10 +64,16 @@ function showUser(login: Login) {
 }
 
 /** Organizations and the people in them (administrators; support reads). */
-export const userRoutes: FastifyPluginAsyncZod<{ services: Services }> = async (app, { services }) => {
-  const { logins } = services;
-  const tags = ["wallet: users"];
+const tags = ["wallet: users"];
 
+export const userRoutes: FastifyPluginAsyncZod<{ services: Services }> = async (app, { services }) => {
+  createOrganization(app, services);
+  createAndChangeUser(app, services);
+  listUsers(app, services);
+};
+
+function createOrganization(app: WalletApp, services: Services) {
+  const { logins } = services;
   app.post(
     "/organizations",
     {
@@ -101,7 +108,10 @@ export const userRoutes: FastifyPluginAsyncZod<{ services: Services }> = async (
       );
     },
   );
+}
 
+function createAndChangeUser(app: WalletApp, services: Services) {
+  const { logins } = services;
   app.post(
     "/users",
     {
@@ -163,7 +173,10 @@ export const userRoutes: FastifyPluginAsyncZod<{ services: Services }> = async (
     },
     async (request) => showUser(await logins.update(contextOf(request), request.params.userId, request.body)),
   );
+}
 
+function listUsers(app: WalletApp, services: Services) {
+  const { logins } = services;
   app.post(
     "/users/view",
     {
@@ -201,4 +214,4 @@ export const userRoutes: FastifyPluginAsyncZod<{ services: Services }> = async (
       return toPageAnswer(found.map(showUser), total, request.body);
     },
   );
-};
+}

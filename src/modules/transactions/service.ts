@@ -72,6 +72,23 @@ export interface TransactionDependencies {
 
 const clientActor = (clientId: string): Actor => ({ kind: "client", id: clientId });
 
+/** What every new transaction's request carries (the inputs of deposit, withdraw, transfer …). */
+type RecordInput = {
+  clientId: string;
+  userId: string;
+  requestId: string;
+  currency: string;
+  suppressWebhook?: boolean | undefined;
+  awaitApproval?: boolean | undefined;
+  process?: Record<string, unknown> | undefined;
+};
+
+/** The columns of a new transaction that its operation decides (the rest come from the quote). */
+type RecordValues = Omit<
+  repo.NewRow,
+  "client_id" | "request_id" | "user_id" | "amount" | "currency" | "fee" | "usd_value" | "monitoring"
+>;
+
 /**
  * Money movement: the operations the faces call. Each one checks its input and quotes outside any
  * database transaction, records the transaction and its first transition (process.ts) in one, then
@@ -193,6 +210,54 @@ export class Transactions {
 
   /** Fiat in by bank transfer: AWAITING_PAYMENT with payment instructions, credited when the money arrives. */
   async bankDeposit(input: BankDepositInput, actor = clientActor(input.clientId)): Promise<Transaction> {
+    const { quote, values } = await this.prepareBankDeposit(input);
+    return this.record(input, actor, quote, values);
+  }
+
+  /**
+   * Staff record a bank payment that has arrived (the Wallet API's staff top-up): the deposit and
+   * its credit in one database transaction, so a failure leaves nothing (never a top-up request
+   * waiting for money that came). Monitoring decides first, as for any deposit: DENY records it
+   * REFUSED; MANUAL_REVIEW records it waiting for the compliance review, after which an
+   * accountant's accept credits it. Then the bank's record of the transfer (`staff-<number>`), which
+   * reconciliation compares with the ledger.
+   */
+  async recordBankPayment(
+    input: BankDepositInput,
+    staff: { actor: Actor; decision: Record<string, unknown> },
+  ): Promise<Transaction> {
+    const { quote, values, reference } = await this.prepareBankDeposit(input);
+    if (quote.monitoring.status !== "ACCEPT") return this.record(input, staff.actor, quote, values);
+    await postings.systemAccount.warm(this.db, input.clientId, input.currency);
+    const ctx = { clientId: input.clientId, actor: staff.actor, requestId: input.requestId };
+    const { applied, transferId } = await inTransaction(this.db, async (tx) => {
+      const created = await this.engine.create(tx, ctx, this.newRow(input, quote, values), "ACCEPTED", {
+        monitoring: quote.monitoring,
+        suppressWebhook: input.suppressWebhook,
+      });
+      const transferId = `staff-${created.row.number}`;
+      const credited = await this.engine.apply(tx, ctx, created.row, "FUNDS_RECEIVED", {
+        transferId,
+        receivedAmount: quote.amount,
+        changes: {
+          status_detail: JSON.stringify({ responseCode: "00", responseCategory: "RECEIVED" }),
+          decision: JSON.stringify(staff.decision),
+        },
+      });
+      return { applied: [created, credited], transferId };
+    });
+    await this.deps.bank.receive({
+      transferId,
+      paymentReference: reference,
+      amount: quote.amount,
+      currency: input.currency,
+    });
+    for (const a of applied) await this.runSteps(a);
+    return this.get(input.clientId, input.requestId);
+  }
+
+  /** A bank deposit's checks and quote, and the row it records (with its payment reference). */
+  private async prepareBankDeposit(input: BankDepositInput) {
     const { clientId, userId } = input;
     const { user, blocked, reads, quoteRequest } = await this.begin(input);
     await this.assertProviderServes(clientId, "bank");
@@ -212,7 +277,7 @@ export class Transactions {
     const quote = { ...priced, monitoring: await this.quotes.monitor(request, priced.usdValue) };
     const reference = bankReference();
     const refused = quote.monitoring.status === "DENY";
-    return this.record(input, actor, quote, {
+    const values = {
       type: "DEPOSIT",
       wallet_id: wallet.id,
       payment_method: JSON.stringify({ type: input.paymentMethodType }),
@@ -221,7 +286,8 @@ export class Transactions {
       payment_instructions: refused
         ? null
         : JSON.stringify({ iban: SANDBOX_TRANSIT_IBAN, reference, amount: quote.amount.toString() }),
-    });
+    } satisfies RecordValues;
+    return { quote, values, reference };
   }
 
   /** Fiat out to a bank account: amount + fee held at once (402 if it does not fit), then the payout. */
@@ -584,21 +650,10 @@ export class Transactions {
 
   /** Records a new transaction with its first transition, then runs the steps it scheduled. */
   private async record(
-    input: {
-      clientId: string;
-      userId: string;
-      requestId: string;
-      currency: string;
-      suppressWebhook?: boolean | undefined;
-      awaitApproval?: boolean | undefined;
-      process?: Record<string, unknown> | undefined;
-    },
+    input: RecordInput,
     actor: Actor,
     quote: Quote,
-    values: Omit<
-      repo.NewRow,
-      "client_id" | "request_id" | "user_id" | "amount" | "currency" | "fee" | "usd_value" | "monitoring"
-    >,
+    values: RecordValues,
   ): Promise<Transaction> {
     const event =
       quote.monitoring.status === "DENY"
@@ -609,27 +664,32 @@ export class Transactions {
     await postings.systemAccount.warm(this.db, input.clientId, input.currency);
     const applied = await this.creations.create({
       ctx: { clientId: input.clientId, actor, requestId: input.requestId },
-      values: {
-        ...values,
-        client_id: input.clientId,
-        request_id: input.requestId,
-        user_id: input.userId,
-        amount: quote.amount.toString(),
-        currency: input.currency,
-        fee: quote.fee.toString(),
-        usd_value: quote.usdValue.toString(),
-        monitoring: JSON.stringify(quote.monitoring),
-        ...(input.process ? { process: JSON.stringify(input.process) } : {}),
-        ...(event === "ACCEPTED" && values.type !== "DEPOSIT" && values.type !== "WITHDRAWAL"
-          ? { status_detail: JSON.stringify({ responseCode: "00", responseCategory: "APPROVED" }) }
-          : {}),
-      },
+      values: this.newRow(input, quote, values, event),
       event,
       facts: { monitoring: quote.monitoring, suppressWebhook: input.suppressWebhook },
     });
     if (applied.stepIds.length === 0) return this.view(applied.row);
     await this.runSteps(applied);
     return this.get(input.clientId, input.requestId);
+  }
+
+  /** The row a new transaction is recorded with. */
+  private newRow(input: RecordInput, quote: Quote, values: RecordValues, event = "ACCEPTED"): repo.NewRow {
+    return {
+      ...values,
+      client_id: input.clientId,
+      request_id: input.requestId,
+      user_id: input.userId,
+      amount: quote.amount.toString(),
+      currency: input.currency,
+      fee: quote.fee.toString(),
+      usd_value: quote.usdValue.toString(),
+      monitoring: JSON.stringify(quote.monitoring),
+      ...(input.process ? { process: JSON.stringify(input.process) } : {}),
+      ...(event === "ACCEPTED" && values.type !== "DEPOSIT" && values.type !== "WITHDRAWAL"
+        ? { status_detail: JSON.stringify({ responseCode: "00", responseCategory: "APPROVED" }) }
+        : {}),
+    };
   }
 
   private async transition(

@@ -1,0 +1,84 @@
+import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
+import { z } from "zod";
+import { DomainError } from "../../lib/errors.ts";
+import { CRYPTOS, FIATS } from "../../modules/payin/offers.ts";
+import type { Services } from "../../services.ts";
+
+/** The Pay-in face's wire pieces, and its one error table (the core's field names → this face's). */
+
+/** The app a Pay-in route file registers its routes on. */
+export type PayinApp = Parameters<FastifyPluginAsyncZod<{ services: Services }>>[0];
+
+export const tags = ["payin"];
+export const money = z.string().meta({ example: "100.00" });
+export const amountInput = z.union([z.string().max(60), z.number()]).meta({ example: "100.00" });
+export const fiat = z.enum(FIATS);
+export const crypto = z.enum(CRYPTOS);
+export const addressText = z.string().trim().min(1).max(120);
+export const text = (max: number, pattern: RegExp, what: string) =>
+  z.string().trim().min(1).max(max).regex(pattern, what);
+
+export const billingAddress = z
+  .object({
+    address: text(200, /^[\p{L}0-9\- /.,#']+$/u, "letters, digits and - / . , # '"),
+    city: text(100, /^[\p{L}0-9\- /.,']+$/u, "letters, digits and - / . , '"),
+    countryCode: z.string().regex(/^[A-Z]{2}$/, "an ISO 3166 alpha-2 country code"),
+    zip: text(20, /^[A-Za-z0-9 -]+$/, "letters, digits, spaces and -"),
+    state: text(100, /^[\p{L}0-9\- .']+$/u, "letters, digits and - . '").optional(),
+  })
+  .strict()
+  .meta({ example: { address: "12 Rue de Rivoli", city: "Paris", countryCode: "FR", zip: "75001" } });
+
+/** Where the browser goes back after 3-D Secure: a web address only (never `javascript:` or the like). */
+export const returnUrl = z
+  .url()
+  .max(2000)
+  .refine((u) => /^https?:\/\//i.test(u), "an http or https address");
+
+export const cardId = z.string().regex(/^pm_[0-9a-f-]{36}$/, "a card id");
+
+export const cardAnswer = z
+  .object({
+    cardId: z.string(),
+    cardType: z.string().nullable(),
+    maskedPan: z.string(),
+    validationStatus: z.string(),
+  })
+  .meta({ id: "PayinCard" });
+
+export const masked = (c: { bin: string | null; last4: string | null }) =>
+  `${c.bin ?? "******"}******${c.last4 ?? "****"}`;
+
+/** A card as this face shows it. */
+export const showCard = (c: {
+  id: string;
+  brand: string | null;
+  bin: string | null;
+  last4: string | null;
+}) => ({
+  cardId: c.id,
+  cardType: c.brand,
+  maskedPan: masked(c),
+  validationStatus: "VALIDATED",
+});
+
+/** The core's names of a card's fields, as this face's body names them. */
+const CARD_FIELDS: Record<string, string> = {
+  expirationYear: "cardExpirationYear",
+  expirationMonth: "cardExpirationMonth",
+  paymentInformation: "cardNumber",
+  sourceMethod: "cardNumber",
+};
+
+/** A payment-method error with the field named as in this face's request. */
+export function inThisFace(error: unknown): unknown {
+  if (!(error instanceof DomainError) || !error.field || !CARD_FIELDS[error.field]) return error;
+  const field = CARD_FIELDS[error.field] as string;
+  return new DomainError(
+    error.kind,
+    error.code,
+    error.message.replace(error.field, field),
+    field,
+    error.details,
+  );
+}
