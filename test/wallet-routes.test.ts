@@ -1,7 +1,7 @@
 import type { LightMyRequestResponse } from "fastify";
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PERMISSIONS, type Permission } from "../src/faces/wallet/access-control.ts";
+import { PERMISSIONS, type Permission } from "../src/http/wallet-session.ts";
 import { ROLES, type Role } from "../src/modules/logins/service.ts";
 import { startTestApp, type TestApp } from "./harness.ts";
 import {

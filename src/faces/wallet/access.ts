@@ -1,9 +1,9 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { errorResponses } from "../../http/errors.ts";
+import { actorOf, clientBeforeToken, guard, sessionOf, walletSecurity } from "../../http/wallet-session.ts";
 import type { IssuedToken } from "../../modules/logins/service.ts";
 import type { Services } from "../../services.ts";
-import { actorOf, clientBeforeToken, guard, sessionOf, walletSecurity } from "./access-control.ts";
 import { loginInput, memberOf, okAnswer, otpInput, passwordInput, tokenAnswer } from "./schemas.ts";
 import type { WalletApp } from "./views.ts";
 

@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { errorResponses } from "../../http/errors.ts";
+import { guard, sessionOf, walletSecurity } from "../../http/wallet-session.ts";
 import type { Services } from "../../services.ts";
-import { guard, sessionOf, walletSecurity } from "./access-control.ts";
 import { pageQueryString, serialInput } from "./schemas.ts";
 import { coinSchema, processSchema, showCoin, showProcess, type WalletApp } from "./views.ts";
 

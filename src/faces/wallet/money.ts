@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { errorResponses } from "../../http/errors.ts";
+import { contextOf, guard, sessionOf, walletSecurity } from "../../http/wallet-session.ts";
 import { DECIDABLE } from "../../modules/wallet-operations/decisions.ts";
-import { contextOf, guard, sessionOf, walletSecurity } from "./access-control.ts";
 import { commissionAnswer, idempotencyHeaders, moneyInput, serialInput } from "./schemas.ts";
 import {
   calculation,

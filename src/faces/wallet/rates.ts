@@ -1,10 +1,10 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { errorResponses } from "../../http/errors.ts";
+import { contextOf, guard, sessionOf, walletSecurity } from "../../http/wallet-session.ts";
 import { type RatePair, ratePairs, setRatePair } from "../../modules/catalog/exchange-rates.ts";
 import { inForceSchema, rateVersionSchema, showInForce, showVersion } from "../../modules/rates/schemas.ts";
 import type { Services } from "../../services.ts";
-import { contextOf, guard, sessionOf, walletSecurity } from "./access-control.ts";
 import { pageQueryString, toPageAnswer } from "./schemas.ts";
 
 /**

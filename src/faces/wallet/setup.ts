@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { errorResponses } from "../../http/errors.ts";
+import { contextOf, guard, sessionOf, walletSecurity } from "../../http/wallet-session.ts";
 import {
   type Bank,
   type CurrencyDetails,
@@ -20,7 +21,6 @@ import {
   showProfile,
 } from "../../modules/commissions/service.ts";
 import type { Services } from "../../services.ts";
-import { contextOf, guard, sessionOf, walletSecurity } from "./access-control.ts";
 import { pageAnswer, pageQueryString, toPageAnswer } from "./schemas.ts";
 import type { WalletApp } from "./views.ts";
 

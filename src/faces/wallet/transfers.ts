@@ -1,11 +1,11 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { errorResponses } from "../../http/errors.ts";
+import { contextOf, guard, sessionOf, walletSecurity } from "../../http/wallet-session.ts";
 import { formatAmount } from "../../lib/money.ts";
 import type { Template } from "../../modules/templates/service.ts";
 import { walletStatus } from "../../modules/wallet-operations/process.ts";
 import type { Services } from "../../services.ts";
-import { contextOf, guard, sessionOf, walletSecurity } from "./access-control.ts";
 import {
   commissionAnswer,
   idempotencyHeaders,

@@ -1,9 +1,9 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { ApiError, errorResponses } from "../../http/errors.ts";
+import { contextOf, guard, walletSecurity } from "../../http/wallet-session.ts";
 import { isStaff, type Login, ORGANIZATION_TYPES, ROLES } from "../../modules/logins/service.ts";
 import type { Services } from "../../services.ts";
-import { contextOf, guard, walletSecurity } from "./access-control.ts";
 import {
   loginInput,
   organizationSchema,

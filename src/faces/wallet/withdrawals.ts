@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { errorResponses } from "../../http/errors.ts";
-import { contextOf, guard, sessionOf, walletSecurity } from "./access-control.ts";
+import { contextOf, guard, sessionOf, walletSecurity } from "../../http/wallet-session.ts";
 import { idempotencyHeaders, moneyInput, serialInput } from "./schemas.ts";
 import { type MoneyRouteOptions, requestAnswer, requestAnswerOf, type WalletApp } from "./views.ts";
 

@@ -1,12 +1,13 @@
 import type { FastifyRequest, preHandlerAsyncHookHandler } from "fastify";
-import { ApiError } from "../../http/errors.ts";
-import type { Actor, RequestContext } from "../../lib/context.ts";
-import { findClient } from "../../modules/clients/service.ts";
-import { isStaff, type Role, type Session } from "../../modules/logins/service.ts";
-import type { Services } from "../../services.ts";
+import type { Actor, RequestContext } from "../lib/context.ts";
+import { findClient } from "../modules/clients/service.ts";
+import { isStaff, type Role, type Session } from "../modules/logins/service.ts";
+import type { Services } from "../services.ts";
+import { ApiError } from "./errors.ts";
 
 /**
- * Who may call what on the Wallet API. Every route names one permission; this table is the one
+ * The Wallet API's access-token sessions, shared by the faces that take those tokens (the Wallet
+ * API, and the Pay-in API for its customers). Who may call what on the Wallet API. Every route names one permission; this table is the one
  * place that says which roles hold it (docs/wallet-api.md prints it). A role without the
  * permission gets a 403; no token, an expired or a revoked one, a 401.
  */
