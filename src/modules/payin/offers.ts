@@ -271,11 +271,13 @@ export class Offers {
           `this offer cannot be paid: ${offer.monitoring.reasons.join(", ")}`,
         );
       const requestId = `po-${offer.id}`;
+      const move = offerTransition("CLAIM");
       const row = await tx
         .updateTable("payin_offers")
-        .set({ status: "PAID", request_id: requestId, updated_at: new Date() })
+        .set({ status: move.to, request_id: requestId, updated_at: new Date() })
         .where("client_id", "=", clientId)
         .where("id", "=", id)
+        .where("status", "in", move.from)
         .returningAll()
         .executeTakeFirstOrThrow();
       return { offer: toOffer(row as OfferRow), first: true };
@@ -284,21 +286,23 @@ export class Offers {
 
   /** Gives an offer back (its purchase was refused before anything was recorded). */
   async release(clientId: string, id: string): Promise<void> {
+    const move = offerTransition("GIVE_BACK");
     await this.db
       .updateTable("payin_offers")
-      .set({ status: "OPEN", request_id: null, updated_at: new Date() })
+      .set({ status: move.to, request_id: null, updated_at: new Date() })
       .where("client_id", "=", clientId)
       .where("id", "=", id)
-      .where("status", "=", "PAID")
+      .where("status", "in", move.from)
       .execute();
   }
 
   /** Marks the offers whose time is up (the worker). */
   async expire(limit = 500): Promise<number> {
+    const move = offerTransition("EXPIRE");
     const { rows } = await sql<{ id: string }>`
-      UPDATE payin_offers SET status = 'EXPIRED', updated_at = now()
+      UPDATE payin_offers SET status = ${move.to}, updated_at = now()
        WHERE (client_id, id) IN (SELECT client_id, id FROM payin_offers
-                                  WHERE status = 'OPEN' AND expires_at < now() LIMIT ${limit})
+                                  WHERE status IN (${sql.join(move.from)}) AND expires_at < now() LIMIT ${limit})
       RETURNING id`.execute(this.db);
     return rows.length;
   }
@@ -317,6 +321,27 @@ export class Offers {
     if (!row) throw new DomainError("NOT_FOUND", "OFFER_NOT_FOUND", `no offer ${id}`, "offerId");
     return toOffer(row as OfferRow);
   }
+}
+
+/**
+ * An offer's life, in the form of the core's process tables (transactions/process-table.ts): which
+ * event moves it from which status to which. Every status write below names its event and is
+ * conditional on the `from` statuses, so the table holds in the database too. A paid offer's
+ * purchase is a core card deposit from then on (its own table).
+ */
+// biome-ignore format: one transition per line reads as the table it is
+export const OFFER_TRANSITIONS = [
+  { from: ["OPEN"], event: "CLAIM", to: "PAID" },       // a payment takes it (once, under the row lock)
+  { from: ["PAID"], event: "GIVE_BACK", to: "OPEN" },   // its purchase was refused before anything was recorded
+  { from: ["OPEN"], event: "EXPIRE", to: "EXPIRED" },   // its 20 s are up (the worker)
+] as const satisfies readonly { from: readonly Offer["status"][]; event: string; to: Offer["status"] }[];
+
+type OfferEvent = (typeof OFFER_TRANSITIONS)[number]["event"];
+
+function offerTransition(event: OfferEvent): { from: Offer["status"][]; to: Offer["status"] } {
+  const t = OFFER_TRANSITIONS.find((x) => x.event === event);
+  if (!t) throw new Error(`no offer transition ${event}`);
+  return { from: [...t.from], to: t.to };
 }
 
 const invalid = (field: string, message: string) =>
