@@ -14,7 +14,6 @@ const EXPIRY_BATCH = 500;
 /** Chains (users) per delivery round; each chain up to 10 deliveries. */
 const DELIVERY_BATCH = 200;
 const KYC_BATCH = 50;
-const RECOVERY_BATCH = 20;
 
 /** Starts Ferry's background loops. Each is safe to run in several processes at once. */
 export function startWorkers(
@@ -27,11 +26,24 @@ export function startWorkers(
     | "webhookRetrySchedule"
     | "webhookTimeoutMs"
     | "recoveryIntervalMs"
+    | "shutdownTimeoutMs"
   >,
   logger: Logger,
 ): Worker[] {
   const db = services.database.db;
   const offers = new Offers(db);
+  const steps = startWorker({
+    name: "transaction-recovery",
+    intervalMs: config.recoveryIntervalMs,
+    logger,
+    // The step runner's claim loop: fills free slots and returns at once (the calls run on
+    // their own); a call that ends wakes it, so a freed slot is filled without waiting.
+    round: () => services.steps.dispatch(),
+    // Shutdown: calls in flight get half the shutdown time, then are abandoned (recorded as failed
+    // attempts, retried by backoff) before the database closes.
+    drain: () => services.steps.drain(Math.floor(config.shutdownTimeoutMs / 2)),
+  });
+  services.steps.onSlotFree(() => steps.wake());
   return [
     startWorker({
       name: "offer-expiry",
@@ -79,12 +91,7 @@ export function startWorkers(
       logger,
       round: async () => (await services.kyc.pollDue(KYC_BATCH)) === KYC_BATCH,
     }),
-    startWorker({
-      name: "transaction-recovery",
-      intervalMs: config.recoveryIntervalMs,
-      logger,
-      round: async () => (await services.transactions.resumeProviderSteps(RECOVERY_BATCH)) === RECOVERY_BATCH,
-    }),
+    steps,
     startWorker({
       name: "reconciliation",
       intervalMs: 60_000,
