@@ -189,6 +189,31 @@ describe.each([
     expect(settled).toHaveProperty("error");
   });
 
+  it("fails at once when its caller gives up (the signal aborts), the connection destroyed", async () => {
+    let closed = false;
+    const url = await httpReceiver((req) => {
+      req.socket.on("close", () => {
+        closed = true;
+      });
+    });
+    const giveUp = new AbortController();
+    setTimeout(() => giveUp.abort(new Error("the step's deadline")), 200);
+    const call = postForAnswer({
+      url,
+      headers: {},
+      body: "{}",
+      timeoutMs: 5000,
+      publicOnly: false,
+      maxBodyBytes: MAX,
+      signal: giveUp.signal,
+      ...(pooled ? { connections: `test:${url}` } : {}),
+    });
+    const { settled, ms } = await outcome(call);
+    expect(settled).toMatchObject({ error: { message: "the step's deadline" } });
+    expect(ms).toBeLessThan(1000);
+    await expect.poll(() => closed, { timeout: 2000 }).toBe(true);
+  });
+
   it("fails a refused connection", async () => {
     const url = await tcpReceiver(() => {});
     const port = new URL(url).port;
