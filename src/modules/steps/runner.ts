@@ -562,6 +562,22 @@ export class StepRunner {
       this.options.leaseSeconds,
       () => giveUp.abort(new StepAbandonedError("another runner took the step over (its lease ran out)")),
     );
+    try {
+      await this.performAndRecord(kind, step, lease, giveUp, inRequest, abandon);
+    } finally {
+      await lease.end();
+    }
+  }
+
+  /** The call (with the kind's immediate retries in a request), then its outcome written under the lease's final token. */
+  private async performAndRecord(
+    kind: ErasedKind,
+    step: Step,
+    lease: Lease,
+    giveUp: AbortController,
+    inRequest: boolean,
+    abandon: AbortSignal | undefined,
+  ): Promise<void> {
     let tries = inRequest ? 1 + kind.immediateRetries : 1;
     for (;;) {
       tries--;
@@ -570,7 +586,7 @@ export class StepRunner {
         performed = await this.performWithin(kind, step, lease, giveUp, abandon);
       } catch (error) {
         if (tries > 0 && !lease.lost && !abandon?.aborted) continue;
-        await lease.end();
+        await lease.end(); // no renewal may change the token under the write below
         await this.fail(kind, step, lease.token, error);
         return;
       }
