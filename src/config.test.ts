@@ -35,6 +35,21 @@ describe("configuration", () => {
     expect(config.ledgerBatchesInFlight).toBe(2);
   });
 
+  it("bounds the step runner: concurrency, a per-client cap, a call deadline no callback exceeds", () => {
+    expect(loadConfig({})).toMatchObject({
+      stepTimeoutMs: 60_000,
+      stepConcurrency: 32,
+      stepConcurrencyPerClient: 4,
+    });
+    expect(loadConfig({ FERRY_STEP_CONCURRENCY: "8", FERRY_STEP_CONCURRENCY_PER_CLIENT: "2" })).toMatchObject(
+      { stepConcurrency: 8, stepConcurrencyPerClient: 2 },
+    );
+    expect(() =>
+      loadConfig({ FERRY_STEP_TIMEOUT_MS: "5000", FERRY_ONECLICK_CALLBACK_TIMEOUT_MS: "10000" }),
+    ).toThrow(/FERRY_ONECLICK_CALLBACK_TIMEOUT_MS must not exceed FERRY_STEP_TIMEOUT_MS \(5000\)/);
+    expect(() => loadConfig({ FERRY_STEP_CONCURRENCY_PER_CLIENT: "0" })).toThrow(ConfigError);
+  });
+
   it("names the variable that is wrong, in one line", () => {
     const cases: [Record<string, string>, string][] = [
       [{ PORT: "abc" }, "PORT"],

@@ -72,6 +72,9 @@ const envSchema = z.object({
   FERRY_SANDBOX_PAYOUT_DELAY_MS: intFrom(0, 3_600_000).default(2000),
   FERRY_PROVIDER_LEASE_SECONDS: intFrom(1, 3600).default(30),
   FERRY_STEP_RETRY_BASE_MS: intFrom(10, 600_000).default(1000),
+  FERRY_STEP_TIMEOUT_MS: intFrom(100, 600_000).default(60_000),
+  FERRY_STEP_CONCURRENCY: intFrom(1, 1000).default(32),
+  FERRY_STEP_CONCURRENCY_PER_CLIENT: intFrom(1, 1000).default(4),
   FERRY_SANDBOX_ROUTES: switchFrom.default(true),
   FERRY_WEBHOOK_ALLOW_PRIVATE: booleanFrom.default(false),
   FERRY_ACCESS_TOKEN_TTL_SECONDS: intFrom(60, 30 * 86_400).default(3600),
@@ -151,6 +154,12 @@ export interface Config {
   providerLeaseSeconds: number;
   /** First retry delay of a failed provider step; doubled per attempt, at most 5 minutes. */
   stepRetryBaseMs: number;
+  /** The deadline of one provider call made by a step (connect, answer, body): then the attempt fails. */
+  stepTimeoutMs: number;
+  /** Provider calls the claim loop makes at once, per process. */
+  stepConcurrency: number;
+  /** Provider calls of one client in flight at once, across all processes (one client never takes every slot). */
+  stepConcurrencyPerClient: number;
   /** Serve the /sandbox control routes (3-D Secure page, simulated bank transfers) for sandbox clients. */
   sandboxRoutes: boolean;
   /** Let live clients' webhooks point at loopback, link-local and private addresses. */
@@ -185,6 +194,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(variable, `${issue?.message ?? "is invalid"}${shown}`);
   }
   const e = parsed.data;
+  // A callback's own deadline beyond the runner's would be cut short by it, unexplained.
+  if (e.FERRY_ONECLICK_CALLBACK_TIMEOUT_MS > e.FERRY_STEP_TIMEOUT_MS)
+    throw new ConfigError(
+      "FERRY_ONECLICK_CALLBACK_TIMEOUT_MS",
+      `must not exceed FERRY_STEP_TIMEOUT_MS (${e.FERRY_STEP_TIMEOUT_MS})`,
+    );
   const displayHost = e.HOST === "0.0.0.0" || e.HOST === "::" ? "localhost" : e.HOST;
   return {
     port: e.PORT,
@@ -216,6 +231,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     sandboxPayoutDelayMs: e.FERRY_SANDBOX_PAYOUT_DELAY_MS,
     providerLeaseSeconds: e.FERRY_PROVIDER_LEASE_SECONDS,
     stepRetryBaseMs: e.FERRY_STEP_RETRY_BASE_MS,
+    stepTimeoutMs: e.FERRY_STEP_TIMEOUT_MS,
+    stepConcurrency: e.FERRY_STEP_CONCURRENCY,
+    stepConcurrencyPerClient: e.FERRY_STEP_CONCURRENCY_PER_CLIENT,
     sandboxRoutes: e.FERRY_SANDBOX_ROUTES,
     webhookAllowPrivate: e.FERRY_WEBHOOK_ALLOW_PRIVATE,
     accessTokenTtlSeconds: e.FERRY_ACCESS_TOKEN_TTL_SECONDS,

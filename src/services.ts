@@ -56,6 +56,9 @@ export type ServiceSettings = Pick<
   | "sandboxPayoutDelayMs"
   | "providerLeaseSeconds"
   | "stepRetryBaseMs"
+  | "stepTimeoutMs"
+  | "stepConcurrency"
+  | "stepConcurrencyPerClient"
   | "accessTokenTtlSeconds"
   | "defaultClient"
   | "loginSlowStepMs"
@@ -139,6 +142,9 @@ export function createServices(
   const steps = new StepRunner(db, {
     leaseSeconds: settings.providerLeaseSeconds,
     backoffMs: (attempt) => Math.min(300_000, settings.stepRetryBaseMs * 2 ** (attempt - 1)),
+    callTimeoutMs: settings.stepTimeoutMs,
+    concurrency: settings.stepConcurrency,
+    perClient: settings.stepConcurrencyPerClient,
     onFinished: metrics?.recordStepFinished,
   });
   const kyc = new Kyc(

@@ -45,6 +45,9 @@ export const testSettings: ServiceSettings = {
   sandboxPayoutDelayMs: 300,
   providerLeaseSeconds: 30,
   stepRetryBaseMs: 50,
+  stepTimeoutMs: 30_000,
+  stepConcurrency: 16,
+  stepConcurrencyPerClient: 4,
   accessTokenTtlSeconds: 3600,
   defaultClient: undefined,
   loginSlowStepMs: 0,
@@ -117,6 +120,7 @@ export async function startTestApp(
         webhookRetrySchedule: settings.webhookRetrySchedule,
         webhookTimeoutMs: settings.webhookTimeoutMs,
         recoveryIntervalMs: 200,
+        shutdownTimeoutMs: 4000,
       },
       logger,
     );

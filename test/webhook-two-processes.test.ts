@@ -34,6 +34,7 @@ beforeAll(async () => {
       webhookRetrySchedule: [1, 1, 1],
       webhookTimeoutMs: 2000,
       recoveryIntervalMs: 200,
+      shutdownTimeoutMs: 4000,
     },
     pino({ level: "silent" }),
   );

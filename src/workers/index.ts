@@ -12,7 +12,6 @@ import { startWorker, type Worker } from "./worker.ts";
 const EXPIRY_BATCH = 500;
 /** Chains (users) per delivery round; each chain up to 10 deliveries. */
 const DELIVERY_BATCH = 200;
-const RECOVERY_BATCH = 20;
 
 /** Starts Ferry's background loops. Each is safe to run in several processes at once. */
 export function startWorkers(
@@ -25,10 +24,23 @@ export function startWorkers(
     | "webhookRetrySchedule"
     | "webhookTimeoutMs"
     | "recoveryIntervalMs"
+    | "shutdownTimeoutMs"
   >,
   logger: Logger,
 ): Worker[] {
   const db = services.database.db;
+  const steps = startWorker({
+    name: "transaction-recovery",
+    intervalMs: config.recoveryIntervalMs,
+    logger,
+    // The step runner's claim loop: fills free slots and returns at once (the calls run on
+    // their own); a call that ends wakes it, so a freed slot is filled without waiting.
+    round: () => services.steps.dispatch(),
+    // Shutdown: calls in flight get half the shutdown time, then are abandoned (recorded as failed
+    // attempts, retried by backoff) before the database closes.
+    drain: () => services.steps.drain(Math.floor(config.shutdownTimeoutMs / 2)),
+  });
+  services.steps.onSlotFree(() => steps.wake());
   return [
     startWorker({
       name: "offer-expiry",
@@ -70,13 +82,7 @@ export function startWorkers(
           DELIVERY_BATCH,
         )) >= DELIVERY_BATCH,
     }),
-    startWorker({
-      // Every provider call's step (cards, bank, chain, KYC checks, 1-Click callbacks): due ones run.
-      name: "transaction-recovery",
-      intervalMs: config.recoveryIntervalMs,
-      logger,
-      round: async () => (await services.transactions.resumeProviderSteps(RECOVERY_BATCH)) === RECOVERY_BATCH,
-    }),
+    steps,
     startWorker({
       name: "reconciliation",
       intervalMs: 60_000,

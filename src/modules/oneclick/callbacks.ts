@@ -109,11 +109,16 @@ function authorization(settings: OneClickSettings): string {
     : `Bearer ${auth.token}`;
 }
 
-/** Calls the operator and answers its decision, or throws a `CallbackError`. */
+/**
+ * Calls the operator and answers its decision, or throws a `CallbackError`. The call settles
+ * within `target.timeoutMs` whatever the operator does (postForAnswer), or when `signal` aborts
+ * (the step runner gave up on the attempt: its deadline, shutdown).
+ */
 export async function callOperator<A extends CallbackAction>(
   target: CallbackTarget,
   action: A,
   body: Record<string, unknown>,
+  signal?: AbortSignal,
 ): Promise<CallbackAnswer<A>> {
   let answer: Awaited<ReturnType<typeof postForAnswer>>;
   try {
@@ -131,6 +136,7 @@ export async function callOperator<A extends CallbackAction>(
       // Kept-alive connections per client and public-only rule, never shared with another client.
       connections: `oneclick:${target.clientId}:${target.publicOnly}`,
       maxBodyBytes: MAX_ANSWER_BYTES,
+      signal,
     });
   } catch (error) {
     if (error instanceof ReceiverTimeoutError)
@@ -141,7 +147,10 @@ export async function callOperator<A extends CallbackAction>(
     if (error instanceof DestinationRefusedError)
       throw new CallbackError("UNREACHABLE", `the callback URL ${error.message}`);
     if (error instanceof ReceiverAnswerTooLargeError)
-      throw new CallbackError("INVALID_ANSWER", `the operator's ${action} answer ${error.message}`);
+      throw new CallbackError(
+        "INVALID_ANSWER",
+        `the operator's ${action} answer is too large (over ${MAX_ANSWER_BYTES} bytes)`,
+      );
     throw new CallbackError(
       "UNREACHABLE",
       `${action}: ${(error as { code?: string }).code ?? (error as Error).message}`,

@@ -80,10 +80,11 @@ export function registerOneClickSteps(flow: OneClick): void {
       input,
       maxAttempts: options.maxAttempts,
       backoffMs: backoff,
-      async perform({ txId }) {
+      async perform({ txId }, _step, signal) {
         const row = await flow.get(txId);
         const target = await flow.callbackTarget(row.client_id);
-        return { done: await callOperator(target, action, await options.body(row)) };
+        // The runner's signal ends the exchange at its deadline or on shutdown.
+        return { done: await callOperator(target, action, await options.body(row), signal) };
       },
       async record(tx, _step, { txId }, answer) {
         await options.answered(tx, await flow.lock(tx, txId), answer);
@@ -406,16 +407,17 @@ export function registerOneClickSteps(flow: OneClick): void {
     input,
     maxAttempts: config.transferAttempts,
     backoffMs: backoff,
-    async perform({ txId }) {
+    async perform({ txId }, _step, signal) {
       const row = await flow.get(txId);
       const target = await flow.callbackTarget(row.client_id);
       const { fee: _fee, feeCy: _feeCy, ...body } = await txBody(row);
       return {
-        done: await callOperator(target, "cancel", {
-          ...body,
-          authCode: row.auth_code,
-          statusCode: row.status_code,
-        }),
+        done: await callOperator(
+          target,
+          "cancel",
+          { ...body, authCode: row.auth_code, statusCode: row.status_code },
+          signal,
+        ),
       };
     },
     async record(tx, _step, { txId }, answer) {

@@ -10,6 +10,7 @@ import type { Actor } from "../../lib/context.ts";
 import { DomainError } from "../../lib/errors.ts";
 import { newId } from "../../lib/ids.ts";
 import { writeAudit } from "../audit/service.ts";
+import { claimDue, claimFairly, Lease } from "./lease.ts";
 
 /**
  * The durable step runner: every call Ferry makes outside its database (card charge, refund,
@@ -19,6 +20,13 @@ import { writeAudit } from "../audit/service.ts";
  * anywhere between is resumed with the same idempotency key, and only one runner ever records.
  * Each claimed row runs on its own: a failing row is retried with backoff and, after its last
  * attempt, ends FAILED (visible to staff) without holding up any other row.
+ *
+ * Isolation: every call has a deadline (the kind's `timeoutMs`, else the runner's `callTimeoutMs`)
+ * after which the attempt fails as a timeout, and its `signal` is aborted; the claim loop
+ * (`dispatch`) never waits for a batch — it fills free slots (`concurrency` per process, at most
+ * `perClient` in flight per client across all processes) and claims again as each call ends; a
+ * lease is renewed while its call runs. So a hung, slow or huge answer from one client's provider
+ * holds that client's slots only, and every other due step runs on its own schedule.
  */
 
 export type StepStatus = "PENDING" | "SUCCEEDED" | "FAILED" | "RESOLVED" | "CANCELED";
@@ -67,8 +75,14 @@ export interface StepKind<I, R> {
   readonly immediateRetries?: number;
   /** Delay before retry number `attempt` (1-based), when the kind has its own pace; else the runner's. */
   readonly backoffMs?: (attempt: number) => number;
-  /** Calls the outside world; must be idempotent under the step's key. Never inside a transaction. */
-  perform(input: I, step: Step): Promise<Performed<R>>;
+  /** The deadline of one call, when the kind has its own; else the runner's `callTimeoutMs`. */
+  readonly timeoutMs?: number;
+  /**
+   * Calls the outside world; must be idempotent under the step's key. Never inside a transaction.
+   * `signal` is aborted when the runner stops waiting (the deadline, a lost lease, shutdown): the
+   * attempt has failed by then, and the call should stop (destroy its socket).
+   */
+  perform(input: I, step: Step, signal: AbortSignal): Promise<Performed<R>>;
   /** Records the outcome, in the transaction that marks the step SUCCEEDED. */
   record(tx: Db, step: Step, input: I, result: R): Promise<void>;
   /** The last attempt failed: the process's compensation for a step that never got an answer. */
@@ -88,7 +102,8 @@ interface ErasedKind {
   readonly maxAttempts: number;
   readonly immediateRetries: number;
   readonly backoffMs: ((attempt: number) => number) | undefined;
-  perform(step: Step): Promise<Performed<unknown>>;
+  readonly timeoutMs: number | undefined;
+  perform(step: Step, signal: AbortSignal): Promise<Performed<unknown>>;
   record(tx: Db, step: Step, result: unknown): Promise<void>;
   exhausted(tx: Db, step: Step, error: string): Promise<void>;
   resolve: ((tx: Db, step: Step, resolution: StepResolution) => Promise<void>) | undefined;
@@ -106,9 +121,16 @@ export interface NewStep {
 }
 
 export interface StepRunnerOptions {
+  /** How long a claim holds a step; renewed while its call runs, so it bounds only a dead process's hold. */
   leaseSeconds: number;
   /** Delay before retry number `attempt` (1-based). */
   backoffMs?: (attempt: number) => number;
+  /** The deadline of one call (a kind may set its own): then the attempt fails as a timeout. Default 60 s. */
+  callTimeoutMs?: number | undefined;
+  /** Calls the claim loop runs at once in this process. Default 32. */
+  concurrency?: number | undefined;
+  /** Steps of one client in flight at once, across every process. Default 4. */
+  perClient?: number | undefined;
   logger?: Logger | undefined;
   onFinished?: ((kind: string, status: StepStatus) => void) | undefined;
 }
@@ -118,9 +140,34 @@ const MAX_REQUEST_WAIT_MS = 10_000;
 
 const defaultBackoff = (attempt: number) => Math.min(300_000, 1000 * 2 ** (attempt - 1));
 
+/** A call that did not finish within its deadline: a failed attempt, retried by backoff. */
+export class StepTimeoutError extends Error {
+  constructor(kind: string, timeoutMs: number) {
+    super(`${kind} did not finish within ${timeoutMs} ms`);
+    this.name = "StepTimeoutError";
+  }
+}
+
+/** A call abandoned: the process is stopping, or another runner took the step over. */
+export class StepAbandonedError extends Error {
+  constructor(why: string) {
+    super(why);
+    this.name = "StepAbandonedError";
+  }
+}
+
+/** A call the claim loop started and has not finished. */
+interface InFlight {
+  readonly done: Promise<void>;
+  readonly abandon: AbortController;
+}
+
 export class StepRunner {
   readonly #kinds = new Map<string, ErasedKind>();
   readonly #backoff: (attempt: number) => number;
+  readonly #inFlight = new Map<string, InFlight>();
+  #stopping = false;
+  #onSlotFree: (() => void) | undefined;
 
   constructor(
     private readonly db: Db,
@@ -137,7 +184,8 @@ export class StepRunner {
       maxAttempts: kind.maxAttempts,
       immediateRetries: kind.immediateRetries ?? 0,
       backoffMs: kind.backoffMs,
-      perform: (step) => kind.perform(parse(step), step),
+      timeoutMs: kind.timeoutMs,
+      perform: (step, signal) => kind.perform(parse(step), step, signal),
       record: (tx, step, result) => kind.record(tx, step, parse(step), result as R),
       exhausted: (tx, step, error) => kind.exhausted(tx, step, parse(step), error),
       resolve: kind.resolve
@@ -282,7 +330,68 @@ export class StepRunner {
     }
   }
 
-  /** One round of the claim loop: every due step, each on its own. Returns how many it claimed. */
+  /**
+   * One round of the claim loop: claims due steps for the free slots (at most `perClient` of one
+   * client in flight) and starts them without waiting for them; each call that ends frees its slot
+   * and tells `onSlotFree`. True when every free slot was filled (more may be due at once).
+   */
+  async dispatch(): Promise<boolean> {
+    const free = (this.options.concurrency ?? 32) - this.#inFlight.size;
+    if (this.#stopping || free <= 0) return false;
+    const rows = await claimFairly(this.db, free, this.options.perClient ?? 4, this.options.leaseSeconds);
+    for (const row of rows) this.start(toStep(row as StepRowShape));
+    return rows.length === free;
+  }
+
+  /** The claim loop's wake-up: called each time a call it started ends (a slot is free). */
+  onSlotFree(listener: () => void): void {
+    this.#onSlotFree = listener;
+  }
+
+  /** Calls the claim loop has started and not finished. */
+  get inFlight(): number {
+    return this.#inFlight.size;
+  }
+
+  private start(step: Step): void {
+    const abandon = new AbortController();
+    const done = this.execute(step, false, abandon.signal)
+      .catch((error: unknown) => {
+        this.options.logger?.error({ err: error, stepId: step.id }, "a step could not be recorded");
+      })
+      .finally(() => {
+        this.#inFlight.delete(step.id);
+        this.#onSlotFree?.();
+      });
+    this.#inFlight.set(step.id, { done, abandon });
+  }
+
+  /**
+   * Shutdown: claims nothing more, waits up to `graceMs` for the calls in flight, then abandons
+   * the rest — their calls are aborted and each attempt is recorded as failed (retried by backoff,
+   * here or by another process, with the same key). Resolves when every call has been recorded.
+   */
+  async drain(graceMs: number): Promise<void> {
+    this.#stopping = true;
+    const all = () => Promise.all([...this.#inFlight.values()].map((f) => f.done));
+    let timer: NodeJS.Timeout | undefined;
+    const finished = await Promise.race([
+      all().then(() => true),
+      new Promise<false>((resolve) => {
+        timer = setTimeout(() => resolve(false), graceMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (finished) return;
+    this.options.logger?.warn({ steps: this.#inFlight.size }, "abandoning provider calls still in flight");
+    for (const f of this.#inFlight.values()) f.abandon.abort(new StepAbandonedError("Ferry is stopping"));
+    await all();
+  }
+
+  /**
+   * Every due step now, each on its own, awaited together (no per-client cap): for tests and
+   * tools that drive the runner by hand. The background loop uses `dispatch`. Returns how many.
+   */
   async runDue(limit: number): Promise<number> {
     const steps = await this.claim(sql`true`, limit);
     const outcomes = await Promise.allSettled(steps.map((step) => this.execute(step, false)));
@@ -431,33 +540,83 @@ export class StepRunner {
 
   /** Claims due, unleased steps with a lease (FOR UPDATE SKIP LOCKED: two processes never claim one row). */
   private async claim(where: ReturnType<typeof sql>, limit: number): Promise<Step[]> {
-    const { rows } = await sql<Record<string, unknown>>`
-      UPDATE steps SET locked_until = now() + make_interval(secs => ${this.options.leaseSeconds}),
-                       attempts = attempts + 1, updated_at = now()
-      WHERE id IN (
-        SELECT id FROM steps
-        WHERE status = 'PENDING' AND next_attempt_at <= now()
-          AND (locked_until IS NULL OR locked_until < now()) AND ${where}
-        ORDER BY next_attempt_at
-        LIMIT ${limit}
-        FOR UPDATE SKIP LOCKED)
-      RETURNING *`.execute(this.db);
+    const rows = await claimDue(this.db, where, limit, this.options.leaseSeconds);
     return rows.map((r) => toStep(r as StepRowShape));
   }
 
-  private async execute(step: Step, inRequest: boolean): Promise<void> {
+  /**
+   * One call within its deadline, under its lease: the attempt fails (and `signal` is aborted) at
+   * the deadline, when the lease is lost to another runner, or when `abandon` fires (shutdown).
+   */
+  private async performWithin(
+    kind: ErasedKind,
+    step: Step,
+    lease: Lease,
+    giveUp: AbortController,
+    abandon: AbortSignal | undefined,
+  ): Promise<Performed<unknown>> {
+    const timeoutMs = kind.timeoutMs ?? this.options.callTimeoutMs ?? 60_000;
+    const call = new AbortController();
+    const stop = (reason: unknown) => call.abort(reason);
+    const onGiveUp = () => stop(giveUp.signal.reason);
+    const onAbandon = () => stop(abandon?.reason);
+    giveUp.signal.addEventListener("abort", onGiveUp, { once: true });
+    abandon?.addEventListener("abort", onAbandon, { once: true });
+    const timer = setTimeout(() => stop(new StepTimeoutError(kind.name, timeoutMs)), timeoutMs);
+    const stopped = new Promise<never>((_, reject) => {
+      call.signal.addEventListener("abort", () => reject(call.signal.reason), { once: true });
+    });
+    stopped.catch(() => {}); // settled by the race below, or after it (then nobody listens)
+    try {
+      if (giveUp.signal.aborted || abandon?.aborted || lease.lost)
+        throw giveUp.signal.reason ?? abandon?.reason ?? new StepAbandonedError("the lease was lost");
+      return await Promise.race([kind.perform(step, call.signal), stopped]);
+    } finally {
+      clearTimeout(timer);
+      giveUp.signal.removeEventListener("abort", onGiveUp);
+      abandon?.removeEventListener("abort", onAbandon);
+    }
+  }
+
+  private async execute(step: Step, inRequest: boolean, abandon?: AbortSignal): Promise<void> {
     const kind = this.kindOf(step.kind);
+    const giveUp = new AbortController();
+    const lease = new Lease(
+      this.db,
+      step.id,
+      step.lockedUntil ?? new Date(0),
+      this.options.leaseSeconds,
+      () => giveUp.abort(new StepAbandonedError("another runner took the step over (its lease ran out)")),
+    );
+    try {
+      await this.performAndRecord(kind, step, lease, giveUp, inRequest, abandon);
+    } finally {
+      await lease.end();
+    }
+  }
+
+  /** The call (with the kind's immediate retries in a request), then its outcome written under the lease's final token. */
+  private async performAndRecord(
+    kind: ErasedKind,
+    step: Step,
+    lease: Lease,
+    giveUp: AbortController,
+    inRequest: boolean,
+    abandon: AbortSignal | undefined,
+  ): Promise<void> {
     let tries = inRequest ? 1 + kind.immediateRetries : 1;
     for (;;) {
       tries--;
       let performed: Performed<unknown>;
       try {
-        performed = await kind.perform(step);
+        performed = await this.performWithin(kind, step, lease, giveUp, abandon);
       } catch (error) {
-        if (tries > 0) continue;
-        await this.fail(kind, step, error);
+        if (tries > 0 && !lease.lost && !abandon?.aborted) continue;
+        await lease.end(); // no renewal may change the token under the write below
+        await this.fail(kind, step, lease.token, error);
         return;
       }
+      await lease.end();
       if ("waitUntil" in performed) {
         await this.db
           .updateTable("steps")
@@ -469,43 +628,70 @@ export class StepRunner {
           })
           .where("id", "=", step.id)
           .where("status", "=", "PENDING")
+          .where("locked_until", "=", lease.token)
           .execute();
         return;
       }
-      const result = performed.done;
-      try {
-        await inTransaction(this.db, async (tx) => {
-          const current = await this.lock(tx, step.id);
-          if (current?.status !== "PENDING") return; // another runner recorded it, or it was cancelled
-          await kind.record(tx, current, result);
-          await tx
-            .updateTable("steps")
-            .set({
-              status: "SUCCEEDED",
-              result: JSON.stringify(result),
-              locked_until: null,
-              last_error: null,
-              finished_at: new Date(),
-              updated_at: new Date(),
-            })
-            .where("id", "=", step.id)
-            .execute();
-        });
-        this.options.onFinished?.(step.kind, "SUCCEEDED");
-      } catch (error) {
-        // The provider answered but the answer could not be recorded: keep the answer on the step
-        // (never dropped) and treat it as a failed attempt, retried, then compensated.
-        await this.fail(kind, step, error, result);
-      }
+      await this.recordAnswer(kind, step, lease.token, performed.done);
       return;
     }
   }
 
-  private async fail(kind: ErasedKind, step: Step, error: unknown, result?: unknown): Promise<void> {
+  /**
+   * An answer, recorded in the transaction that closes the step — by whichever runner has it, even
+   * one whose lease ran out (an answer is never dropped; a step already closed keeps its record).
+   */
+  private async recordAnswer(kind: ErasedKind, step: Step, token: Date, result: unknown): Promise<void> {
+    try {
+      await inTransaction(this.db, async (tx) => {
+        const current = await this.lock(tx, step.id);
+        if (current?.status !== "PENDING") return; // another runner recorded it, or it was cancelled
+        await kind.record(tx, current, result);
+        await tx
+          .updateTable("steps")
+          .set({
+            status: "SUCCEEDED",
+            result: JSON.stringify(result),
+            locked_until: null,
+            last_error: null,
+            finished_at: new Date(),
+            updated_at: new Date(),
+          })
+          .where("id", "=", step.id)
+          .execute();
+      });
+      this.options.onFinished?.(step.kind, "SUCCEEDED");
+    } catch (error) {
+      // The provider answered but the answer could not be recorded: keep the answer on the step
+      // (never dropped) and treat it as a failed attempt, retried, then compensated.
+      await this.fail(kind, step, token, error, result);
+    }
+  }
+
+  /**
+   * A failed attempt, recorded by the runner that holds the step (`token`: its lease) — one whose
+   * lease ran out and was taken over leaves the attempt to the new holder, keeping only an answer.
+   */
+  private async fail(
+    kind: ErasedKind,
+    step: Step,
+    token: Date,
+    error: unknown,
+    result?: unknown,
+  ): Promise<void> {
     const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-    const final = await inTransaction(this.db, async (tx) => {
+    const outcome = await inTransaction(this.db, async (tx): Promise<"final" | "retried" | "elsewhere"> => {
       const current = await this.lock(tx, step.id);
-      if (current?.status !== "PENDING") return false;
+      if (current?.status !== "PENDING") return "elsewhere";
+      if (current.lockedUntil?.getTime() !== token.getTime()) {
+        if (result !== undefined)
+          await tx
+            .updateTable("steps")
+            .set({ result: JSON.stringify(result), updated_at: new Date() })
+            .where("id", "=", step.id)
+            .execute();
+        return "elsewhere";
+      }
       const last = current.attempts >= current.maxAttempts;
       if (last) await kind.exhausted(tx, current, message);
       await tx
@@ -521,7 +707,7 @@ export class StepRunner {
         })
         .where("id", "=", step.id)
         .execute();
-      return last;
+      return last ? "final" : "retried";
     }).catch(async (compensationError: unknown) => {
       // The compensation itself failed: the step still ends FAILED for staff, with both errors.
       this.options.logger?.error({ err: compensationError, stepId: step.id }, "step compensation failed");
@@ -536,12 +722,18 @@ export class StepRunner {
         })
         .where("id", "=", step.id)
         .where("status", "=", "PENDING")
+        .where("locked_until", "=", token)
         .execute();
-      return true;
+      return "final" as const;
     });
+    const final = outcome === "final";
     this.options.logger?.warn(
       { stepId: step.id, kind: step.kind, attempts: step.attempts, final, error: message },
-      final ? "step failed for good" : "step failed; retried later",
+      final
+        ? "step failed for good"
+        : outcome === "retried"
+          ? "step failed; retried later"
+          : "step failed after another runner took it over; its attempt counts",
     );
     if (final) this.options.onFinished?.(step.kind, "FAILED");
   }

@@ -559,11 +559,6 @@ export class Transactions {
     return this.notices.bankDepositOwners(references);
   }
 
-  /** One round of the step runner's claim loop (the recovery worker). */
-  resumeProviderSteps(limit = 20): Promise<number> {
-    return this.deps.steps.runDue(limit);
-  }
-
   /** The provider steps of a transaction (for staff). */
   async stepsOf(clientId: string, requestId: string) {
     await repo.get(this.db, clientId, requestId);

@@ -228,48 +228,77 @@ export class ReceiverAnswerTooLargeError extends Error {
 /**
  * POSTs to a receiver that answers with a body Ferry needs (an operator's callback): the same
  * destination rules as `postToReceiver` (public-only for live clients, checked on the addresses
- * connected to, no redirects followed), a timeout for the whole exchange, and at most
- * `maxBodyBytes` of answer read.
+ * connected to, no redirects followed), one deadline on the whole exchange (connecting, the status
+ * line and headers, every byte of the body: a receiver dripping a byte a second fails at the
+ * deadline), and at most `maxBodyBytes` of answer: a larger one (declared or sent) fails the call
+ * and its connection is destroyed. The promise settles exactly once on every path — an answer,
+ * a timeout, too large, an aborted or malformed exchange, or `signal` (the caller giving up).
  */
-export function postForAnswer(request: ReceiverRequest & { maxBodyBytes: number }): Promise<ReceiverAnswer> {
+export function postForAnswer(
+  request: ReceiverRequest & { maxBodyBytes: number; signal?: AbortSignal | undefined },
+): Promise<ReceiverAnswer> {
   const target = destinationOf(request);
   if (!target) return Promise.reject(new DestinationRefusedError());
+  if (request.signal?.aborted) return Promise.reject(abortReason(request.signal));
   const { url, transport, options } = target;
   return new Promise<ReceiverAnswer>((resolve, reject) => {
+    let settled = false;
+    const onAbort = () => fail(abortReason(request.signal));
+    // Every way out goes through here: the first outcome wins, the timer and listener go, and
+    // on failure the socket is destroyed (a half-read answer never returns to the pool).
+    const settle = (answer: ReceiverAnswer | undefined, error?: unknown) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      request.signal?.removeEventListener("abort", onAbort);
+      if (answer) resolve(answer);
+      else {
+        outgoing.destroy();
+        reject(error);
+      }
+    };
+    const fail = (error: unknown) => settle(undefined, error);
     const outgoing = transport.request(url, options, (response) => {
+      const declared = Number(response.headers["content-length"] ?? 0);
+      if (declared > request.maxBodyBytes) {
+        response.destroy();
+        fail(new ReceiverAnswerTooLargeError(request.maxBodyBytes));
+        return;
+      }
       const chunks: Buffer[] = [];
       let size = 0;
       response.on("data", (chunk: Buffer) => {
         size += chunk.length;
         if (size > request.maxBodyBytes) {
           response.destroy();
-          outgoing.destroy(new ReceiverAnswerTooLargeError(request.maxBodyBytes));
+          fail(new ReceiverAnswerTooLargeError(request.maxBodyBytes));
           return;
         }
         chunks.push(chunk);
       });
-      response.on("end", () => {
-        clearTimeout(timer);
-        resolve({
+      response.on("end", () =>
+        settle({
           status: response.statusCode ?? 0,
           contentType: String(response.headers["content-type"] ?? ""),
           body: Buffer.concat(chunks).toString("utf8"),
-        });
-      });
-      response.on("error", (error) => {
-        clearTimeout(timer);
-        reject(error);
-      });
+        }),
+      );
+      response.on("error", fail);
+      // Closed without its end (the receiver hung up mid-body): no answer.
+      response.on("close", () => fail(new Error("the answer was cut off")));
     });
-    // The whole exchange, the answer's body included, within the timeout (a slow drip is a timeout).
-    const timer = setTimeout(
-      () => outgoing.destroy(new ReceiverTimeoutError(request.timeoutMs)),
-      request.timeoutMs,
-    );
-    outgoing.on("error", (error) => {
-      clearTimeout(timer);
-      reject(error);
+    const timer = setTimeout(() => fail(new ReceiverTimeoutError(request.timeoutMs)), request.timeoutMs);
+    request.signal?.addEventListener("abort", onAbort, { once: true });
+    outgoing.on("error", fail);
+    outgoing.on("close", () => {
+      // Nothing else settled it (no response at all): the exchange ended without an answer.
+      if (!settled) setImmediate(() => fail(new Error("the connection closed without an answer")));
     });
     outgoing.end(request.body);
   });
+}
+
+function abortReason(signal: AbortSignal | undefined): Error {
+  const reason: unknown = signal?.reason;
+  return reason instanceof Error ? reason : new Error("the call was abandoned");
 }

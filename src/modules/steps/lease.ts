@@ -1,0 +1,138 @@
+import { sql } from "kysely";
+import type { Db } from "../../db/database.ts";
+
+/**
+ * The steps table's claims and leases (the SQL of modules/steps/runner.ts's claim loop).
+ *
+ * A claim sets `locked_until` to the end of the lease, truncated to the millisecond: that value
+ * is the claim's fencing token. A later claim of the same row needs the lease to have run out and
+ * sets a later value, so "locked_until is still what I set" is "nobody has claimed it since" —
+ * checked by a renewal and before a failed attempt is recorded (a runner whose lease ran out never
+ * overwrites the attempt of the runner that took over).
+ */
+
+/** The lease's end as a claim sets it: `now() + seconds`, to the millisecond (a JavaScript Date holds it exactly). */
+const leaseEnd = (seconds: number) =>
+  sql<Date>`date_trunc('milliseconds', now() + make_interval(secs => ${seconds}))`;
+
+const due = sql`status = 'PENDING' AND next_attempt_at <= now() AND (locked_until IS NULL OR locked_until < now())`;
+
+/** Claims due, unleased rows matching `where`, oldest due first (FOR UPDATE SKIP LOCKED: two processes never claim one row). */
+export async function claimDue(
+  db: Db,
+  where: ReturnType<typeof sql>,
+  limit: number,
+  leaseSeconds: number,
+): Promise<Record<string, unknown>[]> {
+  const { rows } = await sql<Record<string, unknown>>`
+    UPDATE steps SET locked_until = ${leaseEnd(leaseSeconds)}, attempts = attempts + 1, updated_at = now()
+    WHERE id IN (
+      SELECT id FROM steps
+      WHERE ${due} AND ${where}
+      ORDER BY next_attempt_at
+      LIMIT ${limit}
+      FOR UPDATE SKIP LOCKED)
+    RETURNING *`.execute(db);
+  return rows;
+}
+
+/**
+ * Claims up to `limit` due rows, at most `perClient` in flight per client counting every step of
+ * that client under a live lease (in this process, another one, or a request running its own
+ * step): one client's slow or hung provider holds its own slots, never the others'. Among what the
+ * caps allow, oldest due first.
+ */
+export async function claimFairly(
+  db: Db,
+  limit: number,
+  perClient: number,
+  leaseSeconds: number,
+): Promise<Record<string, unknown>[]> {
+  const { rows } = await sql<Record<string, unknown>>`
+    UPDATE steps SET locked_until = ${leaseEnd(leaseSeconds)}, attempts = attempts + 1, updated_at = now()
+    WHERE id IN (
+      SELECT id FROM steps
+      WHERE ${due} AND id IN (
+        SELECT d.id FROM (
+          SELECT id, client_id, next_attempt_at,
+                 row_number() OVER (PARTITION BY client_id ORDER BY next_attempt_at, id) AS nth
+            FROM steps WHERE ${due}) d
+        LEFT JOIN (
+          SELECT client_id, count(*) AS running FROM steps
+           WHERE status = 'PENDING' AND locked_until >= now()
+           GROUP BY client_id) r ON r.client_id = d.client_id
+        WHERE d.nth <= ${perClient} - coalesce(r.running, 0)
+        ORDER BY d.next_attempt_at
+        LIMIT ${limit})
+      -- Re-checked on the locked row: a concurrent claim that took it first wins.
+      FOR UPDATE SKIP LOCKED)
+    RETURNING *`.execute(db);
+  return rows;
+}
+
+/**
+ * A claimed step's lease while its call runs: renewed every third of its length as long as this
+ * runner still holds it (the token unchanged), so a call may take longer than one lease while a
+ * dead process's step is still taken over one lease after its last renewal. A renewal that finds
+ * the step claimed by another runner (this one stalled past its lease) reports the loss.
+ */
+export class Lease {
+  #token: Date;
+  #lost = false;
+  #renewing: Promise<void> | undefined;
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly db: Db,
+    private readonly stepId: string,
+    token: Date,
+    private readonly seconds: number,
+    private readonly onLost: () => void,
+  ) {
+    this.#token = token;
+    this.#timer = setInterval(
+      () => {
+        this.#renewing ??= this.renew().finally(() => {
+          this.#renewing = undefined;
+        });
+      },
+      (seconds * 1000) / 3,
+    );
+    this.#timer.unref();
+  }
+
+  /** The lease's current end: the fencing token a write on the step's behalf checks. */
+  get token(): Date {
+    return this.#token;
+  }
+
+  get lost(): boolean {
+    return this.#lost;
+  }
+
+  /** Stops renewing; resolves once a renewal under way has finished (so `token` is final). */
+  async end(): Promise<void> {
+    clearInterval(this.#timer);
+    await this.#renewing;
+  }
+
+  private async renew(): Promise<void> {
+    try {
+      const { rows } = await sql<{ locked_until: Date | string }>`
+        UPDATE steps SET locked_until = ${leaseEnd(this.seconds)}
+        WHERE id = ${this.stepId} AND status = 'PENDING' AND locked_until = ${this.#token}
+        RETURNING locked_until`.execute(this.db);
+      const row = rows[0];
+      if (row) {
+        this.#token = new Date(row.locked_until);
+        return;
+      }
+      this.#lost = true;
+      clearInterval(this.#timer);
+      this.onLost();
+    } catch {
+      // The database did not answer: tried again at the next tick (the lease may run out meanwhile,
+      // and then the next renewal finds whether another runner took the step).
+    }
+  }
+}
