@@ -66,6 +66,8 @@ const RUNS = Number(process.env.FERRY_PROPERTY_RUNS ?? 200);
 /** Replays a failure: the seed and path fast-check printed. */
 const SEED = process.env.FERRY_PROPERTY_SEED ? Number(process.env.FERRY_PROPERTY_SEED) : undefined;
 const PATH = process.env.FERRY_PROPERTY_PATH;
+/** Prints each command and how long it took. */
+const DEBUG = process.env.FERRY_PROPERTY_DEBUG === "1";
 
 let t: TestApp;
 let operator: Operator;
@@ -95,6 +97,7 @@ afterAll(async () => {
 type Status = TransactionStatus;
 type Card = "approved" | "declined" | "challenge" | "timeout";
 type Crash = "none" | "beforeRun" | "claimed";
+type PayoutCard = "approved" | "declined";
 type Kind = "CARD" | "BANK" | "WITHDRAWAL" | "TRANSFER" | "PAYMENT" | "TRADE";
 type Event = "CANCEL" | "FAIL" | "SETTLE" | "REFUND" | "CHARGEBACK" | "APPROVE" | "DENY";
 type FaultTimes = 1 | 2 | 3 | "exhaust";
@@ -126,6 +129,7 @@ type Command =
   | { k: "bank"; user: number; amount: number }
   | { k: "funds"; pick: number; again: boolean; crash: Crash }
   | { k: "withdraw"; user: number; amount: number; returned: boolean; crash: Crash }
+  | { k: "cardWithdraw"; user: number; amount: number; declined: boolean; crash: Crash }
   | { k: "transfer"; user: number; to: number; amount: number }
   | { k: "payment"; user: number; amount: number }
   | { k: "trade"; user: number; amount: number; toUsd: boolean }
@@ -163,6 +167,7 @@ const OPS: GatedOperation[] = [
   "bank.payout",
   "bank.status",
   "bank.return",
+  "acquirer.payout",
 ];
 /** The step kind each gated operation serves, and its attempts (provider-steps.ts). */
 const KIND_OF_OP: Record<GatedOperation, { kind: string; maxAttempts: number }> = {
@@ -171,7 +176,6 @@ const KIND_OF_OP: Record<GatedOperation, { kind: string; maxAttempts: number }> 
   "bank.payout": { kind: "BANK_PAYOUT", maxAttempts: 10 },
   "bank.status": { kind: "BANK_PAYOUT_STATUS", maxAttempts: 20 },
   "bank.return": { kind: "BANK_RETURN", maxAttempts: 10 },
-  // Card payouts (Wallet API card withdrawals) are not among the model's commands (yet).
   "acquirer.payout": { kind: "CARD_PAYOUT", maxAttempts: 10 },
   "chain.send": { kind: "CHAIN_SEND", maxAttempts: 10 },
   // The 1-Click flow's payment (its own tests: test/oneclick*.test.ts).
@@ -357,6 +361,15 @@ const ocCommands: fc.Arbitrary<Command> = fc.oneof(
   },
 );
 
+/** Withdrawals to a card (the acquirer's payout; the declining test card sometimes). */
+const cardWithdrawal: fc.Arbitrary<Command> = fc.record({
+  k: fc.constant("cardWithdraw" as const),
+  user,
+  amount,
+  declined: fc.integer({ min: 0, max: 3 }).map((n) => n === 0),
+  crash,
+});
+
 /** The 1-Click share of the commands (the money core's commands weigh 43 in all). */
 const OC_WEIGHT = Number(process.env.FERRY_PROPERTY_OC_WEIGHT ?? 6);
 
@@ -365,7 +378,11 @@ const scenario = fc.record({
   fees: fc.boolean(),
   review: fc.integer({ min: 0, max: 2 }).map((n) => n === 0),
   commands: fc.array(
-    fc.oneof({ weight: 43, arbitrary: command }, { weight: OC_WEIGHT, arbitrary: ocCommands }),
+    fc.oneof(
+      { weight: 43, arbitrary: command },
+      { weight: 3, arbitrary: cardWithdrawal },
+      { weight: OC_WEIGHT, arbitrary: ocCommands },
+    ),
     { minLength: 3, maxLength: 12 },
   ),
 });
@@ -474,6 +491,8 @@ interface ModelTx {
   fee: bigint;
   target?: { currency: "EUR" | "USD"; amount: bigint };
   card?: Card;
+  /** A withdrawal paid out to a card. */
+  payoutCard?: PayoutCard;
   status: Status;
   seen: Status[];
   /** 3-D Secure reference, or the bank deposit's payment reference, once Ferry showed it. */
@@ -754,9 +773,12 @@ function chargeOutcomes(s: Sequence, card: Card, crashed: Crash): Status[] {
   return faultsLeft(s, "acquirer.charge") > 0 ? [base[card], "PENDING"] : [base[card]];
 }
 
-function payoutOutcomes(s: Sequence, crashed: Crash): Status[] {
+/** A withdrawal's payout: to a bank account, or to a card (the acquirer's payout; a declined card is REFUSED). */
+function payoutOutcomes(s: Sequence, crashed: Crash, toCard?: PayoutCard): Status[] {
   if (crashed !== "none") return ["PENDING"];
-  return faultsLeft(s, "bank.payout") > 0 ? ["AUTHORIZED", "PENDING"] : ["AUTHORIZED"];
+  const op: GatedOperation = toCard ? "acquirer.payout" : "bank.payout";
+  const base: Status = toCard === "declined" ? "REFUSED" : "AUTHORIZED";
+  return faultsLeft(s, op) > 0 ? [base, "PENDING"] : [base];
 }
 
 const reviewed = (s: Sequence, currency: string, cents: bigint) =>
@@ -912,15 +934,31 @@ function prepareWithdrawal(
   amount: number,
   returned: boolean,
   crashed: Crash,
+  /** A payout to the user's card (approved), or to the declining test card (its one user's). */
+  toCard?: PayoutCard,
 ): Debit {
-  const u = user % (s.users.length - 1);
+  let u = user % (s.users.length - 1);
+  let cardNumber: string | undefined;
+  if (toCard === "declined") {
+    u = s.ownerOfCard.get("declined") ?? u;
+    s.ownerOfCard.set("declined", u);
+    cardNumber = CARD_NUMBERS.declined;
+  } else if (toCard === "approved") {
+    cardNumber = s.cards.get(u) ?? approvedCard();
+    s.cards.set(u, cardNumber);
+  }
   const cents = BigInt(amount);
-  const tx = newTx(s, "WITHDRAWAL", { user: u, amount: cents, fee: feeOf(s.fees, "WITHDRAWAL", cents) });
+  const tx = newTx(s, "WITHDRAWAL", {
+    user: u,
+    amount: cents,
+    fee: feeOf(s.fees, "WITHDRAWAL", cents),
+    ...(toCard ? { payoutCard: toCard } : {}),
+  });
   return {
     tx,
     takes: tx.amount + tx.fee, // held at once, in review too
     hasWallet: true,
-    expected: reviewed(s, "EUR", cents) ? ["MANUAL_REVIEW"] : payoutOutcomes(s, crashed),
+    expected: reviewed(s, "EUR", cents) ? ["MANUAL_REVIEW"] : payoutOutcomes(s, crashed, toCard),
     call: () =>
       t.services.transactions.withdraw({
         clientId: s.clientId,
@@ -928,11 +966,19 @@ function prepareWithdrawal(
         requestId: tx.id,
         amount: money(cents),
         currency: "EUR",
-        destinationMethod: {
-          paymentMethodType: "ACH",
-          iban: iban(u, returned),
-          accountHolderName: "Ada Doe",
-        },
+        destinationMethod: cardNumber
+          ? {
+              paymentMethodType: "CREDIT_CARD",
+              cardNumber,
+              expirationMonth: 12,
+              expirationYear: 2031,
+              cardHolder: "Ada Doe",
+            }
+          : {
+              paymentMethodType: "ACH",
+              iban: iban(u, returned),
+              accountHolderName: "Ada Doe",
+            },
       }),
   };
 }
@@ -1181,7 +1227,7 @@ async function eventCommand(
   let expected: Status[] = [r.to];
   if (event === "APPROVE" && tx.kind === "CARD") expected = chargeOutcomes(s, tx.card ?? "approved", crashed);
   if (event === "APPROVE" && tx.kind === "BANK") expected = ["AWAITING_PAYMENT"];
-  if (event === "APPROVE" && tx.kind === "WITHDRAWAL") expected = payoutOutcomes(s, crashed);
+  if (event === "APPROVE" && tx.kind === "WITHDRAWAL") expected = payoutOutcomes(s, crashed, tx.payoutCard);
   const inFlightBefore = r.guarded ? await callInFlight(s, tx.id) : false;
   const outcome = await attempt(() => withCrash(s, crashed, tx.id, call));
   if (!outcome.ok) {
@@ -1529,6 +1575,7 @@ function walk(
         if (fault.kind === "lose") t.services.sandboxGate.loseAnswers("identity.pay", left);
         else t.services.sandboxGate.failNext("identity.pay", left);
         if (fault.kind === "lose") f.paidUnheard = true;
+        stats.faultsInjected += left;
       }
       if (left === n) {
         f.failed.push("OC_PAYMENT");
@@ -1602,10 +1649,11 @@ async function expectBrowser(s: Sequence, f: ModelFlow) {
     );
 }
 
-/** Runs the client's steps to the end (time passing), as the recovery loop does. */
+/** Runs the client's steps to the end (time passing), as the recovery loop does: the core's too, read again. */
 async function settle(s: Sequence) {
   stats.recoveries++;
   await drain(s);
+  await refreshAll(s);
 }
 
 /**
@@ -1862,6 +1910,12 @@ async function execute(s: Sequence, c: Command) {
       return fundsCommand(s, c);
     case "withdraw":
       return debitCommand(s, prepareWithdrawal(s, c.user, c.amount, c.returned, c.crash), c.crash);
+    case "cardWithdraw":
+      return debitCommand(
+        s,
+        prepareWithdrawal(s, c.user, c.amount, false, c.crash, c.declined ? "declined" : "approved"),
+        c.crash,
+      );
     case "transfer":
     case "payment":
     case "trade":
@@ -2128,7 +2182,9 @@ it("random interleavings of money operations, faults and crashes keep the ledger
       try {
         for (const c of list) {
           stats.commands++;
+          const began = Date.now();
           await execute(s, c);
+          if (DEBUG) console.info(`${Date.now() - began} ms ${JSON.stringify(c)}`);
         }
         await verify(s);
         ok = true;
@@ -2145,7 +2201,13 @@ it("random interleavings of money operations, faults and crashes keep the ledger
             .execute();
       }
     }),
-    { numRuns: RUNS, ...(SEED === undefined ? {} : { seed: SEED }), ...(PATH ? { path: PATH } : {}) },
+    {
+      numRuns: RUNS,
+      ...(SEED === undefined ? {} : { seed: SEED }),
+      ...(PATH ? { path: PATH } : {}),
+      // FERRY_PROPERTY_NO_SHRINK=1: report the first failure as found (shrinking replays sequences for long).
+      ...(process.env.FERRY_PROPERTY_NO_SHRINK === "1" ? { endOnFailure: true } : {}),
+    },
   );
   const byStatus = Object.entries(stats.final)
     .sort()
