@@ -27,10 +27,11 @@ import {
  * EUR each from the client's issuing account) and a merchant, then 3–12 random commands: card
  * deposits (approved, declined, 3-D Secure, timeout-once), 3-D Secure completions, bank deposits
  * and the money arriving for them (also after a cancel, twice, or the same transfer again),
- * withdrawals (paid, and returned by the bank), transfers, payments to the merchant, EUR⇄USD
- * trades, DELETEs, every feedback, staff review decisions (review sequences send amounts ≥ 60 USD
- * to MANUAL_REVIEW), provider faults (a call failing before the provider acts, or after it acted
- * with the answer lost, on charge, refund, payout, payout status and bank return), crash points
+ * withdrawals (paid, and returned by the bank; to a card: paid, or declined), transfers, payments
+ * to the merchant, EUR⇄USD trades, DELETEs, every feedback, staff review decisions (review
+ * sequences send amounts ≥ 60 USD to MANUAL_REVIEW), provider faults (a call failing before the
+ * provider acts, or after it acted with the answer lost, on charge, refund, bank and card payout,
+ * payout status and bank return), 1-Click sign-up deposits (below), crash points
  * (the process dies after committing and before running the step, or after claiming it), recovery
  * rounds, and things at once: two debits of one wallet, a cancel or error while the provider call
  * is held in flight, a feedback or a new deposit or withdrawal racing a recovery round, two
@@ -44,6 +45,22 @@ import {
  * ledger's invariants, every balance equal to the model's, reconciliation clean, no step left
  * PENDING, FAILED steps only where injected failures (and crashed claims) used up a kind's
  * attempts, and a pending hold only on a withdrawal that is still in flight or in review.
+ *
+ * 1-Click (docs/oneclick-api.md): the client is set up against one operator server on loopback
+ * (test/oneclick.ts) and a flow is driven as the browser does — authorize, the sandbox provider's
+ * page (approve, or deny), the waiting page. Each flow may carry one fault: a callback (signin,
+ * verifyuser, authorize, transfer) answering HTTP 500, not JSON, a refusal (`success: false`) or
+ * too late (beyond a 300 ms timeout), once, twice or always; or the provider's payment failing or
+ * its answer lost. Review sequences hold deposits ≥ 60 USD at 350 for staff (approve / deny); a
+ * flow left INCONSISTENT is retried by staff from POST /admin/steps/{id}/retry or the 1-Click
+ * route (the operator fixed, or not yet) or resolved; crash points after the page's decision, a
+ * staff approval or a retry. The model walks each flow as the table must (process-table.ts) and
+ * predicts its status code, the callbacks the operator gets (in order), its FAILED steps, its
+ * step.retried audit rows, the transfers the operator credited (one at most: exactly one for a
+ * flow that ended SUCCESS by its transfer) and the operator's settlement account at Ferry (amount −
+ * fee for each paid deposit: SUCCESS, or paid and INCONSISTENT). After each sequence, besides the
+ * checks above: no flow left processing (2xx), reconciliation clean for every flow but a payment
+ * whose answer was lost (405, the bank paid: staff must retry it).
  */
 
 /**
@@ -583,7 +600,7 @@ const stats = {
   recoveries: 0,
   stepsFailed: 0,
   ocFlows: 0,
-  ocStaff: 0,
+  ocStaff: {} as Record<string, number>,
   ocFinal: {} as Record<string, number>,
 };
 const bump = (m: Record<string, number>, k: string) => {
@@ -1765,7 +1782,7 @@ async function ocStaffOn(
     expect(res.statusCode, `${label}: ${res.body}`).toBe(200);
     if (what === "APPROVE" && crashed !== "none") expect(res.json().statusCode, label).toBe(OC.PUA[0]);
     if (what === "DENY") expect(res.json().statusCode, label).toBe(OC.FRAUD[0]);
-    stats.ocStaff++;
+    bump(stats.ocStaff, what);
     await settle(s);
     return expectOc(s, f, `after ${what}`);
   }
@@ -1784,7 +1801,7 @@ async function ocStaffOn(
       expect(res.statusCode, `${label}: ${res.body}`).toBe(200);
       f.failed = f.failed.filter((k) => k !== "OC_TRANSFER");
       setOc(f, OC.SUCCESS);
-      stats.ocStaff++;
+      bump(stats.ocStaff, what);
       return expectOc(s, f, "after resolve");
     }
     // A payment without an answer is retried, never resolved; anything else is not INCONSISTENT.
@@ -1806,7 +1823,7 @@ async function ocStaffOn(
     expect(res.statusCode, `${label}: ${res.body}`).toBe(200);
     if (crashed !== "none" && what === "oneclick")
       expect(res.json().statusCode, label).toBe(kind === "OC_PAYMENT" ? 200 : OC.MERCHANT[0]);
-    stats.ocStaff++;
+    bump(stats.ocStaff, `retry of ${kind} via ${what === "steps" ? "/admin/steps" : "1-Click"}`);
     await settle(s);
     return expectOc(s, f, `after a retry (${what}${fixed ? ", fixed" : ""})`);
   }
@@ -2222,7 +2239,10 @@ it("random interleavings of money operations, faults and crashes keep the ledger
       `refused as predicted: ${refused}; ${stats.faultsInjected} faults injected, ` +
       `${Object.values(consumed).reduce((a, b) => a + b, 0)} hit; ${stats.crashes} crashes, ` +
       `${stats.recoveries} recovery rounds; ${stats.stepsFailed} steps FAILED; ` +
-      `1-Click: ${stats.ocFlows} flows, ${stats.ocStaff} staff actions, final ${Object.entries(stats.ocFinal)
+      `1-Click: ${stats.ocFlows} flows, staff ${Object.entries(stats.ocStaff)
+        .sort()
+        .map(([k, v]) => `${k} ${v}`)
+        .join(", ")}, final ${Object.entries(stats.ocFinal)
         .sort()
         .map(([k, v]) => `${k} ${v}`)
         .join(", ")}` +
