@@ -1894,16 +1894,38 @@ async function verifyOneClick(s: Sequence, failed: { kind: string; process_id: s
     expect(retried.length, `${label}: step.retried audit rows`).toBe(f.retries);
     if (f.booked) settlement += f.amount - f.fee;
   }
-  // The operator's money at Ferry: every paid deposit, net of its fee (SUCCESS, or paid and INCONSISTENT).
+  // The operator's money at Ferry: every paid deposit, net of its fee (SUCCESS, or paid and
+  // INCONSISTENT), on the client's settlement account — the 1-Click deposits' part of it (the core
+  // books a client-reported reversal there too).
+  const settlementId =
+    flows.length > 0 && (await ledger.findCurrency(db(), s.clientId, "EUR"))
+      ? await ledger.systemAccountId(db(), { clientId: s.clientId, currency: "EUR", kind: "SETTLEMENT" })
+      : undefined;
+  const legs = await db()
+    .selectFrom("ledger_transfers")
+    .select(["operation_id", "debit_account_id", "credit_account_id", "amount", "status"])
+    .where("client_id", "=", s.clientId)
+    .where("operation_id", "like", "txn:oc-%")
+    .execute();
   let booked = 0n;
-  if (flows.length > 0 && (await ledger.findCurrency(db(), s.clientId, "EUR"))) {
-    const id = await ledger.systemAccountId(db(), {
-      clientId: s.clientId,
-      currency: "EUR",
-      kind: "SETTLEMENT",
-    });
-    const a = await ledger.getAccount(db(), id, s.clientId);
-    booked = a.creditsPosted - a.debitsPosted + a.creditsPending - a.debitsPending;
+  for (const f of flows) {
+    const op = `txn:oc-${f.txId}`;
+    const mine = legs.filter((l) => l.operation_id === op || l.operation_id.startsWith(`${op}:`));
+    const net = mine.reduce(
+      (sum, l) =>
+        sum +
+        (l.credit_account_id === settlementId ? BigInt(l.amount) : 0n) -
+        (l.debit_account_id === settlementId ? BigInt(l.amount) : 0n),
+      0n,
+    );
+    const label = `1-Click ${f.txId} (${f.name}) in ${s.clientId}`;
+    expect(net, `${label}: on the settlement account`).toBe(f.booked ? f.amount - f.fee : 0n);
+    expect(
+      mine.reduce((sum, l) => sum + BigInt(l.amount), 0n),
+      `${label}: booked in all (deposit and fee)`,
+    ).toBe(f.booked ? f.amount : 0n);
+    expect(mine.filter((l) => l.status !== "POSTED")).toEqual([]);
+    booked += net;
   }
   expect(booked, `the operator's settlement account in ${s.clientId}`).toBe(settlement);
 }
