@@ -168,6 +168,9 @@ type Command =
       noFunds: boolean;
       fault: OcFault | null;
       crash: Crash;
+      /** Staff decide at once on a deposit held for review (350). */
+      review: "none" | "APPROVE" | "DENY";
+      /** Staff at once on a flow left INCONSISTENT. */
       staff: OcStaff;
     }
   | {
@@ -356,6 +359,7 @@ const ocCommands: fc.Arbitrary<Command> = fc.oneof(
       noFunds: fc.integer({ min: 0, max: 9 }).map((n) => n === 0),
       fault: ocFault,
       crash,
+      review: fc.constantFrom("none" as const, "APPROVE" as const, "APPROVE" as const, "DENY" as const),
       staff: fc.constantFrom<OcStaff>("none", "steps", "oneclick", "oneclick", "steps", "resolve"),
     }),
   },
@@ -388,7 +392,7 @@ const cardWithdrawal: fc.Arbitrary<Command> = fc.record({
 });
 
 /** The 1-Click share of the commands (the money core's commands weigh 43 in all). */
-const OC_WEIGHT = Number(process.env.FERRY_PROPERTY_OC_WEIGHT ?? 6);
+const OC_WEIGHT = Number(process.env.FERRY_PROPERTY_OC_WEIGHT ?? 10);
 
 const scenario = fc.record({
   people: fc.integer({ min: 2, max: 3 }),
@@ -1741,6 +1745,7 @@ async function oneClickCommand(s: Sequence, c: Extract<Command, { k: "oneclick" 
   await settle(s);
   await expectOc(s, f, "after the decision");
   await expectBrowser(s, f);
+  if (f.code === 350 && c.review !== "none") await ocStaffOn(s, f, c.review, true, c.crash);
   if (isInconsistent(f) && c.staff !== "none") await ocStaffOn(s, f, c.staff, true, "none");
 }
 
