@@ -168,6 +168,8 @@ type Command =
       noFunds: boolean;
       fault: OcFault | null;
       crash: Crash;
+      /** A recovery round runs while the provider page's decision is handled. */
+      race: boolean;
       /** Staff decide at once on a deposit held for review (350). */
       review: "none" | "APPROVE" | "DENY";
       /** Staff at once on a flow left INCONSISTENT. */
@@ -359,6 +361,7 @@ const ocCommands: fc.Arbitrary<Command> = fc.oneof(
       noFunds: fc.integer({ min: 0, max: 9 }).map((n) => n === 0),
       fault: ocFault,
       crash,
+      race: fc.integer({ min: 0, max: 3 }).map((n) => n === 0),
       review: fc.constantFrom("none" as const, "APPROVE" as const, "APPROVE" as const, "DENY" as const),
       staff: fc.constantFrom<OcStaff>("none", "steps", "oneclick", "oneclick", "steps", "resolve"),
     }),
@@ -1724,7 +1727,7 @@ async function oneClickCommand(s: Sequence, c: Extract<Command, { k: "oneclick" 
 
   if (c.deny) setOc(f, OC.CANCELLED_BY_USER);
   else walk(s, f, "signin", c.crash === "claimed");
-  const decided = await withCrash(s, c.deny ? "none" : c.crash, `oc-${f.txId}`, () =>
+  const post = () =>
     t.app.inject({
       method: "POST",
       url: path,
@@ -1733,8 +1736,17 @@ async function oneClickCommand(s: Sequence, c: Extract<Command, { k: "oneclick" 
         decision: c.deny ? "deny" : "approve",
         personid: personId(c.person),
       }).toString(),
-    }),
-  );
+    });
+  // Racing a recovery round: the page's request and the claim loop may both reach for a step; one
+  // performs it (the operator hears each callback as the model says, never twice).
+  const racing = c.race && c.crash === "none";
+  if (racing) {
+    await fastForward(s.clientId);
+    stats.recoveries++;
+  }
+  const decided = racing
+    ? (await Promise.all([post(), t.services.steps.runDue(100)]))[0]
+    : await withCrash(s, c.deny ? "none" : c.crash, `oc-${f.txId}`, post);
   expect(decided.statusCode, decided.body).toBe(302);
   if (c.crash !== "none" && !c.deny) {
     // The process died with the decision committed: the flow waits at 203 for its first callback.
@@ -1770,15 +1782,22 @@ async function ocStaffOn(
       .where("status", "=", "FAILED")
       .$if(kind !== undefined, (q) => q.where("kind", "=", kind ?? ""))
       .executeTakeFirst();
-  const refused = async (res: { statusCode: number; body: string }, code: number) => {
-    expect(res.statusCode, `${label}: ${res.body}`).toBe(code);
-    bump(stats.refused, `OC_${what}_${code}`);
+  const refused = async (
+    res: { statusCode: number; body: string; json(): { message?: string } },
+    why: RegExp,
+  ) => {
+    expect(res.statusCode, `${label}: ${res.body}`).toBe(409);
+    expect(res.json().message, label).toMatch(why);
+    bump(stats.refused, `OC_${what}`);
     await expectOc(s, f, `after a refused ${what}`);
   };
 
   if (what === "APPROVE" || what === "DENY") {
     if (f.code !== 350)
-      return refused(await post(`${base}/review`, { decision: what, note: "checked by the model" }), 409);
+      return refused(
+        await post(`${base}/review`, { decision: what, note: "checked by the model" }),
+        /is not waiting for review/,
+      );
     if (what === "DENY") setOc(f, OC.FRAUD);
     else walk(s, f, "authorize", crashed === "claimed");
     const res = await withCrash(s, what === "APPROVE" ? crashed : "none", `oc-${f.txId}`, () =>
@@ -1802,6 +1821,7 @@ async function ocStaffOn(
         note: "never credited",
       });
       expect(no.statusCode, `${label}: ${no.body}`).toBe(409);
+      expect(no.json().message, label).toMatch(/the operator must accept the transfer/);
       const res = await post(`${base}/resolve`, { note: "the operator credited it by hand" });
       expect(res.statusCode, `${label}: ${res.body}`).toBe(200);
       f.failed = f.failed.filter((k) => k !== "OC_TRANSFER");
@@ -1810,7 +1830,10 @@ async function ocStaffOn(
       return expectOc(s, f, "after resolve");
     }
     // A payment without an answer is retried, never resolved; anything else is not INCONSISTENT.
-    return refused(await post(`${base}/resolve`, { note: "the operator credited it by hand" }), 409);
+    return refused(
+      await post(`${base}/resolve`, { note: "the operator credited it by hand" }),
+      f.code === 405 ? /outcome is unknown: retry it/ : /is not INCONSISTENT/,
+    );
   }
 
   // Retry, from the 1-Click staff route or from /admin/steps/{id}/retry: one path.
@@ -1836,11 +1859,11 @@ async function ocStaffOn(
   if (what === "steps" && step) {
     // A step whose failure ended the flow (signin, verifyuser, authorize) cannot be retried.
     const res = await post(`/admin/steps/${step.id}/retry`);
-    await refused(res, 409);
+    await refused(res, /ended with this step's failure/);
     expect((await failedStep(step.kind))?.id).toBe(step.id);
     return;
   }
-  return refused(await post(`${base}/retry`), 409);
+  return refused(await post(`${base}/retry`), /is not INCONSISTENT/);
 }
 
 async function ocStaffCommand(s: Sequence, c: Extract<Command, { k: "ocStaff" }>) {
