@@ -13,16 +13,25 @@ import { TEST_CARDS } from "../src/providers/acquirer/sandbox.ts";
 import { type GatedOperation, SandboxProviderError } from "../src/providers/sandbox-gate.ts";
 import { germanIban, withLuhnDigit } from "./funding.ts";
 import { startTestApp, type TestApp } from "./harness.ts";
+import {
+  accept,
+  OPERATOR_AUTH,
+  type Operator,
+  type OperatorAnswer,
+  REDIRECT_URI,
+  startOperator,
+} from "./oneclick.ts";
 
 /**
  * Model-based property of the money core. Each sequence is a fresh client with 2–3 people (200.00
  * EUR each from the client's issuing account) and a merchant, then 3–12 random commands: card
  * deposits (approved, declined, 3-D Secure, timeout-once), 3-D Secure completions, bank deposits
  * and the money arriving for them (also after a cancel, twice, or the same transfer again),
- * withdrawals (paid, and returned by the bank), transfers, payments to the merchant, EUR⇄USD
- * trades, DELETEs, every feedback, staff review decisions (review sequences send amounts ≥ 60 USD
- * to MANUAL_REVIEW), provider faults (a call failing before the provider acts, or after it acted
- * with the answer lost, on charge, refund, payout, payout status and bank return), crash points
+ * withdrawals (paid, and returned by the bank; to a card: paid, or declined), transfers, payments
+ * to the merchant, EUR⇄USD trades, DELETEs, every feedback, staff review decisions (review
+ * sequences send amounts ≥ 60 USD to MANUAL_REVIEW), provider faults (a call failing before the
+ * provider acts, or after it acted with the answer lost, on charge, refund, bank and card payout,
+ * payout status and bank return), 1-Click sign-up deposits (below), crash points
  * (the process dies after committing and before running the step, or after claiming it), recovery
  * rounds, and things at once: two debits of one wallet, a cancel or error while the provider call
  * is held in flight, a feedback or a new deposit or withdrawal racing a recovery round, two
@@ -36,6 +45,22 @@ import { startTestApp, type TestApp } from "./harness.ts";
  * ledger's invariants, every balance equal to the model's, reconciliation clean, no step left
  * PENDING, FAILED steps only where injected failures (and crashed claims) used up a kind's
  * attempts, and a pending hold only on a withdrawal that is still in flight or in review.
+ *
+ * 1-Click (docs/oneclick-api.md): the client is set up against one operator server on loopback
+ * (test/oneclick.ts) and a flow is driven as the browser does — authorize, the sandbox provider's
+ * page (approve, or deny), the waiting page. Each flow may carry one fault: a callback (signin,
+ * verifyuser, authorize, transfer) answering HTTP 500, not JSON, a refusal (`success: false`) or
+ * too late (beyond a 300 ms timeout), once, twice or always; or the provider's payment failing or
+ * its answer lost. Review sequences hold deposits ≥ 60 USD at 350 for staff (approve / deny); a
+ * flow left INCONSISTENT is retried by staff from POST /admin/steps/{id}/retry or the 1-Click
+ * route (the operator fixed, or not yet) or resolved; crash points after the page's decision, a
+ * staff approval or a retry. The model walks each flow as the table must (process-table.ts) and
+ * predicts its status code, the callbacks the operator gets (in order), its FAILED steps, its
+ * step.retried audit rows, the transfers the operator credited (one at most: exactly one for a
+ * flow that ended SUCCESS by its transfer) and the operator's settlement account at Ferry (amount −
+ * fee for each paid deposit: SUCCESS, or paid and INCONSISTENT). After each sequence, besides the
+ * checks above: no flow left processing (2xx), reconciliation clean for every flow but a payment
+ * whose answer was lost (405, the bank paid: staff must retry it).
  */
 
 /**
@@ -58,14 +83,29 @@ const RUNS = Number(process.env.FERRY_PROPERTY_RUNS ?? 200);
 /** Replays a failure: the seed and path fast-check printed. */
 const SEED = process.env.FERRY_PROPERTY_SEED ? Number(process.env.FERRY_PROPERTY_SEED) : undefined;
 const PATH = process.env.FERRY_PROPERTY_PATH;
+/** Prints each command and how long it took. */
+const DEBUG = process.env.FERRY_PROPERTY_DEBUG === "1";
 
 let t: TestApp;
+let operator: Operator;
 beforeAll(async () => {
-  t = await startTestApp({ settings: { sandboxPayoutDelayMs: 20, stepRetryBaseMs: 1 } });
+  t = await startTestApp({
+    settings: {
+      sandboxPayoutDelayMs: 20,
+      stepRetryBaseMs: 1,
+      // 1-Click: short callback timeouts and backoffs keep a slow or failing operator cheap.
+      oneClickCallbackTimeoutMs: OC_TIMEOUT_MS,
+      oneClickCallbackAttempts: OC_CALLBACK_ATTEMPTS,
+      oneClickTransferAttempts: OC_TRANSFER_ATTEMPTS,
+      oneClickRetryBaseMs: 1,
+    },
+  });
   instrumentGate();
   instrumentAcquirer();
+  operator = await startOperator(operatorBehaviour);
 });
 afterAll(async () => {
+  await operator?.close();
   await t?.close();
 });
 
@@ -74,9 +114,18 @@ afterAll(async () => {
 type Status = TransactionStatus;
 type Card = "approved" | "declined" | "challenge" | "timeout";
 type Crash = "none" | "beforeRun" | "claimed";
+type PayoutCard = "approved" | "declined";
 type Kind = "CARD" | "BANK" | "WITHDRAWAL" | "TRANSFER" | "PAYMENT" | "TRADE";
 type Event = "CANCEL" | "FAIL" | "SETTLE" | "REFUND" | "CHARGEBACK" | "APPROVE" | "DENY";
 type FaultTimes = 1 | 2 | 3 | "exhaust";
+/** 1-Click: the operator callback (or the provider's payment) a flow's fault hits, how, and how often. */
+type OcAction = "signin" | "verifyuser" | "authorize" | "transfer" | "pay";
+type OcFaultKind = "http500" | "notjson" | "refuse" | "slow" | "lose";
+interface OcFault {
+  action: OcAction;
+  kind: OcFaultKind;
+  times: 1 | 2 | "always";
+}
 type Action = Event | "FUNDS" | "CHALLENGE_OK" | "CHALLENGE_FAIL";
 const ACTIONS: Action[] = [
   "CANCEL",
@@ -97,6 +146,7 @@ type Command =
   | { k: "bank"; user: number; amount: number }
   | { k: "funds"; pick: number; again: boolean; crash: Crash }
   | { k: "withdraw"; user: number; amount: number; returned: boolean; crash: Crash }
+  | { k: "cardWithdraw"; user: number; amount: number; declined: boolean; crash: Crash }
   | { k: "transfer"; user: number; to: number; amount: number }
   | { k: "payment"; user: number; amount: number }
   | { k: "trade"; user: number; amount: number; toUsd: boolean }
@@ -109,7 +159,29 @@ type Command =
   | { k: "held"; user: number; amount: number; what: "card" | "withdraw"; event: "CANCEL" | "FAIL" }
   | { k: "race"; pick: number; feedback: Feedback }
   | { k: "twice"; pick: number; actions: Action[] }
-  | { k: "rush"; user: number; amount: number; what: "card" | "withdraw" };
+  | { k: "rush"; user: number; amount: number; what: "card" | "withdraw" }
+  | {
+      k: "oneclick";
+      person: number;
+      amount: number;
+      deny: boolean;
+      noFunds: boolean;
+      fault: OcFault | null;
+      crash: Crash;
+      /** A recovery round runs while the provider page's decision is handled. */
+      race: boolean;
+      /** Staff decide at once on a deposit held for review (350). */
+      review: "none" | "APPROVE" | "DENY";
+      /** Staff at once on a flow left INCONSISTENT. */
+      staff: OcStaff;
+    }
+  | {
+      k: "ocStaff";
+      pick: number;
+      what: "APPROVE" | "DENY" | "steps" | "oneclick" | "resolve";
+      fixed: boolean;
+      crash: Crash;
+    };
 
 const OPS: GatedOperation[] = [
   "acquirer.charge",
@@ -117,6 +189,7 @@ const OPS: GatedOperation[] = [
   "bank.payout",
   "bank.status",
   "bank.return",
+  "acquirer.payout",
 ];
 /** The step kind each gated operation serves, and its attempts (provider-steps.ts). */
 const KIND_OF_OP: Record<GatedOperation, { kind: string; maxAttempts: number }> = {
@@ -125,7 +198,6 @@ const KIND_OF_OP: Record<GatedOperation, { kind: string; maxAttempts: number }> 
   "bank.payout": { kind: "BANK_PAYOUT", maxAttempts: 10 },
   "bank.status": { kind: "BANK_PAYOUT_STATUS", maxAttempts: 20 },
   "bank.return": { kind: "BANK_RETURN", maxAttempts: 10 },
-  // Card payouts (Wallet API card withdrawals) are not among the model's commands (yet).
   "acquirer.payout": { kind: "CARD_PAYOUT", maxAttempts: 10 },
   "chain.send": { kind: "CHAIN_SEND", maxAttempts: 10 },
   // The 1-Click flow's payment (its own tests: test/oneclick*.test.ts).
@@ -266,11 +338,77 @@ const command: fc.Arbitrary<Command> = fc.oneof(
   },
 );
 
+type OcStaff = "none" | "steps" | "oneclick" | "resolve";
+const ocFault: fc.Arbitrary<OcFault | null> = fc.oneof(
+  { weight: 2, arbitrary: fc.constant(null) },
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      action: fc.constantFrom<OcAction>("signin", "verifyuser", "authorize", "transfer", "transfer", "pay"),
+      kind: fc.constantFrom<OcFaultKind>("http500", "notjson", "refuse", "slow", "lose"),
+      times: fc.constantFrom<1 | 2 | "always">(1, 2, "always", "always"),
+    }),
+  },
+);
+const ocCommands: fc.Arbitrary<Command> = fc.oneof(
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      k: fc.constant("oneclick" as const),
+      person: fc.nat(2),
+      amount,
+      deny: fc.integer({ min: 0, max: 7 }).map((n) => n === 0),
+      noFunds: fc.integer({ min: 0, max: 9 }).map((n) => n === 0),
+      fault: ocFault,
+      crash,
+      race: fc.integer({ min: 0, max: 3 }).map((n) => n === 0),
+      review: fc.constantFrom("none" as const, "APPROVE" as const, "APPROVE" as const, "DENY" as const),
+      staff: fc.constantFrom<OcStaff>("none", "steps", "oneclick", "oneclick", "steps", "resolve"),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      k: fc.constant("ocStaff" as const),
+      pick,
+      what: fc.constantFrom(
+        "APPROVE" as const,
+        "APPROVE" as const,
+        "DENY" as const,
+        "steps" as const,
+        "oneclick" as const,
+        "resolve" as const,
+      ),
+      fixed: fc.integer({ min: 0, max: 3 }).map((n) => n > 0),
+      crash,
+    }),
+  },
+);
+
+/** Withdrawals to a card (the acquirer's payout; the declining test card sometimes). */
+const cardWithdrawal: fc.Arbitrary<Command> = fc.record({
+  k: fc.constant("cardWithdraw" as const),
+  user,
+  amount,
+  declined: fc.integer({ min: 0, max: 3 }).map((n) => n === 0),
+  crash,
+});
+
+/** The 1-Click share of the commands (the money core's commands weigh 43 in all). */
+const OC_WEIGHT = Number(process.env.FERRY_PROPERTY_OC_WEIGHT ?? 10);
+
 const scenario = fc.record({
   people: fc.integer({ min: 2, max: 3 }),
   fees: fc.boolean(),
   review: fc.integer({ min: 0, max: 2 }).map((n) => n === 0),
-  commands: fc.array(command, { minLength: 3, maxLength: 12 }),
+  commands: fc.array(
+    fc.oneof(
+      { weight: 43, arbitrary: command },
+      { weight: 3, arbitrary: cardWithdrawal },
+      { weight: OC_WEIGHT, arbitrary: ocCommands },
+    ),
+    { minLength: 3, maxLength: 12 },
+  ),
 });
 
 // ——— the model's own rules (docs/platform-api.md, docs/sandbox.md, docs/monitoring.md) ———
@@ -377,6 +515,8 @@ interface ModelTx {
   fee: bigint;
   target?: { currency: "EUR" | "USD"; amount: bigint };
   card?: Card;
+  /** A withdrawal paid out to a card. */
+  payoutCard?: PayoutCard;
   status: Status;
   seen: Status[];
   /** 3-D Secure reference, or the bank deposit's payment reference, once Ferry showed it. */
@@ -402,11 +542,18 @@ interface Sequence {
   timeoutsAtStart: number;
   /** Steps a crashed process had claimed (an attempt used without an injected failure). */
   claimed: Map<string, number>;
+  /** 1-Click, once the client is set up for it: its flows. */
+  oc?: { flows: ModelFlow[] };
+  /** 1-Click persons the operator has signed in (a returning person skips signin). */
+  ocKnown: Set<number>;
 }
 
 // ——— instrumentation: what the sandbox gate actually failed ———
 
-const consumed = Object.fromEntries(OPS.map((op) => [op, 0])) as Record<GatedOperation, number>;
+const consumed = Object.fromEntries(Object.keys(KIND_OF_OP).map((op) => [op, 0])) as Record<
+  GatedOperation,
+  number
+>;
 
 function instrumentGate() {
   const gate = t.services.sandboxGate;
@@ -459,6 +606,9 @@ const stats = {
   crashes: 0,
   recoveries: 0,
   stepsFailed: 0,
+  ocFlows: 0,
+  ocStaff: {} as Record<string, number>,
+  ocFinal: {} as Record<string, number>,
 };
 const bump = (m: Record<string, number>, k: string) => {
   m[k] = (m[k] ?? 0) + 1;
@@ -647,9 +797,12 @@ function chargeOutcomes(s: Sequence, card: Card, crashed: Crash): Status[] {
   return faultsLeft(s, "acquirer.charge") > 0 ? [base[card], "PENDING"] : [base[card]];
 }
 
-function payoutOutcomes(s: Sequence, crashed: Crash): Status[] {
+/** A withdrawal's payout: to a bank account, or to a card (the acquirer's payout; a declined card is REFUSED). */
+function payoutOutcomes(s: Sequence, crashed: Crash, toCard?: PayoutCard): Status[] {
   if (crashed !== "none") return ["PENDING"];
-  return faultsLeft(s, "bank.payout") > 0 ? ["AUTHORIZED", "PENDING"] : ["AUTHORIZED"];
+  const op: GatedOperation = toCard ? "acquirer.payout" : "bank.payout";
+  const base: Status = toCard === "declined" ? "REFUSED" : "AUTHORIZED";
+  return faultsLeft(s, op) > 0 ? [base, "PENDING"] : [base];
 }
 
 const reviewed = (s: Sequence, currency: string, cents: bigint) =>
@@ -805,15 +958,31 @@ function prepareWithdrawal(
   amount: number,
   returned: boolean,
   crashed: Crash,
+  /** A payout to the user's card (approved), or to the declining test card (its one user's). */
+  toCard?: PayoutCard,
 ): Debit {
-  const u = user % (s.users.length - 1);
+  let u = user % (s.users.length - 1);
+  let cardNumber: string | undefined;
+  if (toCard === "declined") {
+    u = s.ownerOfCard.get("declined") ?? u;
+    s.ownerOfCard.set("declined", u);
+    cardNumber = CARD_NUMBERS.declined;
+  } else if (toCard === "approved") {
+    cardNumber = s.cards.get(u) ?? approvedCard();
+    s.cards.set(u, cardNumber);
+  }
   const cents = BigInt(amount);
-  const tx = newTx(s, "WITHDRAWAL", { user: u, amount: cents, fee: feeOf(s.fees, "WITHDRAWAL", cents) });
+  const tx = newTx(s, "WITHDRAWAL", {
+    user: u,
+    amount: cents,
+    fee: feeOf(s.fees, "WITHDRAWAL", cents),
+    ...(toCard ? { payoutCard: toCard } : {}),
+  });
   return {
     tx,
     takes: tx.amount + tx.fee, // held at once, in review too
     hasWallet: true,
-    expected: reviewed(s, "EUR", cents) ? ["MANUAL_REVIEW"] : payoutOutcomes(s, crashed),
+    expected: reviewed(s, "EUR", cents) ? ["MANUAL_REVIEW"] : payoutOutcomes(s, crashed, toCard),
     call: () =>
       t.services.transactions.withdraw({
         clientId: s.clientId,
@@ -821,11 +990,19 @@ function prepareWithdrawal(
         requestId: tx.id,
         amount: money(cents),
         currency: "EUR",
-        destinationMethod: {
-          paymentMethodType: "ACH",
-          iban: iban(u, returned),
-          accountHolderName: "Ada Doe",
-        },
+        destinationMethod: cardNumber
+          ? {
+              paymentMethodType: "CREDIT_CARD",
+              cardNumber,
+              expirationMonth: 12,
+              expirationYear: 2031,
+              cardHolder: "Ada Doe",
+            }
+          : {
+              paymentMethodType: "ACH",
+              iban: iban(u, returned),
+              accountHolderName: "Ada Doe",
+            },
       }),
   };
 }
@@ -1074,7 +1251,7 @@ async function eventCommand(
   let expected: Status[] = [r.to];
   if (event === "APPROVE" && tx.kind === "CARD") expected = chargeOutcomes(s, tx.card ?? "approved", crashed);
   if (event === "APPROVE" && tx.kind === "BANK") expected = ["AWAITING_PAYMENT"];
-  if (event === "APPROVE" && tx.kind === "WITHDRAWAL") expected = payoutOutcomes(s, crashed);
+  if (event === "APPROVE" && tx.kind === "WITHDRAWAL") expected = payoutOutcomes(s, crashed, tx.payoutCard);
   const inFlightBefore = r.guarded ? await callInFlight(s, tx.id) : false;
   const outcome = await attempt(() => withCrash(s, crashed, tx.id, call));
   if (!outcome.ok) {
@@ -1212,6 +1389,575 @@ async function twiceCommand(s: Sequence, c: Extract<Command, { k: "twice" }>) {
   await refreshAll(s);
 }
 
+// ——— 1-Click flows (docs/oneclick-api.md) against a real operator server on loopback ———
+
+/**
+ * The operator platform's side: each callback is attributed to its flow (authorize, transfer and
+ * cancel name the txId, signin its txRefId, verifyuser the user whose flow runs), answered as the
+ * flow's fault says or accepted, and counted. `accepted`: transfers the operator credited and told
+ * Ferry so in time — the credits a player sees (a slow answer Ferry gave up on is not counted: a
+ * real operator credits by txId once, and only this test's count would double it).
+ */
+interface OperatorView {
+  calls: string[];
+  accepted: number;
+  hits: Partial<Record<OcAction, number>>;
+}
+const operatorSide = new Map<string, OperatorView>();
+/** verifyuser names the user only: the flow of that user now running (flows run one at a time). */
+const flowOfUser = new Map<string, string>();
+/** The fault each flow's callbacks meet (cleared when the operator is fixed). */
+const faultOf = new Map<string, OcFault>();
+
+function viewOf(txId: string): OperatorView {
+  let v = operatorSide.get(txId);
+  if (!v) {
+    v = { calls: [], accepted: 0, hits: {} };
+    operatorSide.set(txId, v);
+  }
+  return v;
+}
+
+function operatorBehaviour(action: string, body: Record<string, unknown>): OperatorAnswer {
+  const txId =
+    action === "signin"
+      ? /A(\d+)$/.exec(String(body.txRefId ?? ""))?.[1]
+      : action === "verifyuser"
+        ? flowOfUser.get(String(body.userId))
+        : String(body.txId ?? "");
+  const personUser = action === "signin" ? `op-${String(body.personid)}` : undefined;
+  const ok = (): OperatorAnswer => {
+    const answer = accept(action, body);
+    if (personUser && answer.body && typeof answer.body === "object")
+      return { body: { ...(answer.body as object), userId: personUser } };
+    return answer;
+  };
+  if (!txId) return ok();
+  const view = viewOf(txId);
+  view.calls.push(action);
+  const fault = faultOf.get(txId);
+  if (fault && fault.action === action) {
+    const hits = view.hits[fault.action] ?? 0;
+    if (fault.times === "always" || hits < fault.times) {
+      view.hits[fault.action] = hits + 1;
+      switch (fault.kind) {
+        case "http500":
+          return { status: 500, body: { error: "boom" } };
+        case "notjson":
+          return { body: "<html>oops</html>" };
+        case "refuse":
+          return {
+            body: { success: false, userId: body.userId, errCode: "E42", errMsg: "refused by the operator" },
+          };
+        case "slow":
+        case "lose": // the operator acts, its answer never reaches Ferry in time
+          return { ...ok(), delayMs: OC_SLOW_MS };
+      }
+    }
+  }
+  if (action === "transfer") view.accepted++;
+  return ok();
+}
+
+interface ModelFlow {
+  txId: string;
+  session: string;
+  person: number;
+  amount: bigint;
+  fee: bigint;
+  /** Status code and name as the model predicts them. */
+  code: number;
+  name: string;
+  /** The operator callbacks this flow must have caused, in order. */
+  calls: string[];
+  /** The kinds of its steps left FAILED (for staff). */
+  failed: string[];
+  /** Staff retries (step.retried audit rows). */
+  retries: number;
+  /** Paid by the provider: amount − fee on the operator's settlement account. */
+  booked: boolean;
+  /** Transfers the operator accepted in time. */
+  transferred: number;
+  /** Whether the provider paid without Ferry hearing it (a lost answer, the step FAILED). */
+  paidUnheard: boolean;
+  /** What the model has already let the fault do, per action (the operator's own count must agree). */
+  hits: Partial<Record<OcAction, number>>;
+}
+
+const OC = {
+  SUCCESS: [0, "SUCCESS"],
+  PUV: [203, "PROCESSING_USER_VERIFICATION"],
+  PUA: [204, "PROCESSING_USER_AUTHORISATION"],
+  MERCHANT: [201, "PROCESSING_MERCHANT"],
+  REVIEW: [350, "WAITING_MANUAL_REVIEW"],
+  READ_TIMEOUT: [400, "READ_TIMEOUT"],
+  INCONSISTENT: [402, "INCONSISTENT_TRANSACTION"],
+  UNKNOWN: [405, "UNKNOWN_RESPONSE"],
+  FRAUD: [503, "FRAUD"],
+  NO_FUNDS: [504, "NO_FUNDS"],
+  NOT_AUTHENTICATED: [509, "NOT_AUTHENTICATED"],
+  INVALID: [510, "INVALID_RESPONSE"],
+  NOT_AUTHORIZED: [513, "NOT_AUTHORIZED"],
+  OUT_OF_SERVICE: [520, "MERCHANT_OUT_OF_SERVICE"],
+  CANCELLED_BY_USER: [600, "CANCELLED_BY_USER"],
+} as const satisfies Record<string, readonly [number, string]>;
+type OcStatus = (typeof OC)[keyof typeof OC];
+const isInconsistent = (f: ModelFlow) => f.code >= 400 && f.code < 500;
+
+/** Ferry's 1-Click settings for this test app: short timeouts and backoffs keep faults cheap. */
+const OC_CALLBACK_ATTEMPTS = 3;
+const OC_TRANSFER_ATTEMPTS = 4;
+const OC_PAYMENT_ATTEMPTS = 5;
+const OC_TIMEOUT_MS = 300;
+const OC_SLOW_MS = 800;
+const personId = (p: number) => `1990010100${String(11 + p)}`;
+
+function setOc(f: ModelFlow, status: OcStatus) {
+  [f.code, f.name] = status;
+}
+
+/**
+ * Walks the flow from `from` as Ferry must: each callback answered as its fault says (a refusal
+ * ends signin/verifyuser/authorize; anything else is a failed attempt, retried on the same txId
+ * until the step's attempts are used up), the quote stage (review sequences hold ≥ 60 USD at 350),
+ * the provider's payment (504.00: no funds; injected faults), the transfer. `claimed`: a crashed
+ * process had claimed the first step (one attempt used without a call).
+ */
+function walk(
+  s: Sequence,
+  f: ModelFlow,
+  from: "signin" | "authorize" | "pay" | "transfer",
+  claimed: boolean,
+) {
+  let first = true;
+  const attempts = (max: number) => {
+    const n = max - (first && claimed ? 1 : 0);
+    first = false;
+    return n;
+  };
+  /** "ok", "refused", or the kind of the failure that used up the attempts. */
+  const call = (action: Exclude<OcAction, "pay">, max: number): "ok" | "refused" | OcFaultKind => {
+    const n = attempts(max);
+    const fault = faultOf.get(f.txId);
+    const mine = fault?.action === action ? fault : undefined;
+    if (mine?.kind === "refuse" && action !== "transfer") {
+      f.calls.push(action);
+      f.hits[action] = (f.hits[action] ?? 0) + 1;
+      return "refused";
+    }
+    const left = !mine
+      ? 0
+      : mine.times === "always"
+        ? Number.POSITIVE_INFINITY
+        : mine.times - (f.hits[action] ?? 0);
+    const failures = Math.min(Math.max(left, 0), n);
+    f.hits[action] = (f.hits[action] ?? 0) + failures;
+    const made = failures === n ? n : failures + 1;
+    for (let i = 0; i < made; i++) f.calls.push(action);
+    return failures === n && mine ? (mine.kind === "lose" ? "slow" : mine.kind) : "ok";
+  };
+  const callbackFailed = (kind: OcFaultKind) => (kind === "notjson" ? OC.INVALID : OC.OUT_OF_SERVICE);
+  const cancel = () => f.calls.push("cancel");
+  let stage = from;
+  if (stage === "signin") {
+    if (!s.ocKnown.has(f.person)) {
+      const r = call("signin", OC_CALLBACK_ATTEMPTS);
+      if (r === "refused") return setOc(f, OC.NOT_AUTHENTICATED);
+      if (r !== "ok") {
+        f.failed.push("OC_SIGNIN");
+        return setOc(f, callbackFailed(r));
+      }
+      s.ocKnown.add(f.person);
+    }
+    const r = call("verifyuser", OC_CALLBACK_ATTEMPTS);
+    if (r === "refused") return setOc(f, OC.NOT_AUTHENTICATED);
+    if (r !== "ok") {
+      f.failed.push("OC_VERIFYUSER");
+      return setOc(f, callbackFailed(r));
+    }
+    if (reviewed(s, "EUR", f.amount)) return setOc(f, OC.REVIEW);
+    stage = "authorize";
+  }
+  if (stage === "authorize") {
+    const r = call("authorize", OC_CALLBACK_ATTEMPTS);
+    if (r === "refused") return setOc(f, OC.NOT_AUTHORIZED);
+    if (r !== "ok") {
+      f.failed.push("OC_AUTHORIZE");
+      cancel();
+      return setOc(f, callbackFailed(r));
+    }
+    stage = "pay";
+  }
+  if (stage === "pay") {
+    const fault = faultOf.get(f.txId);
+    const n = attempts(OC_PAYMENT_ATTEMPTS);
+    if (fault?.action === "pay") {
+      // The sandbox bank's gate: the failures this payment meets now (a lost answer: it paid).
+      const left = fault.times === "always" ? n : Math.max(0, Math.min(n, fault.times - (f.hits.pay ?? 0)));
+      f.hits.pay = (f.hits.pay ?? 0) + left;
+      if (left > 0) {
+        if (fault.kind === "lose") t.services.sandboxGate.loseAnswers("identity.pay", left);
+        else t.services.sandboxGate.failNext("identity.pay", left);
+        if (fault.kind === "lose") f.paidUnheard = true;
+        stats.faultsInjected += left;
+      }
+      if (left === n) {
+        f.failed.push("OC_PAYMENT");
+        return setOc(f, OC.UNKNOWN);
+      }
+    }
+    f.paidUnheard = false;
+    if (f.amount === 50_400n) {
+      cancel();
+      return setOc(f, OC.NO_FUNDS);
+    }
+    f.booked = true;
+    stage = "transfer";
+  }
+  const r = call("transfer", OC_TRANSFER_ATTEMPTS);
+  if (r === "ok") {
+    f.transferred++;
+    return setOc(f, OC.SUCCESS);
+  }
+  f.failed.push("OC_TRANSFER");
+  return setOc(f, r === "slow" ? OC.READ_TIMEOUT : OC.INCONSISTENT);
+}
+
+async function ensureOneClick(s: Sequence) {
+  if (s.oc) return s.oc;
+  const patched = await t.app.inject({
+    method: "PATCH",
+    url: `/admin/clients/${s.clientId}`,
+    headers: t.adminAuth,
+    payload: {
+      oneClick: {
+        redirectUris: [REDIRECT_URI],
+        callbackUrl: `${operator.url}/api/{action}`,
+        callbackAuth: { type: "basic", ...OPERATOR_AUTH },
+      },
+    },
+  });
+  expect(patched.statusCode, patched.body).toBe(200);
+  const made = await t.app.inject({
+    method: "POST",
+    url: `/admin/clients/${s.clientId}/oauth-secret`,
+    headers: t.adminAuth,
+  });
+  expect(made.statusCode, made.body).toBe(201);
+  s.oc = { flows: [] };
+  return s.oc;
+}
+
+const ocRow = (txId: string) => t.services.oneClick.get(txId);
+
+/** The flow's status as Ferry keeps it, checked against the model's. */
+async function expectOc(s: Sequence, f: ModelFlow, what: string) {
+  const row = await ocRow(f.txId);
+  expect(
+    { code: row.status_code, name: row.status_name },
+    `1-Click ${f.txId} ${what} in ${s.clientId} (fault ${JSON.stringify(faultOf.get(f.txId) ?? null)}, ops ${operatorSide.get(f.txId)?.calls.join(",")})`,
+  ).toEqual({ code: f.code, name: f.name });
+}
+
+/** Where the browser is sent now: redirect_uri with a code (success, or the deposit in review) or with the error. */
+async function expectBrowser(s: Sequence, f: ModelFlow) {
+  const res = await t.app.inject({ method: "GET", url: `/oauth/wait/${f.session}` });
+  expect(res.statusCode, `${f.txId}: ${res.body.slice(0, 200)}`).toBe(302);
+  const back = new URL(String(res.headers.location));
+  expect(back.origin + back.pathname).toBe(REDIRECT_URI);
+  if (f.code === 0 || f.code === 350)
+    expect(back.searchParams.get("code"), `${f.txId} code`).toMatch(/^[\w-]{43}$/);
+  else
+    expect(back.searchParams.get("error_description"), `${f.txId} in ${s.clientId}`).toBe(
+      f.name.toLowerCase(),
+    );
+}
+
+/** Runs the client's steps to the end (time passing), as the recovery loop does: the core's too, read again. */
+async function settle(s: Sequence) {
+  stats.recoveries++;
+  await drain(s);
+  await refreshAll(s);
+}
+
+/**
+ * A 1-Click sign-up and deposit: authorize, the provider page's decision (approve or deny; a crash
+ * point after it committed), the callbacks and the payment with the flow's fault, then staff on an
+ * INCONSISTENT flow at once (retry from either route once the operator is fixed, or resolve).
+ */
+async function oneClickCommand(s: Sequence, c: Extract<Command, { k: "oneclick" }>) {
+  const oc = await ensureOneClick(s);
+  const cents = c.noFunds ? 50_400n : BigInt(c.amount);
+  const query = new URLSearchParams({
+    client_id: s.clientId,
+    redirect_uri: REDIRECT_URI,
+    response_type: "code",
+    state: "st",
+    scope: "default",
+    identity_provider: "sandbox-bankid",
+    amount: money(cents),
+    currency: "EUR",
+  });
+  const started = await t.app.inject({ method: "GET", url: `/oauth/authorize?${query}` });
+  expect(started.statusCode, started.body).toBe(200);
+  const answer = started.json();
+  expect(answer.success, started.body).toBe(true);
+  const path = new URL(answer.redirectOutput.url).pathname;
+  const f: ModelFlow = {
+    txId: String(answer.txId),
+    session: path.split("/").pop() ?? "",
+    person: c.person,
+    amount: cents,
+    fee: feeOf(s.fees, "DEPOSIT", cents),
+    code: 301,
+    name: "WAITING_IDENTITY_PROVIDER",
+    calls: [],
+    failed: [],
+    retries: 0,
+    booked: false,
+    transferred: 0,
+    paidUnheard: false,
+    hits: {},
+  };
+  oc.flows.push(f);
+  stats.ocFlows++;
+  expect(BigInt((await ocRow(f.txId)).fee), `1-Click ${f.txId} fee`).toBe(f.fee);
+  if (c.fault) faultOf.set(f.txId, c.fault);
+  flowOfUser.set(`op-${personId(c.person)}`, f.txId);
+
+  if (c.deny) setOc(f, OC.CANCELLED_BY_USER);
+  else walk(s, f, "signin", c.crash === "claimed");
+  const post = () =>
+    t.app.inject({
+      method: "POST",
+      url: path,
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      payload: new URLSearchParams({
+        decision: c.deny ? "deny" : "approve",
+        personid: personId(c.person),
+      }).toString(),
+    });
+  // Racing a recovery round: the page's request and the claim loop may both reach for a step; one
+  // performs it (the operator hears each callback as the model says, never twice).
+  const racing = c.race && c.crash === "none";
+  if (racing) {
+    await fastForward(s.clientId);
+    stats.recoveries++;
+  }
+  const decided = racing
+    ? (await Promise.all([post(), t.services.steps.runDue(100)]))[0]
+    : await withCrash(s, c.deny ? "none" : c.crash, `oc-${f.txId}`, post);
+  expect(decided.statusCode, decided.body).toBe(302);
+  if (c.crash !== "none" && !c.deny) {
+    // The process died with the decision committed: the flow waits at 203 for its first callback.
+    const row = await ocRow(f.txId);
+    expect([row.status_code, row.status_name], `1-Click ${f.txId} after a crash`).toEqual([...OC.PUV]);
+    expect(String(decided.headers.location)).toContain(`/oauth/wait/${f.session}`);
+  }
+  await settle(s);
+  await expectOc(s, f, "after the decision");
+  await expectBrowser(s, f);
+  if (f.code === 350 && c.review !== "none") await ocStaffOn(s, f, c.review, true, c.crash);
+  if (isInconsistent(f) && c.staff !== "none") await ocStaffOn(s, f, c.staff, true, "none");
+}
+
+/** Staff on a flow: review decisions, retry from either route, resolve — or the 409 where they do not apply. */
+async function ocStaffOn(
+  s: Sequence,
+  f: ModelFlow,
+  what: "APPROVE" | "DENY" | "steps" | "oneclick" | "resolve",
+  fixed: boolean,
+  crashed: Crash,
+) {
+  const base = `/admin/clients/${s.clientId}/oneclick/transactions/${f.txId}`;
+  const label = `${what} on 1-Click ${f.txId} (${f.code} ${f.name}) in ${s.clientId}`;
+  const post = (url: string, payload?: unknown) =>
+    t.app.inject({ method: "POST", url, headers: t.adminAuth, ...(payload ? { payload } : {}) });
+  const failedStep = async (kind?: string) =>
+    db()
+      .selectFrom("steps")
+      .select(["id", "kind"])
+      .where("client_id", "=", s.clientId)
+      .where("process_id", "=", `oc-${f.txId}`)
+      .where("status", "=", "FAILED")
+      .$if(kind !== undefined, (q) => q.where("kind", "=", kind ?? ""))
+      .executeTakeFirst();
+  const refused = async (
+    res: { statusCode: number; body: string; json(): { message?: string } },
+    why: RegExp,
+  ) => {
+    expect(res.statusCode, `${label}: ${res.body}`).toBe(409);
+    expect(res.json().message, label).toMatch(why);
+    bump(stats.refused, `OC_${what}`);
+    await expectOc(s, f, `after a refused ${what}`);
+  };
+
+  if (what === "APPROVE" || what === "DENY") {
+    if (f.code !== 350)
+      return refused(
+        await post(`${base}/review`, { decision: what, note: "checked by the model" }),
+        /is not waiting for review/,
+      );
+    if (what === "DENY") setOc(f, OC.FRAUD);
+    else walk(s, f, "authorize", crashed === "claimed");
+    const res = await withCrash(s, what === "APPROVE" ? crashed : "none", `oc-${f.txId}`, () =>
+      post(`${base}/review`, { decision: what, note: "checked by the model" }),
+    );
+    expect(res.statusCode, `${label}: ${res.body}`).toBe(200);
+    if (what === "APPROVE" && crashed !== "none") expect(res.json().statusCode, label).toBe(OC.PUA[0]);
+    if (what === "DENY") expect(res.json().statusCode, label).toBe(OC.FRAUD[0]);
+    bump(stats.ocStaff, what);
+    await settle(s);
+    return expectOc(s, f, `after ${what}`);
+  }
+
+  if (what === "resolve") {
+    if (f.code === 400 || f.code === 402) {
+      // "Not executed" is refused: the deposit was paid, the operator must take it.
+      const step = await failedStep("OC_TRANSFER");
+      expect(step, label).toBeDefined();
+      const no = await post(`/admin/steps/${step?.id}/resolve`, {
+        outcome: "NOT_EXECUTED",
+        note: "never credited",
+      });
+      expect(no.statusCode, `${label}: ${no.body}`).toBe(409);
+      expect(no.json().message, label).toMatch(/the operator must accept the transfer/);
+      const res = await post(`${base}/resolve`, { note: "the operator credited it by hand" });
+      expect(res.statusCode, `${label}: ${res.body}`).toBe(200);
+      f.failed = f.failed.filter((k) => k !== "OC_TRANSFER");
+      setOc(f, OC.SUCCESS);
+      bump(stats.ocStaff, what);
+      return expectOc(s, f, "after resolve");
+    }
+    // A payment without an answer is retried, never resolved; anything else is not INCONSISTENT.
+    return refused(
+      await post(`${base}/resolve`, { note: "the operator credited it by hand" }),
+      f.code === 405 ? /outcome is unknown: retry it/ : /is not INCONSISTENT/,
+    );
+  }
+
+  // Retry, from the 1-Click staff route or from /admin/steps/{id}/retry: one path.
+  if (isInconsistent(f)) {
+    const kind = f.code === 405 ? "OC_PAYMENT" : "OC_TRANSFER";
+    const step = await failedStep(kind);
+    expect(step, label).toBeDefined();
+    if (fixed) faultOf.delete(f.txId);
+    f.failed = f.failed.filter((k) => k !== kind);
+    f.retries++;
+    walk(s, f, kind === "OC_PAYMENT" ? "pay" : "transfer", crashed === "claimed");
+    const res = await withCrash(s, crashed, `oc-${f.txId}`, () =>
+      what === "steps" ? post(`/admin/steps/${step?.id}/retry`) : post(`${base}/retry`),
+    );
+    expect(res.statusCode, `${label}: ${res.body}`).toBe(200);
+    if (crashed !== "none" && what === "oneclick")
+      expect(res.json().statusCode, label).toBe(kind === "OC_PAYMENT" ? 200 : OC.MERCHANT[0]);
+    bump(stats.ocStaff, `retry of ${kind} via ${what === "steps" ? "/admin/steps" : "1-Click"}`);
+    await settle(s);
+    return expectOc(s, f, `after a retry (${what}${fixed ? ", fixed" : ""})`);
+  }
+  const step = await failedStep();
+  if (what === "steps" && step) {
+    // A step whose failure ended the flow (signin, verifyuser, authorize) cannot be retried.
+    const res = await post(`/admin/steps/${step.id}/retry`);
+    await refused(res, /ended with this step's failure/);
+    expect((await failedStep(step.kind))?.id).toBe(step.id);
+    return;
+  }
+  return refused(await post(`${base}/retry`), /is not INCONSISTENT/);
+}
+
+async function ocStaffCommand(s: Sequence, c: Extract<Command, { k: "ocStaff" }>) {
+  const flows = s.oc?.flows ?? [];
+  if (flows.length === 0) return;
+  // Mostly a flow the action applies to (else refusals crowd out the rest), sometimes any.
+  const fits = (f: ModelFlow) =>
+    c.what === "APPROVE" || c.what === "DENY"
+      ? f.code === 350
+      : c.what === "resolve"
+        ? f.code === 400 || f.code === 402
+        : isInconsistent(f);
+  const fitting = flows.filter(fits);
+  const f =
+    c.pick % 4 !== 0 && fitting.length > 0 ? fitting[c.pick % fitting.length] : flows[c.pick % flows.length];
+  if (f) await ocStaffOn(s, f, c.what, c.fixed, c.crash);
+}
+
+/** After the sequence: every flow as the model says, the operator's view, the steps, the audit, the money. */
+async function verifyOneClick(s: Sequence, failed: { kind: string; process_id: string }[]) {
+  const flows = s.oc?.flows ?? [];
+  const rows = await db()
+    .selectFrom("oneclick_transactions")
+    .select(["tx_id", "status_code", "status_name"])
+    .where("client_id", "=", s.clientId)
+    .execute();
+  expect(rows.length).toBe(flows.length);
+  // No flow left processing (2xx) or waiting for the provider's page.
+  expect(
+    rows.filter((r) => r.status_code >= 100 && r.status_code < 350),
+    `1-Click flows still processing in ${s.clientId}`,
+  ).toEqual([]);
+  let settlement = 0n;
+  for (const f of flows) {
+    bump(stats.ocFinal, f.name);
+    await expectOc(s, f, "at the end");
+    const label = `1-Click ${f.txId} (${f.name}) in ${s.clientId}`;
+    const op = operatorSide.get(f.txId) ?? { calls: [], accepted: 0, hits: {} };
+    expect(op.calls, `${label}: the operator's callbacks`).toEqual(f.calls);
+    expect(op.accepted, `${label}: transfers credited at the operator`).toBe(f.transferred);
+    expect(f.transferred, `${label}: credited more than once`).toBeLessThanOrEqual(1);
+    if (f.code === 0 && f.transferred === 0)
+      expect(f.booked, `${label}: SUCCESS without a transfer is a staff resolution of a paid one`).toBe(true);
+    const failedKinds = failed
+      .filter((x) => x.process_id === `oc-${f.txId}`)
+      .map((x) => x.kind)
+      .sort();
+    expect(failedKinds, `${label}: FAILED steps`).toEqual([...f.failed].sort());
+    const retried = await db()
+      .selectFrom("audit_log")
+      .select("id")
+      .where("client_id", "=", s.clientId)
+      .where("action", "=", "step.retried")
+      .where("entity_id", "=", `oc-${f.txId}`)
+      .execute();
+    expect(retried.length, `${label}: step.retried audit rows`).toBe(f.retries);
+    if (f.booked) settlement += f.amount - f.fee;
+  }
+  // The operator's money at Ferry: every paid deposit, net of its fee (SUCCESS, or paid and
+  // INCONSISTENT), on the client's settlement account — the 1-Click deposits' part of it (the core
+  // books a client-reported reversal there too).
+  const settlementId =
+    flows.length > 0 && (await ledger.findCurrency(db(), s.clientId, "EUR"))
+      ? await ledger.systemAccountId(db(), { clientId: s.clientId, currency: "EUR", kind: "SETTLEMENT" })
+      : undefined;
+  const legs = await db()
+    .selectFrom("ledger_transfers")
+    .select(["operation_id", "debit_account_id", "credit_account_id", "amount", "status"])
+    .where("client_id", "=", s.clientId)
+    .where("operation_id", "like", "txn:oc-%")
+    .execute();
+  let booked = 0n;
+  for (const f of flows) {
+    const op = `txn:oc-${f.txId}`;
+    const mine = legs.filter((l) => l.operation_id === op || l.operation_id.startsWith(`${op}:`));
+    const net = mine.reduce(
+      (sum, l) =>
+        sum +
+        (l.credit_account_id === settlementId ? BigInt(l.amount) : 0n) -
+        (l.debit_account_id === settlementId ? BigInt(l.amount) : 0n),
+      0n,
+    );
+    const label = `1-Click ${f.txId} (${f.name}) in ${s.clientId}`;
+    expect(net, `${label}: on the settlement account`).toBe(f.booked ? f.amount - f.fee : 0n);
+    expect(
+      mine.reduce((sum, l) => sum + BigInt(l.amount), 0n),
+      `${label}: booked in all (deposit and fee)`,
+    ).toBe(f.booked ? f.amount : 0n);
+    expect(mine.filter((l) => l.status !== "POSTED")).toEqual([]);
+    booked += net;
+  }
+  expect(booked, `the operator's settlement account in ${s.clientId}`).toBe(settlement);
+}
+
 async function execute(s: Sequence, c: Command) {
   const service = t.services.transactions;
   // Mostly a transaction the event applies to (else refusals crowd out the rest), sometimes any.
@@ -1231,6 +1977,12 @@ async function execute(s: Sequence, c: Command) {
       return fundsCommand(s, c);
     case "withdraw":
       return debitCommand(s, prepareWithdrawal(s, c.user, c.amount, c.returned, c.crash), c.crash);
+    case "cardWithdraw":
+      return debitCommand(
+        s,
+        prepareWithdrawal(s, c.user, c.amount, false, c.crash, c.declined ? "declined" : "approved"),
+        c.crash,
+      );
     case "transfer":
     case "payment":
     case "trade":
@@ -1245,6 +1997,10 @@ async function execute(s: Sequence, c: Command) {
       return twiceCommand(s, c);
     case "rush":
       return rushCommand(s, c);
+    case "oneclick":
+      return oneClickCommand(s, c);
+    case "ocStaff":
+      return ocStaffCommand(s, c);
     case "cancel": {
       const tx = anyTx(c.pick, "CANCEL");
       if (tx) await eventCommand(s, tx, "CANCEL", "none", () => service.cancel(s.clientId, tx.id));
@@ -1356,6 +2112,7 @@ async function setUp(people: number, fees: boolean, review: boolean): Promise<Se
     consumedAtStart: { ...consumed },
     timeoutsAtStart: timeouts,
     claimed: new Map(),
+    ocKnown: new Set(),
   };
   if (KNOWN_DEFECTS.has("TWO_DEFAULT_WALLETS")) {
     // Every wallet a sequence can use exists already: two first credits at once cannot open two.
@@ -1438,9 +2195,11 @@ async function verify(s: Sequence) {
     }
   }
   expect(
-    failed.filter((x) => !OPS.some((op) => KIND_OF_OP[op].kind === x.kind)),
+    failed.filter((x) => !x.kind.startsWith("OC_") && !OPS.some((op) => KIND_OF_OP[op].kind === x.kind)),
     "a FAILED step of a kind no fault reaches",
   ).toEqual([]);
+  // 1-Click: every flow as the model says (its FAILED steps among it).
+  await verifyOneClick(s, failed);
 
   // Reconciliation: clean, except where a step was left FAILED for staff.
   const report = await t.services.reconcile(s.clientId);
@@ -1449,6 +2208,19 @@ async function verify(s: Sequence) {
     report.mismatches.filter((m) => !failedProcesses.has(m.requestId)),
     `reconciliation of ${s.clientId}`,
   ).toEqual([]);
+  // 1-Click: clean, but for a payment the bank made whose answer never came (405, for staff).
+  expect(
+    report.mismatches
+      .filter((m) => m.requestId.startsWith("oc-"))
+      .map((m) => m.requestId)
+      .sort(),
+    `1-Click reconciliation of ${s.clientId}`,
+  ).toEqual(
+    (s.oc?.flows ?? [])
+      .filter((f) => f.code === 405 && f.paidUnheard)
+      .map((f) => `oc-${f.txId}`)
+      .sort(),
+  );
   expect(report.ok).toBe(report.mismatches.length === 0);
 
   // A pending hold only on a withdrawal still in review or in flight.
@@ -1477,7 +2249,9 @@ it("random interleavings of money operations, faults and crashes keep the ledger
       try {
         for (const c of list) {
           stats.commands++;
+          const began = Date.now();
           await execute(s, c);
+          if (DEBUG) console.info(`${Date.now() - began} ms ${JSON.stringify(c)}`);
         }
         await verify(s);
         ok = true;
@@ -1494,7 +2268,13 @@ it("random interleavings of money operations, faults and crashes keep the ledger
             .execute();
       }
     }),
-    { numRuns: RUNS, ...(SEED === undefined ? {} : { seed: SEED }), ...(PATH ? { path: PATH } : {}) },
+    {
+      numRuns: RUNS,
+      ...(SEED === undefined ? {} : { seed: SEED }),
+      ...(PATH ? { path: PATH } : {}),
+      // FERRY_PROPERTY_NO_SHRINK=1: report the first failure as found (shrinking replays sequences for long).
+      ...(process.env.FERRY_PROPERTY_NO_SHRINK === "1" ? { endOnFailure: true } : {}),
+    },
   );
   const byStatus = Object.entries(stats.final)
     .sort()
@@ -1508,7 +2288,14 @@ it("random interleavings of money operations, faults and crashes keep the ledger
     `money model: ${stats.sequences} sequences, ${stats.commands} commands; final statuses: ${byStatus}; ` +
       `refused as predicted: ${refused}; ${stats.faultsInjected} faults injected, ` +
       `${Object.values(consumed).reduce((a, b) => a + b, 0)} hit; ${stats.crashes} crashes, ` +
-      `${stats.recoveries} recovery rounds; ${stats.stepsFailed} steps FAILED` +
+      `${stats.recoveries} recovery rounds; ${stats.stepsFailed} steps FAILED; ` +
+      `1-Click: ${stats.ocFlows} flows, staff ${Object.entries(stats.ocStaff)
+        .sort()
+        .map(([k, v]) => `${k} ${v}`)
+        .join(", ")}, final ${Object.entries(stats.ocFinal)
+        .sort()
+        .map(([k, v]) => `${k} ${v}`)
+        .join(", ")}` +
       (KNOWN_DEFECTS.size > 0
         ? `; known defects tolerated: ${[...KNOWN_DEFECTS]
             .map((d) =>
