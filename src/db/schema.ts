@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: the database's types, one interface per table, in one file (Kysely's
+// Database type), kept beside the numbered migrations they describe.
 import type { ColumnType, Generated } from "kysely";
 
 /** NUMERIC(38,0): read as a decimal string (pg and PGlite both do), written as a string. */

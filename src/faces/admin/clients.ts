@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: the admin routes of a client's set-up (create, read, patch, keys, webhook,
+// OAuth secret), each thin; they share the client view and its schemas.
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { ApiError, errorResponses } from "../../http/errors.ts";

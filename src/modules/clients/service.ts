@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: a client's set-up (settings and their validation, signing keys, webhook,
+// origins, mode) in one place, so that what a live client may configure is checked in one module.
 import { randomBytes } from "node:crypto";
 import type { JWK } from "jose";
 import { announceChange, cachedRead } from "../../db/cache.ts";

@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: commission profiles' validation, storage and their bigint arithmetic
+// (IN / OUT / SHARED, ranged rules) together, so that what is stored and what is charged agree.
 import { z } from "zod";
 import { announceChange, cachedRead } from "../../db/cache.ts";
 import type { Db } from "../../db/database.ts";

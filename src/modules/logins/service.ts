@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: a login's whole life (registration codes, passwords, access tokens, one-time
+// codes, the lock after wrong passwords) in one place, so that its attempt counters read together.
 import { createHash, randomBytes } from "node:crypto";
 import { sql } from "kysely";
 import { announceChange, cachedRead } from "../../db/cache.ts";

@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: the one engine that applies the process table (create, apply, plan each
+// effect) with its guards; splitting it would split the rule that nothing else writes a status.
 import type { Db } from "../../db/database.ts";
 import type { RequestContext } from "../../lib/context.ts";
 import { type AuditEntry, writeAudit } from "../audit/service.ts";

@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: every provider step kind of the transaction processes (charge, challenge,
+// refund, payout, payout status, card payout, bank return, chain send) and the event each answer becomes.
 import { z } from "zod";
 import type { Db } from "../../db/database.ts";
 import { type Actor, providerActor } from "../../lib/context.ts";

@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: users, their sealed PII and the rule that a blocked or inactive user is
+// given nothing new, in one place; reads are batched per request (UserReads) beside the writes.
 import { type RawBuilder, sql } from "kysely";
 import type { Db } from "../../db/database.ts";
 import { inTransaction } from "../../db/transaction.ts";

@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: the outbox's whole path (record, claim by user chain, sign and encrypt,
+// deliver, record the outcome, retry, redeliver) in one place, so that ordering per user reads together.
 import { type Selectable, sql } from "kysely";
 import type { Db } from "../../db/database.ts";
 import type { OutboxEventsTable } from "../../db/schema.ts";
