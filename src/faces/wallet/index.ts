@@ -71,14 +71,7 @@ export const walletFace: FastifyPluginAsyncZod<{ services: Services }> = async (
     async (request) => {
       const session = sessionOf(request);
       const context = { clientId: session.clientId, actor: { kind: "user" as const, id: session.userId } };
-      const { user, changed } = await services.users.update(context, session.userId, {
-        info: request.body,
-        mode: "merge",
-      });
-      if (changed)
-        void services.kyc
-          .start({ clientId: session.clientId, userId: session.userId, solicited: false })
-          .catch(() => {});
+      const { user } = await services.kyc.mergeInfo(context, session.userId, request.body);
       return { status: "ok" as const, tier: user.tier };
     },
   );

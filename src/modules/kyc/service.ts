@@ -195,6 +195,25 @@ export class Kyc {
   }
 
   /**
+   * New information about a user, from whichever face: Ferry's own assessment in the background
+   * (announced only if it changes the tier); it never holds up or changes what the caller does.
+   */
+  refreshAfterChange(clientId: string, userId: string): void {
+    void this.start({ clientId, userId, solicited: false }).catch(() => {});
+  }
+
+  /** The user's own information merged (the Wallet API's profile), then the refresh when it changed. */
+  async mergeInfo(
+    context: { clientId: string; actor: Actor },
+    userId: string,
+    info: UserInfo,
+  ): Promise<{ user: User; changed: boolean }> {
+    const written = await this.users.update(context, userId, { info, mode: "merge" });
+    if (written.changed) this.refreshAfterChange(context.clientId, userId);
+    return written;
+  }
+
+  /**
    * Starts an assessment. `solicited: false` is Ferry's own refresh after a user's information
    * changed: it announces nothing unless it changes the user's tier.
    */

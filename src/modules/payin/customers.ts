@@ -95,7 +95,7 @@ export class PayinCustomers {
       return written.changed;
     });
     // As PATCH /api/v1/profile: new information, a KYC refresh in the background.
-    if (changed) void this.deps.kyc.start({ clientId, userId, solicited: false }).catch(() => {});
+    if (changed) this.deps.kyc.refreshAfterChange(clientId, userId);
   }
 
   /** The KYC level and the status of the KYC_1 check (kyc1Status). */

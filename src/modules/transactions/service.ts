@@ -720,8 +720,7 @@ export class Transactions {
     const { changed } = await inTransaction(this.db, (tx) =>
       this.deps.users.writeInfo(tx, clientId, userId, pii, "merge"),
     );
-    // A KYC refresh in the background: it does not hold up or change the deposit.
-    if (changed) void this.deps.kyc.start({ clientId, userId, solicited: false }).catch(() => {});
+    if (changed) this.deps.kyc.refreshAfterChange(clientId, userId);
   }
 }
 
