@@ -129,7 +129,6 @@ export const sandboxOutboxRoutes: FastifyPluginAsyncZod<{ services: Services }> 
   app,
   { services },
 ) => {
-  const db = services.database.db;
   app.addHook("onRequest", requirePlatformAdmin(services.adminAuthenticator));
   app.get(
     "/outbox",
@@ -172,25 +171,7 @@ export const sandboxOutboxRoutes: FastifyPluginAsyncZod<{ services: Services }> 
     },
     async (request) => {
       const { to, clientId, limit } = request.query;
-      let query = db
-        .selectFrom("sandbox_notifier_messages as m")
-        .innerJoin("clients as c", "c.id", "m.client_id")
-        .select(["m.client_id", "m.recipient", "m.kind", "m.otp", "m.text", "m.created_at"])
-        .where("c.mode", "=", "sandbox");
-      if (to !== undefined)
-        query = query.where("m.recipient", "=", to.trim().toLowerCase().replace(/^\+/, ""));
-      if (clientId !== undefined) query = query.where("m.client_id", "=", clientId);
-      const rows = await query.orderBy("m.created_at", "desc").orderBy("m.id", "desc").limit(limit).execute();
-      return {
-        records: rows.map((r) => ({
-          clientId: r.client_id,
-          to: r.recipient,
-          kind: r.kind as "REGISTRATION" | "LOGIN" | "CREDENTIALS" | "PASSWORD_RESET",
-          ...(r.otp ? { otp: r.otp } : {}),
-          text: r.text,
-          createdAt: new Date(r.created_at).toISOString(),
-        })),
-      };
+      return { records: await services.sandbox.notifier.sandboxOutbox({ to, clientId, limit }) };
     },
   );
 };

@@ -51,6 +51,38 @@ export class SandboxNotifier implements Notifier {
     }));
   }
 
+  /**
+   * What was sent to sandbox clients' logins, across clients (the platform admin's outbox view),
+   * newest first. A live client's messages are never shown: they are real people's codes.
+   */
+  async sandboxOutbox(filter: {
+    to?: string | undefined;
+    clientId?: string | undefined;
+    limit: number;
+  }): Promise<(StoredNotification & { clientId: string })[]> {
+    let query = this.db
+      .selectFrom("sandbox_notifier_messages as m")
+      .innerJoin("clients as c", "c.id", "m.client_id")
+      .select(["m.client_id", "m.recipient", "m.kind", "m.otp", "m.text", "m.created_at"])
+      .where("c.mode", "=", "sandbox");
+    if (filter.to !== undefined)
+      query = query.where("m.recipient", "=", filter.to.trim().toLowerCase().replace(/^\+/, ""));
+    if (filter.clientId !== undefined) query = query.where("m.client_id", "=", filter.clientId);
+    const rows = await query
+      .orderBy("m.created_at", "desc")
+      .orderBy("m.id", "desc")
+      .limit(filter.limit)
+      .execute();
+    return rows.map((r) => ({
+      clientId: r.client_id,
+      to: r.recipient,
+      kind: r.kind as NotificationKind,
+      ...(r.otp ? { otp: r.otp } : {}),
+      text: r.text,
+      createdAt: new Date(r.created_at).toISOString(),
+    }));
+  }
+
   async purge(olderThan: Date): Promise<number> {
     const result = await this.db
       .deleteFrom("sandbox_notifier_messages")
