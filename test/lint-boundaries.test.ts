@@ -56,6 +56,13 @@ describe("npm run lint keeps the layers apart", () => {
       "../wallet/access.ts",
       "A face imports no other face",
     ],
+    ["a face writing SQL", "src/faces/wallet/route.ts", "kysely", "A face holds no SQL"],
+    [
+      "a face opening a transaction",
+      "src/faces/wallet/route.ts",
+      "../../db/transaction.ts",
+      "A face holds no SQL",
+    ],
     [
       "a module importing a face",
       "src/modules/users/service.ts",

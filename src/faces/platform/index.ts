@@ -1,11 +1,11 @@
 import type { RouteOptions } from "fastify";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
-import { sql } from "kysely";
 import { z } from "zod";
 import { errorResponses } from "../../http/errors.ts";
 import { idempotency } from "../../http/idempotency.ts";
 import { clientOf, platformAuthentication } from "../../http/platform-auth.ts";
 import { CLIENT_CHOSEN_ID } from "../../lib/ids.ts";
+import { anyClientAllowsOrigin } from "../../modules/clients/service.ts";
 import type { Services } from "../../services.ts";
 import { assessmentRoutes } from "./assessments.ts";
 import { authRoutes } from "./auth.ts";
@@ -42,12 +42,7 @@ export const platformFace: FastifyPluginAsyncZod<{ services: Services }> = async
   app.options("/*", { schema: { hide: true } }, async (request, reply) => {
     const origin = request.headers.origin;
     if (origin) {
-      const allowed = await sql<{
-        ok: number;
-      }>`SELECT 1 AS ok FROM clients WHERE ${origin} = ANY(allowed_origins) LIMIT 1`.execute(
-        services.database.db,
-      );
-      if (allowed.rows.length > 0) {
+      if (await anyClientAllowsOrigin(services.database.db, origin)) {
         reply.header("Access-Control-Allow-Origin", origin);
         reply.header("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE");
         reply.header("Access-Control-Allow-Headers", CORS_HEADERS);

@@ -2,6 +2,7 @@
 // origins, mode) in one place, so that what a live client may configure is checked in one module.
 import { randomBytes } from "node:crypto";
 import type { JWK } from "jose";
+import { sql } from "kysely";
 import { announceChange, cachedRead } from "../../db/cache.ts";
 import type { Db } from "../../db/database.ts";
 import { inTransaction } from "../../db/transaction.ts";
@@ -224,6 +225,13 @@ export async function createClient(
 }
 
 /** A client, through the process cache (updateClient announces its changes to every process). */
+/** Whether some client lets `origin` call it from a browser (the answer to a CORS preflight). */
+export async function anyClientAllowsOrigin(db: Db, origin: string): Promise<boolean> {
+  const { rows } = await sql<{ ok: number }>`
+    SELECT 1 AS ok FROM clients WHERE ${origin} = ANY(allowed_origins) LIMIT 1`.execute(db);
+  return rows.length > 0;
+}
+
 export async function findClient(db: Db, id: string): Promise<Client | undefined> {
   return cachedRead(db, "client", id, async () => {
     const row = await db.selectFrom("clients").selectAll().where("id", "=", id).executeTakeFirst();
