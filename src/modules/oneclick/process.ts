@@ -173,8 +173,8 @@ function usageOf(row: OneClickRow) {
   };
 }
 
-/** A deposit flow as the core's transactions are seen by the event sink (the TRANSACTION_STATUS webhook). */
-function snapshotOf(row: OneClickRow) {
+/** A deposit flow as the core's transactions are seen by the event sink (its TRANSACTION_STATUS and TRANSACTION_MONITORING webhooks). */
+export function snapshotOf(row: OneClickRow) {
   return {
     clientId: row.client_id,
     requestId: requestIdOf(row.tx_id),

@@ -30,7 +30,7 @@ import {
   depositOf,
   mustHaveSecret,
 } from "./authorization.ts";
-import { OneClickEngine } from "./process.ts";
+import { OneClickEngine, snapshotOf } from "./process.ts";
 import * as repo from "./repo.ts";
 import { type OneClickRow, PROCESS_TYPE, requestIdOf, txRefIdOf } from "./repo.ts";
 import { isFinal, STATUS, stateOf, type TxState } from "./statuses.ts";
@@ -279,7 +279,7 @@ export class OneClick {
           await this.deps.core.record(tx, [
             {
               type: "transaction.monitored",
-              transaction: { ...snapshotOfDeposit(row), status: "REFUSED" },
+              transaction: snapshotOf(row),
               monitoring: { status: "DENY", risk: "HIGH", reasons },
             },
           ]);
@@ -681,22 +681,6 @@ export class OneClick {
 
 /** Whether the browser's part is over: the flow is final, or its deposit waits for staff (350–399). */
 export const browserDone = (code: number) => isFinal(code) || stateOf(code) === "WAITING_APPROVAL";
-
-/** A deposit flow as the monitoring event names it (before its user exists: no userId). */
-function snapshotOfDeposit(row: OneClickRow) {
-  return {
-    clientId: row.client_id,
-    requestId: requestIdOf(row.tx_id),
-    userId: row.user_id,
-    type: "DEPOSIT" as const,
-    status: "PENDING" as const,
-    amount: BigInt(row.amount ?? 0),
-    fee: BigInt(row.fee),
-    currency: row.currency ?? "",
-    paymentMethod: { type: "BANK_TRANSFER" },
-    statusDetail: null,
-  };
-}
 
 function oauthError(code: number): string {
   if (code === STATUS.MERCHANT_OUT_OF_SERVICE) return "temporarily_unavailable";

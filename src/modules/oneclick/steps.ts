@@ -11,6 +11,7 @@ import * as ledger from "../ledger/service.ts";
 import type { Step, StepResolution } from "../steps/runner.ts";
 import type { Assessment } from "../transactions/service.ts";
 import { type CallbackAction, type CallbackAnswer, callOperator, failureOf } from "./callbacks.ts";
+import { snapshotOf } from "./process.ts";
 import type { OneClickEvent } from "./process-table.ts";
 import { type OneClickRow, requestIdOf, txRefIdOf } from "./repo.ts";
 import type { OneClick } from "./service.ts";
@@ -239,18 +240,7 @@ export function registerOneClickSteps(flow: OneClick): void {
       await flow.deps.core.record(tx, [
         {
           type: "transaction.monitored",
-          transaction: {
-            clientId: row.client_id,
-            requestId: requestIdOf(row.tx_id),
-            userId: row.user_id,
-            type: "DEPOSIT",
-            status: "PENDING",
-            amount: BigInt(row.amount ?? 0),
-            fee: BigInt(row.fee),
-            currency: row.currency ?? "",
-            paymentMethod: { type: "BANK_TRANSFER" },
-            statusDetail: null,
-          },
+          transaction: snapshotOf(row),
           monitoring,
         },
       ]);
