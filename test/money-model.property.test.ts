@@ -71,6 +71,22 @@ import {
  * fee for each paid deposit: SUCCESS, or paid and INCONSISTENT). After each sequence, besides the
  * checks above: no flow left processing (2xx), reconciliation clean for every flow but a payment
  * whose answer was lost (405, the bank paid: staff must retry it).
+ *
+ * Wallet API and Pay-in (docs/wallet-api.md, docs/payin-api.md): at the first such command a
+ * sequence sets up a Wallet API client of its own (an administrator, USD, a bank, two accountants, a
+ * customer with a USD account topped up by staff; for Pay-in a customer at KYC_1 with a card). Its
+ * commands: a staff-recorded bank top-up (200 `processed`, credited at once); a bank withdrawal
+ * request (402 beyond the available balance, else 200 `pending` with amount held) decided then or
+ * later by one accountant or by two at once — accept/accept, decline/decline, accept/decline: exactly
+ * one decision counts, the same decision answers 200 with the request as it is (`processed` /
+ * `declined`), the other a 409, and later decisions the same way; a Pay-in offer (its fee 1.5 %,
+ * its USDC at 1.08 exactly) paid with the card, once or twice at once (one answers Approved, the
+ * other Approved or Pending; one charge), and an offer paid before paid again (Approved, no charge).
+ * They run with the sandbox gate off and that client's steps run to the end after each, so the
+ * core's injected faults stay the core's. After each sequence, for that client too: invariants,
+ * the USD account (total, available, held) and the Pay-in customer's USDC as the model says, one
+ * acquirer charge per paid offer, no step PENDING or FAILED, reconciliation clean, and a pending
+ * hold only on a request still waiting for an accountant.
  */
 
 /**
@@ -434,7 +450,11 @@ const walletCommands: fc.Arbitrary<Command> = fc.oneof(
     weight: 4,
     arbitrary: fc.record({
       k: fc.constant("wWithdraw" as const),
-      amount: fc.integer({ min: 100, max: 15_000 }),
+      // Mostly within the account, sometimes beyond it (402).
+      amount: fc.oneof(
+        { weight: 4, arbitrary: fc.integer({ min: 100, max: 6_000 }) },
+        { weight: 1, arbitrary: fc.integer({ min: 6_000, max: 30_000 }) },
+      ),
       decide: wVerbs,
     }),
   },
