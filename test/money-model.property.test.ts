@@ -91,16 +91,15 @@ import {
 
 /**
  * Production defects this property found are fixed (a trade's `total`; two wallets opened in one
- * currency by two first credits at once). Open: ACCEPT_RACE_ANSWERS_PENDING — two accountants
- * accept one Wallet API withdrawal at once: both answer 200, but the one that lost the race answers
- * the request `pending` (accepted, its payout not yet sent) where the winner answers `processed`
- * (docs/wallet-api.md: the same decision again answers the same). Should one be found again and need tolerating while it
+ * currency by two first credits at once; two accountants accepting one Wallet API withdrawal at
+ * once, the loser answering `pending` for a request accepted whose payout was not yet sent — an
+ * accepted request is `processed`). Should one be found again and need tolerating while it
  * is fixed, list it here in its exact shape: it is counted in the summary line, and
  * FERRY_PROPERTY_STRICT=1 (all) or =NAME,… (those named) enforces it.
  */
 const STRICT = process.env.FERRY_PROPERTY_STRICT ?? "";
 const KNOWN_DEFECTS = new Set(
-  ["ACCEPT_RACE_ANSWERS_PENDING"].filter((d) => STRICT !== "1" && !STRICT.split(",").includes(d)),
+  ([] as string[]).filter((d) => STRICT !== "1" && !STRICT.split(",").includes(d)),
 );
 const tolerated: Record<string, number> = {};
 function tolerate(defect: string): boolean {
@@ -2216,13 +2215,9 @@ async function wDecide(w: WalletRequest, world: WalletWorld, verbs: WVerb[]) {
       expect(a.json().type, what).toBe("CONFLICT");
       bump(wStats.decisions, "409");
     } else {
-      const answered = a.json().status;
-      // Two accepts at once: the one that lost the race reads the request accepted but its payout not
-      // yet sent (core PENDING) and answers it "pending", as if still waiting for an accountant.
-      const pendingLoser =
-        verbs.length === 2 && verbs[0] === verbs[1] && w.state === "accepted" && answered === "pending";
-      if (!(pendingLoser && tolerate("ACCEPT_RACE_ANSWERS_PENDING")))
-        expect(answered, what).toBe(w.state === "accepted" ? "processed" : "declined");
+      // Two accepts at once: both answer "processed", the one that lost the race too (it reads the
+      // request accepted with its payout not yet sent).
+      expect(a.json().status, what).toBe(w.state === "accepted" ? "processed" : "declined");
       bump(wStats.decisions, verbs[i] as string);
     }
   }

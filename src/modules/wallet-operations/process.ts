@@ -44,7 +44,10 @@ export function walletStatus(t: Transaction): WalletStatus {
   switch (t.status) {
     case "MANUAL_REVIEW":
       return t.monitoring?.status === "MANUAL_REVIEW" ? "waiting_for_approval" : "pending";
+    // Accepted by an accountant, its payout on its way: the decision is made (a second accept at
+    // the same moment answers as the first did), what remains is the bank's.
     case "PENDING":
+      return t.decision?.outcome === "accepted" ? "processed" : "pending";
     case "AWAITING_PAYMENT":
       return "pending";
     case "AUTHORIZED":
