@@ -3,6 +3,7 @@ import { type CryptoKey, generateKeyPair, SignJWT } from "jose";
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FERRY_SIGNING_ALG } from "../src/modules/keys/service.ts";
+import * as ledger from "../src/modules/ledger/service.ts";
 import { STATUS } from "../src/modules/oneclick/statuses.ts";
 import { basic, startTestApp, type TestApp } from "./harness.ts";
 import {
@@ -180,6 +181,8 @@ beforeAll(async () => {
   expect(token.statusCode, token.body).toBe(200);
   done = { txId: first.txId, sessionId: first.sessionId, token: token.json().access_token };
   await runFlow(B);
+  // A points currency A's staff made (on its ledger, scale 2) and never gave a USD rate.
+  await ledger.createCurrency(t.database.db, { clientId: A.clientId, code: "PTS", scale: 2 });
 
   live = await setUpClient({ mode: "live" });
   noSecret = await setUpClient({ secret: false });
@@ -324,6 +327,7 @@ describe("GET /oauth/authorize", () => {
     { name: "amount of 40 digits", changes: { amount: "9".repeat(40) }, error: "invalid_request" },
     { name: "amount huge", changes: { amount: "9".repeat(3000) }, error: "invalid_request" },
     { name: "currency XYZ", changes: { currency: "XYZ" }, error: "invalid_request" },
+    { name: "a client currency without a USD rate", changes: { currency: "PTS" }, error: "invalid_request" },
     { name: "currency BTC", changes: { currency: "BTC" }, error: "invalid_request" },
     { name: "currency USDC", changes: { currency: "USDC" }, error: "invalid_request" },
     { name: "currency eur", changes: { currency: "eur" }, error: "invalid_request" },

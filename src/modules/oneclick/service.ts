@@ -183,15 +183,31 @@ export class OneClick {
     const deposit = await depositOf(this.db, input.clientId, input.amountText, input.currencyCode);
     await mustHaveSecret(this.db, input.clientId);
     if (deposit) await admitCurrency(this.db, input.clientId, deposit.currency);
-    return this.start({ ...input, amount: deposit?.amount, currency: deposit?.currency });
+    return this.start({
+      ...input,
+      amount: deposit?.amount,
+      currency: deposit?.currency,
+      fee: deposit ? await this.priced(input.clientId, deposit) : 0n,
+    });
+  }
+
+  /**
+   * The deposit's fee from the core's quote stage; a refusal of the quote (a currency with no USD
+   * value yet, an amount too large) goes back to the redirect_uri like any other bad request.
+   */
+  private async priced(clientId: string, deposit: { amount: bigint; currency: string }): Promise<bigint> {
+    try {
+      return await this.deps.core.fee(clientId, "DEPOSIT", deposit.currency, deposit.amount);
+    } catch (error) {
+      if (error instanceof DomainError && (error.kind === "INVALID" || error.kind === "CONFLICT"))
+        throw new AuthorizeRefusal("invalid_request", error.message);
+      throw error;
+    }
   }
 
   /** Records a new flow waiting for the identity provider (301); its session id is the page's capability. */
-  async start(input: StartInput): Promise<OneClickRow> {
-    const fee =
-      input.amount !== undefined && input.currency
-        ? await this.deps.core.fee(input.clientId, "DEPOSIT", input.currency, input.amount)
-        : 0n;
+  private async start(input: StartInput & { fee: bigint }): Promise<OneClickRow> {
+    const fee = input.fee;
     return inTransaction(this.db, (tx) =>
       this.engine.start(
         tx,
