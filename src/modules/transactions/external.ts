@@ -3,6 +3,7 @@ import { formatAmount } from "../../lib/money.ts";
 import type { ValidationOutcome } from "../kyc/rules.ts";
 import * as ledger from "../ledger/service.ts";
 import type { MonitoringResult } from "../monitoring/rules.ts";
+import type { Users } from "../users/service.ts";
 import type { TransactionEvent, TransactionEventSink } from "./events.ts";
 import * as postings from "./postings.ts";
 import type { Quotes } from "./quote.ts";
@@ -38,6 +39,7 @@ export class ExternalProcesses {
     private readonly db: Db,
     private readonly quotes: Quotes,
     private readonly sink: TransactionEventSink,
+    private readonly users: Users,
   ) {}
 
   /** The client's fee for the movement (its fee rules, as for any transaction). */
@@ -53,7 +55,13 @@ export class ExternalProcesses {
     const scale = await this.quotes.scaleOf(input.clientId, input.currency);
     const amount = formatAmount(input.amount, scale);
     const { usdValue } = await this.quotes.price(input.clientId, input.type, amount, input.currency);
-    const request = { ...input, amount, usage: this.quotes.usageReads() };
+    // The user read once, the usage once: the KYC gate and monitoring share them.
+    const request = {
+      ...input,
+      amount,
+      usage: this.quotes.usageReads(),
+      reads: this.users.reads(input.clientId),
+    };
     const kyc = await this.quotes.kycOutcome(request);
     return { usdValue, kyc, monitoring: await this.quotes.monitor(request, usdValue) };
   }

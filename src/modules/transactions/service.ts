@@ -113,7 +113,7 @@ export class Transactions {
       deps.groupCommit ?? { maxBatchSize: 64, maxInFlight: 1 },
     );
     this.quotes = new Quotes(deps);
-    this.external = new ExternalProcesses(deps.db, this.quotes, deps.events);
+    this.external = new ExternalProcesses(deps.db, this.quotes, deps.events, deps.users);
     this.resolve = new Resolver(deps.wallets, deps.paymentMethods);
     registerTransactionSteps(deps.steps, { ...deps, engine: this.engine });
     this.notices = new ProviderNotices({
