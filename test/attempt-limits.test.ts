@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { openDatabase } from "../src/db/database.ts";
 import { Sealer } from "../src/lib/sealer.ts";
 import { MAX_CODE_ATTEMPTS } from "../src/modules/logins/codes.ts";
+import { postgresUrl } from "./database.ts";
 import { startTestApp, type TestApp } from "./harness.ts";
 import { lastOtp, logIn, PASSWORD, registerCustomer, uniqueLogin, walletClient } from "./wallet.ts";
 
@@ -265,5 +267,40 @@ describe("one-time codes: a burst of codes for one login", () => {
           })
         ).statusCode,
       ).toBe(403);
+  });
+});
+
+describe.runIf(postgresUrl)("two Ferry processes on one PostgreSQL", () => {
+  it("100 logins at once, split between them, the right one last: at most 5 weighed in all", async () => {
+    const { clientId, admin } = await walletClient(t);
+    const second = await openDatabase({ databaseUrl: (t.database as { url?: string }).url, poolSize: 4 });
+    const other = await startTestApp({ database: second });
+    try {
+      const n = 100;
+      weighed.passwords = 0;
+      const { statuses, right, count } = await burst(n, n - 1, (isRight) => {
+        const app = Math.random() < 0.5 ? t.app : other.app;
+        return app.inject({
+          method: "POST",
+          url: "/api/v1/authorization",
+          headers: { "x-client-id": clientId },
+          payload: { login: admin.login, password: isRight ? PASSWORD : "Wrong#Pass1" },
+        });
+      });
+      expect(weighed.passwords, String(statuses)).toBeLessThanOrEqual(MAX_FAILURES);
+      expect(count(401) + count(200), String(statuses)).toBeLessThanOrEqual(MAX_FAILURES);
+      expect(right).toBe(429);
+      for (const app of [t.app, other.app]) {
+        const after = await app.inject({
+          method: "POST",
+          url: "/api/v1/authorization",
+          headers: { "x-client-id": clientId },
+          payload: { login: admin.login, password: PASSWORD },
+        });
+        expect(after.statusCode).toBe(429);
+      }
+    } finally {
+      await other.close();
+    }
   });
 });
