@@ -387,6 +387,8 @@ export interface LoginsTable {
   active: ColumnType<boolean, boolean | undefined, boolean>;
   failed_attempts: ColumnType<number, number | undefined, number>;
   locked_until: Timestamp | null;
+  attempts_in_flight: ColumnType<number, number | undefined, number>;
+  in_flight_until: Timestamp | null;
   primary_currency: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: CreatedAt;
   updated_at: Timestamp;

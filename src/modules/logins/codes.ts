@@ -7,9 +7,9 @@ import { LoginError } from "./errors.ts";
 /**
  * One-time codes (6 digits) for registration, two-factor login and password reset: one live code
  * per client, login and purpose; only a keyed hash is stored. A code is consumed by the
- * transaction that acts on it (single use even when two requests bring it at once); wrong codes
- * are counted in their own statement (a failed request still counts), and the fifth locks the code
- * until it expires.
+ * transaction that acts on it (single use even when two requests bring it at once). Every attempt
+ * is counted before it is weighed (a failed request still counts, and a burst gets no more than
+ * MAX_CODE_ATTEMPTS weighed); the fifth wrong one locks the code until it expires.
  */
 export type CodePurpose = "REGISTRATION" | "LOGIN" | "PASSWORD_RESET";
 
@@ -81,13 +81,28 @@ export class Codes {
   }
 
   /**
-   * Checks `code` against the live code of `key` (without using it up). A wrong code is counted at
-   * once, in its own statement; the fifth locks the code.
+   * Checks `code` against the live code of `key` (without using it up). The attempt takes its place
+   * in the code's count before the comparison, in one atomic statement, so that however many
+   * arrive at once at most MAX_CODE_ATTEMPTS are weighed: one refused because the count is full
+   * locks the code unweighed. A wrong code stays counted and the one that fills the count locks the
+   * code; a right one keeps its place until the transaction acting on it uses the code up.
    */
   async check(key: CodeKey, code: string): Promise<{ hash: string; details: Record<string, unknown> }> {
-    const row = await this.find(key);
-    if (!row) throw noCode(key.purpose);
-    if (row.locked) throw lockedError(key.purpose);
+    const { rows } = await sql<{ code_hash: string; details: unknown }>`
+      UPDATE login_codes SET attempts = attempts + 1, updated_at = now()
+       WHERE ${this.where(key)} AND expires_at > now() AND NOT locked AND attempts < ${MAX_CODE_ATTEMPTS}
+      RETURNING code_hash, details`.execute(this.db);
+    const row = rows[0];
+    if (!row) {
+      // No code, a locked one, or one whose count is full of attempts being weighed (locked now).
+      const { rows: locked } = await sql`
+        UPDATE login_codes SET locked = true, updated_at = now()
+         WHERE ${this.where(key)} AND expires_at > now()
+           AND (locked OR attempts >= ${MAX_CODE_ATTEMPTS})
+        RETURNING login`.execute(this.db);
+      if (locked.length > 0) throw lockedError(key.purpose);
+      throw noCode(key.purpose);
+    }
     const hash = this.hash(key, code);
     const given = Buffer.from(hash);
     const stored = Buffer.from(row.code_hash);
@@ -99,13 +114,14 @@ export class Codes {
           unknown
         >,
       };
-    const { rows } = await sql<{ attempts: number; locked: boolean }>`
-      UPDATE login_codes SET attempts = attempts + 1, locked = attempts + 1 >= ${MAX_CODE_ATTEMPTS}, updated_at = now()
-       WHERE client_id = ${key.clientId} AND login = ${key.login} AND purpose = ${key.purpose} AND NOT locked
+    const { rows: settled } = await sql<{ attempts: number; locked: boolean }>`
+      UPDATE login_codes SET locked = locked OR attempts >= ${MAX_CODE_ATTEMPTS}, updated_at = now()
+       WHERE ${this.where(key)} AND expires_at > now()
       RETURNING attempts, locked`.execute(this.db);
-    const after = rows[0];
-    if (!after || after.locked) throw lockedError(key.purpose);
-    const left = MAX_CODE_ATTEMPTS - after.attempts;
+    const after = settled[0];
+    if (!after) throw noCode(key.purpose);
+    if (after.locked) throw lockedError(key.purpose);
+    const left = Math.max(0, MAX_CODE_ATTEMPTS - after.attempts);
     throw new LoginError(
       "INVALID_CODE",
       `wrong code: ${left} attempt${left === 1 ? "" : "s"} left before it is locked`,
@@ -113,14 +129,24 @@ export class Codes {
     );
   }
 
-  /** Uses the checked code up, in the transaction that acts on it: a second use finds nothing (409). */
+  /**
+   * Uses the checked code up, in the transaction that acts on it: a second use finds nothing (409);
+   * a code locked since it was checked stays locked (403), whatever it was.
+   */
   async consume(tx: Db, key: CodeKey, hash: string): Promise<void> {
     const { rows } = await sql`
       DELETE FROM login_codes
-       WHERE client_id = ${key.clientId} AND login = ${key.login} AND purpose = ${key.purpose}
-         AND code_hash = ${hash} AND NOT locked AND expires_at > now()
+       WHERE ${this.where(key)} AND code_hash = ${hash} AND NOT locked AND expires_at > now()
       RETURNING login`.execute(tx);
-    if (rows.length === 0) throw new LoginError("CODE_USED", "this code was used already", "otp");
+    if (rows.length > 0) return;
+    const { rows: locked } = await sql`
+      SELECT login FROM login_codes WHERE ${this.where(key)} AND locked AND expires_at > now()`.execute(tx);
+    if (locked.length > 0) throw lockedError(key.purpose);
+    throw new LoginError("CODE_USED", "this code was used already", "otp");
+  }
+
+  private where(key: CodeKey) {
+    return sql`client_id = ${key.clientId} AND login = ${key.login} AND purpose = ${key.purpose}`;
   }
 
   async purgeExpired(): Promise<number> {

@@ -89,6 +89,11 @@ export interface LoginsOptions {
   slowStepMs?: number;
 }
 
+/** How long a guess being weighed holds its place as "in flight" (a killed process's lapses). */
+const IN_FLIGHT_SECONDS = 60;
+/** The guesses of a login in flight now (a lapsed mark counts none). */
+const IN_FLIGHT = sql<number>`(CASE WHEN in_flight_until > now() THEN attempts_in_flight ELSE 0 END)`;
+
 const CODE_TTL_SECONDS: Record<CodePurpose, number> = {
   REGISTRATION: 24 * 3600,
   LOGIN: 10 * 60,
@@ -457,28 +462,35 @@ export class Logins {
     input: { oldPassword: string; newPassword: string },
   ) {
     assertPassword(input.newPassword, "newPassword");
-    const row = await this.db
-      .selectFrom("logins")
-      .select(["password_hash", "locked_until"])
-      .where("client_id", "=", context.clientId)
-      .where("id", "=", userId)
-      .executeTakeFirst();
-    // Locked by wrong passwords (here or at login): no guess is weighed until the lock ends.
-    if (row?.locked_until && row.locked_until.getTime() > Date.now()) throw this.locked(row.locked_until);
+    // Counted like a guess at login (a stolen token cannot guess the password freely): reserved
+    // before it is weighed; locked by wrong passwords here or at login, no guess is weighed.
+    const row = await this.reserveAttempt(context.clientId, { id: userId });
     if (!row?.password_hash || !(await verifyPassword(input.oldPassword, row.password_hash))) {
-      // Counted like a wrong password at login: a stolen token cannot guess the password freely.
-      await this.countFailure(context.clientId, userId);
+      if (row) await this.settleAttempt(context.clientId, userId, false);
       throw new LoginError("WRONG_PASSWORD", "the old password is wrong", "oldPassword");
     }
+    await this.settleAttempt(context.clientId, userId, true);
     if (input.newPassword === input.oldPassword) return; // nothing changes, no token ends
     const passwordHash = await hashPassword(input.newPassword);
     await inTransaction(this.db, async (tx) => {
-      await tx
+      // A lock set while the new password was hashed stands: nothing changes.
+      const changed = await tx
         .updateTable("logins")
-        .set({ password_hash: passwordHash, failed_attempts: 0, locked_until: null, updated_at: new Date() })
+        .set({ password_hash: passwordHash, updated_at: new Date() })
         .where("client_id", "=", context.clientId)
         .where("id", "=", userId)
-        .execute();
+        .where((eb) => eb.or([eb("locked_until", "is", null), eb("locked_until", "<=", sql<Date>`now()`)]))
+        .returning("id")
+        .executeTakeFirst();
+      if (!changed) {
+        const lock = await tx
+          .selectFrom("logins")
+          .select("locked_until")
+          .where("client_id", "=", context.clientId)
+          .where("id", "=", userId)
+          .executeTakeFirst();
+        throw this.locked(lock?.locked_until ? new Date(lock.locked_until) : new Date(Date.now() + 1000));
+      }
       await this.revokeAll(tx, context.clientId, userId, tokenHash);
       await writeAudit(tx, context, {
         action: "login.password_changed",
@@ -573,35 +585,25 @@ export class Logins {
   // ——— access ———
 
   /**
-   * Login with a password. Wrong passwords are counted per login (in their own statement, so a
-   * failed request still counts); past `slowAfter` in a row each answer waits longer; at
-   * `maxFailures` the login is locked for `lockMinutes` (429 with Retry-After). An unknown login
-   * costs the same scrypt work as a known one.
+   * Login with a password. Wrong passwords are counted per login; past `slowAfter` in a row each
+   * answer waits longer; at `maxFailures` the login is locked for `lockMinutes` (429 with
+   * Retry-After). An unknown login costs the same scrypt work as a known one.
+   *
+   * Every guess takes its place in the count before the comparison (`reserveAttempt`, one atomic
+   * statement), so however many arrive at once, at most `maxFailures` of them are weighed; the others
+   * answer 429 unweighed. A right password resets the count only if the login was not locked
+   * meanwhile (then it answers 429 too) — see `settleAttempt`.
    */
   async authorize(clientId: string, rawLogin: string, password: string): Promise<AuthorizationOutcome> {
     const login = safeLogin(rawLogin);
-    const row = login
-      ? await this.db
-          .selectFrom("logins")
-          .select(["id", "password_hash", "failed_attempts", "locked_until", "active", "two_factor"])
-          .where("client_id", "=", clientId)
-          .where("login", "=", login)
-          .executeTakeFirst()
-      : undefined;
-    if (row?.locked_until && row.locked_until.getTime() > Date.now()) throw this.locked(row.locked_until);
+    const row = login ? await this.reserveAttempt(clientId, { login }) : undefined;
     const stored = row?.password_hash ?? (await this.dummyHash);
     const ok = (await verifyPassword(password, stored)) && row?.password_hash != null;
     if (!row || !ok || !login) {
-      if (row) await this.countFailure(clientId, row.id);
+      if (row) await this.settleAttempt(clientId, row.id, false);
       throw wrongCredentials(this.maxFailures, this.lockMinutes);
     }
-    if (row.failed_attempts > 0)
-      await this.db
-        .updateTable("logins")
-        .set({ failed_attempts: 0, locked_until: null })
-        .where("client_id", "=", clientId)
-        .where("id", "=", row.id)
-        .execute();
+    await this.settleAttempt(clientId, row.id, true);
     if (!row.active || !(await this.customerActive(this.db, clientId, row.id))) throw notActive();
     if (row.two_factor) {
       const code = await this.codes.issue(this.db, { clientId, login, purpose: "LOGIN" });
@@ -639,27 +641,86 @@ export class Logins {
     await this.sendCode(clientId, login, "LOGIN", code);
   }
 
-  private async countFailure(clientId: string, userId: string) {
-    const { rows } = await sql<{ failed_attempts: number; locked_until: Date | null }>`
-      UPDATE logins
-         SET failed_attempts = failed_attempts + 1,
-             locked_until = CASE WHEN failed_attempts + 1 >= ${this.maxFailures}
-                                 THEN now() + make_interval(mins => ${this.lockMinutes}) ELSE locked_until END,
-             updated_at = now()
-       WHERE client_id = ${clientId} AND id = ${userId}
-      RETURNING failed_attempts, locked_until`.execute(this.db);
+  /**
+   * Takes a place in the login's count of wrong passwords for a guess about to be weighed, in one
+   * atomic statement: refused while the login is locked or while wrong passwords and guesses in
+   * flight already fill the count. Refused with the count full, the login is locked there and then
+   * (a guess past the limit); either way the refusal is a 429 and the guess is never compared.
+   * Undefined: no such login (the caller weighs the guess against a dummy hash all the same).
+   */
+  private async reserveAttempt(clientId: string, who: { login: string } | { id: string }) {
+    const which = "login" in who ? sql`login = ${who.login}` : sql`id = ${who.id}`;
+    for (let round = 0; round < 3; round++) {
+      const { rows } = await sql<{
+        id: string;
+        password_hash: string | null;
+        active: boolean;
+        two_factor: boolean;
+      }>`
+        UPDATE logins
+           SET failed_attempts = failed_attempts + 1,
+               attempts_in_flight = ${IN_FLIGHT} + 1,
+               in_flight_until = now() + make_interval(secs => ${IN_FLIGHT_SECONDS}),
+               updated_at = now()
+         WHERE client_id = ${clientId} AND ${which}
+           AND (locked_until IS NULL OR locked_until <= now()) AND failed_attempts < ${this.maxFailures}
+        RETURNING id, password_hash, active, two_factor`.execute(this.db);
+      if (rows[0]) return rows[0];
+      const { rows: refused } = await sql<{ id: string; locked_until: Date | null; locked: boolean }>`
+        SELECT id, locked_until, COALESCE(locked_until > now(), false) AS locked
+          FROM logins WHERE client_id = ${clientId} AND ${which}`.execute(this.db);
+      const found = refused[0];
+      if (!found) return undefined;
+      if (found.locked && found.locked_until) throw this.locked(new Date(found.locked_until));
+      // Not locked, yet no place: the count is full of guesses being weighed. This one is past the limit.
+      const { rows: lockedNow } = await sql<{ locked_until: Date }>`
+        UPDATE logins
+           SET locked_until = now() + make_interval(mins => ${this.lockMinutes}),
+               failed_attempts = ${this.maxFailures - 1}, updated_at = now()
+         WHERE client_id = ${clientId} AND id = ${found.id}
+           AND (locked_until IS NULL OR locked_until <= now()) AND failed_attempts >= ${this.maxFailures}
+        RETURNING locked_until`.execute(this.db);
+      if (lockedNow[0]) throw this.locked(new Date(lockedNow[0].locked_until));
+      // The count changed in between (a guess settled, or another request locked it): look again.
+    }
+    throw this.locked(new Date(Date.now() + 1000));
+  }
+
+  /**
+   * Settles a reserved guess, in one statement. Wrong: it stays counted; reaching `maxFailures` locks
+   * the login (429), and the count starts over one short of the limit so that the first wrong
+   * password after the lock ends locks it again. Right: the count is reset, but only if no lock
+   * stands (a lock set while the guess was weighed stands, and the right password answers 429 too)
+   * and no other guess is in flight (their places stay taken, so a burst gets no new ones).
+   */
+  private async settleAttempt(clientId: string, userId: string, right: boolean) {
+    const open = sql`(locked_until IS NULL OR locked_until <= now())`;
+    const { rows } = right
+      ? await sql<{ failed_attempts: number; locked_until: Date | null; locked: boolean }>`
+          UPDATE logins
+             SET failed_attempts = CASE WHEN ${open} AND ${IN_FLIGHT} <= 1 THEN 0 ELSE failed_attempts END,
+                 locked_until = CASE WHEN ${open} THEN NULL ELSE locked_until END,
+                 attempts_in_flight = GREATEST(${IN_FLIGHT} - 1, 0)
+           WHERE client_id = ${clientId} AND id = ${userId}
+          RETURNING failed_attempts, locked_until, COALESCE(locked_until > now(), false) AS locked`.execute(
+          this.db,
+        )
+      : await sql<{ failed_attempts: number; locked_until: Date | null; locked: boolean }>`
+          UPDATE logins
+             SET locked_until = CASE WHEN ${open} AND failed_attempts >= ${this.maxFailures}
+                                     THEN now() + make_interval(mins => ${this.lockMinutes}) ELSE locked_until END,
+                 failed_attempts = CASE WHEN ${open} AND failed_attempts >= ${this.maxFailures}
+                                        THEN ${this.maxFailures - 1} ELSE failed_attempts END,
+                 attempts_in_flight = GREATEST(${IN_FLIGHT} - 1, 0),
+                 updated_at = now()
+           WHERE client_id = ${clientId} AND id = ${userId}
+          RETURNING failed_attempts, locked_until, COALESCE(locked_until > now(), false) AS locked`.execute(
+          this.db,
+        );
     const after = rows[0];
     if (!after) return;
-    if (after.failed_attempts >= this.maxFailures && after.locked_until) {
-      // The lock starts over: the next wrong password after it ends locks again at once.
-      await this.db
-        .updateTable("logins")
-        .set({ failed_attempts: this.maxFailures - 1 })
-        .where("client_id", "=", clientId)
-        .where("id", "=", userId)
-        .execute();
-      throw this.locked(new Date(after.locked_until));
-    }
+    if (after.locked && after.locked_until) throw this.locked(new Date(after.locked_until));
+    if (right) return;
     const over = after.failed_attempts - this.slowAfter + 1;
     if (over > 0 && this.slowStepMs > 0)
       await new Promise((r) => setTimeout(r, Math.min(over * this.slowStepMs, 3000)));
