@@ -84,6 +84,7 @@ const envSchema = z.object({
     .regex(/^[A-Za-z0-9_-]{3,255}$/, "must be a client id")
     .optional(),
   FERRY_LOGIN_SLOW_STEP_MS: intFrom(0, 10_000).default(500),
+  FERRY_ADMIN_MAX_FAILURES: intFrom(1, 1_000_000).default(10),
   FERRY_SANDBOX_CHAIN_CONFIRM_MS: intFrom(0, 3_600_000).default(3000),
   FERRY_SANDBOX_ACQUIRER_ANSWER_DELAY_MS: intFrom(0, 600_000).default(0),
   FERRY_ONECLICK_CALLBACK_TIMEOUT_MS: intFrom(100, 120_000).default(10_000),
@@ -101,6 +102,8 @@ export interface Config {
   defaultClient: string | undefined;
   /** Wallet API logins: the delay added per wrong password past the third in a row. */
   loginSlowStepMs: number;
+  /** Platform admin: wrong passwords per source address in 15 minutes before it is locked for the rest of them. */
+  adminMaxFailures: number;
   /** How long the sandbox chain takes to confirm a transfer. */
   sandboxChainConfirmMs: number;
   /** How long the sandbox acquirer takes to answer a charge it has made (a slow network; crash tests). */
@@ -239,6 +242,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     accessTokenTtlSeconds: e.FERRY_ACCESS_TOKEN_TTL_SECONDS,
     defaultClient: e.FERRY_DEFAULT_CLIENT ?? (e.FERRY_DEMO_CLIENT ? "demo" : undefined),
     loginSlowStepMs: e.FERRY_LOGIN_SLOW_STEP_MS,
+    adminMaxFailures: e.FERRY_ADMIN_MAX_FAILURES,
     sandboxChainConfirmMs: e.FERRY_SANDBOX_CHAIN_CONFIRM_MS,
     sandboxAcquirerAnswerDelayMs: e.FERRY_SANDBOX_ACQUIRER_ANSWER_DELAY_MS,
     oneClickCallbackTimeoutMs: e.FERRY_ONECLICK_CALLBACK_TIMEOUT_MS,

@@ -62,6 +62,7 @@ export type ServiceSettings = Pick<
   | "accessTokenTtlSeconds"
   | "defaultClient"
   | "loginSlowStepMs"
+  | "adminMaxFailures"
   | "sandboxChainConfirmMs"
   | "sandboxAcquirerAnswerDelayMs"
   | "oneClickCallbackTimeoutMs"
@@ -256,7 +257,7 @@ export function createServices(
     offers,
     payin,
     payinCustomers,
-    adminAuthenticator: new AdminAuthenticator(db),
+    adminAuthenticator: new AdminAuthenticator(db, { maxFailures: settings.adminMaxFailures, lockMinutes: 15 }),
     ledger: new Ledger(db, {
       maxBatchSize: settings.ledgerBatchSize,
       maxInFlight: settings.ledgerBatchesInFlight,

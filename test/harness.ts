@@ -51,6 +51,9 @@ export const testSettings: ServiceSettings = {
   accessTokenTtlSeconds: 3600,
   defaultClient: undefined,
   loginSlowStepMs: 0,
+  // test/admin-routes.test.ts sends hundreds of wrong passwords from one address to pin the 401s;
+  // test/admin-guess-limit.test.ts checks the default.
+  adminMaxFailures: 1_000_000,
   sandboxChainConfirmMs: 300,
   sandboxAcquirerAnswerDelayMs: 0,
   oneClickCallbackTimeoutMs: 1000,

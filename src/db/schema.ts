@@ -133,6 +133,13 @@ export interface WebhookAttemptsTable {
   error: string | null;
 }
 
+export interface AdminAuthFailuresTable {
+  source: string;
+  failures: number;
+  window_until: Date;
+  locked_until: Date | null;
+}
+
 export interface PlatformAdminsTable {
   username: string;
   password_hash: string;
@@ -610,6 +617,7 @@ export interface SchemaMigrationsTable {
 export interface Database {
   clients: ClientsTable;
   platform_admins: PlatformAdminsTable;
+  admin_auth_failures: AdminAuthFailuresTable;
   ledger_currencies: LedgerCurrenciesTable;
   currency_usd_rates: CurrencyUsdRatesTable;
   ledger_accounts: LedgerAccountsTable;

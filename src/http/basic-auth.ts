@@ -22,7 +22,7 @@ export function requirePlatformAdmin(authenticator: AdminAuthenticator) {
     const credentials = parseBasicAuth(request.headers.authorization);
     if (!credentials)
       throw new ApiError("UNAUTHORIZED", "platform admin credentials required (HTTP Basic)", challenge);
-    if (!(await authenticator.verify(credentials.username, credentials.password))) {
+    if (!(await authenticator.verify(credentials.username, credentials.password, request.ip))) {
       throw new ApiError("UNAUTHORIZED", "wrong username or password", challenge);
     }
   };

@@ -108,6 +108,7 @@ export function startWorkers(
         await purgeExpiredUserTokens(db);
         await purgeOldUsage(db);
         await services.logins.purgeExpired();
+        await services.adminAuthenticator.purgeExpired();
         await services.sandbox.notifier.purge(new Date(Date.now() - 7 * 24 * 3600 * 1000));
         return false;
       },
