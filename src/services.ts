@@ -257,7 +257,10 @@ export function createServices(
     offers,
     payin,
     payinCustomers,
-    adminAuthenticator: new AdminAuthenticator(db, { maxFailures: settings.adminMaxFailures, lockMinutes: 15 }),
+    adminAuthenticator: new AdminAuthenticator(db, {
+      maxFailures: settings.adminMaxFailures,
+      lockMinutes: 15,
+    }),
     ledger: new Ledger(db, {
       maxBatchSize: settings.ledgerBatchSize,
       maxInFlight: settings.ledgerBatchesInFlight,
