@@ -238,7 +238,16 @@ describe("decisions: POST only, with the page's token, from Ferry's own page", (
       headers: {},
     },
     { what: "a foreign Origin", form: { ...form, csrf: token }, headers: { origin: "https://evil.example" } },
-    { what: "Origin: null", form: { ...form, csrf: token }, headers: { origin: "null" } },
+    {
+      what: "Origin: null from another site",
+      form: { ...form, csrf: token },
+      headers: { origin: "null", "sec-fetch-site": "cross-site" },
+    },
+    {
+      what: "a foreign Origin, a navigation no page started",
+      form: { ...form, csrf: token },
+      headers: { origin: "https://evil.example", "sec-fetch-site": "none" },
+    },
     {
       what: "Sec-Fetch-Site: cross-site",
       form: { ...form, csrf: token },
@@ -285,7 +294,12 @@ describe("decisions: POST only, with the page's token, from Ferry's own page", (
     const json = await t.app.inject({ method: "POST", url: path, payload: { decision: "cancel" } });
     expect(json.statusCode, json.body).toBe(403);
     expect((await pages.find(id))?.status).toBe("OPEN");
-    const done = await post(path, { decision: "cancel", csrf: token }, { origin: FERRY });
+    // What Chromium sends for the page's own form (no-referrer: Origin null).
+    const done = await post(
+      path,
+      { decision: "cancel", csrf: token },
+      { origin: "null", "sec-fetch-site": "same-origin" },
+    );
     expect(done.statusCode, done.body).toBe(200);
     expect((await pages.find(id))?.status).toBe("ABANDONED");
   });

@@ -15,7 +15,8 @@ import { ApiError } from "./errors.ts";
  *   origins (the 1-Click client's registered ones).
  * - `PageForms`: a decision form's hidden token (an HMAC of the page's purpose and id, under a key
  *   derived from the master key, so every process agrees) checked in constant time, with the
- *   browser's `Sec-Fetch-Site` and `Origin` where present: a form posted from another site is a 403.
+ *   browser's `Sec-Fetch-Site` (else `Origin`) where present: a form posted from another site is a
+ *   403.
  */
 
 const DOCUMENT = /^(text\/html|application\/xhtml\+xml|image\/svg\+xml)\b/i;
@@ -139,13 +140,22 @@ export class PageForms {
    * browser says where the form came from (`Sec-Fetch-Site`, `Origin`), it must be Ferry itself.
    */
   check(request: FastifyRequest, purpose: string, id: string, given: unknown): void {
+    // Sec-Fetch-Site, where the browser sends it, says whether the form was Ferry's own page.
     const site = request.headers["sec-fetch-site"];
     if (site !== undefined && site !== "same-origin")
       throw forbidden(
         `a decision is taken on Ferry's own page, not from another site (Sec-Fetch-Site: ${site})`,
       );
+    // Otherwise Origin: Ferry's, or "null" — what a browser sends for a form of a page whose
+    // Referrer-Policy is no-referrer, as Ferry's pages are (the token then decides).
     const origin = request.headers.origin;
-    if (origin !== undefined && origin !== this.#origin && origin !== `${request.protocol}://${request.host}`)
+    if (
+      site === undefined &&
+      origin !== undefined &&
+      origin !== "null" &&
+      origin !== this.#origin &&
+      origin !== `${request.protocol}://${request.host}`
+    )
       throw forbidden("a decision is taken on Ferry's own page, not from another site (Origin)");
     const expected = createHash("sha256").update(this.token(purpose, id)).digest();
     const received = createHash("sha256")
