@@ -195,7 +195,9 @@ describe.skipIf(!chromiumPath)(
       const own = await context.newPage();
       const reported = cspMessages(own);
       await own.goto(url);
-      expect(await own.evaluate(() => getComputedStyle(document.body).maxWidth)).toBe("448px"); // 28rem: the hashed style applies
+      expect(
+        await own.$eval("body", (body) => body.ownerDocument.defaultView?.getComputedStyle(body).maxWidth),
+      ).toBe("448px"); // 28rem: the hashed style applies
       await own.click("#complete");
       await own.waitForSelector("#outcome");
       expect(await own.textContent("#outcome")).toBe("Payment approved");

@@ -228,7 +228,10 @@ describe("every HTML page states who may frame it, with a strict policy", () => 
 
 describe("decisions: POST only, with the page's token, from Ferry's own page", () => {
   /** The forged posts every decision page must refuse (403), each changing nothing. */
-  const forgeries = (form: Record<string, string>, token: string) => [
+  const forgeries = (
+    form: Record<string, string>,
+    token: string,
+  ): { what: string; form: Record<string, string>; headers: Record<string, string> }[] => [
     { what: "no token", form, headers: {} },
     { what: "an empty token", form: { ...form, csrf: "" }, headers: {} },
     { what: "a wrong token", form: { ...form, csrf: `${token.slice(0, -2)}AA` }, headers: {} },
