@@ -28,11 +28,16 @@ import { walletFace } from "./faces/wallet/index.ts";
 import { requirePlatformAdmin } from "./http/basic-auth.ts";
 import { ApiError, envelope, errorEnvelopeSchema, registerErrorHandling } from "./http/errors.ts";
 import type { Metrics } from "./http/metrics.ts";
+import { registerPageSecurity } from "./http/page-security.ts";
 import { findUnstorableText } from "./http/storable-text.ts";
 import { publishedJwks } from "./modules/keys/service.ts";
 import type { Services } from "./services.ts";
 
 export const FERRY_VERSION = "0.1.0";
+
+/** The interactive reference's policy (Swagger UI sets element styles from its script). */
+const SWAGGER_UI_POLICY =
+  "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 declare module "fastify" {
   interface FastifyInstance {
@@ -86,6 +91,8 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandling(app);
   metrics.register(app);
+  // Every HTML answer states who may frame it, with a strict policy (http/page-security.ts).
+  registerPageSecurity(app);
 
   // JSON bodies: keep the raw bytes (request signatures and idempotency hash them), then parse
   // with Fastify's own parser (which refuses __proto__ and constructor pollution), then refuse text
@@ -183,7 +190,13 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     transform: jsonSchemaTransform,
     transformObject: jsonSchemaTransformObject,
   });
-  await app.register(fastifySwaggerUi, { routePrefix: "/docs", uiConfig: { deepLinking: true } });
+  await app.register(fastifySwaggerUi, {
+    routePrefix: "/docs",
+    uiConfig: { deepLinking: true },
+    // Swagger UI's own files only: its scripts and styles from /docs/static, the specification
+    // fetched from /docs/json; no inline script; nobody may frame it.
+    staticCSP: SWAGGER_UI_POLICY,
+  });
 
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
 

@@ -21,6 +21,7 @@ import {
   REDIRECT_URI,
   startOperator,
 } from "./oneclick.ts";
+import { tokenFor } from "./page-forms.ts";
 import {
   balances,
   NO_KYC_LIMITS,
@@ -1825,6 +1826,7 @@ async function oneClickCommand(s: Sequence, c: Extract<Command, { k: "oneclick" 
       payload: new URLSearchParams({
         decision: c.deny ? "deny" : "approve",
         personid: personId(c.person),
+        csrf: tokenFor(t, path),
       }).toString(),
     });
   // Racing a recovery round: the page's request and the claim loop may both reach for a step; one

@@ -13,6 +13,7 @@ import {
   withdrawal,
 } from "./funding.ts";
 import { startTestApp, type TestApp } from "./harness.ts";
+import { tokenFor } from "./page-forms.ts";
 import { createTestClient, createUser, type TestClient } from "./platform.ts";
 
 /**
@@ -196,7 +197,7 @@ describe("a card charge's outcome is never dropped", () => {
     const page = await t.app.inject({
       method: "POST",
       url: `/sandbox/acquirer/challenge/${reference}`,
-      payload: "decision=complete",
+      payload: `decision=complete&csrf=${tokenFor(t, `/sandbox/acquirer/challenge/${reference}`)}`,
       headers: { "content-type": "application/x-www-form-urlencoded" },
     });
     expect(page.statusCode).toBe(200);

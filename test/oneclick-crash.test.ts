@@ -8,6 +8,7 @@ import * as ledger from "../src/modules/ledger/service.ts";
 import { createTestDatabase } from "./database.ts";
 import { basic } from "./harness.ts";
 import { OPERATOR_AUTH, OPERATOR_USER, type Operator, REDIRECT_URI, startOperator } from "./oneclick.ts";
+import { formTokenOf } from "./page-forms.ts";
 import { type FerryProcess, startFerryProcess } from "./process.ts";
 
 /**
@@ -144,7 +145,11 @@ it("a crash while the transfer callback is in flight: after restart the same txI
   const decided = fetch(pageUrl, {
     method: "POST",
     headers: { "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({ decision: "approve", personid: "199001011234" }).toString(),
+    body: new URLSearchParams({
+      decision: "approve",
+      personid: "199001011234",
+      csrf: formTokenOf(html),
+    }).toString(),
     redirect: "manual",
   }).catch((error: unknown) => error);
 

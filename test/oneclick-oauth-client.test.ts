@@ -5,6 +5,7 @@ import * as oauth from "oauth4webapi";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "./harness.ts";
 import { OPERATOR_AUTH, OPERATOR_USER, type Operator, startOperator } from "./oneclick.ts";
+import { formTokenOf } from "./page-forms.ts";
 import { createTestClient } from "./platform.ts";
 
 /**
@@ -158,7 +159,11 @@ describe("1-Click with a standard OAuth2 client library (oauth4webapi)", () => {
     const approved = await fetch(pageUrl, {
       method: "POST",
       headers: { "content-type": "application/x-www-form-urlencoded" },
-      body: new URLSearchParams({ decision: "approve", personid: "199001011234" }),
+      body: new URLSearchParams({
+        decision: "approve",
+        personid: "199001011234",
+        csrf: formTokenOf(providerPage),
+      }),
       redirect: "manual",
     });
     const callbackUrl = await follow(approved);
@@ -311,11 +316,16 @@ describe("1-Click with a standard OAuth2 client library (oauth4webapi)", () => {
     const authorized = await fetch(authorizationUrl, { redirect: "manual" });
     expect(authorized.status).toBe(302);
     const pageUrl = String(authorized.headers.get("location"));
+    const providerPage = await (await fetch(pageUrl)).text();
     const callbackUrl = await follow(
       await fetch(pageUrl, {
         method: "POST",
         headers: { "content-type": "application/x-www-form-urlencoded" },
-        body: new URLSearchParams({ decision: "approve", personid: "199001011234" }),
+        body: new URLSearchParams({
+          decision: "approve",
+          personid: "199001011234",
+          csrf: formTokenOf(providerPage),
+        }),
         redirect: "manual",
       }),
     );

@@ -16,6 +16,7 @@ import {
   setUpOneClick,
   startOperator,
 } from "./oneclick.ts";
+import { tokenFor } from "./page-forms.ts";
 import { createTestClient } from "./platform.ts";
 
 /**
@@ -987,7 +988,7 @@ describe("/sandbox/identity/:sessionId", () => {
       expect(response.body, what).not.toContain("<b>1</b>");
       expect(response.headers.location, what).toBeUndefined();
     }
-    const missing = await post(path, "decision=approve");
+    const missing = await post(path, `decision=approve&csrf=${tokenFor(t, path)}`);
     expect(missing.statusCode, show(missing)).toBe(400);
     expect(await fingerprint()).toEqual(before);
     expect(await statusOf(txId)).toBe(STATUS.WAITING_IDENTITY_PROVIDER);

@@ -1,6 +1,7 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { TestApp } from "./harness.ts";
+import { tokenFor } from "./page-forms.ts";
 import { createTestClient } from "./platform.ts";
 
 /**
@@ -187,7 +188,7 @@ export async function decide(
     method: "POST",
     url: path,
     headers: { "content-type": "application/x-www-form-urlencoded" },
-    payload: new URLSearchParams({ decision, personid }).toString(),
+    payload: new URLSearchParams({ decision, personid, csrf: tokenFor(t, path) }).toString(),
   });
 }
 

@@ -3,6 +3,7 @@ import { sandboxKycRoutes } from "../src/faces/sandbox/kyc-verification.ts";
 import { ALPHA3_TO_ALPHA2, toAlpha2, toAlpha3 } from "../src/lib/countries.ts";
 import type { Services } from "../src/services.ts";
 import { startTestApp, type TestApp } from "./harness.ts";
+import { tokenFor } from "./page-forms.ts";
 import { registerCustomer, staff, type WalletCaller, walletClient } from "./wallet.ts";
 
 /**
@@ -106,7 +107,7 @@ const press = (path: string, decision: string) =>
     method: "POST",
     url: path,
     headers: { "content-type": "application/x-www-form-urlencoded", accept: "text/html" },
-    payload: `decision=${decision}`,
+    payload: `decision=${decision}&csrf=${tokenFor(t, path)}`,
   });
 
 describe("countries", () => {

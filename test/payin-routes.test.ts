@@ -3,6 +3,7 @@ import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { STAFF_ROLES } from "../src/modules/logins/service.ts";
 import { startTestApp, type TestApp } from "./harness.ts";
+import { tokenFor } from "./page-forms.ts";
 import { logIn, registerCustomer, staff, type WalletCaller, walletClient } from "./wallet.ts";
 
 /**
@@ -721,7 +722,10 @@ const routes: Record<string, RouteCases> = {
   },
   "POST /sandbox/kyc/verification/:id": {
     token: false,
-    valid: async () => req("POST", await zoePage(), { decision: "cancel" }),
+    valid: async () => {
+      const path = await zoePage();
+      return req("POST", path, { decision: "cancel", csrf: tokenFor(t, path) });
+    },
     invalid: async () => {
       const path = await zoePage();
       const form = (payload: string): Req => ({

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as ledger from "../src/modules/ledger/service.ts";
 import { startTestApp, type TestApp } from "./harness.ts";
+import { tokenFor } from "./page-forms.ts";
 import { invariantsHold, registerCustomer, type WalletCaller, walletClient } from "./wallet.ts";
 
 /** The Pay-in API through HTTP: cards, data, offers, payment (approved, declined, 3-D Secure), chain. */
@@ -352,7 +353,7 @@ describe("Pay-in", () => {
       method: "POST",
       url: `/sandbox/acquirer/challenge/${reference}`,
       headers: { "content-type": "application/x-www-form-urlencoded" },
-      payload: "decision=complete",
+      payload: `decision=complete&csrf=${tokenFor(t, `/sandbox/acquirer/challenge/${reference}`)}`,
     });
     expect(done.statusCode).toBe(303);
     expect(done.headers.location).toBe("https://shop.example/ok");

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signRequest } from "../src/sdk/signing.ts";
 import { basic, startTestApp, type TestApp } from "./harness.ts";
+import { tokenFor } from "./page-forms.ts";
 import { createTestClient, createUser, type TestClient } from "./platform.ts";
 
 // Issue 7.4: the /sandbox control routes needed no credentials (anyone could credit a pending bank
@@ -161,7 +162,7 @@ describe("the 3-D Secure challenge page", () => {
       method: "POST",
       url: path,
       headers: { "content-type": "application/x-www-form-urlencoded" },
-      payload: "decision=complete",
+      payload: `decision=complete&csrf=${tokenFor(t, path)}`,
     });
     expect(completed.statusCode).toBe(200);
     expect(await statusOf(client, requestId)).toBe("CAPTURED");
@@ -176,7 +177,7 @@ describe("the 3-D Secure challenge page", () => {
       method: "POST",
       url: path,
       headers: { "content-type": "application/x-www-form-urlencoded" },
-      payload: "decision=complete",
+      payload: `decision=complete&csrf=${tokenFor(t, path)}`,
     });
     expect(completed.statusCode).toBe(404);
     expect(await statusOf(client, requestId)).toBe("AWAITING_PAYMENT");

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as ledger from "../src/modules/ledger/service.ts";
 import { startTestApp, type TestApp } from "./harness.ts";
+import { tokenFor } from "./page-forms.ts";
 import {
   balances,
   invariantsHold,
@@ -489,7 +490,7 @@ describe("idempotency, validation of serials, card top-ups", () => {
       method: "POST",
       url: `/sandbox/acquirer/challenge/${reference}`,
       headers: { "content-type": "application/x-www-form-urlencoded" },
-      payload: "decision=complete",
+      payload: `decision=complete&csrf=${tokenFor(t, `/sandbox/acquirer/challenge/${reference}`)}`,
     });
     expect(completed.statusCode, completed.body).toBeLessThan(400);
     expect(await balances(s.anna, s.annaCoin)).toMatchObject({ amount: "15.00" });

@@ -23,6 +23,7 @@ import { kycConfigSchema } from "../../modules/kyc/rules.ts";
 import { STAFF_ROLES } from "../../modules/logins/service.ts";
 import { monitoringConfigSchema } from "../../modules/monitoring/rules.ts";
 import { maskOneClick, oneClickSettingsSchema, rotateOAuthSecret } from "../../modules/oauth/clients.ts";
+import { checkRedirectUris } from "../../modules/oauth/redirect-uris.ts";
 import { privateDestinationRefusal } from "../../modules/webhooks/destinations.ts";
 import type { Services } from "../../services.ts";
 
@@ -134,6 +135,12 @@ function assertCallbackDestination(settings: unknown, mode: "sandbox" | "live") 
   if (refusal) throw ApiError.invalid("oneClick.callbackUrl", refusal);
 }
 
+/** The 1-Click redirect URIs suit the client's mode (a live client's are https, loopback excepted). */
+function assertRedirectUris(settings: unknown, mode: "sandbox" | "live") {
+  const uris = (settings as { oneClick?: { redirectUris?: string[] } } | undefined)?.oneClick?.redirectUris;
+  if (uris) checkRedirectUris(uris, mode);
+}
+
 const clientParams = z.object({ clientId: z.string().regex(CLIENT_CHOSEN_ID) });
 const admin = { tags: ["admin"], security: [{ adminBasic: [] }] };
 
@@ -171,6 +178,7 @@ export const adminClientRoutes: FastifyPluginAsyncZod<{ services: Services }> = 
     async (request, reply) => {
       const { clientId, ...rest } = request.body;
       assertCallbackDestination(rest.settings, rest.mode ?? "sandbox");
+      assertRedirectUris(rest.settings, rest.mode ?? "sandbox");
       const client = await createClient(db, { id: clientId, ...rest }, PLATFORM_ADMIN);
       reply.code(201);
       return view(client);
@@ -221,7 +229,13 @@ export const adminClientRoutes: FastifyPluginAsyncZod<{ services: Services }> = 
       const { oneClick, ...change } = request.body;
       const settings = oneClick ? { ...(change.settings ?? {}), oneClick } : change.settings;
       const current = await getClient(db, request.params.clientId);
-      assertCallbackDestination(settings ?? current.settings, change.mode ?? current.mode);
+      // What the client's set-up will be (settings merge member by member) must suit its mode.
+      const merged = { ...current.settings, ...(settings ?? {}) };
+      const mode = change.mode ?? current.mode;
+      assertCallbackDestination(merged, mode);
+      // Checked when the 1-Click set-up or the mode is given (a stored URI that no longer passes
+      // does not block an unrelated change, such as suspending the client).
+      if (settings?.oneClick !== undefined || change.mode !== undefined) assertRedirectUris(merged, mode);
       return view(await updateClient(db, request.params.clientId, { ...change, settings }, PLATFORM_ADMIN));
     },
   );

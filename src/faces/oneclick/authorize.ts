@@ -2,9 +2,14 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { CLIENT_CHOSEN_ID } from "../../lib/ids.ts";
+import {
+  redirectOrigins,
+  redirectUriRefusal,
+  usableRedirectUris,
+} from "../../modules/oauth/redirect-uris.ts";
 import { AuthorizeRefusal, answerUrl, type OneClickRow } from "../../modules/oneclick/service.ts";
 import type { Services } from "../../services.ts";
-import { escapeHtml, originsOf, page, sendPage } from "./pages.ts";
+import { escapeHtml, page, sendPage } from "./pages.ts";
 
 /**
  * `GET /oauth/authorize`: the OAuth wire format of a 1-Click start. An unknown client or an
@@ -149,11 +154,22 @@ export const authorizeRoute: FastifyPluginAsyncZod<{ services: Services }> = asy
       const target =
         clientId && CLIENT_CHOSEN_ID.test(clientId) ? await flow.authorizationTarget(clientId) : undefined;
       if (!target) return badPage(reply, "unknown client_id (or the client is not set up for 1-Click)");
-      const registered = target.settings.redirectUris;
-      const redirectUri = one("redirect_uri") ?? (registered.length === 1 ? registered[0] : undefined);
-      if (redirectUri === undefined || !registered.includes(redirectUri))
-        return badPage(reply, "redirect_uri is not registered for this client");
-      corsFor(request, reply, originsOf(registered));
+      // Matched exactly (RFC 9700 §4.1.3), among the URIs the client's mode allows: one stored
+      // before the set-up checks that no longer passes them matches nothing.
+      const mode = target.client.mode;
+      const registered = usableRedirectUris(target.settings.redirectUris, mode);
+      const given = one("redirect_uri");
+      const redirectUri = given ?? (target.settings.redirectUris.length === 1 ? registered[0] : undefined);
+      if (redirectUri === undefined || !registered.includes(redirectUri)) {
+        const unusable = given !== undefined && target.settings.redirectUris.includes(given);
+        return badPage(
+          reply,
+          unusable
+            ? `redirect_uri is registered but no longer accepted: it ${redirectUriRefusal(given, mode)}; the operator must register a valid one`
+            : "redirect_uri is not registered for this client",
+        );
+      }
+      corsFor(request, reply, redirectOrigins(registered, mode));
       const iframe = one("iframe") !== "false";
       const state = one("state");
       const fail = (error: string, description: string) =>

@@ -5,12 +5,12 @@ import { z } from "zod";
 import { parseBasicAuth } from "../../http/basic-auth.ts";
 import { toApiError } from "../../http/errors.ts";
 import { FERRY_SIGNING_ALG, publishedJwks } from "../../modules/keys/service.ts";
-import { oneClickOf, verifyOAuthClient } from "../../modules/oauth/clients.ts";
+import { oneClickOrigins, verifyOAuthClient } from "../../modules/oauth/clients.ts";
 import { browserDone, OAuthError, type OneClickRow } from "../../modules/oneclick/service.ts";
 import { stateOf } from "../../modules/oneclick/statuses.ts";
 import type { Services } from "../../services.ts";
 import { authorizeRoute, SCOPES } from "./authorize.ts";
-import { originsOf, page, sendPage } from "./pages.ts";
+import { page, sendPage } from "./pages.ts";
 
 /**
  * The 1-Click face (`/oauth`, oneclick-api.md): the OAuth2 authorization-code flow an operator
@@ -169,8 +169,7 @@ export const oneClickFace: FastifyPluginAsyncZod<{ services: Services }> = async
     async (request, reply) => {
       const row = await flow.bySession(request.params.sessionId);
       if (!row) return sendPage(reply, page("Not found", "<h1>Not found</h1>"), { status: 404 });
-      const frameAncestors = originsOf((await oneClickOf(db, row.client_id))?.redirectUris ?? []);
-      return continueFlow(services, reply, row, frameAncestors, 1500);
+      return continueFlow(services, reply, row, await oneClickOrigins(db, row.client_id), 1500);
     },
   );
 

@@ -1,14 +1,15 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
+import { FORM_TOKEN, PageForms } from "../../http/page-security.ts";
 import { DomainError } from "../../lib/errors.ts";
 import { findClient } from "../../modules/clients/service.ts";
-import { oneClickOf } from "../../modules/oauth/clients.ts";
+import { oneClickOrigins } from "../../modules/oauth/clients.ts";
 import type { OneClickRow } from "../../modules/oneclick/service.ts";
 import { STATUS } from "../../modules/oneclick/statuses.ts";
 import { SANDBOX_TEST_PERSONID } from "../../providers/identity/sandbox.ts";
 import type { Services } from "../../services.ts";
 import { continueFlow } from "./index.ts";
-import { escapeHtml, originsOf, page, sendPage } from "./pages.ts";
+import { escapeHtml, page, sendPage } from "./pages.ts";
 
 /**
  * The sandbox identity providers' hosted page (`sandbox-bankid`, `sandbox-trustly`; sandbox.md):
@@ -17,6 +18,9 @@ import { escapeHtml, originsOf, page, sendPage } from "./pages.ts";
  * with `personid` to the page's own URL, which answers with a 302 to the redirect_uri once the
  * operator callbacks and the payment are done, or to the waiting page. The session id (256 random
  * bits, handed only to the browser) is the capability; a live client's session is not found.
+ * Only the client's registered origins may frame the page; its decision forms carry the page's
+ * token and are refused from another site (http/page-security.ts). Its GET takes no decision (it
+ * shows the page, or moves a flow already decided on, as the waiting page does).
  */
 
 const params = z.object({
@@ -29,6 +33,7 @@ export const sandboxIdentityRoutes: FastifyPluginAsyncZod<{ services: Services }
 ) => {
   const db = services.database.db;
   const flow = services.oneClick;
+  const forms = new PageForms(services.sealer, services.settings.publicUrl);
 
   app.addContentTypeParser(
     "application/x-www-form-urlencoded",
@@ -43,8 +48,10 @@ export const sandboxIdentityRoutes: FastifyPluginAsyncZod<{ services: Services }
     const client = row ? await findClient(db, row.client_id) : undefined;
     const provider = row ? flow.provider(row.identity_provider) : undefined;
     if (!row || !provider || client?.mode !== "sandbox") return undefined;
-    const frameAncestors = originsOf((await oneClickOf(db, row.client_id))?.redirectUris ?? []);
-    return { row, provider, client, frameAncestors };
+    const frameAncestors = await oneClickOrigins(db, row.client_id);
+    // The decision's answer sends the browser to the redirect_uri or to Ferry's waiting page.
+    const formTargets = [...frameAncestors, services.settings.publicUrl];
+    return { row, provider, client, frameAncestors, formTargets };
   }
 
   async function providerPage(
@@ -57,7 +64,7 @@ export const sandboxIdentityRoutes: FastifyPluginAsyncZod<{ services: Services }
     const action = `/sandbox/identity/${encodeURIComponent(row.session_id)}`;
     const what = await describe(row);
     const form = (decision: "approve" | "deny", label: string) =>
-      `<form method="post" action="${action}"><input type="hidden" name="decision" value="${decision}"><input type="hidden" name="personid" value="${escapeHtml(personid)}"><button id="${decision}" type="submit">${label}</button></form>`;
+      `<form method="post" action="${action}"><input type="hidden" name="decision" value="${decision}"><input type="hidden" name="personid" value="${escapeHtml(personid)}">${forms.field("identity", row.session_id)}<button id="${decision}" type="submit">${label}</button></form>`;
     return page(
       provider.displayName,
       `<h1>${escapeHtml(provider.displayName)}</h1>
@@ -98,6 +105,7 @@ ${form("approve", "Approve")}${form("deny", "Deny")}`,
         return continueFlow(services, reply, loaded.row, loaded.frameAncestors, 0);
       return sendPage(reply, await providerPage(loaded, { personid: request.query.personid }), {
         frameAncestors: loaded.frameAncestors,
+        formTargets: loaded.formTargets,
       });
     },
   );
@@ -108,13 +116,13 @@ ${form("approve", "Approve")}${form("deny", "Deny")}`,
       schema: {
         tags: ["sandbox"],
         summary: "The user's decision on the sandbox identity provider's page",
-        description:
-          "`decision=approve|deny` with `personid`, form-encoded. Answers 302 to the redirect_uri once the operator callbacks and the payment are done, or to the waiting page.",
+        description: `\`decision=approve|deny\` with \`personid\` and the page's \`${FORM_TOKEN}\` token, form-encoded. Answers 302 to the redirect_uri once the operator callbacks and the payment are done, or to the waiting page. From another site (Origin, Sec-Fetch-Site) or without the token → 403, nothing changes.`,
         params,
         consumes: ["application/x-www-form-urlencoded"],
         body: z.object({
           decision: z.enum(["approve", "deny"]),
           personid: z.string().max(40).optional(),
+          [FORM_TOKEN]: z.string().max(200).optional(),
         }),
         produces: ["text/html"],
       },
@@ -122,6 +130,7 @@ ${form("approve", "Approve")}${form("deny", "Deny")}`,
     async (request, reply) => {
       const loaded = await load(request.params.sessionId);
       if (!loaded) return notFound(reply);
+      forms.check(request, "identity", loaded.row.session_id, request.body[FORM_TOKEN]);
       let row: OneClickRow;
       try {
         row = await flow.decide(loaded.row, request.body.decision, request.body.personid);
@@ -130,7 +139,7 @@ ${form("approve", "Approve")}${form("deny", "Deny")}`,
           return sendPage(
             reply,
             await providerPage(loaded, { error: error.message, personid: request.body.personid ?? "" }),
-            { status: 400, frameAncestors: loaded.frameAncestors },
+            { status: 400, frameAncestors: loaded.frameAncestors, formTargets: loaded.formTargets },
           );
         throw error;
       }

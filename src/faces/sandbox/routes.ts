@@ -2,14 +2,18 @@ import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { requirePlatformAdmin } from "../../http/basic-auth.ts";
 import { errorResponses } from "../../http/errors.ts";
+import { FORM_TOKEN, PageForms, securePage } from "../../http/page-security.ts";
 import type { Services } from "../../services.ts";
 import { guardSandboxBank, guardSandboxChallenge } from "./access.ts";
 
 const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
+const STYLE =
+  "body{font-family:system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1rem}button{font-size:1rem;padding:.6rem 1.2rem;margin-right:.5rem}";
+
 function page(title: string, body: string) {
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>
-<style>body{font-family:system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1rem}button{font-size:1rem;padding:.6rem 1.2rem;margin-right:.5rem}</style>
+<style>${STYLE}</style>
 </head><body>${body}</body></html>`;
 }
 
@@ -17,15 +21,20 @@ const reference = z.object({
   reference: z.string().regex(/^sbxch_[0-9a-f-]{36}$/, "a sandbox charge reference"),
 });
 
+type Returns = { successUrl?: string; failUrl?: string } | null;
+
 /**
  * The sandbox acquirer's hosted 3-D Secure challenge page: "Complete" approves the charge,
- * "Fail" declines it; either way Ferry records the outcome at once.
+ * "Fail" declines it; either way Ferry records the outcome at once. Nobody may frame the page;
+ * its forms carry the page's token and are refused from another site (http/page-security.ts); they
+ * may lead only to Ferry and to the charge's return URLs (a Pay-in successUrl / failUrl).
  */
 export const sandboxAcquirerRoutes: FastifyPluginAsyncZod<{ services: Services }> = async (
   app,
   { services },
 ) => {
   guardSandboxChallenge(app, services); // sandbox clients' charges only
+  const forms = new PageForms(services.sealer, services.settings.publicUrl);
   // The page's forms post application/x-www-form-urlencoded.
   app.addContentTypeParser(
     "application/x-www-form-urlencoded",
@@ -37,15 +46,29 @@ export const sandboxAcquirerRoutes: FastifyPluginAsyncZod<{ services: Services }
 
   app.get(
     "/acquirer/challenge/:reference",
-    { schema: { tags: ["sandbox"], summary: "The sandbox 3-D Secure challenge page", params: reference } },
+    {
+      schema: {
+        tags: ["sandbox"],
+        summary: "The sandbox 3-D Secure challenge page",
+        params: reference,
+        produces: ["text/html"],
+      },
+    },
     async (request, reply) => {
       const ref = escapeHtml(request.params.reference);
-      reply.type("text/html; charset=utf-8");
-      return page(
-        "Sandbox 3-D Secure",
-        `<h1>Sandbox 3-D Secure</h1><p>This page plays your bank's card check.</p>
-<form method="post" action="/sandbox/acquirer/challenge/${ref}"><input type="hidden" name="decision" value="complete"><button id="complete">Complete</button></form>
-<form method="post" action="/sandbox/acquirer/challenge/${ref}"><input type="hidden" name="decision" value="fail"><button id="fail">Fail</button></form>`,
+      const returns = (await services.transactions.byReference(request.params.reference))?.process as Returns;
+      const form = (decision: "complete" | "fail", label: string) =>
+        `<form method="post" action="/sandbox/acquirer/challenge/${ref}"><input type="hidden" name="decision" value="${decision}">${forms.field("3ds-challenge", request.params.reference)}<button id="${decision}">${label}</button></form>`;
+      return securePage(reply, {
+        styles: [STYLE],
+        formTargets: [returns?.successUrl, returns?.failUrl].filter((u): u is string => !!u),
+      }).send(
+        page(
+          "Sandbox 3-D Secure",
+          `<h1>Sandbox 3-D Secure</h1><p>This page plays your bank's card check.</p>
+${form("complete", "Complete")}
+${form("fail", "Fail")}`,
+        ),
       );
     },
   );
@@ -56,23 +79,30 @@ export const sandboxAcquirerRoutes: FastifyPluginAsyncZod<{ services: Services }
       schema: {
         tags: ["sandbox"],
         summary: "Finish the sandbox 3-D Secure challenge",
+        description: `Form-encoded \`decision=complete|fail\` with the page's \`${FORM_TOKEN}\` token; from another site (Origin, Sec-Fetch-Site) or without the token → 403, nothing changes.`,
         params: reference,
-        body: z.object({ decision: z.enum(["complete", "fail"]) }),
+        body: z.object({
+          decision: z.enum(["complete", "fail"]),
+          [FORM_TOKEN]: z.string().max(200).optional(),
+        }),
+        produces: ["text/html"],
       },
     },
     async (request, reply) => {
+      forms.check(request, "3ds-challenge", request.params.reference, request.body[FORM_TOKEN]);
       const transaction = await services.transactions.completeChallenge(
         request.params.reference,
         request.body.decision === "complete",
       );
       // A face that gave return URLs (the Pay-in API's successUrl / failUrl) gets the browser back.
-      const returns = transaction.process as { successUrl?: string; failUrl?: string } | null;
+      const returns = transaction.process as Returns;
       const back = transaction.status === "CAPTURED" ? returns?.successUrl : returns?.failUrl;
-      if (back) return reply.redirect(back, 303);
-      reply.type("text/html; charset=utf-8");
-      return page(
-        "Sandbox 3-D Secure",
-        `<h1 id="outcome">${transaction.status === "CAPTURED" ? "Payment approved" : "Payment declined"}</h1><p>Transaction ${escapeHtml(transaction.requestId)}: ${escapeHtml(transaction.status)}. You may close this page.</p>`,
+      if (back) return reply.header("Referrer-Policy", "no-referrer").redirect(back, 303);
+      return securePage(reply, { styles: [STYLE] }).send(
+        page(
+          "Sandbox 3-D Secure",
+          `<h1 id="outcome">${transaction.status === "CAPTURED" ? "Payment approved" : "Payment declined"}</h1><p>Transaction ${escapeHtml(transaction.requestId)}: ${escapeHtml(transaction.status)}. You may close this page.</p>`,
+        ),
       );
     },
   );

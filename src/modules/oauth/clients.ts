@@ -5,6 +5,7 @@ import { inTransaction } from "../../db/transaction.ts";
 import type { Actor } from "../../lib/context.ts";
 import { writeAudit } from "../audit/service.ts";
 import { getClient } from "../clients/service.ts";
+import { redirectOrigins, redirectUriProblem } from "./redirect-uris.ts";
 
 /**
  * A client as an OAuth2 client of the 1-Click flow: its `oneClick` settings (registered redirect
@@ -21,10 +22,20 @@ const httpUrl = z
 export const oneClickSettingsSchema = z
   .object({
     redirectUris: z
-      .array(httpUrl)
+      .array(
+        z
+          .string()
+          .max(2000)
+          .superRefine((uri, ctx) => {
+            const problem = redirectUriProblem(uri);
+            if (problem) ctx.addIssue({ code: "custom", message: `redirect URI ${problem}` });
+          }),
+      )
       .min(1)
       .max(20)
-      .describe("The redirect_uri values the client may use, exactly"),
+      .describe(
+        "The redirect_uri values the client may use, matched exactly: absolute http(s) URLs written as parsed (lower-case host, no default port), no fragment, no user@, no wildcard; https for a live client except loopback (127.0.0.1, [::1], localhost)",
+      ),
     callbackUrl: httpUrl
       .refine(
         (u) => u.includes("{action}"),
@@ -60,6 +71,16 @@ export function maskOneClick(settings: Record<string, unknown>): Record<string, 
 export async function oneClickOf(db: Db, clientId: string): Promise<OneClickSettings | undefined> {
   const client = await getClient(db, clientId);
   return (client.settings as { oneClick?: OneClickSettings }).oneClick;
+}
+
+/**
+ * The exact origins a client's 1-Click pages may be framed by and send the browser to: those of
+ * its redirect URIs usable in its mode (none when it has no 1-Click set-up).
+ */
+export async function oneClickOrigins(db: Db, clientId: string): Promise<string[]> {
+  const client = await getClient(db, clientId);
+  const oneClick = (client.settings as { oneClick?: OneClickSettings }).oneClick;
+  return redirectOrigins(oneClick?.redirectUris ?? [], client.mode);
 }
 
 const hashOf = (secret: string) => createHash("sha256").update(secret).digest("hex");

@@ -88,7 +88,7 @@ export async function findByPaymentReferences(db: Db, provider: string, referenc
 export function findClientOfReference(db: Db, reference: string) {
   return db
     .selectFrom("transactions")
-    .select("client_id")
+    .select(["client_id", "request_id"])
     .where("provider_reference", "=", reference)
     .executeTakeFirst();
 }

@@ -554,6 +554,12 @@ export class Transactions {
     return (await repo.findClientOfReference(this.db, reference))?.client_id;
   }
 
+  /** The transaction carrying this provider reference (the sandbox challenge page's return URLs). */
+  async byReference(reference: string): Promise<Transaction | undefined> {
+    const found = await repo.findClientOfReference(this.db, reference);
+    return found ? this.get(found.client_id, found.request_id) : undefined;
+  }
+
   /** Which transaction each bank payment reference belongs to (reconciliation). */
   bankDepositOwners(references: string[]) {
     return this.notices.bankDepositOwners(references);

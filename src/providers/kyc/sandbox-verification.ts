@@ -107,23 +107,30 @@ const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.char
 
 const TITLE = "Sandbox identity verification";
 
+/** The page's one inline style block (its Content-Security-Policy allows it by hash). */
+export const VERIFICATION_PAGE_STYLE =
+  "body{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem}button{font-size:1rem;padding:.6rem 1.2rem;margin-right:.5rem}form{display:inline}";
+
 function page(body: string) {
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(TITLE)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<style>body{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem}button{font-size:1rem;padding:.6rem 1.2rem;margin-right:.5rem}form{display:inline}</style>
+<style>${VERIFICATION_PAGE_STYLE}</style>
 </head><body>${body}</body></html>`;
 }
 
-/** The page of a verification in its status. */
-export function verificationPage(verification: Verification): string {
+/**
+ * The page of a verification in its status. `formField`: the HTML of the hidden anti-CSRF field
+ * each decision form carries (the face's; the page is served with a strict policy, framed by nobody).
+ */
+export function verificationPage(verification: Verification, formField = ""): string {
   const id = escapeHtml(verification.id);
   switch (verification.status) {
     case "OPEN":
       return page(
         `<h1>${TITLE}</h1>
 <p>This page plays the KYC provider's ID document and liveness capture. No document or picture is taken: "Submit documents" hands the sandbox a test passport, and the sandbox decides by your last name — <code>Refuse</code> is refused, <code>Review</code> waits for staff, <code>Moreinfo</code> asks for more, <code>Error</code> fails; any other name is approved.</p>
-<form method="post" action="/sandbox/kyc/verification/${id}"><input type="hidden" name="decision" value="submit"><button id="submit">Submit documents</button></form>
-<form method="post" action="/sandbox/kyc/verification/${id}"><input type="hidden" name="decision" value="cancel"><button id="cancel">Cancel</button></form>`,
+<form method="post" action="/sandbox/kyc/verification/${id}"><input type="hidden" name="decision" value="submit">${formField}<button id="submit">Submit documents</button></form>
+<form method="post" action="/sandbox/kyc/verification/${id}"><input type="hidden" name="decision" value="cancel">${formField}<button id="cancel">Cancel</button></form>`,
       );
     case "SUBMITTED":
       return page(
