@@ -1,7 +1,8 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { sendTestEvent, WebhookDispatcher } from "../src/modules/webhooks/service.ts";
+import { inTransaction } from "../src/db/transaction.ts";
+import { recordEvents, sendTestEvent, WebhookDispatcher } from "../src/modules/webhooks/service.ts";
 import { startTestApp, type TestApp } from "./harness.ts";
 import { createTestClient, startWebhookReceiver } from "./platform.ts";
 
@@ -9,7 +10,8 @@ import { createTestClient, startWebhookReceiver } from "./platform.ts";
  * Issue 23.3: a webhook chain's lease is short and renewed while its delivery runs (a delivery
  * slower than the lease is not taken over by another process), and its end is a fencing token: a
  * process whose lease ran out (it stalled) never records over the attempt of the process that took
- * the delivery over.
+ * the delivery over. On shutdown, the chains in flight get a bounded time, then the delivery in
+ * flight is recorded as a failed attempt and the untried rest handed back.
  */
 
 let t: TestApp;
@@ -128,4 +130,50 @@ it("fences the outcome: a process whose lease ran out never records over the one
   [delivery, attempts] = await stateOf(deliveryId);
   expect(delivery.status).toBe("SUCCEEDED");
   expect(attempts.map((x) => [x.attempt, x.status_code, x.error])).toEqual([[2, 204, null]]);
+});
+
+it("drains on shutdown: the delivery in flight is aborted and recorded as a failed attempt, the rest handed back", async () => {
+  requests.length = 0;
+  const { eventId: otherEvent, deliveryId: other } = await clientWithEvent(); // a chain of one, answered in time
+  const keys = await startWebhookReceiver(t.url ?? "");
+  await keys.stop();
+  const port = (server.address() as AddressInfo).port;
+  const client = await createTestClient(t, {
+    webhookUrl: `http://127.0.0.1:${port}/hooks`,
+    webhookEncryptionKey: { ...keys.encryptionJwk, kid: "enc" },
+  });
+  const event = (n: number) => ({
+    clientId: client.clientId,
+    userId: "d",
+    type: "USER" as const,
+    data: { n },
+  });
+  await inTransaction(t.database.db, (tx) => recordEvents(tx, [event(1), event(2)]));
+  const [first, second] = await t.database.db
+    .selectFrom("webhook_deliveries")
+    .select("id")
+    .where("client_id", "=", client.clientId)
+    .orderBy("sequence")
+    .execute();
+  const a = dispatcher(5);
+  await a.dispatch();
+  await until(() => requests.length === 2);
+  requests
+    .find((r) => r.id !== requests[requests.length - 1]?.id)
+    ?.response.writeHead(204)
+    .end();
+  // The TEST event is answered; the user's first event is held past the grace time.
+  const started = Date.now();
+  await a.drain(300);
+  expect(Date.now() - started).toBeLessThan(2000);
+  expect(a.inFlight).toBe(0);
+  const [head, headAttempts] = await stateOf(first?.id ?? "");
+  expect(head.status).toBe("PENDING");
+  expect(head.locked_until).toBeNull();
+  expect(headAttempts.map((x) => [x.attempt, x.error])).toEqual([[1, "Ferry is stopping"]]);
+  expect(new Date(head.next_attempt_at).getTime()).toBeGreaterThan(Date.now() + 40_000); // its retry (60 s ± 20 %)
+  const [rest, restAttempts] = await stateOf(second?.id ?? "");
+  expect([rest.status, rest.attempts, rest.locked_until, restAttempts]).toEqual(["PENDING", 0, null, []]);
+  expect((await stateOf(other))[0].status).toBe("SUCCEEDED");
+  expect(await a.dispatch()).toBe(false); // claims nothing once stopping
 });

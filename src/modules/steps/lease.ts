@@ -70,9 +70,12 @@ export async function claimFairly(
   return rows;
 }
 
+/** The type of each leased table's ids, as an array. */
+const ID_ARRAY = { steps: "uuid[]", webhook_deliveries: "text[]" } as const;
+
 /** Rows of a table with `status`/`locked_until` columns held under one lease (one token). */
 export interface LeasedRows {
-  table: "steps" | "webhook_deliveries";
+  table: keyof typeof ID_ARRAY;
   /** The rows still held, read at each renewal (a holder drops a row once it has recorded it). */
   ids: () => readonly string[];
 }
@@ -150,7 +153,7 @@ export class Lease {
     try {
       const { rows } = await sql<{ locked_until: Date | string }>`
         UPDATE ${sql.table(this.#rows.table)} SET locked_until = ${leaseEnd(this.seconds)}
-        WHERE id = ANY(${[...ids]}::text[]) AND status = 'PENDING' AND locked_until = ${this.#token}
+        WHERE id = ANY(${[...ids]}::${sql.raw(ID_ARRAY[this.#rows.table])}) AND status = 'PENDING' AND locked_until = ${this.#token}
         RETURNING locked_until`.execute(this.db);
       const row = rows[0];
       if (row) this.#token = new Date(row.locked_until);
