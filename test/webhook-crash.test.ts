@@ -25,7 +25,7 @@ const LEASE_SECONDS = 5;
 const INTERVAL_MS = 200;
 /** Slack for CI machines (a claim, the sealing of every event, the receiver). */
 const MARGIN_MS = 3000;
-const PER_CLIENT = 16; // the default FERRY_WEBHOOK_CONCURRENCY_PER_CLIENT
+const PER_CLIENT = 32; // the default FERRY_WEBHOOK_CONCURRENCY_PER_CLIENT
 const TEST_EVENTS = 40;
 const USERS = 4;
 const PASSWORD = "webhook-crash-password";

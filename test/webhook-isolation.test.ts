@@ -19,8 +19,8 @@ import { createTestClient, startWebhookReceiver, type TestClient } from "./platf
 const TIMEOUT_MS = 3000; // each hostile delivery holds its chain this long
 /** How late Y's event may arrive past its time alone (CI machines are slow). */
 const MARGIN_MS = 1500;
-const PER_CLIENT = 16; // the default FERRY_WEBHOOK_CONCURRENCY_PER_CLIENT
-const USERS = 24;
+const PER_CLIENT = 32; // the default FERRY_WEBHOOK_CONCURRENCY_PER_CLIENT
+const USERS = 40;
 const EVENTS_PER_USER = 3;
 
 let t: TestApp;
