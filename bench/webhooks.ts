@@ -41,6 +41,12 @@ async function main() {
     FERRY_ADMIN_PASSWORD: randomBytes(12).toString("hex"),
     FERRY_MASTER_KEY: randomBytes(32).toString("base64"),
     FERRY_WEBHOOK_INTERVAL_MS: "50",
+    // The delivery worker's settings may be tried from the command line's environment.
+    ...Object.fromEntries(
+      Object.entries(process.env).filter(([name]) =>
+        /^FERRY_WEBHOOK_(CONCURRENCY|CONCURRENCY_PER_CLIENT|LEASE_SECONDS|TIMEOUT_MS)$/.test(name),
+      ),
+    ),
   };
   if (baseUrl) {
     dbName = `ferry_bench_webhooks_${Date.now().toString(36)}`;

@@ -66,6 +66,9 @@ const envSchema = z.object({
     .default("5,30,120,600,1800,3600,10800,21600,43200,86400"),
   FERRY_WEBHOOK_TIMEOUT_MS: intFrom(100, 60_000).default(10_000),
   FERRY_WEBHOOK_INTERVAL_MS: intFrom(20, 60_000).default(500),
+  FERRY_WEBHOOK_CONCURRENCY: intFrom(1, 1000).default(128),
+  FERRY_WEBHOOK_CONCURRENCY_PER_CLIENT: intFrom(1, 1000).default(32),
+  FERRY_WEBHOOK_LEASE_SECONDS: intFrom(2, 60).default(5),
   FERRY_DEMO_CLIENT: booleanFrom.default(true),
   FERRY_SANCTIONS_FILE: z.string().trim().min(1).optional(),
   FERRY_RECOVERY_INTERVAL_MS: intFrom(50, 600_000).default(2000),
@@ -145,6 +148,12 @@ export interface Config {
   webhookRetrySchedule: number[];
   webhookTimeoutMs: number;
   webhookIntervalMs: number;
+  /** Webhook chains (a user's deliveries in order) sent at once, per process. */
+  webhookConcurrency: number;
+  /** Webhook chains of one client in flight at once, across all processes (one client's slow receiver holds only these). */
+  webhookConcurrencyPerClient: number;
+  /** How long a claim holds a webhook chain; renewed while it is sent, so it bounds only a dead process's hold. */
+  webhookLeaseSeconds: number;
   /** Create a demo client with a key pair on the first start of an embedded install. */
   demoClient: boolean;
   /** A CSV of sanctioned names (header `name[,country]`) replacing the shipped list. */
@@ -228,6 +237,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webhookRetrySchedule: e.FERRY_WEBHOOK_RETRY_SCHEDULE.split(",").map(Number),
     webhookTimeoutMs: e.FERRY_WEBHOOK_TIMEOUT_MS,
     webhookIntervalMs: e.FERRY_WEBHOOK_INTERVAL_MS,
+    webhookConcurrency: e.FERRY_WEBHOOK_CONCURRENCY,
+    webhookConcurrencyPerClient: e.FERRY_WEBHOOK_CONCURRENCY_PER_CLIENT,
+    webhookLeaseSeconds: e.FERRY_WEBHOOK_LEASE_SECONDS,
     demoClient: e.FERRY_DEMO_CLIENT,
     sanctionsFile: e.FERRY_SANCTIONS_FILE,
     recoveryIntervalMs: e.FERRY_RECOVERY_INTERVAL_MS,

@@ -5,13 +5,11 @@ import { purgeExpiredSignatures } from "../http/platform-auth.ts";
 import { expirePendingTransfers } from "../modules/ledger/service.ts";
 import { purgeExpiredUserTokens } from "../modules/tokens/service.ts";
 import { purgeOldUsage } from "../modules/transactions/usage.ts";
-import { deliverDueWebhooks } from "../modules/webhooks/service.ts";
+import { WEBHOOK_DISPATCH_DEFAULTS, WebhookDispatcher } from "../modules/webhooks/service.ts";
 import type { Services } from "../services.ts";
 import { startWorker, type Worker } from "./worker.ts";
 
 const EXPIRY_BATCH = 500;
-/** Chains (users) per delivery round; each chain up to 10 deliveries. */
-const DELIVERY_BATCH = 200;
 
 /** Starts Ferry's background loops. Each is safe to run in several processes at once. */
 export function startWorkers(
@@ -25,10 +23,33 @@ export function startWorkers(
     | "webhookTimeoutMs"
     | "recoveryIntervalMs"
     | "shutdownTimeoutMs"
-  >,
+  > &
+    // Absent: the defaults of config.ts (the same figures).
+    Partial<Pick<Config, "webhookConcurrency" | "webhookConcurrencyPerClient" | "webhookLeaseSeconds">>,
   logger: Logger,
 ): Worker[] {
   const db = services.database.db;
+  const deliveries = new WebhookDispatcher(db, services.signingKeys, {
+    retrySchedule: config.webhookRetrySchedule,
+    timeoutMs: config.webhookTimeoutMs,
+    publicUrl: config.publicUrl,
+    concurrency: config.webhookConcurrency ?? WEBHOOK_DISPATCH_DEFAULTS.concurrency,
+    perClient: config.webhookConcurrencyPerClient ?? WEBHOOK_DISPATCH_DEFAULTS.perClient,
+    leaseSeconds: config.webhookLeaseSeconds ?? WEBHOOK_DISPATCH_DEFAULTS.leaseSeconds,
+    logger: logger.child({ worker: "webhook-delivery" }),
+  });
+  const webhooks = startWorker({
+    name: "webhook-delivery",
+    intervalMs: config.webhookIntervalMs,
+    logger,
+    // The step runner's shape: claims chains for the free slots and returns at once (they are sent
+    // on their own, each outcome recorded as it ends); a chain that ends wakes it.
+    round: () => deliveries.dispatch(),
+    // Shutdown: deliveries in flight get half the shutdown time, then are aborted and recorded as
+    // failed attempts (retried on their schedule); untried ones are handed back.
+    drain: () => deliveries.drain(Math.floor(config.shutdownTimeoutMs / 2)),
+  });
+  deliveries.onSlotFree(() => webhooks.wake());
   const steps = startWorker({
     name: "transaction-recovery",
     intervalMs: config.recoveryIntervalMs,
@@ -66,22 +87,7 @@ export function startWorkers(
         return expired === EXPIRY_BATCH;
       },
     }),
-    startWorker({
-      name: "webhook-delivery",
-      intervalMs: config.webhookIntervalMs,
-      logger,
-      round: async () =>
-        (await deliverDueWebhooks(
-          db,
-          services.signingKeys,
-          {
-            retrySchedule: config.webhookRetrySchedule,
-            timeoutMs: config.webhookTimeoutMs,
-            publicUrl: config.publicUrl,
-          },
-          DELIVERY_BATCH,
-        )) >= DELIVERY_BATCH,
-    }),
+    webhooks,
     steps,
     startWorker({
       name: "reconciliation",

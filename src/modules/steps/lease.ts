@@ -12,7 +12,7 @@ import type { Db } from "../../db/database.ts";
  */
 
 /** The lease's end as a claim sets it: `now() + seconds`, to the millisecond (a JavaScript Date holds it exactly). */
-const leaseEnd = (seconds: number) =>
+export const leaseEnd = (seconds: number) =>
   sql<Date>`date_trunc('milliseconds', now() + make_interval(secs => ${seconds}))`;
 
 const due = sql`status = 'PENDING' AND next_attempt_at <= now() AND (locked_until IS NULL OR locked_until < now())`;
@@ -70,29 +70,45 @@ export async function claimFairly(
   return rows;
 }
 
+/** The type of each leased table's ids, as an array. */
+const ID_ARRAY = { steps: "uuid[]", webhook_deliveries: "text[]" } as const;
+
+/** Rows of a table with `status`/`locked_until` columns held under one lease (one token). */
+export interface LeasedRows {
+  table: keyof typeof ID_ARRAY;
+  /** The rows still held, read at each renewal (a holder drops a row once it has recorded it). */
+  ids: () => readonly string[];
+}
+
 /**
- * A claimed step's lease while its call runs: renewed every third of its length as long as this
- * runner still holds it (the token unchanged), so a call may take longer than one lease while a
- * dead process's step is still taken over one lease after its last renewal. A renewal that finds
- * the step claimed by another runner (this one stalled past its lease) reports the loss.
+ * A claimed step's lease while its call runs (or a webhook chain's, over the deliveries it still
+ * holds): renewed every third of its length as long as this runner still holds it (the token
+ * unchanged), so a call may take longer than one lease while a dead process's step is still taken
+ * over one lease after its last renewal. A renewal that finds the step claimed by another runner
+ * (this one stalled past its lease) reports the loss; for several rows, any one of them taken.
  */
 export class Lease {
   #token: Date;
   #lost = false;
   #renewing: Promise<void> | undefined;
+  /** Writes made under the token (`hold`) and renewals run one at a time, in order. */
+  #queue: Promise<unknown> = Promise.resolve();
   readonly #timer: NodeJS.Timeout;
+  readonly #rows: LeasedRows;
 
   constructor(
     private readonly db: Db,
-    private readonly stepId: string,
+    /** A step's id, or rows of a table. */
+    rows: string | LeasedRows,
     token: Date,
     private readonly seconds: number,
     private readonly onLost: () => void,
   ) {
+    this.#rows = typeof rows === "string" ? { table: "steps", ids: () => [rows] } : rows;
     this.#token = token;
     this.#timer = setInterval(
       () => {
-        this.#renewing ??= this.renew().finally(() => {
+        this.#renewing ??= this.exclusive(() => this.renew()).finally(() => {
           this.#renewing = undefined;
         });
       },
@@ -110,23 +126,38 @@ export class Lease {
     return this.#lost;
   }
 
+  /**
+   * Runs a write fenced by the token while no renewal changes it (one under way is waited for,
+   * the next waits for the write): the lease goes on for the rows the write leaves held.
+   */
+  hold<T>(write: (token: Date) => Promise<T>): Promise<T> {
+    return this.exclusive(() => write(this.#token));
+  }
+
   /** Stops renewing; resolves once a renewal under way has finished (so `token` is final). */
   async end(): Promise<void> {
     clearInterval(this.#timer);
     await this.#renewing;
   }
 
+  private exclusive<T>(run: () => Promise<T>): Promise<T> {
+    const next = this.#queue.then(run, run);
+    this.#queue = next.catch(() => {});
+    return next;
+  }
+
   private async renew(): Promise<void> {
+    if (this.#lost) return;
+    const ids = this.#rows.ids();
+    if (ids.length === 0) return;
     try {
       const { rows } = await sql<{ locked_until: Date | string }>`
-        UPDATE steps SET locked_until = ${leaseEnd(this.seconds)}
-        WHERE id = ${this.stepId} AND status = 'PENDING' AND locked_until = ${this.#token}
+        UPDATE ${sql.table(this.#rows.table)} SET locked_until = ${leaseEnd(this.seconds)}
+        WHERE id = ANY(${[...ids]}::${sql.raw(ID_ARRAY[this.#rows.table])}) AND status = 'PENDING' AND locked_until = ${this.#token}
         RETURNING locked_until`.execute(this.db);
       const row = rows[0];
-      if (row) {
-        this.#token = new Date(row.locked_until);
-        return;
-      }
+      if (row) this.#token = new Date(row.locked_until);
+      if (row && rows.length === ids.length) return;
       this.#lost = true;
       clearInterval(this.#timer);
       this.onLost();

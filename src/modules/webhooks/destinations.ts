@@ -130,6 +130,8 @@ export interface ReceiverRequest {
    * (one client, with the same public-only rule): without it, a connection of its own per request.
    */
   connections?: string | undefined;
+  /** Aborts the exchange (the caller gives up: shutdown, a lost lease); the call rejects with its reason. */
+  signal?: AbortSignal | undefined;
 }
 
 /** Kept-alive connections per `connections` key and origin. */
@@ -183,9 +185,12 @@ function destinationOf(request: ReceiverRequest) {
 export function postToReceiver(request: ReceiverRequest): Promise<number> {
   const target = destinationOf(request);
   if (!target) return Promise.reject(new DestinationRefusedError());
+  if (request.signal?.aborted) return Promise.reject(abortReason(request.signal));
   const { url, transport, options } = target;
   return new Promise<number>((resolve, reject) => {
+    const onAbort = () => outgoing.destroy(abortReason(request.signal));
     const outgoing = transport.request(url, options, (response) => {
+      request.signal?.removeEventListener("abort", onAbort);
       resolve(response.statusCode ?? 0);
       if (request.connections === undefined) {
         response.destroy(); // the body is never read
@@ -204,8 +209,12 @@ export function postToReceiver(request: ReceiverRequest): Promise<number> {
       () => outgoing.destroy(new ReceiverTimeoutError(request.timeoutMs)),
       request.timeoutMs,
     );
+    request.signal?.addEventListener("abort", onAbort, { once: true });
     outgoing.on("error", reject);
-    outgoing.on("close", () => clearTimeout(timer));
+    outgoing.on("close", () => {
+      clearTimeout(timer);
+      request.signal?.removeEventListener("abort", onAbort);
+    });
     outgoing.end(request.body);
   });
 }
