@@ -66,7 +66,7 @@ const envSchema = z.object({
     .default("5,30,120,600,1800,3600,10800,21600,43200,86400"),
   FERRY_WEBHOOK_TIMEOUT_MS: intFrom(100, 60_000).default(10_000),
   FERRY_WEBHOOK_INTERVAL_MS: intFrom(20, 60_000).default(500),
-  FERRY_WEBHOOK_CONCURRENCY: intFrom(1, 1000).default(128),
+  FERRY_WEBHOOK_CONCURRENCY: intFrom(1, 5000).default(512),
   FERRY_WEBHOOK_CONCURRENCY_PER_CLIENT: intFrom(1, 1000).default(32),
   FERRY_WEBHOOK_LEASE_SECONDS: intFrom(2, 60).default(5),
   FERRY_DEMO_CLIENT: booleanFrom.default(true),

@@ -61,7 +61,7 @@ export interface DispatcherSettings extends DeliverySettings {
   logger?: Logger | undefined;
 }
 
-export const WEBHOOK_DISPATCH_DEFAULTS = { concurrency: 128, perClient: 32, leaseSeconds: 5 } as const;
+export const WEBHOOK_DISPATCH_DEFAULTS = { concurrency: 512, perClient: 32, leaseSeconds: 5 } as const;
 
 type ClaimedDelivery = {
   id: string;
