@@ -8,7 +8,7 @@
  *
  * Workload "signup-deposit", one operation = one whole flow with a new person:
  *   authorize  GET /oauth/authorize (sandbox-bankid, 20.00 EUR, iframe=true) → redirectOutput.url
- *   approve    POST the provider's page (decision=approve, a distinct personid), then the 302s (and
+ *   approve    GET the provider's page (its form's csrf token), POST it (decision=approve, a distinct personid), then the 302s (and
  *              the waiting page, refreshed as a browser does every second) until redirect_uri?code=
  *   token      POST /oauth/token (Basic client_id:secret, form body) → 200
  *
@@ -160,11 +160,14 @@ async function main() {
       if (!answer.success || !url)
         return { outcome: `authorize ${started.status} ${started.body.slice(0, 120)}` };
       const t1 = performance.now();
+      // The page as the browser shows it in the iframe: its form carries the anti-CSRF token.
+      const shown = await send("GET", new URL(url).pathname);
+      const csrf = /name="csrf" value="([^"]+)"/.exec(shown.body)?.[1] ?? "";
       let at = await send(
         "POST",
         new URL(url).pathname,
         formType,
-        form({ decision: "approve", personid: nextPersonid() }),
+        form({ decision: "approve", personid: nextPersonid(), csrf }),
       );
       // The 302s, and the waiting page reloaded as the browser does, until redirect_uri.
       let page = "";

@@ -3,6 +3,7 @@ import * as ledger from "../src/modules/ledger/service.ts";
 import { TEST_CARDS } from "../src/providers/acquirer/sandbox.ts";
 import type { FerryWebhookEvent } from "../src/sdk/webhook-receiver.ts";
 import { startTestApp, type TestApp } from "./harness.ts";
+import { formTokenOf, tokenFor } from "./page-forms.ts";
 import { createTestClient, createUser, startWebhookReceiver, type TestClient } from "./platform.ts";
 
 /**
@@ -157,7 +158,7 @@ describe("card deposits", () => {
         method: "POST",
         url: path,
         headers: { "content-type": "application/x-www-form-urlencoded" },
-        payload: `decision=${button}`,
+        payload: `decision=${button}&csrf=${formTokenOf(pageHtml.body)}`,
       });
       expect(clicked.statusCode).toBe(200);
       expect((await client.request("GET", `/v1/transactions/3ds-${button}`)).json().status).toBe(expected);
@@ -167,7 +168,7 @@ describe("card deposits", () => {
         method: "POST",
         url: path,
         headers: { "content-type": "application/x-www-form-urlencoded" },
-        payload: "decision=complete",
+        payload: `decision=complete&csrf=${formTokenOf(pageHtml.body)}`,
       });
       expect((await client.request("GET", `/v1/transactions/3ds-${button}`)).json().status).toBe(expected);
     }
@@ -182,7 +183,7 @@ describe("card deposits", () => {
       method: "POST",
       url: path,
       headers: { "content-type": "application/x-www-form-urlencoded" },
-      payload: "decision=complete",
+      payload: `decision=complete&csrf=${tokenFor(t, path)}`,
     });
     expect(clicked.body).toContain("Payment declined");
     expect((await client.request("GET", "/v1/transactions/3ds-canceled")).json().status).toBe("CANCELED");

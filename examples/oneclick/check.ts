@@ -149,8 +149,11 @@ export async function runCheck(input: { ferryUrl: string; adminPassword: string;
     check("the provider's page: status", shown.status, 200);
     if (options.expectName) check("the page shows", textOf(shown.html, "name"), options.expectName);
 
+    // The page's form carries a hidden anti-CSRF token: sent back as the browser sends the form.
+    const csrf = /name="csrf" value="([^"]+)"/.exec(shown.html)?.[1];
+    if (!csrf) fail("the provider's page has no csrf field");
     let hop = await browse(authorized.location, {
-      form: { decision: options.decision ?? "approve", personid: options.personid },
+      form: { decision: options.decision ?? "approve", personid: options.personid, csrf },
     });
     check(`POST decision=${options.decision ?? "approve"}: status`, hop.status, 302);
     const until = Date.now() + 30_000;
