@@ -41,6 +41,8 @@ describe("1-Click set-up", () => {
     expect(bearer.json().settings.oneClick.callbackAuth).toEqual({ type: "bearer", token: "***" });
     for (const bad of [
       { ...oneClick, callbackUrl: "https://operator.example/api/callback" },
+      { ...oneClick, callbackUrl: "https://operator.example/api/{action}#frag" },
+      { ...oneClick, callbackUrl: "https://ferry:secret@operator.example/api/{action}" },
       { ...oneClick, redirectUris: ["javascript:alert(1)"] },
       { ...oneClick, redirectUris: [] },
       { ...oneClick, callbackAuth: { type: "digest" } },

@@ -41,6 +41,11 @@ export const oneClickSettingsSchema = z
         (u) => u.includes("{action}"),
         "must contain {action} (verifyuser, signin, authorize, transfer, cancel)",
       )
+      .refine((u) => !u.includes("#"), "must not have a fragment (#…): it is never sent")
+      .refine(
+        (u) => !/^[a-z]+:\/\/[^/?#]*@/i.test(u),
+        "must not carry credentials (user@): give them in callbackAuth, kept sealed and masked",
+      )
       .describe("The operator's callback URL; {action} is replaced by the callback's name"),
     callbackAuth: z.discriminatedUnion("type", [
       z
