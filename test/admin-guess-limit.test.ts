@@ -51,3 +51,13 @@ it("one at a time: the limit minus one wrong, then the right one, gets in and gi
   expect(last.statusCode).toBe(429);
   expect((await call(`${ADMIN_PASSWORD}x`, from)).statusCode).toBe(429);
 });
+
+it("IPv6: the addresses of one /64 count as one source (an IPv4-mapped address as its IPv4 one)", async () => {
+  for (let i = 0; i < LIMIT; i++)
+    expect((await call(`wrong-${i}`, `2001:db8:7:7::${(i + 1).toString(16)}`)).statusCode).toBeLessThan(500);
+  // The /64 is locked, whatever address of it guesses next (429, unweighed); the next /64 is not.
+  expect((await call("another-guess", "2001:db8:7:7:ffff::1")).statusCode).toBe(429);
+  expect((await call("another-guess", "2001:db8:7:8::1")).statusCode).toBe(401);
+  for (let i = 0; i < LIMIT; i++) await call(`wrong-${i}`, "::ffff:198.51.100.9");
+  expect((await call("another-guess", "198.51.100.9")).statusCode).toBe(429);
+});

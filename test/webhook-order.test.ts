@@ -69,4 +69,46 @@ describe("webhook delivery order", () => {
       await receiver.stop();
     }
   });
+
+  it("events recorded while their user's head waits for a retry wait as long (no due backlog for the claim to walk)", async () => {
+    const receiver = await startWebhookReceiver(t.url ?? "", {
+      refuse: (event) => event.data.userId === "w",
+    });
+    try {
+      const client = await createTestClient(t, {
+        webhookUrl: receiver.url(),
+        webhookEncryptionKey: { ...receiver.encryptionJwk, kid: "enc-1" },
+      });
+      const event = (userId: string, n: number) => ({
+        clientId: client.clientId,
+        userId,
+        type: "USER" as const,
+        data: { userId, n },
+      });
+      await inTransaction(t.database.db, (tx) => recordEvents(tx, [event("w", 1)]));
+      const settings = { retrySchedule: [3600], timeoutMs: 2000, publicUrl: t.url ?? "" };
+      await deliverDueWebhooks(t.database.db, t.services.signingKeys, settings, 100);
+      // w1 refused: retried in an hour. Events recorded for w afterwards, and for x (no backlog).
+      await inTransaction(t.database.db, (tx) =>
+        recordEvents(tx, [event("w", 2), event("x", 1), event("w", 3)]),
+      );
+      const rows = await t.database.db
+        .selectFrom("webhook_deliveries")
+        .select(["user_id", "sequence", "next_attempt_at"])
+        .where("client_id", "=", client.clientId)
+        .orderBy("user_id")
+        .orderBy("sequence")
+        .execute();
+      const due = (d: { next_attempt_at: Date | string } | undefined) =>
+        d ? new Date(d.next_attempt_at).getTime() : Number.NaN;
+      const [w1, w2, w3, x1] = rows;
+      expect(rows.map((d) => `${d.user_id}${d.sequence}`)).toEqual(["w1", "w2", "w3", "x1"]);
+      expect(due(w1)).toBeGreaterThan(Date.now() + 3000_000);
+      expect(due(w2)).toBe(due(w1));
+      expect(due(w3)).toBe(due(w1));
+      expect(due(x1)).toBeLessThanOrEqual(Date.now());
+    } finally {
+      await receiver.stop();
+    }
+  });
 });

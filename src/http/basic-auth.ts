@@ -22,8 +22,30 @@ export function requirePlatformAdmin(authenticator: AdminAuthenticator) {
     const credentials = parseBasicAuth(request.headers.authorization);
     if (!credentials)
       throw new ApiError("UNAUTHORIZED", "platform admin credentials required (HTTP Basic)", challenge);
-    if (!(await authenticator.verify(credentials.username, credentials.password, request.ip))) {
+    if (!(await authenticator.verify(credentials.username, credentials.password, guessSource(request.ip)))) {
       throw new ApiError("UNAUTHORIZED", "wrong username or password", challenge);
     }
   };
+}
+
+/**
+ * The source a guess is counted against: an IPv4 address (an IPv4-mapped IPv6 one as IPv4), or an
+ * IPv6 address's /64 — one host usually holds a whole /64, and counting its addresses one by one
+ * would give it unlimited guesses.
+ */
+export function guessSource(ip: string): string {
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(ip);
+  if (mapped?.[1]) return mapped[1];
+  if (!ip.includes(":")) return ip;
+  const [head = "", tail] = ip.toLowerCase().split("%")[0]?.split("::") ?? [""];
+  const left = head ? head.split(":") : [];
+  const right = tail ? tail.split(":") : [];
+  const groups =
+    tail === undefined
+      ? left
+      : [...left, ...Array(Math.max(0, 8 - left.length - right.length)).fill("0"), ...right];
+  return `${groups
+    .slice(0, 4)
+    .map((g) => g.replace(/^0+(?=.)/, ""))
+    .join(":")}::/64`;
 }

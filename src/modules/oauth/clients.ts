@@ -34,7 +34,7 @@ export const oneClickSettingsSchema = z
       .min(1)
       .max(20)
       .describe(
-        "The redirect_uri values the client may use, matched exactly: absolute http(s) URLs written as parsed (lower-case host, no default port), no fragment, no user@, no wildcard; https for a live client except loopback (127.0.0.1, [::1], localhost)",
+        "The redirect_uri values the client may use, matched exactly: absolute http(s) URLs written as parsed (lower-case host, no default port), no fragment, no user@, no wildcard; https for a live client except loopback (127.0.0.1, localhost); no IPv6 literal",
       ),
     callbackUrl: httpUrl
       .refine(

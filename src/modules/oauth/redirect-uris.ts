@@ -10,8 +10,10 @@ import { DomainError } from "../../lib/errors.ts";
  *   exact string, so the registered text is what a browser is sent to;
  * - written as the URL parser writes it (`new URL(u).href === u`: a lower-case host in ASCII, no
  *   default port, a path at least `/`), so that what matches is what the browser reaches;
- * - a host name, an IPv4 address or `[::1]`;
- * - for a live client, `https`, except a loopback address (`127.0.0.1`, `[::1]`, `localhost`;
+ * - a host name or an IPv4 address — not an IPv6 literal, `[::1]` included: a CSP source cannot
+ *   name one, so the pages' `form-action` could not allow the redirect after a decision (Chromium
+ *   blocks it) nor `frame-ancestors` the framing; a native app uses `127.0.0.1` or `localhost`;
+ * - for a live client, `https`, except a loopback address (`127.0.0.1`, `localhost`;
  *   RFC 8252 §7.3), for a native app on the user's own machine.
  *
  * Loopback URIs are matched exactly, port included (RFC 8252 §7.3 lets the port vary; Ferry does
@@ -20,7 +22,7 @@ import { DomainError } from "../../lib/errors.ts";
 
 export type RedirectMode = "sandbox" | "live";
 
-const LOOPBACK = new Set(["127.0.0.1", "[::1]", "localhost"]);
+const LOOPBACK = new Set(["127.0.0.1", "localhost"]);
 const HOST = /^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
 
 /** Why a URI cannot be a redirect URI of any client, or undefined when it can. */
@@ -42,8 +44,9 @@ export function redirectUriProblem(uri: string): string | undefined {
     return "must not carry user information (user@)";
   if (url.href !== uri) return `must be written as the URL it is: ${url.href}`;
   const host = url.hostname;
-  if (host !== "[::1]" && (host.startsWith("[") || !HOST.test(host)))
-    return "must name a host (a domain name, an IPv4 address, or [::1])";
+  if (host.startsWith("["))
+    return "must not name an IPv6 address (a page's policy cannot name one, so the browser would block the redirect): use 127.0.0.1 or localhost";
+  if (!HOST.test(host)) return "must name a host (a domain name or an IPv4 address)";
   return undefined;
 }
 
@@ -61,7 +64,7 @@ export function redirectUriRefusal(uri: string, mode: RedirectMode): string | un
   const problem = redirectUriProblem(uri);
   if (problem) return problem;
   if (mode === "live" && uri.startsWith("http:") && !isLoopback(uri))
-    return "must be https for a live client (http only for a loopback address: 127.0.0.1, [::1], localhost)";
+    return "must be https for a live client (http only for a loopback address: 127.0.0.1, localhost)";
   return undefined;
 }
 

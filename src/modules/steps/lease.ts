@@ -11,9 +11,13 @@ import type { Db } from "../../db/database.ts";
  * overwrites the attempt of the runner that took over).
  */
 
-/** The lease's end as a claim sets it: `now() + seconds`, to the millisecond (a JavaScript Date holds it exactly). */
+/**
+ * The lease's end as a claim sets it: the statement's time + `seconds`, to the millisecond (a
+ * JavaScript Date holds it exactly). The statement's, not the transaction's: a claim that waited
+ * for the claim lock does not lose the wait from its lease.
+ */
 export const leaseEnd = (seconds: number) =>
-  sql<Date>`date_trunc('milliseconds', now() + make_interval(secs => ${seconds}))`;
+  sql<Date>`date_trunc('milliseconds', statement_timestamp() + make_interval(secs => ${seconds}))`;
 
 const due = sql`status = 'PENDING' AND next_attempt_at <= now() AND (locked_until IS NULL OR locked_until < now())`;
 
@@ -72,6 +76,15 @@ export async function claimFairly(
 
 /** The type of each leased table's ids, as an array. */
 const ID_ARRAY = { steps: "uuid[]", webhook_deliveries: "text[]" } as const;
+
+/**
+ * Tables whose claims read rows without locking them (webhook chains: the claim lock serializes
+ * claims, not renewals). There a lease that has run out is lost even if nobody has claimed it yet:
+ * a claim may have read it as free already, and renewing it then would let that claim take the
+ * user's later rows alone (out of order). Steps are claimed FOR UPDATE in the claim's own
+ * statement, so a renewal after that claim finds the token changed.
+ */
+const LOST_WHEN_EXPIRED = new Set<keyof typeof ID_ARRAY>(["webhook_deliveries"]);
 
 /** Rows of a table with `status`/`locked_until` columns held under one lease (one token). */
 export interface LeasedRows {
@@ -154,6 +167,7 @@ export class Lease {
       const { rows } = await sql<{ locked_until: Date | string }>`
         UPDATE ${sql.table(this.#rows.table)} SET locked_until = ${leaseEnd(this.seconds)}
         WHERE id = ANY(${[...ids]}::${sql.raw(ID_ARRAY[this.#rows.table])}) AND status = 'PENDING' AND locked_until = ${this.#token}
+          ${LOST_WHEN_EXPIRED.has(this.#rows.table) ? sql`AND locked_until > statement_timestamp()` : sql``}
         RETURNING locked_until`.execute(this.db);
       const row = rows[0];
       if (row) this.#token = new Date(row.locked_until);

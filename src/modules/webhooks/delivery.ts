@@ -155,8 +155,9 @@ async function claimChains(
     const claimed = await sql<ClaimedDelivery>`
       UPDATE webhook_deliveries SET locked_until = ${leaseEnd(leaseSeconds)}, attempts = attempts + 1
        WHERE id = ANY(${picked.map((p) => p.id)}::text[])
-         -- Re-checked on the locked row: an outcome recorded meanwhile (FAILED, SUCCEEDED) wins.
-         AND status = 'PENDING' AND (locked_until IS NULL OR locked_until < now())
+         -- Re-checked on the locked row: an outcome recorded meanwhile (FAILED, SUCCEEDED, or a
+         -- refusal that moved it and its user's later deliveries to their retry time) wins.
+         AND status = 'PENDING' AND (locked_until IS NULL OR locked_until < now()) AND next_attempt_at <= now()
       RETURNING id, event_id, client_id, user_id, sequence, attempts, locked_until`.execute(tx);
     return claimed.rows;
   });

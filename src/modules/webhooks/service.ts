@@ -91,8 +91,17 @@ export async function recordEvents(tx: Db, events: NewEvent[]): Promise<string[]
       SELECT id, client_id, user_id, sequence, type, data::jsonb, ${now} FROM numbered ORDER BY ord
       RETURNING id
     )
-    INSERT INTO webhook_deliveries (id, event_id, client_id, user_id, sequence, status)
-    SELECT n.delivery_id, n.id, n.client_id, n.user_id, n.sequence, 'PENDING' FROM numbered n JOIN recorded r ON r.id = n.id
+    -- A user whose earliest pending delivery waits for its retry: the new one waits as long (it
+    -- could not go before it anyway), so the claim does not walk a refused receiver's growing
+    -- backlog as due rows (one probe of the user's pending index per delivery).
+    INSERT INTO webhook_deliveries (id, event_id, client_id, user_id, sequence, status, next_attempt_at)
+    SELECT n.delivery_id, n.id, n.client_id, n.user_id, n.sequence, 'PENDING',
+           GREATEST(now(), COALESCE((
+             SELECT e.next_attempt_at FROM webhook_deliveries e
+              WHERE n.user_id IS NOT NULL AND e.status = 'PENDING' AND e.client_id = n.client_id
+                AND e.user_id = n.user_id
+              ORDER BY e.sequence LIMIT 1), now()))
+      FROM numbered n JOIN recorded r ON r.id = n.id
     WHERE n.delivery_id IS NOT NULL`.execute(tx);
   return ids;
 }
