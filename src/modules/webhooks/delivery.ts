@@ -6,7 +6,7 @@ import type { Logger } from "pino";
 import type { Db } from "../../db/database.ts";
 import type { OutboxEventsTable } from "../../db/schema.ts";
 import { inTransaction } from "../../db/transaction.ts";
-import { type Client, getClient } from "../clients/service.ts";
+import { type Client, findClient } from "../clients/service.ts";
 import type { SigningKeys } from "../keys/service.ts";
 import { Lease, leaseEnd } from "../steps/lease.ts";
 import {
@@ -276,19 +276,27 @@ async function sendChain(
     settings.leaseSeconds,
     () => loseChain("another process took the delivery over (its lease ran out)"),
   );
-  const stop = abandon ? AbortSignal.any([lost.signal, abandon]) : lost.signal;
+  // A success the database did not take: the chain stops (it would only pile up more unrecorded
+  // successes, each sent again by whoever claims the chain next).
+  const unrecorded = new AbortController();
+  const stop = AbortSignal.any([lost.signal, unrecorded.signal, ...(abandon ? [abandon] : [])]);
   // A write under the lease's token; the rows it settles are no longer renewed.
   const settle = (ids: string[], write: (token: Date) => Promise<boolean>) =>
     lease.hold(async (token) => {
-      const recorded = await write(token);
+      const recorded = await write(token).catch((error: unknown) => {
+        unrecorded.abort(error);
+        throw error;
+      });
       for (const id of ids) held.delete(id);
       if (!recorded) loseChain("another process took the delivery over; its attempt is recorded there");
       return recorded;
     });
   const recording: Promise<boolean>[] = [];
   try {
-    // One read of the client per chain (its webhook URL and key).
-    const client = await getClient(db, first.client_id).catch(() => undefined);
+    // One read of the client per chain (its webhook URL and key). A client that no longer exists
+    // fails the attempts; a database that did not answer sends the chain back untried (finally),
+    // without spending a retry of its schedule.
+    const client = await findClient(db, first.client_id);
     // Each next body is sealed while the delivery before it is on the wire (CPU beside I/O).
     const sealOf = (d: ClaimedDelivery) => {
       const body = seal(signingKey, settings, client, d, events.get(d.event_id));

@@ -141,17 +141,32 @@ const MAX_DRAINED_BYTES = 64 * 1024;
 function agentFor(key: string, url: URL): http.Agent {
   const id = `${key}\u0000${url.origin}`;
   let agent = agents.get(id);
-  if (!agent) {
-    const options = { keepAlive: true, maxSockets: 64, maxFreeSockets: 64, timeout: 30_000 };
-    agent = url.protocol === "https:" ? new https.Agent(options) : new http.Agent(options);
-    if (agents.size > 1000) {
-      for (const old of agents.values()) old.destroy();
-      agents.clear();
-    }
+  if (agent) {
+    agents.delete(id); // the most recently used last: the map's order is the eviction order
     agents.set(id, agent);
+    return agent;
   }
+  const options = { keepAlive: true, maxSockets: 64, maxFreeSockets: 64, timeout: 30_000 };
+  agent = url.protocol === "https:" ? new https.Agent(options) : new http.Agent(options);
+  // Past the cap, the least recently used idle pools are closed — never one with a request in
+  // flight (another client's delivery is not cut because a new destination appeared).
+  if (agents.size >= MAX_AGENTS)
+    for (const [oldId, old] of agents) {
+      if (agents.size < MAX_AGENTS) break;
+      if (inUse(old)) continue;
+      old.destroy();
+      agents.delete(oldId);
+    }
+  agents.set(id, agent);
   return agent;
 }
+
+const MAX_AGENTS = 1000;
+
+const inUse = (agent: http.Agent) =>
+  [agent.sockets, agent.requests].some((byHost) =>
+    Object.values(byHost).some((list) => (list?.length ?? 0) > 0),
+  );
 
 /**
  * Where a request connects and how it resolves names; undefined when the URL itself names a
