@@ -236,3 +236,30 @@ describe("postToReceiver", () => {
     expect(Date.now() - started).toBeLessThan(2000);
   });
 });
+
+describe("kept-alive connection pools", () => {
+  it("past 1,000 pools the idle ones close, never one with a delivery in flight", async () => {
+    let release: (() => void) | undefined;
+    const url = await httpReceiver((req, res) => {
+      if (req.url?.includes("slow")) release = () => res.writeHead(204).end();
+      else res.writeHead(204).end();
+    });
+    const send = (connections: string, path = "") =>
+      postToReceiver({
+        url: url + path,
+        headers: { "content-type": "application/json" },
+        body: "{}",
+        timeoutMs: 20_000,
+        publicOnly: false,
+        connections,
+      });
+    // One client's delivery held by its receiver, then 1,100 other pools made (and used) meanwhile.
+    const held = send("client-held", "?slow");
+    for (let i = 0; i < 1100; i += 50)
+      await Promise.all(Array.from({ length: 50 }, (_, j) => send(`client-${i + j}`)));
+    for (let i = 0; i < 50 && !release; i++) await new Promise((r) => setTimeout(r, 20));
+    release?.();
+    // Before: the 1,001st pool destroyed every pool, the held delivery's socket with it.
+    expect(await held).toBe(204);
+  }, 30_000);
+});
