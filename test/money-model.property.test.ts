@@ -1800,7 +1800,7 @@ async function oneClickCommand(s: Sequence, c: Extract<Command, { k: "oneclick" 
     person: c.person,
     amount: cents,
     fee: feeOf(s.fees, "DEPOSIT", cents),
-    code: 301,
+    code: 300,
     name: "WAITING_IDENTITY_PROVIDER",
     calls: [],
     failed: [],

@@ -26,7 +26,7 @@ const authorizeQuery = z
   .object({
     client_id: ONE("The Ferry client id"),
     redirect_uri: ONE("Exactly one of the client's registered redirect URIs"),
-    response_type: ONE("`code`"),
+    response_type: ONE("`code` (the default: PaymentIQ's own requests leave it out)"),
     state: ONE("Returned as it is (CSRF protection; recommended)"),
     scope: ONE("`default`"),
     identity_provider: ONE("`sandbox-bankid` or `sandbox-trustly`"),
@@ -56,8 +56,8 @@ function parse(
     return fail("invalid_request", "iframe must be true or false");
   if ((one("state")?.length ?? 0) > 500)
     return fail("invalid_request", "state is longer than 500 characters");
-  const responseType = one("response_type");
-  if (responseType === undefined) return fail("invalid_request", "response_type is required");
+  // PaymentIQ's documented request has no response_type: its only flow is the code flow.
+  const responseType = one("response_type") ?? "code";
   if (responseType !== "code")
     return fail("unsupported_response_type", "only response_type=code is supported");
   const scope = one("scope") ?? "default";
@@ -113,11 +113,14 @@ function sendTo(
     return reply.send({
       success: false,
       redirectOutput: { ...output, container: "window", height: null, width: null },
+      message: [],
       messages: [],
     });
   return reply.send({
     success: true,
     redirectOutput: { ...output, container: "iframe", height: 750, width: 600 },
+    // PaymentIQ's authorize page names it `message`, its code-grant page `messages`: both are sent.
+    message: [],
     messages: [],
     links: { statusUrl: started.statusUrl },
     txId: started.row.tx_id,
@@ -192,6 +195,7 @@ export const authorizeRoute: FastifyPluginAsyncZod<{ services: Services }> = asy
           locale: parsed.locale,
           iframe,
           codeChallenge: parsed.challenge,
+          endUserIp: request.ip,
           amountText: one("amount"),
           currencyCode: one("currency"),
         });
