@@ -315,7 +315,11 @@ describe("1-Click: sign up and deposit", () => {
     const ctx = await operatorClient();
     const { txId, path, back } = await run(ctx, { decision: "deny" });
     expectError(back, "access_denied", "err_cancelled_by_user", { errCode: null, errMsg: null });
-    await expectStatus(ctx, txId, { txState: "CANCELLED", statusCode: 600, statusName: "ERR_CANCELLED_BY_USER" });
+    await expectStatus(ctx, txId, {
+      txState: "CANCELLED",
+      statusCode: 600,
+      statusName: "ERR_CANCELLED_BY_USER",
+    });
     await sleep(300); // the recovery worker had its chance to run anything scheduled
     expect(ctx.operator.calls).toEqual([]);
     expect(await stepsOf(ctx.clientId, txId)).toEqual([]);
@@ -324,7 +328,11 @@ describe("1-Click: sign up and deposit", () => {
     // A second decision on an ended flow changes nothing.
     const again = await decide(t, path, "approve");
     expect(again.statusCode).toBe(302);
-    await expectStatus(ctx, txId, { txState: "CANCELLED", statusCode: 600, statusName: "ERR_CANCELLED_BY_USER" });
+    await expectStatus(ctx, txId, {
+      txState: "CANCELLED",
+      statusCode: 600,
+      statusName: "ERR_CANCELLED_BY_USER",
+    });
   });
 
   it("2. the operator refuses authorize → 513 NOT_AUTHORIZED with its errCode, no payment, no cancel, no legs", async () => {
@@ -605,7 +613,11 @@ describe("1-Click: sign up and deposit", () => {
       const { txId, back } = await run(ctx);
       expectError(back, "server_error", "err_invalid_response", { errMsg: /userId/ });
       expect(back.searchParams.get("errMsg")).not.toMatch(/constraint|relation/);
-      await expectStatus(ctx, txId, { txState: "FAILED", statusCode: 510, statusName: "ERR_INVALID_RESPONSE" });
+      await expectStatus(ctx, txId, {
+        txState: "FAILED",
+        statusCode: 510,
+        statusName: "ERR_INVALID_RESPONSE",
+      });
       expect(actionsOf(ctx.operator)).toEqual(Array(attempts).fill("signin"));
       expect(
         await db().selectFrom("users").select("id").where("client_id", "=", ctx.clientId).execute(),
@@ -1047,7 +1059,11 @@ describe("1-Click: sign up and deposit", () => {
       errCode: "1001",
       errMsg: /needs more information/,
     });
-    await expectStatus(ctx, trustly.txId, { txState: "FAILED", statusCode: 564, statusName: "ERR_DECLINED_KYC_BLOCK" });
+    await expectStatus(ctx, trustly.txId, {
+      txState: "FAILED",
+      statusCode: 564,
+      statusName: "ERR_DECLINED_KYC_BLOCK",
+    });
     const big = await run(ctx, { params: { amount: "20000.00" } });
     expectError(big.back, "access_denied", "err_declined_kyc_block", {
       errMsg: /needs more information about the user: /,
@@ -1117,7 +1133,11 @@ describe("1-Click: sign up and deposit", () => {
       expect(callsFor(held.txId)).toEqual(["authorize", "transfer"]);
       expect(await settlementOf(ctx.clientId, "SEK")).toBe(90000n);
     } else {
-      await expectStatus(ctx, held.txId, { txState: "FAILED", statusCode: 503, statusName: "ERR_DECLINED_FRAUD" });
+      await expectStatus(ctx, held.txId, {
+        txState: "FAILED",
+        statusCode: 503,
+        statusName: "ERR_DECLINED_FRAUD",
+      });
       expect(callsFor(held.txId)).toEqual([]);
     }
     const decisions = await db()
@@ -1137,7 +1157,11 @@ describe("1-Click: sign up and deposit", () => {
     const userId = (await t.services.oneClick.get(other.txId)).user_id ?? "";
     const before = await readUsage(db(), ctx.clientId, userId, 10);
     expect((await review(other.txId, "DENY")).statusCode).toBe(200);
-    await expectStatus(ctx, other.txId, { txState: "FAILED", statusCode: 503, statusName: "ERR_DECLINED_FRAUD" });
+    await expectStatus(ctx, other.txId, {
+      txState: "FAILED",
+      statusCode: 503,
+      statusName: "ERR_DECLINED_FRAUD",
+    });
     expect(callsFor(other.txId)).toEqual([]);
     expect(await legsOf(ctx.clientId, other.txId)).toEqual([]);
     const after = await readUsage(db(), ctx.clientId, userId, 10);

@@ -568,7 +568,7 @@ export interface OneClickTransactionsTable {
   locale: string | null;
   iframe: boolean;
   code_challenge: string | null;
-  /** The end user's address at authorize (migration 0021). */
+  /** The end user's address at authorize, sealed (migration 0021). */
   end_user_ip: ColumnType<string | null, string | null | undefined, string | null>;
   amount: string | null;
   currency: string | null;

@@ -3,7 +3,8 @@
 -- 300 WAITING_INPUT, and 511 (Ferry: the KYC scenario needs more; PaymentIQ:
 -- ERR_DECLINED_REQ_BLOCKED) becomes 564 ERR_DECLINED_KYC_BLOCK. Stored rows keep their meaning;
 -- status_name (the flow's own state name) is unchanged. Audit rows keep the code they recorded.
--- The end user's address at authorize: the token's and check_token's `ip`.
+-- The end user's address at authorize (sealed, like the proven identity): the token's and
+-- check_token's `ip`.
 UPDATE oneclick_transactions SET status_code = 300 WHERE status_code = 301;
 UPDATE oneclick_transactions SET status_code = 564 WHERE status_code = 511;
 ALTER TABLE oneclick_transactions ADD COLUMN end_user_ip text;

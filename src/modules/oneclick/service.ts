@@ -210,12 +210,13 @@ export class OneClick {
   /** Records a new flow waiting for the identity provider (300); its session id is the page's capability. */
   private async start(input: StartInput & { fee: bigint }): Promise<OneClickRow> {
     const fee = input.fee;
+    const sessionId = randomBytes(32).toString("base64url");
     return inTransaction(this.db, (tx) =>
       this.engine.start(
         tx,
         {
           client_id: input.clientId,
-          session_id: randomBytes(32).toString("base64url"),
+          session_id: sessionId,
           identity_provider: input.provider,
           redirect_uri: input.redirectUri,
           redirect_uri_given: input.redirectUriGiven,
@@ -224,7 +225,10 @@ export class OneClick {
           locale: input.locale ?? null,
           iframe: input.iframe,
           code_challenge: input.codeChallenge ?? null,
-          end_user_ip: input.endUserIp ?? null,
+          // Personal data: sealed like the proven identity (its AAD the session, known before the tx_id).
+          end_user_ip: input.endUserIp
+            ? this.deps.sealer.seal(input.endUserIp, `oneclick-ip:${sessionId}`)
+            : null,
           amount: input.amount?.toString() ?? null,
           currency: input.currency ?? null,
           fee: fee.toString(),
@@ -592,7 +596,7 @@ export class OneClick {
       zip: identity?.zip ?? null,
       country: identity ? (toAlpha3(identity.country) ?? identity.country) : null,
       dob: identity?.dob ?? null,
-      ip: row.end_user_ip ?? null,
+      ip: row.end_user_ip ? this.deps.sealer.open(row.end_user_ip, `oneclick-ip:${row.session_id}`) : null,
       identityProvider: row.identity_provider,
     };
   }
