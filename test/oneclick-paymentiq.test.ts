@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openDatabase } from "../src/db/database.ts";
+import { migrate, readMigrations } from "../src/db/migrate.ts";
 import * as statuses from "../src/modules/oneclick/statuses.ts";
 import { startTestApp, type TestApp } from "./harness.ts";
 import {
@@ -341,5 +343,47 @@ describe("PaymentIQ's status codes", () => {
       headers: { authorization: client.basic },
     });
     expect(started.json()).toMatchObject({ statusCode: 300, statusName: "WAITING_INPUT" });
+  });
+});
+
+describe("flows stored before PaymentIQ's codes (migration 0021)", () => {
+  it("keep their meaning: 301 (at the provider) becomes 300, 511 (the KYC scenario) becomes 564; the state names stay", async () => {
+    const database = await openDatabase({ dataDir: "memory://" });
+    try {
+      const all = readMigrations();
+      await migrate(
+        database,
+        all.filter((m) => m.version < 21),
+      );
+      await database.withScriptTransaction(async (runner) => {
+        await runner.exec("INSERT INTO clients (id, name) VALUES ('old-client', 'Old')");
+        const flow = (session: string, code: number, name: string) =>
+          runner.query(
+            `INSERT INTO oneclick_transactions (client_id, session_id, identity_provider, redirect_uri, scope, iframe, status_code, status_name, expires_at)
+             VALUES ('old-client', $1, 'sandbox-bankid', 'https://operator.example/return', 'default', true, $2, $3, now())`,
+            [session, code, name],
+          );
+        await flow("s-waiting", 301, "WAITING_IDENTITY_PROVIDER");
+        await flow("s-kyc", 511, "KYC_REQUIRED");
+        await flow("s-done", 0, "SUCCESS");
+      });
+      await migrate(database, all);
+      const rows = await database.db
+        .selectFrom("oneclick_transactions")
+        .select(["session_id", "status_code", "status_name"])
+        .orderBy("session_id")
+        .execute();
+      expect(rows).toEqual([
+        { session_id: "s-done", status_code: 0, status_name: "SUCCESS" },
+        { session_id: "s-kyc", status_code: statuses.STATUS.KYC_REQUIRED, status_name: "KYC_REQUIRED" },
+        {
+          session_id: "s-waiting",
+          status_code: statuses.STATUS.WAITING_IDENTITY_PROVIDER,
+          status_name: "WAITING_IDENTITY_PROVIDER",
+        },
+      ]);
+    } finally {
+      await database.close();
+    }
   });
 });
