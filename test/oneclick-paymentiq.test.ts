@@ -164,6 +164,16 @@ describe("PaymentIQ 1-Click: GET /oauth/authorize", () => {
     conforms(body.links, { statusUrl: str });
   });
 
+  it("a request the server refuses answers success: false with errors (one or more messages) and message, and the error for the redirect_uri", async () => {
+    const res = await authorizeAsDocumented({ identity_provider: "gii-bankid-se" });
+    expect(res.statusCode, res.body).toBe(200);
+    const body = res.json();
+    conforms(body, { success: bool, redirectOutput: obj, message: arr, errors: strArr });
+    expect(body.success).toBe(false);
+    expect(body.errors.length).toBeGreaterThan(0);
+    expect(new URL(body.redirectOutput.url).searchParams.get("error")).toBe("invalid_request");
+  });
+
   it("a refusal by the user comes back as the Error Responses page shows: access_denied, err_cancelled_by_user", async () => {
     const res = await authorizeAsDocumented({ state: "xyz" });
     const decided = await decide(t, pagePath(res.json()), "deny");

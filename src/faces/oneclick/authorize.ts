@@ -105,6 +105,8 @@ function sendTo(
   iframe: boolean,
   url: string,
   started?: { row: OneClickRow; statusUrl: string },
+  /** A refusal's description: PaymentIQ's `errors` (its messages) beside `success: false`. */
+  refusal?: string,
 ) {
   reply.header("Cache-Control", "no-store");
   if (!iframe) return reply.redirect(url, 302);
@@ -115,6 +117,7 @@ function sendTo(
       redirectOutput: { ...output, container: "window", height: null, width: null },
       message: [],
       messages: [],
+      errors: refusal === undefined ? [] : [refusal],
     });
   return reply.send({
     success: true,
@@ -180,6 +183,8 @@ export const authorizeRoute: FastifyPluginAsyncZod<{ services: Services }> = asy
           reply,
           iframe,
           answerUrl(redirectUri, { error, error_description: description }, state, flow.issuer()),
+          undefined,
+          description,
         );
       const parsed = parse(q, one);
       if ("error" in parsed) return fail(parsed.error, parsed.description);
