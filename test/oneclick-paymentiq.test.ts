@@ -258,7 +258,10 @@ describe("PaymentIQ integration API: the callbacks the operator receives", () =>
       country: optional((v) => typeof v === "string" && /^[A-Z]{3}$/.test(v)),
       dob: optional((v) => typeof v === "string" && /^\d{4}-\d{2}-\d{2}$/.test(v)),
       ip: optional(str),
+      attributes: obj,
     });
+    // The authorize request's attributes[user_type]=beginner, as the Authorization page says.
+    expect(signin?.attributes).toEqual({ user_type: "beginner" });
   });
 
   it("authorize carries txTypeId as a PaymentIQ type code (a number, as its example); transfer as a string, with txPspAmount and txPspAmountCy", async () => {

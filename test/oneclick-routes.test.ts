@@ -285,6 +285,8 @@ describe("GET /oauth/authorize", () => {
       changes: { response_type: "code token" },
       error: "unsupported_response_type",
     },
+    { name: "attributes key", changes: { "attributes[a b]": "x" }, error: "invalid_request" },
+    { name: "attributes huge", changes: { "attributes[k]": "x".repeat(501) }, error: "invalid_request" },
     { name: "scope admin", changes: { scope: "admin" }, error: "invalid_scope" },
     { name: "scope default admin", changes: { scope: "default admin" }, error: "invalid_scope" },
     { name: "scope huge", changes: { scope: "x".repeat(3000) }, error: "invalid_scope" },

@@ -8,3 +8,5 @@
 UPDATE oneclick_transactions SET status_code = 300 WHERE status_code = 301;
 UPDATE oneclick_transactions SET status_code = 564 WHERE status_code = 511;
 ALTER TABLE oneclick_transactions ADD COLUMN end_user_ip text;
+-- The authorize request's `attributes[key]=value` (PaymentIQ's), echoed in the signin callback.
+ALTER TABLE oneclick_transactions ADD COLUMN attributes jsonb;

@@ -47,7 +47,13 @@ function parse(
   one: Parameters,
 ):
   | { error: string; description: string }
-  | { scope: string; provider: string; locale?: string; challenge?: string } {
+  | {
+      scope: string;
+      provider: string;
+      locale?: string;
+      challenge?: string;
+      attributes?: Record<string, string>;
+    } {
   const fail = (error: string, description: string) => ({ error, description });
   const repeated = Object.entries(q).find(([, v]) => Array.isArray(v));
   if (repeated) return fail("invalid_request", `${repeated[0]} is given more than once`);
@@ -76,7 +82,25 @@ function parse(
     if (!/^[A-Za-z0-9_-]{43}$/.test(challenge))
       return fail("invalid_request", "code_challenge must be a base64url SHA-256 (43 characters)");
   }
-  return { scope, provider, ...(locale ? { locale } : {}), ...(challenge ? { challenge } : {}) };
+  // PaymentIQ's `attributes[key]=value`: echoed to the operator in the signin callback.
+  const attributes: Record<string, string> = {};
+  for (const [key, value] of Object.entries(q)) {
+    const name = /^attributes\[(.*)\]$/.exec(key)?.[1];
+    if (name === undefined) continue;
+    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name))
+      return fail("invalid_request", "an attributes[…] key is 1 to 64 letters, digits, _ . or -");
+    if (typeof value !== "string" || value.length > 500)
+      return fail("invalid_request", `attributes[${name}] is longer than 500 characters`);
+    attributes[name] = value;
+  }
+  if (Object.keys(attributes).length > 20) return fail("invalid_request", "at most 20 attributes");
+  return {
+    scope,
+    provider,
+    ...(locale ? { locale } : {}),
+    ...(challenge ? { challenge } : {}),
+    ...(Object.keys(attributes).length > 0 ? { attributes } : {}),
+  };
 }
 
 function badPage(reply: FastifyReply, message: string) {
@@ -201,6 +225,7 @@ export const authorizeRoute: FastifyPluginAsyncZod<{ services: Services }> = asy
           iframe,
           codeChallenge: parsed.challenge,
           endUserIp: request.ip,
+          attributes: parsed.attributes,
           amountText: one("amount"),
           currencyCode: one("currency"),
         });

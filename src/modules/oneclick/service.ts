@@ -88,6 +88,8 @@ export interface StartInput {
   codeChallenge?: string | undefined;
   /** The end user's address as the authorize request came (the token's `ip`). */
   endUserIp?: string | undefined;
+  /** PaymentIQ's `attributes[key]` of the authorize request, echoed in the signin callback. */
+  attributes?: Record<string, string> | undefined;
   /** A deposit: minor units of `currency`. */
   amount?: bigint | undefined;
   currency?: string | undefined;
@@ -229,6 +231,7 @@ export class OneClick {
           end_user_ip: input.endUserIp
             ? this.deps.sealer.seal(input.endUserIp, `oneclick-ip:${sessionId}`)
             : null,
+          attributes: input.attributes ? JSON.stringify(input.attributes) : null,
           amount: input.amount?.toString() ?? null,
           currency: input.currency ?? null,
           fee: fee.toString(),

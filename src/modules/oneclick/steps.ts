@@ -164,6 +164,7 @@ export function registerOneClickSteps(flow: OneClick): void {
         dob: identity.dob,
         ...(claims.ip ? { ip: claims.ip } : {}),
         identityProvider: row.identity_provider,
+        ...(row.attributes ? { attributes: row.attributes } : {}),
       };
     },
     async answered(tx, row, answer) {
