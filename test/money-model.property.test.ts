@@ -7,6 +7,7 @@ import { DomainError } from "../src/lib/errors.ts";
 import { createClient } from "../src/modules/clients/service.ts";
 import * as ledger from "../src/modules/ledger/service.ts";
 import { accountFigures } from "../src/modules/ledger/types.ts";
+import { statusNameOf } from "../src/modules/oneclick/statuses.ts";
 import type { Feedback, Transaction, TransactionStatus } from "../src/modules/transactions/service.ts";
 import { AcquirerTimeoutError } from "../src/providers/acquirer/interface.ts";
 import { TEST_CARDS } from "../src/providers/acquirer/sandbox.ts";
@@ -1760,7 +1761,7 @@ async function expectBrowser(s: Sequence, f: ModelFlow) {
     expect(back.searchParams.get("code"), `${f.txId} code`).toMatch(/^[\w-]{43}$/);
   else
     expect(back.searchParams.get("error_description"), `${f.txId} in ${s.clientId}`).toBe(
-      f.name.toLowerCase(),
+      statusNameOf(f.code).toLowerCase(),
     );
 }
 
@@ -1800,7 +1801,7 @@ async function oneClickCommand(s: Sequence, c: Extract<Command, { k: "oneclick" 
     person: c.person,
     amount: cents,
     fee: feeOf(s.fees, "DEPOSIT", cents),
-    code: 301,
+    code: 300,
     name: "WAITING_IDENTITY_PROVIDER",
     calls: [],
     failed: [],

@@ -314,8 +314,12 @@ describe("1-Click: sign up and deposit", () => {
   it("1. deny on the provider page → 600 CANCELLED_BY_USER, access_denied, no callbacks, no legs", async () => {
     const ctx = await operatorClient();
     const { txId, path, back } = await run(ctx, { decision: "deny" });
-    expectError(back, "access_denied", "cancelled_by_user", { errCode: null, errMsg: null });
-    await expectStatus(ctx, txId, { txState: "CANCELLED", statusCode: 600, statusName: "CANCELLED_BY_USER" });
+    expectError(back, "access_denied", "err_cancelled_by_user", { errCode: null, errMsg: null });
+    await expectStatus(ctx, txId, {
+      txState: "CANCELLED",
+      statusCode: 600,
+      statusName: "ERR_CANCELLED_BY_USER",
+    });
     await sleep(300); // the recovery worker had its chance to run anything scheduled
     expect(ctx.operator.calls).toEqual([]);
     expect(await stepsOf(ctx.clientId, txId)).toEqual([]);
@@ -324,7 +328,11 @@ describe("1-Click: sign up and deposit", () => {
     // A second decision on an ended flow changes nothing.
     const again = await decide(t, path, "approve");
     expect(again.statusCode).toBe(302);
-    await expectStatus(ctx, txId, { txState: "CANCELLED", statusCode: 600, statusName: "CANCELLED_BY_USER" });
+    await expectStatus(ctx, txId, {
+      txState: "CANCELLED",
+      statusCode: 600,
+      statusName: "ERR_CANCELLED_BY_USER",
+    });
   });
 
   it("2. the operator refuses authorize → 513 NOT_AUTHORIZED with its errCode, no payment, no cancel, no legs", async () => {
@@ -341,14 +349,14 @@ describe("1-Click: sign up and deposit", () => {
         : undefined,
     );
     const { txId, back } = await run(ctx);
-    expectError(back, "access_denied", "not_authorized", {
+    expectError(back, "access_denied", "err_declined_not_authorized", {
       errCode: "LIMIT",
       errMsg: /^over the deposit limit$/,
     });
     await expectStatus(ctx, txId, {
       txState: "FAILED",
       statusCode: 513,
-      statusName: "NOT_AUTHORIZED",
+      statusName: "ERR_DECLINED_NOT_AUTHORIZED",
       amount: "100.00",
     });
     expect(actionsOf(ctx.operator)).toEqual(["signin", "verifyuser", "authorize"]);
@@ -361,11 +369,11 @@ describe("1-Click: sign up and deposit", () => {
   it("3. amount 504.00 → the bank refuses after authorize: 504 NO_FUNDS, cancel sent with 504 and the authCode, no legs", async () => {
     const ctx = await operatorClient();
     const { txId, back } = await run(ctx, { params: { amount: "504.00" } });
-    expectError(back, "access_denied", "no_funds", { errCode: "504", errMsg: /NO_FUNDS/ });
+    expectError(back, "access_denied", "err_declined_no_funds", { errCode: "504", errMsg: /NO_FUNDS/ });
     await expectStatus(ctx, txId, {
       txState: "FAILED",
       statusCode: 504,
-      statusName: "NO_FUNDS",
+      statusName: "ERR_DECLINED_NO_FUNDS",
       amount: "504.00",
     });
     const cancel = await eventually(() => ctx.operator.callsOf("cancel")[0]);
@@ -447,17 +455,17 @@ describe("1-Click: sign up and deposit", () => {
     const [hung, failed] = await Promise.all([flow("hang", "10.00"), flow("error", "20.00")]);
 
     // Paid but not confirmed by the operator: a server-side problem, not the user's refusal.
-    expectError(hung.back, "server_error", "read_timeout", { errMsg: /did not confirm/ });
+    expectError(hung.back, "server_error", "err_read_timeout", { errMsg: /did not confirm/ });
     await expectStatus(ctx, hung.txId, {
       txState: "INCONSISTENT",
       statusCode: 400,
-      statusName: "READ_TIMEOUT",
+      statusName: "ERR_READ_TIMEOUT",
     });
-    expectError(failed.back, "server_error", "inconsistent_transaction", { errMsg: /did not confirm/ });
+    expectError(failed.back, "server_error", "err_inconsistent_transaction", { errMsg: /did not confirm/ });
     await expectStatus(ctx, failed.txId, {
       txState: "INCONSISTENT",
       statusCode: 402,
-      statusName: "INCONSISTENT_TRANSACTION",
+      statusName: "ERR_INCONSISTENT_TRANSACTION",
     });
     const transfersOf = (txId: string) =>
       ctx.operator.callsOf("transfer").filter((c) => c.body.txId === txId);
@@ -554,14 +562,14 @@ describe("1-Click: sign up and deposit", () => {
 
   it("6. broken callback answers on signin / verifyuser / authorize → 510 or 520, never a 500, nothing booked", async () => {
     const broken: Record<string, { answer: OperatorAnswer | "slow"; code: number; name: string }> = {
-      "not JSON": { answer: { body: "<html>oops</html>" }, code: 510, name: "INVALID_RESPONSE" },
-      "no success": { answer: { body: { userId: OPERATOR_USER } }, code: 510, name: "INVALID_RESPONSE" },
+      "not JSON": { answer: { body: "<html>oops</html>" }, code: 510, name: "ERR_INVALID_RESPONSE" },
+      "no success": { answer: { body: { userId: OPERATOR_USER } }, code: 510, name: "ERR_INVALID_RESPONSE" },
       'success "true"': {
         answer: { body: { userId: OPERATOR_USER, success: "true", sessionId: "s" } },
         code: 510,
-        name: "INVALID_RESPONSE",
+        name: "ERR_INVALID_RESPONSE",
       },
-      slow: { answer: "slow", code: 520, name: "MERCHANT_OUT_OF_SERVICE" },
+      slow: { answer: "slow", code: 520, name: "ERR_MERCHANT_OUT_OF_SERVICE" },
     };
     const attempts = t.services.oneClick.deps.config.callbackAttempts;
     const cases = (["signin", "verifyuser", "authorize"] as const).flatMap((action) =>
@@ -603,9 +611,13 @@ describe("1-Click: sign up and deposit", () => {
         action === "signin" ? { body: { success: true, userId } } : undefined,
       );
       const { txId, back } = await run(ctx);
-      expectError(back, "server_error", "invalid_response", { errMsg: /userId/ });
+      expectError(back, "server_error", "err_invalid_response", { errMsg: /userId/ });
       expect(back.searchParams.get("errMsg")).not.toMatch(/constraint|relation/);
-      await expectStatus(ctx, txId, { txState: "FAILED", statusCode: 510, statusName: "INVALID_RESPONSE" });
+      await expectStatus(ctx, txId, {
+        txState: "FAILED",
+        statusCode: 510,
+        statusName: "ERR_INVALID_RESPONSE",
+      });
       expect(actionsOf(ctx.operator)).toEqual(Array(attempts).fill("signin"));
       expect(
         await db().selectFrom("users").select("id").where("client_id", "=", ctx.clientId).execute(),
@@ -719,14 +731,14 @@ describe("1-Click: sign up and deposit", () => {
         : undefined,
     );
     const refused = await run(refusing, { params: { identity_provider: "sandbox-trustly" } });
-    expectError(refused.back, "access_denied", "not_authenticated", {
+    expectError(refused.back, "access_denied", "err_not_authenticated", {
       errCode: "NO_ACCOUNT",
       errMsg: /^sign up first$/,
     });
     await expectStatus(refusing, refused.txId, {
       txState: "FAILED",
       statusCode: 509,
-      statusName: "NOT_AUTHENTICATED",
+      statusName: "ERR_NOT_AUTHENTICATED",
     });
     expect(actionsOf(refusing.operator)).toEqual(["signin"]);
     expect(refusing.operator.callsOf("signin")[0]?.body).toMatchObject({
@@ -789,9 +801,9 @@ describe("1-Click: sign up and deposit", () => {
     const ctx = await operatorClient();
     const { txId, back } = await run(ctx, { personid: "198507079876" });
     // Nothing in the browser's URL says why (no tipping off); the reasons go to the operator's backend.
-    expectError(back, "access_denied", "fraud", { errCode: null, errMsg: null });
+    expectError(back, "access_denied", "err_declined_fraud", { errCode: null, errMsg: null });
     expect(back.toString()).not.toMatch(/SANCTION/i);
-    await expectStatus(ctx, txId, { txState: "FAILED", statusCode: 503, statusName: "FRAUD" });
+    await expectStatus(ctx, txId, { txState: "FAILED", statusCode: 503, statusName: "ERR_DECLINED_FRAUD" });
     await sleep(300);
     // Screened before anything is sent on: the operator never receives a listed person's data,
     // and no core user is made for them.
@@ -849,7 +861,7 @@ describe("1-Click: sign up and deposit", () => {
       headers: { authorization: ctx.basic },
     });
     expect(check.statusCode, check.body).toBe(200);
-    expect(check.json()).toMatchObject({ userId: OPERATOR_USER, clientId: ctx.clientId, scope: "default" });
+    expect(check.json()).toMatchObject({ userId: OPERATOR_USER, clientId: ctx.clientId, scope: ["default"] });
     expect((await stepsOf(ctx.clientId, txId)).map((s) => s.kind)).toEqual(["OC_SIGNIN", "OC_VERIFYUSER"]);
     await expectNothingBooked(ctx, txId);
   });
@@ -1009,13 +1021,13 @@ describe("1-Click: sign up and deposit", () => {
     const first = await run(ctx);
     expect(first.back.searchParams.get("code")).toBeTruthy();
     const other = await run(ctx, { personid: "198001011111" });
-    expectError(other.back, "access_denied", "not_authenticated", {
+    expectError(other.back, "access_denied", "err_not_authenticated", {
       errMsg: /belongs to another person/,
     });
     await expectStatus(ctx, other.txId, {
       txState: "FAILED",
       statusCode: 509,
-      statusName: "NOT_AUTHENTICATED",
+      statusName: "ERR_NOT_AUTHENTICATED",
     });
     const info = await t.services.users.info(db(), ctx.clientId, OPERATOR_USER);
     expect(info.piis).toEqual([{ type: "NATIONAL_ID", value: "199001011234" }]);
@@ -1024,7 +1036,7 @@ describe("1-Click: sign up and deposit", () => {
     expect(await settlementOf(ctx.clientId)).toBe(10000n);
   });
 
-  it("15. the client's KYC scenario: what the provider proved must cover the deposit (30-day totals, 1-Click included) → else 511 KYC_REQUIRED before authorize", async () => {
+  it("15. the client's KYC scenario: what the provider proved must cover the deposit (30-day totals, 1-Click included) → else 564 ERR_DECLINED_KYC_BLOCK before authorize", async () => {
     const op = await startOperator((action, body) =>
       action === "signin" ? { body: { success: true, userId: `op-${String(body.personid)}` } } : undefined,
     );
@@ -1043,13 +1055,17 @@ describe("1-Click: sign up and deposit", () => {
       params: { identity_provider: "sandbox-trustly", amount: "2000.00" },
     });
     // Tier 2 needs an ID document, which an open-banking login does not hand over: information missing.
-    expectError(trustly.back, "access_denied", "kyc_required", {
+    expectError(trustly.back, "access_denied", "err_declined_kyc_block", {
       errCode: "1001",
       errMsg: /needs more information/,
     });
-    await expectStatus(ctx, trustly.txId, { txState: "FAILED", statusCode: 511, statusName: "KYC_REQUIRED" });
+    await expectStatus(ctx, trustly.txId, {
+      txState: "FAILED",
+      statusCode: 564,
+      statusName: "ERR_DECLINED_KYC_BLOCK",
+    });
     const big = await run(ctx, { params: { amount: "20000.00" } });
-    expectError(big.back, "access_denied", "kyc_required", {
+    expectError(big.back, "access_denied", "err_declined_kyc_block", {
       errMsg: /needs more information about the user: /,
     });
     // Bank-ID proves tier 2: 5,000 EUR passes; a second 5,000 within 30 days brings the total over
@@ -1057,7 +1073,7 @@ describe("1-Click: sign up and deposit", () => {
     const first = await run(ctx, { params: { amount: "5000.00" } });
     codeOf(first.back);
     const second = await run(ctx, { params: { amount: "5000.00" } });
-    expectError(second.back, "access_denied", "kyc_required", { errMsg: /needs more information/ });
+    expectError(second.back, "access_denied", "err_declined_kyc_block", { errMsg: /needs more information/ });
     expect(ctx.operator.callsOf("authorize").map((c) => c.body.txId)).toEqual([first.txId]);
     expect(await settlementOf(ctx.clientId)).toBe(500000n);
     await expectBooksAgree(ctx.clientId);
@@ -1079,7 +1095,7 @@ describe("1-Click: sign up and deposit", () => {
     await expectStatus(ctx, held.txId, {
       txState: "WAITING_APPROVAL",
       statusCode: 350,
-      statusName: "WAITING_MANUAL_REVIEW",
+      statusName: "WAITING_DEPOSIT_APPROVAL",
     });
     expect(actionsOf(op)).toEqual(["signin", "verifyuser"]);
     expect(await legsOf(ctx.clientId, held.txId)).toEqual([]);
@@ -1117,7 +1133,11 @@ describe("1-Click: sign up and deposit", () => {
       expect(callsFor(held.txId)).toEqual(["authorize", "transfer"]);
       expect(await settlementOf(ctx.clientId, "SEK")).toBe(90000n);
     } else {
-      await expectStatus(ctx, held.txId, { txState: "FAILED", statusCode: 503, statusName: "FRAUD" });
+      await expectStatus(ctx, held.txId, {
+        txState: "FAILED",
+        statusCode: 503,
+        statusName: "ERR_DECLINED_FRAUD",
+      });
       expect(callsFor(held.txId)).toEqual([]);
     }
     const decisions = await db()
@@ -1137,7 +1157,11 @@ describe("1-Click: sign up and deposit", () => {
     const userId = (await t.services.oneClick.get(other.txId)).user_id ?? "";
     const before = await readUsage(db(), ctx.clientId, userId, 10);
     expect((await review(other.txId, "DENY")).statusCode).toBe(200);
-    await expectStatus(ctx, other.txId, { txState: "FAILED", statusCode: 503, statusName: "FRAUD" });
+    await expectStatus(ctx, other.txId, {
+      txState: "FAILED",
+      statusCode: 503,
+      statusName: "ERR_DECLINED_FRAUD",
+    });
     expect(callsFor(other.txId)).toEqual([]);
     expect(await legsOf(ctx.clientId, other.txId)).toEqual([]);
     const after = await readUsage(db(), ctx.clientId, userId, 10);
@@ -1167,7 +1191,7 @@ describe("1-Click: sign up and deposit", () => {
     await expectStatus(ctx, third.txId, {
       txState: "WAITING_APPROVAL",
       statusCode: 350,
-      statusName: "WAITING_MANUAL_REVIEW",
+      statusName: "WAITING_DEPOSIT_APPROVAL",
     });
     expect((await t.services.oneClick.get(third.txId)).monitoring).toMatchObject({
       status: "MANUAL_REVIEW",
@@ -1190,7 +1214,7 @@ describe("1-Click: sign up and deposit", () => {
       action === "transfer" && !fixed ? { status: 500, body: { error: "boom" } } : undefined,
     );
     const { txId, back } = await run(ctx, { params: { amount: "12.00" } });
-    expectError(back, "server_error", "inconsistent_transaction");
+    expectError(back, "server_error", "err_inconsistent_transaction");
     const step = await db()
       .selectFrom("steps")
       .select(["id", "status"])

@@ -235,11 +235,12 @@ describe("1-Click with a standard OAuth2 client library (oauth4webapi)", () => {
     expect(protectedHeader.kid).toBe(decodeProtectedHeader(token.access_token).kid);
     expect(payload).toMatchObject({
       iss: ferryUrl,
-      aud: clientId,
+      // PaymentIQ's claims: aud and scope are arrays (the client and PaymentIQ's identity_api).
+      aud: [clientId, "identity_api"],
       sub: OPERATOR_USER,
       txRefId: token.txRefId,
       personid: "199001011234",
-      scope: "default",
+      scope: ["default"],
     });
     expect((payload.exp ?? 0) - (payload.iat ?? 0)).toBe(3600);
     // Another audience is not this token's.

@@ -202,7 +202,7 @@ export async function runCheck(input: { ferryUrl: string; adminPassword: string;
   mark = platform.callbacks.length;
   const two = await signIn({ personid, provider: "sandbox-bankid", amount: "504.00" });
   check("error", two.back.searchParams.get("error"), "access_denied");
-  check("error_description", two.back.searchParams.get("error_description"), "no_funds");
+  check("error_description", two.back.searchParams.get("error_description"), "err_declined_no_funds");
   check("the operator's page shows the error", textOf(two.final.html, "error-code"), "access_denied");
   // Ferry sends cancel after the redirect: it is a step of its own.
   const until = Date.now() + 15_000;
@@ -236,7 +236,7 @@ export async function runCheck(input: { ferryUrl: string; adminPassword: string;
     decision: "deny",
   });
   check("error", four.back.searchParams.get("error"), "access_denied");
-  check("error_description", four.back.searchParams.get("error_description"), "cancelled_by_user");
+  check("error_description", four.back.searchParams.get("error_description"), "err_cancelled_by_user");
   check("callbacks", actionsSince(mark), []);
 
   // ——— 5. a forged state ———

@@ -343,7 +343,7 @@ export class OperatorPlatform {
           };
         const user = this.users.get(String(body.userId));
         if (!user) return refuse(body.userId, "UNKNOWN_USER", "no such user here");
-        if (Number(body.txTypeId) !== 1) return refuse(user.userId, "NOT_SUPPORTED", "deposits only");
+        if (Number(body.txTypeId) !== 190) return refuse(user.userId, "NOT_SUPPORTED", "deposits only");
         const deposit: Deposit = {
           txId: String(body.txId),
           userId: user.userId,

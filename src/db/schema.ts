@@ -568,6 +568,10 @@ export interface OneClickTransactionsTable {
   locale: string | null;
   iframe: boolean;
   code_challenge: string | null;
+  /** The end user's address at authorize, sealed (migration 0021). */
+  end_user_ip: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The authorize request's `attributes[key]` (PaymentIQ's), for the signin callback. */
+  attributes: NullableJson;
   amount: string | null;
   currency: string | null;
   fee: Numeric;

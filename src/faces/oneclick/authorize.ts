@@ -26,7 +26,7 @@ const authorizeQuery = z
   .object({
     client_id: ONE("The Ferry client id"),
     redirect_uri: ONE("Exactly one of the client's registered redirect URIs"),
-    response_type: ONE("`code`"),
+    response_type: ONE("`code` (the default: PaymentIQ's own requests leave it out)"),
     state: ONE("Returned as it is (CSRF protection; recommended)"),
     scope: ONE("`default`"),
     identity_provider: ONE("`sandbox-bankid` or `sandbox-trustly`"),
@@ -47,7 +47,13 @@ function parse(
   one: Parameters,
 ):
   | { error: string; description: string }
-  | { scope: string; provider: string; locale?: string; challenge?: string } {
+  | {
+      scope: string;
+      provider: string;
+      locale?: string;
+      challenge?: string;
+      attributes?: Record<string, string>;
+    } {
   const fail = (error: string, description: string) => ({ error, description });
   const repeated = Object.entries(q).find(([, v]) => Array.isArray(v));
   if (repeated) return fail("invalid_request", `${repeated[0]} is given more than once`);
@@ -56,8 +62,8 @@ function parse(
     return fail("invalid_request", "iframe must be true or false");
   if ((one("state")?.length ?? 0) > 500)
     return fail("invalid_request", "state is longer than 500 characters");
-  const responseType = one("response_type");
-  if (responseType === undefined) return fail("invalid_request", "response_type is required");
+  // PaymentIQ's documented request has no response_type: its only flow is the code flow.
+  const responseType = one("response_type") ?? "code";
   if (responseType !== "code")
     return fail("unsupported_response_type", "only response_type=code is supported");
   const scope = one("scope") ?? "default";
@@ -76,7 +82,25 @@ function parse(
     if (!/^[A-Za-z0-9_-]{43}$/.test(challenge))
       return fail("invalid_request", "code_challenge must be a base64url SHA-256 (43 characters)");
   }
-  return { scope, provider, ...(locale ? { locale } : {}), ...(challenge ? { challenge } : {}) };
+  // PaymentIQ's `attributes[key]=value`: echoed to the operator in the signin callback.
+  const attributes: Record<string, string> = {};
+  for (const [key, value] of Object.entries(q)) {
+    const name = /^attributes\[(.*)\]$/.exec(key)?.[1];
+    if (name === undefined) continue;
+    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name))
+      return fail("invalid_request", "an attributes[…] key is 1 to 64 letters, digits, _ . or -");
+    if (typeof value !== "string" || value.length > 500)
+      return fail("invalid_request", `attributes[${name}] is longer than 500 characters`);
+    attributes[name] = value;
+  }
+  if (Object.keys(attributes).length > 20) return fail("invalid_request", "at most 20 attributes");
+  return {
+    scope,
+    provider,
+    ...(locale ? { locale } : {}),
+    ...(challenge ? { challenge } : {}),
+    ...(Object.keys(attributes).length > 0 ? { attributes } : {}),
+  };
 }
 
 function badPage(reply: FastifyReply, message: string) {
@@ -105,6 +129,8 @@ function sendTo(
   iframe: boolean,
   url: string,
   started?: { row: OneClickRow; statusUrl: string },
+  /** A refusal's description: PaymentIQ's `errors` (its messages) beside `success: false`. */
+  refusal?: string,
 ) {
   reply.header("Cache-Control", "no-store");
   if (!iframe) return reply.redirect(url, 302);
@@ -113,11 +139,15 @@ function sendTo(
     return reply.send({
       success: false,
       redirectOutput: { ...output, container: "window", height: null, width: null },
+      message: [],
       messages: [],
+      errors: refusal === undefined ? [] : [refusal],
     });
   return reply.send({
     success: true,
     redirectOutput: { ...output, container: "iframe", height: 750, width: 600 },
+    // PaymentIQ's authorize page names it `message`, its code-grant page `messages`: both are sent.
+    message: [],
     messages: [],
     links: { statusUrl: started.statusUrl },
     txId: started.row.tx_id,
@@ -177,6 +207,8 @@ export const authorizeRoute: FastifyPluginAsyncZod<{ services: Services }> = asy
           reply,
           iframe,
           answerUrl(redirectUri, { error, error_description: description }, state, flow.issuer()),
+          undefined,
+          description,
         );
       const parsed = parse(q, one);
       if ("error" in parsed) return fail(parsed.error, parsed.description);
@@ -192,6 +224,8 @@ export const authorizeRoute: FastifyPluginAsyncZod<{ services: Services }> = asy
           locale: parsed.locale,
           iframe,
           codeChallenge: parsed.challenge,
+          endUserIp: request.ip,
+          attributes: parsed.attributes,
           amountText: one("amount"),
           currencyCode: one("currency"),
         });

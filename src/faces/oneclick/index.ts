@@ -7,7 +7,7 @@ import { toApiError } from "../../http/errors.ts";
 import { FERRY_SIGNING_ALG, publishedJwks } from "../../modules/keys/service.ts";
 import { oneClickOrigins, verifyOAuthClient } from "../../modules/oauth/clients.ts";
 import { browserDone, OAuthError, type OneClickRow } from "../../modules/oneclick/service.ts";
-import { stateOf } from "../../modules/oneclick/statuses.ts";
+import { stateOf, statusNameOf } from "../../modules/oneclick/statuses.ts";
 import type { Services } from "../../services.ts";
 import { authorizeRoute, SCOPES } from "./authorize.ts";
 import { page, sendPage } from "./pages.ts";
@@ -29,8 +29,13 @@ const tokenResponse = z
     access_token: z.string().describe("A JWT signed with Ferry's key (RS512; /.well-known/jwks.json)"),
     token_type: z.literal("bearer"),
     expires_in: z.number().int(),
-    scope: z.string().meta({ example: "default" }),
+    scope: z
+      .union([z.array(z.string()), z.string()])
+      .describe(
+        "PaymentIQ's array (`[\"default\"]`) when the parameters came in the query string as PaymentIQ's example sends them; RFC 6749's space-separated string for a form body (standard client libraries require it)",
+      ),
     userId: z.string().nullable().meta({ example: "op-user-1" }),
+    merchantId: z.string().describe("The Ferry client (PaymentIQ's merchant; a string here, a number there)"),
     clientId: z.string(),
     txRefId: z.string().meta({ example: "acmeA100001" }),
     name: z.string().nullable().meta({ example: "Test Testsson" }),
@@ -42,7 +47,11 @@ const tokenResponse = z
     zip: z.string().nullable(),
     country: z.string().nullable().meta({ example: "SWE" }),
     dob: z.string().nullable().meta({ example: "1990-01-01" }),
+    ip: z.string().nullable().meta({ example: "203.0.113.7" }),
     identityProvider: z.string().meta({ example: "sandbox-bankid" }),
+    exp: z.number().int().describe("The token's expiry, seconds since 1970"),
+    jti: z.string(),
+    aud: z.array(z.string()).meta({ example: ["acme", "identity_api"] }),
   })
   .meta({ id: "OneClickToken" });
 
@@ -51,7 +60,7 @@ const statusResponse = z
     txId: z.string().meta({ example: "100001" }),
     txState: z.string().meta({ example: "SUCCESSFUL" }),
     statusCode: z.number().int().meta({ example: 0 }),
-    statusName: z.string().meta({ example: "SUCCESS" }),
+    statusName: z.string().meta({ example: "SUCCESS" }).describe("PaymentIQ's name of statusCode"),
     amount: z.string().nullable().meta({ example: "100.00" }),
     currency: z.string().nullable().meta({ example: "EUR" }),
     userId: z.string().nullable(),
@@ -218,7 +227,12 @@ export const oneClickFace: FastifyPluginAsyncZod<{ services: Services }> = async
         redirectUri: text("redirect_uri"),
         codeVerifier: text("code_verifier"),
       });
-      return reply.header("Cache-Control", "no-store").header("Pragma", "no-cache").send(token);
+      // PaymentIQ's documented request puts the parameters in the query string and reads `scope` as
+      // an array; RFC 6749 clients post a form body and require a string (oauth4webapi refuses
+      // anything else). Everything else in the answer is the same for both.
+      const paymentIqStyle = typeof query.grant_type === "string" && body.grant_type === undefined;
+      const answer = paymentIqStyle ? token : { ...token, scope: token.scope.join(" ") };
+      return reply.header("Cache-Control", "no-store").header("Pragma", "no-cache").send(answer);
     },
   );
 
@@ -257,7 +271,10 @@ export const oneClickFace: FastifyPluginAsyncZod<{ services: Services }> = async
       }
       if (!(await flow.tokenLive(clientId, payload.txRefId, payload.jti)))
         throw new OAuthError("invalid_token", "the token was revoked");
-      return reply.header("Cache-Control", "no-store").send(payload);
+      // PaymentIQ's check_token always carries Veriff's two results; Ferry has no Veriff: empty.
+      return reply
+        .header("Cache-Control", "no-store")
+        .send({ ...payload, veriff_verification_false: "", veriff_verification_failed_reason: "" });
     },
   );
 
@@ -284,7 +301,7 @@ export const oneClickFace: FastifyPluginAsyncZod<{ services: Services }> = async
         txId: row.tx_id,
         txState: stateOf(row.status_code),
         statusCode: row.status_code,
-        statusName: row.status_name,
+        statusName: statusNameOf(row.status_code),
         amount,
         currency: row.currency,
         userId: row.user_id,

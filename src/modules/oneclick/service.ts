@@ -33,7 +33,7 @@ import {
 import { OneClickEngine, snapshotOf } from "./process.ts";
 import * as repo from "./repo.ts";
 import { type OneClickRow, PROCESS_TYPE, requestIdOf, txRefIdOf } from "./repo.ts";
-import { isFinal, STATUS, stateOf, type TxState } from "./statuses.ts";
+import { isFinal, STATUS, stateOf, statusNameOf, type TxState } from "./statuses.ts";
 import { registerOneClickSteps } from "./steps.ts";
 
 export { AuthorizeRefusal } from "./authorization.ts";
@@ -86,6 +86,10 @@ export interface StartInput {
   locale?: string | undefined;
   iframe: boolean;
   codeChallenge?: string | undefined;
+  /** The end user's address as the authorize request came (the token's `ip`). */
+  endUserIp?: string | undefined;
+  /** PaymentIQ's `attributes[key]` of the authorize request, echoed in the signin callback. */
+  attributes?: Record<string, string> | undefined;
   /** A deposit: minor units of `currency`. */
   amount?: bigint | undefined;
   currency?: string | undefined;
@@ -205,15 +209,16 @@ export class OneClick {
     }
   }
 
-  /** Records a new flow waiting for the identity provider (301); its session id is the page's capability. */
+  /** Records a new flow waiting for the identity provider (300); its session id is the page's capability. */
   private async start(input: StartInput & { fee: bigint }): Promise<OneClickRow> {
     const fee = input.fee;
+    const sessionId = randomBytes(32).toString("base64url");
     return inTransaction(this.db, (tx) =>
       this.engine.start(
         tx,
         {
           client_id: input.clientId,
-          session_id: randomBytes(32).toString("base64url"),
+          session_id: sessionId,
           identity_provider: input.provider,
           redirect_uri: input.redirectUri,
           redirect_uri_given: input.redirectUriGiven,
@@ -222,6 +227,11 @@ export class OneClick {
           locale: input.locale ?? null,
           iframe: input.iframe,
           code_challenge: input.codeChallenge ?? null,
+          // Personal data: sealed like the proven identity (its AAD the session, known before the tx_id).
+          end_user_ip: input.endUserIp
+            ? this.deps.sealer.seal(input.endUserIp, `oneclick-ip:${sessionId}`)
+            : null,
+          attributes: input.attributes ? JSON.stringify(input.attributes) : null,
           amount: input.amount?.toString() ?? null,
           currency: input.currency ?? null,
           fee: fee.toString(),
@@ -375,7 +385,8 @@ export class OneClick {
       row.redirect_uri,
       {
         error: oauthError(row.status_code),
-        error_description: row.status_name.toLowerCase(),
+        // PaymentIQ's status name in lower case (`err_cancelled_by_user`, `err_not_authenticated`).
+        error_description: statusNameOf(row.status_code).toLowerCase(),
         errCode: row.err_code,
         // The browser carries this URL: screening's reasons stay with staff and the operator's
         // TRANSACTION_MONITORING event (telling a listed person they matched is tipping them off).
@@ -540,21 +551,29 @@ export class OneClick {
     const claims = this.claimsOf(row);
     const key = await this.deps.signingKeys.current();
     const ttl = this.deps.config.tokenTtlSeconds;
-    const accessToken = await new SignJWT({ ...claims, scope: row.scope })
+    const exp = Math.floor(Date.now() / 1000) + ttl;
+    // PaymentIQ's claims: scope and aud as arrays, the merchant, the end user's ip, exp and jti in
+    // the answer as in the token. aud names the client (what check_token verifies) and the API.
+    const scope = row.scope.split(" ");
+    const aud = [clientId, "identity_api"];
+    const accessToken = await new SignJWT({ ...claims, scope })
       .setProtectedHeader({ alg: FERRY_SIGNING_ALG, kid: key.kid, typ: "JWT" })
       .setIssuer(this.issuer())
-      .setAudience(clientId)
+      .setAudience(aud)
       .setSubject(claims.userId ?? `oc-${row.tx_id}`)
       .setJti(jti)
       .setIssuedAt()
-      .setExpirationTime(Math.floor(Date.now() / 1000) + ttl)
+      .setExpirationTime(exp)
       .sign(key.privateKey);
     return {
       access_token: accessToken,
       token_type: "bearer" as const,
       expires_in: ttl,
-      scope: row.scope,
+      scope,
       ...claims,
+      exp,
+      jti,
+      aud,
     };
   }
 
@@ -567,6 +586,8 @@ export class OneClick {
     const identity = this.identityOf(row);
     return {
       userId: row.user_id,
+      // PaymentIQ's merchant is Ferry's client: its id is a string here (PaymentIQ's is a number).
+      merchantId: row.client_id,
       clientId: row.client_id,
       txRefId: txRefIdOf(row.client_id, row.tx_id),
       name: identity ? `${identity.firstName} ${identity.lastName}` : null,
@@ -578,6 +599,7 @@ export class OneClick {
       zip: identity?.zip ?? null,
       country: identity ? (toAlpha3(identity.country) ?? identity.country) : null,
       dob: identity?.dob ?? null,
+      ip: row.end_user_ip ? this.deps.sealer.open(row.end_user_ip, `oneclick-ip:${row.session_id}`) : null,
       identityProvider: row.identity_provider,
     };
   }

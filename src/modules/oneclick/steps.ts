@@ -29,6 +29,14 @@ import { STATUS } from "./statuses.ts";
 const input = z.object({ txId: z.string().regex(/^\d+$/) }).strict();
 type Input = z.infer<typeof input>;
 
+/**
+ * The deposit's transaction type in PaymentIQ's terms. PaymentIQ numbers its types per payment
+ * method (101 CreditcardDeposit, 108 …); its public pages list no code for a bank deposit through an
+ * identity provider, so Ferry names its own in the deposit range (docs/compatibility.md).
+ */
+export const TX_TYPE_ID = "190";
+export const TX_NAME = "BankDeposit";
+
 const operatorActor = (row: OneClickRow): Actor => ({ kind: "client", id: row.client_id });
 
 /** A callback's last failure → the event the flow takes (which FAILED code it ends with). */
@@ -127,8 +135,8 @@ export function registerOneClickSteps(flow: OneClick): void {
       txAmount: amounts.txAmount,
       txAmountCy: amounts.currency,
       txId: row.tx_id,
-      txTypeId: 1,
-      txName: "Deposit",
+      txTypeId: TX_TYPE_ID,
+      txName: TX_NAME,
       provider: row.identity_provider,
       fee: amounts.fee,
       feeCy: amounts.currency,
@@ -142,6 +150,9 @@ export function registerOneClickSteps(flow: OneClick): void {
       const claims = flow.claimsOf(row);
       return {
         txRefId: txRefIdOf(row.client_id, row.tx_id),
+        // PaymentIQ's required timestamps, seconds as strings: issued now, requested at authorize.
+        iat: String(Math.floor(Date.now() / 1000)),
+        rat: String(Math.floor(new Date(row.created_at).getTime() / 1000)),
         name: claims.name,
         firstName: identity.firstName,
         lastName: identity.lastName,
@@ -151,7 +162,9 @@ export function registerOneClickSteps(flow: OneClick): void {
         zip: identity.zip,
         country: claims.country,
         dob: identity.dob,
+        ...(claims.ip ? { ip: claims.ip } : {}),
         identityProvider: row.identity_provider,
+        ...(row.attributes ? { attributes: row.attributes } : {}),
       };
     },
     async answered(tx, row, answer) {
@@ -267,7 +280,8 @@ export function registerOneClickSteps(flow: OneClick): void {
     maxAttempts: config.callbackAttempts,
     async body(row) {
       const { fee: _fee, feeCy: _feeCy, ...body } = await txBody(row);
-      return body;
+      // PaymentIQ's authorize carries txTypeId as a number (transfer and cancel: a string).
+      return { ...body, txTypeId: Number(TX_TYPE_ID) };
     },
     async answered(tx, row, answer) {
       const actor = operatorActor(row);
@@ -343,8 +357,14 @@ export function registerOneClickSteps(flow: OneClick): void {
   callback("OC_TRANSFER", "transfer", {
     maxAttempts: config.transferAttempts,
     async body(row) {
+      const body = await txBody(row);
       return {
-        ...(await txBody(row)),
+        ...body,
+        // What the bank paid (the user pays txAmount at the provider; Ferry's fee is deducted from
+        // it: feeMode D), in the same currency: Ferry converts nothing.
+        txPspAmount: body.txAmount,
+        txPspAmountCy: body.txAmountCy,
+        feeMode: "D",
         authCode: row.auth_code,
         txRefId: txRefIdOf(row.client_id, row.tx_id),
       };
