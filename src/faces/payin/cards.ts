@@ -1,7 +1,7 @@
 import { z } from "zod";
-import { errorResponses } from "../../http/errors.ts";
 import { guard, sessionOf, walletSecurity } from "../../http/wallet-session.ts";
 import type { Services } from "../../services.ts";
+import { errorResponses } from "./errors.ts";
 import {
   billingAddress,
   cardAnswer,

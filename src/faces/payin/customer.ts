@@ -1,9 +1,9 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { errorResponses } from "../../http/errors.ts";
 import { guard, sessionOf, walletSecurity } from "../../http/wallet-session.ts";
 import { isCountryCode } from "../../lib/countries.ts";
 import type { Services } from "../../services.ts";
+import { errorResponses } from "./errors.ts";
 import type { PayinApp } from "./schemas.ts";
 
 /**

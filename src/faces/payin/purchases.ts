@@ -1,10 +1,10 @@
 import { z } from "zod";
-import { errorResponses } from "../../http/errors.ts";
 import { guard, sessionOf, walletSecurity } from "../../http/wallet-session.ts";
 import { formatAmount } from "../../lib/money.ts";
 import { OFFER_SECONDS, type Offer } from "../../modules/payin/offers.ts";
 import { statusText } from "../../modules/payin/purchases.ts";
 import type { Services } from "../../services.ts";
+import { errorResponses } from "./errors.ts";
 import {
   addressText,
   amountInput,
