@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { startTestApp, type TestApp } from "./harness.ts";
-import { caller, lastOtp, PASSWORD, type WalletCaller, walletClient } from "./wallet.ts";
+import { caller, lastOtp, PASSWORD, registerCustomer, type WalletCaller, walletClient } from "./wallet.ts";
 
 /**
  * Vault's documented Pay-in requests (public repository Vault-ist/api: Authorization/signin.md,
@@ -117,5 +117,107 @@ describe("Authorization/signin.md: POST /oauth/token, grant_type=mobile_phone", 
     expect(answer.statusCode, answer.body).toBe(400);
     conforms(vaultError, answer.json());
     expect(answer.json().field).toBe("number");
+  });
+});
+
+// Profile/update-customer-profile.md's example body, as written (a date-time birth date, alpha-3 country).
+const VAULT_PROFILE = {
+  lastName: "Schmidt",
+  firstName: "Anna",
+  dateOfBirth: "1990-05-20T00:00:00.000Z",
+  residenceCity: "Munich",
+  primaryCurrency: "EUR",
+  residenceStreet: "Examplestrasse",
+  residenceCountry: "DEU",
+  residenceZipCode: "12345",
+};
+
+/** A customer (e-mail login) who sent Vault's profile example and reached KYC_0. */
+async function kyc0Customer(): Promise<WalletCaller> {
+  const customer = await registerCustomer(t, clientId);
+  const patched = await customer.call("PATCH", "/v2/customer/profile", VAULT_PROFILE);
+  expect(patched.statusCode, patched.body).toBe(204);
+  await expect
+    .poll(async () => (await t.services.users.get(t.database.db, clientId, customer.userId)).tier, {
+      timeout: 5000,
+    })
+    .toBeGreaterThanOrEqual(1);
+  return customer;
+}
+
+// PayIn/add-card.md's example body, as written: cardNumber a JSON number, billingAddress.state null.
+const VAULT_CARD = {
+  cardHolder: "Mara Sanchez Gonzalez",
+  cardNumber: 4012888888881881,
+  billingAddress: { zip: "8700", city: "tielt", state: null, address: "kasteelstraat 79", countryCode: "BE" },
+  cardExpirationYear: 2031,
+  cardExpirationMonth: 3,
+};
+
+describe("requests as Vault's documents write them", () => {
+  it("PATCH /v2/customer/profile with a date-time dateOfBirth: accepted, the date kept", async () => {
+    const customer = await kyc0Customer();
+    const info = await t.services.users.info(t.database.db, clientId, customer.userId);
+    expect(info.dateOfBirth).toBe("1990-05-20");
+    const bad = await customer.call("PATCH", "/v2/customer/profile", { dateOfBirth: "1990-05-20T25:00:00Z" });
+    expect(bad.statusCode, bad.body).toBe(400);
+    conforms(vaultError, bad.json());
+  });
+
+  it("POST /v3/payin/card with a numeric cardNumber and state: null; the billing address alone too", async () => {
+    const customer = await kyc0Customer();
+    const added = await customer.call("POST", "/v3/payin/card", VAULT_CARD);
+    expect(added.statusCode, added.body).toBe(200);
+    const { cardId } = added.json();
+    // PayIn/add-card-billing-address.md's example (no state).
+    const address = { zip: "L6P2454", city: "Brampton ", address: "17 mellowood Ave", countryCode: "CA" };
+    const changed = await customer.call("POST", `/v3/payin/card/${cardId}/billing-address`, address);
+    expect(changed.statusCode, changed.body).toBe(200);
+    const withNull = await customer.call("POST", `/v3/payin/card/${cardId}/billing-address`, {
+      ...address,
+      state: null,
+    });
+    expect(withNull.statusCode, withNull.body).toBe(200);
+    // A number JSON cannot carry exactly: refused, not rounded into another card.
+    const inexact = await customer.call("POST", "/v3/payin/card", {
+      ...VAULT_CARD,
+      cardNumber: 4000000000000000002,
+    });
+    expect(inexact.statusCode, inexact.body).toBe(400);
+    conforms(vaultError, inexact.json());
+  });
+
+  it("PUT /v3/payin/offer/{offerId} with toAmount (update-existing-offer-without.md's body)", async () => {
+    const customer = await kyc0Customer();
+    const card = await customer.call("POST", "/v3/payin/card", {
+      ...VAULT_CARD,
+      cardNumber: 4242424242424242,
+    });
+    expect(card.statusCode, card.body).toBe(200);
+    // create-offer-without-charging-customer.md's body (the card's id as this server gave it).
+    const made = await customer.call("POST", "/v3/payin/offer", {
+      amount: 31,
+      cardId: card.json().cardId,
+      operation: "PAYIN",
+      toCurrency: "USDC",
+      fromCurrency: "EUR",
+    });
+    expect(made.statusCode, made.body).toBe(200);
+    const changed = await customer.call("PUT", `/v3/payin/offer/${made.json().offerId}`, {
+      amount: 117.99,
+      toAmount: 120.24616516,
+      operation: "PAYIN",
+      toCurrency: "USDT",
+      fromCurrency: "EUR",
+    });
+    expect(changed.statusCode, changed.body).toBe(200);
+    expect(changed.json().toCurrency).toBe("USDT");
+  });
+
+  it("POST /v4/kyc/start?platform=COMMON (KYC/KYC 1/Start.md): the verification's id", async () => {
+    const customer = await kyc0Customer();
+    const started = await customer.call("POST", "/v4/kyc/start?platform=COMMON");
+    expect(started.statusCode, started.body).toBe(200);
+    conforms(z.object({ id: z.string().min(1) }), started.json());
   });
 });

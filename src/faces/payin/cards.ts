@@ -6,6 +6,7 @@ import {
   billingAddress,
   cardAnswer,
   cardId,
+  cardNumber,
   inThisFace,
   money,
   type PayinApp,
@@ -34,7 +35,7 @@ function addCard(app: PayinApp, services: Services) {
         security: walletSecurity,
         body: z
           .object({
-            cardNumber: z.string().regex(/^[0-9 ]{12,23}$/, "12–19 digits"),
+            cardNumber,
             cardHolder: text(100, /^[\p{L} .'-]+$/u, "letters, spaces and . ' -"),
             cardExpirationMonth: z.number().int().min(1).max(12),
             cardExpirationYear: z.number().int().min(2000).max(2100),
@@ -58,7 +59,7 @@ function addCard(app: PayinApp, services: Services) {
       const method = await services.payin
         .addCard(sessionOf(request), {
           type: "CREDIT_CARD",
-          cardNumber: body.cardNumber.replaceAll(" ", ""),
+          cardNumber: body.cardNumber,
           expirationMonth: body.cardExpirationMonth,
           expirationYear: body.cardExpirationYear,
           cardHolder: body.cardHolder,

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { registerTokenCors } from "../../http/cors.ts";
 import type { Services } from "../../services.ts";
-import { customerRoutes } from "./customer.ts";
+import { customerRoutes, kycV4Routes } from "./customer.ts";
 import { replyWithVaultError } from "./errors.ts";
 import { payinRoutes } from "./payin.ts";
 import { registerVaultSignIn } from "./signin.ts";
@@ -18,9 +18,10 @@ export const payinFace: FastifyPluginAsyncZod<{ services: Services }> = async (a
     registerTokenCors(face, services.database.db, {
       allowHeaders: "authorization, content-type",
       clientOf: (request) => request.walletSession?.clientId,
-      preflightPaths: ["/v2/*", "/v3/*"],
+      preflightPaths: ["/v2/*", "/v3/*", "/v4/*"],
     });
     await face.register(customerRoutes, { prefix: "/v2/customer", services });
     await face.register(payinRoutes, { prefix: "/v3/payin", services });
+    await face.register(kycV4Routes, { prefix: "/v4/kyc", services });
   });
 };

@@ -140,6 +140,11 @@ function changeOffer(app: PayinApp, services: Services) {
         body: z
           .object({
             amount: amountInput,
+            toAmount: amountInput
+              .optional()
+              .describe(
+                "Vault's expected crypto amount: accepted, not used (the offer is re-quoted from `amount`)",
+              ),
             fromCurrency: fiat,
             toCurrency: crypto,
             operation: z.literal("PAYIN"),
@@ -151,7 +156,11 @@ function changeOffer(app: PayinApp, services: Services) {
     async (request) =>
       showOffer(
         services,
-        await services.payin.requoteOffer(sessionOf(request), request.params.offerId, request.body),
+        await services.payin.requoteOffer(sessionOf(request), request.params.offerId, {
+          amount: request.body.amount,
+          fromCurrency: request.body.fromCurrency,
+          toCurrency: request.body.toCurrency,
+        }),
       ),
   );
 }

@@ -24,9 +24,14 @@ export const billingAddress = z
     city: text(100, /^[\p{L}0-9\- /.,']+$/u, "letters, digits and - / . , '"),
     countryCode: z.string().regex(/^[A-Z]{2}$/, "an ISO 3166 alpha-2 country code"),
     zip: text(20, /^[A-Za-z0-9 -]+$/, "letters, digits, spaces and -"),
-    state: text(100, /^[\p{L}0-9\- .']+$/u, "letters, digits and - . '").optional(),
+    state: text(100, /^[\p{L}0-9\- .']+$/u, "letters, digits and - . '")
+      .nullable()
+      .optional()
+      .describe("null or absent: none"),
   })
   .strict()
+  // Vault sends `state: null` where there is none: the same as leaving it out.
+  .transform(({ state, ...rest }) => (state == null ? rest : { ...rest, state }))
   .meta({ example: { address: "12 Rue de Rivoli", city: "Paris", countryCode: "FR", zip: "75001" } });
 
 /** Where the browser goes back after 3-D Secure: a web address only (never `javascript:` or the like). */
@@ -34,6 +39,25 @@ export const returnUrl = z
   .url()
   .max(2000)
   .refine((u) => /^https?:\/\//i.test(u), "an http or https address");
+
+/**
+ * A card number: a string of digits (spaces allowed), or a JSON number as Vault's documentation
+ * sends it — only while it is exact (up to 2^53 − 1); a longer one must be sent as a string, since
+ * JSON parsing has already rounded it.
+ */
+export const cardNumber = z
+  .union([
+    z.string().regex(/^[0-9 ]{12,23}$/, "12–19 digits"),
+    z
+      .number()
+      .int()
+      .refine(
+        (n) => Number.isSafeInteger(n) && n >= 1e11,
+        "12–19 digits; a number above 9007199254740991 is not exact in JSON: send it as a string",
+      ),
+  ])
+  .transform((value) => String(value).replaceAll(" ", ""))
+  .meta({ example: "4242424242424242" });
 
 export const cardId = z.string().regex(/^pm_[0-9a-f-]{36}$/, "a card id");
 

@@ -117,7 +117,7 @@ export class PayinCustomers {
    * (422 saying what is missing); already KYC_1, a check under way, or a live client (no hosted
    * provider configured) → 409.
    */
-  async startKyc1(clientId: string, userId: string): Promise<{ verificationUrl: string }> {
+  async startKyc1(clientId: string, userId: string): Promise<{ id: string; verificationUrl: string }> {
     const { db, users, kyc, verifications } = this.deps;
     // Read before the transaction (PGlite has one connection: nothing outside the transaction
     // may run inside it); the user's tier and information are read under its lock.
@@ -171,7 +171,7 @@ export class PayinCustomers {
         );
       return verifications.open(tx, clientId, userId);
     });
-    return { verificationUrl: verifications.url(verification.id) };
+    return { id: verification.id, verificationUrl: verifications.url(verification.id) };
   }
 
   /** The verification behind a hosted page: unknown, or a live client's → 404 (nothing revealed). */
