@@ -221,3 +221,69 @@ describe("requests as Vault's documents write them", () => {
     conforms(z.object({ id: z.string().min(1) }), started.json());
   });
 });
+
+// Profile/Profile.json, GET /v2/customer/profile 200: every property a string or boolean, an unset one
+// left out (never null); dateOfBirth a date-time. Strict: only the properties Profile.json lists.
+const vaultProfile = z
+  .object({
+    email: z.string(),
+    confirmedEmail: z.boolean(),
+    phone: z.string(),
+    firstName: z.string(),
+    lastName: z.string(),
+    primaryCurrency: z.string(),
+    residenceCountry: z.string(),
+    residenceState: z.string(),
+    residenceCity: z.string(),
+    residenceStreet: z.string(),
+    residenceZipCode: z.string(),
+    pushEnabled: z.boolean(),
+    enabled2FA: z.boolean(),
+    dateOfBirth: z.iso.datetime({ offset: true }),
+    veroId: z.string(),
+  })
+  .partial()
+  .strict();
+
+// KYC/status.md, 200.
+const levelData = z.object({
+  status: z.enum(["APPROVED", "UNDEFINED", "UNDER_REVIEW", "DENIED"]),
+  reason: z.string().nullable(),
+  rejectFormattedMessage: z.string().nullable(),
+});
+const vaultKycData = z.object({
+  kycLevel: z.string().nullable(),
+  kyc1ClientData: levelData,
+  kyc2ClientData: levelData,
+  kyc3ClientData: levelData,
+  daysToExpireKyc: z.number().int().optional(),
+  remainingAmount: z.object({ value: z.number(), currency: z.string() }).optional(),
+  blockedAmount: z.object({ value: z.number(), currency: z.string() }).optional(),
+});
+
+describe("answers against the schemas of Vault's documents", () => {
+  it("GET /v2/customer/profile: Profile.json's fields and types, nothing null; the login's e-mail or phone", async () => {
+    const fresh = await registerCustomer(t, clientId);
+    const empty = (await fresh.call("GET", "/v2/customer/profile")).json();
+    conforms(vaultProfile, empty);
+    expect(empty).toMatchObject({ email: fresh.login, confirmedEmail: true, enabled2FA: false });
+
+    const customer = await kyc0Customer();
+    const full = (await customer.call("GET", "/v2/customer/profile")).json();
+    conforms(vaultProfile, full);
+    expect(full).toMatchObject({ ...VAULT_PROFILE, residenceCountry: "DE" });
+
+    const { number, customer: byPhone } = await phoneCustomer();
+    const phoneProfile = (await byPhone.call("GET", "/v2/customer/profile")).json();
+    conforms(vaultProfile, phoneProfile);
+    expect(phoneProfile.phone).toBe(number);
+    expect(phoneProfile.email).toBeUndefined();
+  });
+
+  it("GET /v2/customer/kyc/data: KYC/status.md's members", async () => {
+    const customer = await kyc0Customer();
+    const data = (await customer.call("GET", "/v2/customer/kyc/data")).json();
+    conforms(vaultKycData, data);
+    expect(data.kycLevel).toBe("KYC_0");
+  });
+});

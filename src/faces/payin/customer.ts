@@ -119,23 +119,35 @@ const profilePatchSchema = z
   })
   .strict();
 
+/** Vault's profile (Profile.json): a field not set is left out, never null. */
 const profileSchema = z.object({
-  firstName: z.string().nullable(),
-  lastName: z.string().nullable(),
-  primaryCurrency: z.string().nullable(),
-  residenceCountry: z.string().nullable().describe("ISO 3166-1 alpha-2, as stored"),
-  residenceCity: z.string().nullable(),
-  residenceStreet: z.string().nullable(),
-  residenceZipCode: z.string().nullable(),
-  dateOfBirth: z.string().nullable(),
+  email: z.string().optional(),
+  confirmedEmail: z.boolean().optional(),
+  phone: z.string().optional().describe("+ and digits"),
+  firstName: z.string().optional(),
+  lastName: z.string().optional(),
+  primaryCurrency: z.string().optional(),
+  residenceCountry: z.string().optional().describe("ISO 3166-1 alpha-2, as stored"),
+  residenceCity: z.string().optional(),
+  residenceStreet: z.string().optional(),
+  residenceZipCode: z.string().optional(),
+  pushEnabled: z.boolean().optional().describe("Always false: Ferry sends no push notifications"),
+  enabled2FA: z.boolean().optional(),
+  dateOfBirth: z.string().optional().meta({ example: "1990-05-20T00:00:00.000Z" }),
+  veroId: z.string().optional().describe("Never set: Ferry has no Vero id"),
 });
 
+const kycStatus = z.enum(["APPROVED", "UNDEFINED", "UNDER_REVIEW", "DENIED"]);
+const kycLevelData = z.object({
+  status: kycStatus,
+  reason: z.string().nullable(),
+  rejectFormattedMessage: z.string().nullable().describe("Words to show for DENIED (or a failed check)"),
+});
 const kycDataSchema = z.object({
   kycLevel: z.enum(["KYC_0", "KYC_1"]).nullable(),
-  kyc1ClientData: z.object({
-    status: z.enum(["APPROVED", "UNDEFINED", "UNDER_REVIEW", "DENIED"]),
-    reason: z.string().nullable(),
-  }),
+  kyc1ClientData: kycLevelData,
+  kyc2ClientData: kycLevelData.describe("Always UNDEFINED: no KYC_2 on this face"),
+  kyc3ClientData: kycLevelData.describe("Always UNDEFINED: no KYC_3 on this face"),
 });
 const tags = ["payin: customer"];
 
@@ -155,7 +167,7 @@ function profile(app: PayinApp, services: Services) {
         tags,
         summary: "The customer's profile",
         description:
-          "The fields `PATCH /v2/customer/profile` sets, as stored (the country as ISO 3166-1 alpha-2); null where not given yet.",
+          "The fields `PATCH /v2/customer/profile` sets, as stored (the country as ISO 3166-1 alpha-2, the birth date as a date-time at midnight UTC), and the login's `email` (with `confirmedEmail`) or `phone`, `enabled2FA`, `pushEnabled` (false). A field not set is left out (Vault's rule), never null.",
         security: walletSecurity,
         response: { 200: profileSchema, ...errorResponses(401, 403) },
       },
