@@ -214,9 +214,9 @@ describe.skipIf(!chromiumPath)(
       });
       expect(callback.json()).toMatchObject({
         status: "SUCCESS",
-        amount: "100.00",
+        amount: 100,
         currency: "EUR",
-        cryptoAmount: "106.380000",
+        cryptoAmount: 106.38,
         cryptoCurrency: "USDC",
         maskedPan: "400000******3220",
         transactionStatus: "Approved",

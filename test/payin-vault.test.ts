@@ -287,3 +287,210 @@ describe("answers against the schemas of Vault's documents", () => {
     expect(data.kycLevel).toBe("KYC_0");
   });
 });
+
+// PayIn/get-available-rates-and-cards-payin.md, 200 (cardId is Ferry's own string id: see docs/compatibility.md).
+const vaultFees = z.object({
+  rate: z.number(),
+  scale: z.number().int(),
+  currency: z.string(),
+  feeTable: z.array(z.unknown()).nullable(),
+  partnerFee: z.number(),
+  insuranceFee: z.number().nullable(),
+  additionalFee: z.number(),
+  crypteriumGas: z.number(),
+  transactionFee: z.number(),
+  feeTableEnabled: z.boolean(),
+});
+const vaultData = z.object({
+  fees: vaultFees,
+  cards: z.array(
+    z.object({
+      cardId: z.union([z.number().int(), z.string()]),
+      cardType: z.string().nullable(),
+      maskedPan: z.string(),
+      maxAmountFrom: z.number(),
+      minAmountFrom: z.number(),
+      validationStatus: z.string(),
+      billingAddressRequired: z.boolean(),
+    }),
+  ),
+  pairs: z.array(
+    z.object({
+      lock: z.boolean(),
+      rate: z.number(),
+      currencyTo: z.string(),
+      currencyFrom: z.string(),
+      amountScaleTo: z.number().int(),
+      amountScaleFrom: z.number().int(),
+    }),
+  ),
+  feeInfo: z.array(z.unknown()).nullable(),
+  validTo: z.iso.datetime({ offset: true }),
+  feeTable: z.array(z.unknown()).nullable(),
+  fiatPairs: z.array(z.unknown()),
+  validSeconds: z.number().int(),
+  firstPurchase: z.boolean(),
+  firstPurchaseLimit: z.object({ value: z.number(), currency: z.string() }),
+  defaultMaxAmountFrom: z.number(),
+  defaultMinAmountFrom: z.number(),
+  freeTransactionsPromo: z.object({ total: z.number().int(), available: z.number().int() }),
+  billingAddressRequired: z.boolean(),
+});
+
+// PayIn/create-offer-without-charging-customer.md and update-existing-offer-without.md, 200.
+const vaultOffer = z.object({
+  offerId: z.union([z.number().int(), z.string()]),
+  expirationTime: z.iso.datetime({ offset: true }),
+  validSeconds: z.number().int(),
+  fromCurrency: z.string(),
+  rate: z.object({
+    rate: z.number(),
+    currency: z.string(),
+    commissionFix: z.number(),
+    commissionPercentage: z.number(),
+    minCrypto: z.number(),
+    maxCrypto: z.number(),
+  }),
+  feeInfo: z.array(
+    z.object({
+      name: z.string(),
+      value: z.number(),
+      valueOld: z.number(),
+      scale: z.number().int(),
+      currency: z.string(),
+    }),
+  ),
+  limit: z.object({ value: z.number(), currency: z.string() }),
+  fees: vaultFees,
+});
+
+// PayIn/execute-offer-payment.md, 200 (strings null where the example has null).
+const cardFacts = {
+  paymentMode: z.string().nullable(),
+  maskedPan: z.string(),
+  cardBankName: z.string().nullable(),
+  cardCountryCode: z.string().nullable(),
+  cardCountryName: z.string().nullable(),
+  transactionDate: z.string(),
+  transactionAmount: z.string(),
+  transactionStatus: z.string(),
+  transactionStatusCode: z.number().int(),
+  originalTransactionStatus: z.string(),
+  originalTransactionStatusCode: z.number().int(),
+};
+const vaultPayment = z.object({
+  failUrl: z.string().nullable(),
+  offerId: z.union([z.number().int(), z.string()]),
+  authLink: z.string().nullable(),
+  cancelUrl: z.string().nullable(),
+  successUrl: z.string().nullable(),
+  ...cardFacts,
+});
+
+// PayIn/pay-callback.md, 200.
+const vaultCallback = z.object({
+  amount: z.number(),
+  status: z.enum(["PENDING", "SUCCESS", "FAILURE"]),
+  offerId: z.union([z.number().int(), z.string()]),
+  currency: z.string(),
+  cryptoAmount: z.number(),
+  cryptoCurrency: z.string(),
+  blockedAmount: z.object({ value: z.number(), currency: z.string() }),
+  ...cardFacts,
+});
+
+/** A customer at KYC_1 (ID document assessed by the sandbox), for the payment routes. */
+async function kyc1Customer(): Promise<WalletCaller> {
+  const customer = await kyc0Customer();
+  await t.services.users.update({ clientId, actor: { kind: "user", id: customer.userId } }, customer.userId, {
+    mode: "merge",
+    info: { idDocument: { type: "PASSPORT", number: "X1234567", country: "DE" } },
+  });
+  await t.services.kyc.start({ clientId, userId: customer.userId });
+  await expect
+    .poll(async () => (await t.services.users.get(t.database.db, clientId, customer.userId)).tier, {
+      timeout: 5000,
+    })
+    .toBeGreaterThanOrEqual(2);
+  return customer;
+}
+
+describe("Pay-in answers: Vault's fields, numbers as numbers (exact)", () => {
+  it("data → offer → PUT offer → pay → pay-callback, each against its document's schema", async () => {
+    const customer = await kyc1Customer();
+    const card = await customer.call("POST", "/v3/payin/card", {
+      ...VAULT_CARD,
+      cardNumber: 5555555555554444,
+    });
+    expect(card.statusCode, card.body).toBe(200);
+
+    const data = await customer.call("GET", "/v3/payin/data");
+    expect(data.statusCode, data.body).toBe(200);
+    conforms(vaultData, data.json());
+
+    const made = await customer.call("POST", "/v3/payin/offer", {
+      amount: 31,
+      cardId: card.json().cardId,
+      operation: "PAYIN",
+      toCurrency: "USDC",
+      fromCurrency: "EUR",
+    });
+    expect(made.statusCode, made.body).toBe(200);
+    conforms(vaultOffer, made.json());
+    // The exact decimal as the number's digits: 31.00 EUR at scale 2.
+    expect(made.body).toContain('"amount":31.00,');
+
+    const changed = await customer.call("PUT", `/v3/payin/offer/${made.json().offerId}`, {
+      amount: 117.99,
+      toAmount: 120.24616516,
+      operation: "PAYIN",
+      toCurrency: "USDC",
+      fromCurrency: "EUR",
+    });
+    expect(changed.statusCode, changed.body).toBe(200);
+    conforms(vaultOffer, changed.json());
+    expect(changed.body).toContain('"amount":117.99,');
+
+    // execute-offer-payment.md's body (a real CVV in place of its "***").
+    const paid = await customer.call("POST", `/v3/payin/pay/${made.json().offerId}`, {
+      cardCVV: "123",
+      fingerprint: {
+        acceptContent: "text/html,application/xhtml+x0.8",
+        browserLanguage: "en-us",
+        browserColorDepth: 32,
+        browserJavaEnabled: false,
+        browserScreenWidth: 428,
+        browserAcceptHeader: "text/html,applicat+xm=0.8",
+        browserScreenHeight: 884,
+        browserJavascriptEnabled: true,
+      },
+    });
+    expect(paid.statusCode, paid.body).toBe(200);
+    conforms(vaultPayment, paid.json());
+    expect(paid.json()).toMatchObject({ transactionStatus: "Approved", transactionStatusCode: 0 });
+
+    const callback = await customer.call("GET", `/v3/payin/pay-callback?offerId=${made.json().offerId}`);
+    expect(callback.statusCode, callback.body).toBe(200);
+    conforms(vaultCallback, callback.json());
+  });
+
+  it("a declined card: the acquirer's code as a number", async () => {
+    const customer = await kyc1Customer();
+    const card = await customer.call("POST", "/v3/payin/card", {
+      ...VAULT_CARD,
+      cardNumber: 4000000000000002,
+    });
+    expect(card.statusCode, card.body).toBe(200);
+    const made = await customer.call("POST", "/v3/payin/offer", {
+      amount: 31,
+      cardId: card.json().cardId,
+      operation: "PAYIN",
+      toCurrency: "USDC",
+      fromCurrency: "EUR",
+    });
+    const paid = await customer.call("POST", `/v3/payin/pay/${made.json().offerId}`, { cardCVV: "123" });
+    expect(paid.statusCode, paid.body).toBe(200);
+    conforms(vaultPayment, paid.json());
+    expect(paid.json()).toMatchObject({ transactionStatus: "Do not honour", transactionStatusCode: 5 });
+  });
+});

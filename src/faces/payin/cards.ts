@@ -2,13 +2,13 @@ import { z } from "zod";
 import { guard, sessionOf, walletSecurity } from "../../http/wallet-session.ts";
 import type { Services } from "../../services.ts";
 import { errorResponses } from "./errors.ts";
+import { decimal, fraction, numberOut, sendExact } from "./json.ts";
 import {
   billingAddress,
   cardAnswer,
   cardId,
   cardNumber,
   inThisFace,
-  money,
   type PayinApp,
   showCard,
   tags,
@@ -94,6 +94,9 @@ function changeBillingAddress(app: PayinApp, services: Services) {
   );
 }
 
+/** A limit or fee object: a number and its currency. */
+const valueIn = z.object({ value: numberOut, currency: z.string() });
+
 function data(app: PayinApp, services: Services) {
   app.get(
     "/data",
@@ -102,27 +105,50 @@ function data(app: PayinApp, services: Services) {
       schema: {
         tags,
         summary: "The customer's cards, the pairs with their rates and scales, fees and limits (KYC_0)",
+        description:
+          "Amounts, rates and limits are JSON numbers written from Ferry's exact decimals (never through a float). `pairs[].rate` is fiat per 1 crypto; `fees.rate` the percentage fee as a fraction (0.015 = 1.5 %), `fees.transactionFee` the fixed fee. Ferry has no fee table, first-purchase limit or free-transaction promotion: `feeTable` and `feeInfo` are null, `freeTransactionsPromo` is 0 of 0, `firstPurchase` false; pairs are never locked; no fiat-to-fiat pairs.",
         security: walletSecurity,
         response: {
           200: z.object({
             cards: z.array(
               cardAnswer.extend({
-                minAmountFrom: money,
-                maxAmountFrom: money,
+                minAmountFrom: numberOut,
+                maxAmountFrom: numberOut,
                 billingAddressRequired: z.boolean(),
               }),
             ),
             pairs: z.array(
               z.object({
+                lock: z.boolean(),
                 currencyFrom: z.string(),
                 currencyTo: z.string(),
-                rate: z.string(),
+                rate: numberOut,
                 amountScaleFrom: z.number().int(),
                 amountScaleTo: z.number().int(),
               }),
             ),
-            fees: z.object({ currency: z.string(), rate: z.string(), transactionFee: money }),
-            limits: z.object({ minAmountFrom: money, maxAmountFrom: money }),
+            fiatPairs: z.array(z.unknown()),
+            fees: z.object({
+              currency: z.string(),
+              scale: z.number().int(),
+              rate: numberOut,
+              partnerFee: numberOut,
+              crypteriumGas: numberOut,
+              additionalFee: numberOut,
+              transactionFee: numberOut,
+              insuranceFee: z.null(),
+              feeTableEnabled: z.boolean(),
+              feeTable: z.null(),
+            }),
+            feeInfo: z.null(),
+            feeTable: z.null(),
+            limits: z.object({ minAmountFrom: numberOut, maxAmountFrom: numberOut }),
+            defaultMinAmountFrom: numberOut,
+            defaultMaxAmountFrom: numberOut,
+            firstPurchase: z.boolean(),
+            firstPurchaseLimit: valueIn,
+            freeTransactionsPromo: z.object({ total: z.number().int(), available: z.number().int() }),
+            billingAddressRequired: z.boolean(),
             validTo: z.string(),
             validSeconds: z.number().int(),
           }),
@@ -130,17 +156,45 @@ function data(app: PayinApp, services: Services) {
         },
       },
     },
-    async (request) => {
-      const { cards, pairs, settings, feeCurrency } = await services.payin.data(sessionOf(request));
-      const limits = { minAmountFrom: settings.minAmountFrom, maxAmountFrom: settings.maxAmountFrom };
-      return {
-        cards: cards.map((c) => ({ ...showCard(c), ...limits, billingAddressRequired: false })),
-        pairs,
-        fees: { currency: feeCurrency, rate: settings.feePercent, transactionFee: settings.feeFixed },
-        limits,
+    async (request, reply) => {
+      const { cards, pairs, settings, feeCurrency, feeScale } = await services.payin.data(sessionOf(request));
+      const min = decimal(settings.minAmountFrom);
+      const max = decimal(settings.maxAmountFrom);
+      const zero = decimal("0");
+      return sendExact(reply, {
+        cards: cards.map((c) => ({
+          ...showCard(c),
+          minAmountFrom: min,
+          maxAmountFrom: max,
+          billingAddressRequired: false,
+        })),
+        pairs: pairs.map((p) => ({ lock: false, ...p, rate: decimal(p.rate) })),
+        fiatPairs: [],
+        fees: {
+          currency: feeCurrency,
+          scale: feeScale,
+          rate: fraction(settings.feePercent),
+          partnerFee: zero,
+          crypteriumGas: zero,
+          additionalFee: zero,
+          transactionFee: decimal(settings.feeFixed),
+          insuranceFee: null,
+          feeTableEnabled: false,
+          feeTable: null,
+        },
+        feeInfo: null,
+        feeTable: null,
+        limits: { minAmountFrom: min, maxAmountFrom: max },
+        defaultMinAmountFrom: min,
+        defaultMaxAmountFrom: max,
+        firstPurchase: false,
+        firstPurchaseLimit: { value: zero, currency: feeCurrency },
+        freeTransactionsPromo: { total: 0, available: 0 },
+        // A card is added with its billing address (required in POST /v3/payin/card).
+        billingAddressRequired: false,
         validTo: new Date(Date.now() + 30_000).toISOString(),
         validSeconds: 30,
-      };
+      });
     },
   );
 }

@@ -141,7 +141,7 @@ export class Payin {
           amountScaleTo: await scaleOf(to),
         });
       }
-    return { cards, pairs, settings, feeCurrency };
+    return { cards, pairs, settings, feeCurrency, feeScale: await scaleOf(feeCurrency) };
   }
 
   /** An offer: the card and address checked, priced and screened, its rate held for 20 s (KYC_0). */
