@@ -580,6 +580,24 @@ const routes: Record<string, RouteCases> = {
         },
       })),
   },
+  "GET /v3/payin/fiat-rates": {
+    token: true,
+    valid: () => req("GET", "/v3/payin/fiat-rates"),
+    invalid: () => [],
+    levels: () => [
+      { who: () => A.nina, req: () => req("GET", "/v3/payin/fiat-rates"), requiredTier: 1, currentTier: 0 },
+    ],
+    // Rates are no one's own: another customer sees the same kind of answer, nothing of A's.
+    foreign: () =>
+      [A.bob, C.carl].map((who) => ({
+        who: () => who,
+        req: () => req("GET", "/v3/payin/fiat-rates"),
+        status: 200,
+        check: (body) => {
+          expect(JSON.stringify(body)).not.toContain(A.aliceCard);
+        },
+      })),
+  },
   "POST /v3/payin/offer": {
     token: true,
     valid: () => req("POST", "/v3/payin/offer", offerBody(A.vicCard)),

@@ -494,3 +494,18 @@ describe("Pay-in answers: Vault's fields, numbers as numbers (exact)", () => {
     expect(paid.json()).toMatchObject({ transactionStatus: "Do not honour", transactionStatusCode: 5 });
   });
 });
+
+describe("PayIn/get-fiat-rates.md: GET /v3/payin/fiat-rates", () => {
+  it("an array of {rate, baseCurrency, symbolCurrency}, rate a number; 1 for the base itself", async () => {
+    const customer = await kyc0Customer();
+    const answer = await customer.call("GET", "/v3/payin/fiat-rates");
+    expect(answer.statusCode, answer.body).toBe(200);
+    conforms(
+      z.array(z.object({ rate: z.number(), baseCurrency: z.string(), symbolCurrency: z.string() })).min(1),
+      answer.json(),
+    );
+    // The profile's primary currency (EUR) is the base; 1.08 USD per EUR in the sandbox.
+    expect(answer.json()).toContainEqual({ rate: 1, baseCurrency: "EUR", symbolCurrency: "EUR" });
+    expect(answer.json()).toContainEqual({ rate: 1.08, baseCurrency: "EUR", symbolCurrency: "USD" });
+  });
+});

@@ -20,6 +20,34 @@ export function cardRoutes(app: PayinApp, services: Services) {
   addCard(app, services);
   changeBillingAddress(app, services);
   data(app, services);
+  fiatRates(app, services);
+}
+
+function fiatRates(app: PayinApp, services: Services) {
+  app.get(
+    "/fiat-rates",
+    {
+      preValidation: guard(services, "own"),
+      schema: {
+        tags,
+        summary: "Fiat rates: how many of each fiat one unit of the customer's base fiat buys (KYC_0)",
+        description:
+          "The base is the customer's primary currency when it is a fiat Ferry sells crypto for (EUR, USD), else EUR. `rate` is a JSON number written from an exact decimal (8 places).",
+        security: walletSecurity,
+        response: {
+          200: z.array(z.object({ baseCurrency: z.string(), symbolCurrency: z.string(), rate: numberOut })),
+          ...errorResponses(401, 403, 422),
+        },
+      },
+    },
+    async (request, reply) => {
+      const rates = await services.payin.fiatRates(sessionOf(request));
+      return sendExact(
+        reply,
+        rates.map((r) => ({ ...r, rate: decimal(r.rate) })),
+      );
+    },
+  );
 }
 
 function addCard(app: PayinApp, services: Services) {

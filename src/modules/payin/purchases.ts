@@ -199,6 +199,27 @@ export class Payin {
     });
   }
 
+  /**
+   * Fiat rates (KYC_0): for the customer's base fiat (their primary currency when it is one of
+   * FIATS, else EUR), how many of each fiat one unit buys, from the rates provider's USD prices
+   * (exact decimals at 8 places). A fiat without a price is left out.
+   */
+  async fiatRates(session: Session) {
+    await this.requireLevel(session, KYC_0);
+    const primary = await this.deps.logins.primaryCurrency(session.clientId, session.userId);
+    const base = (FIATS as readonly string[]).includes(primary ?? "") ? (primary as string) : "EUR";
+    const basePrice = await this.deps.rates.usdPrice(base);
+    const rates: { baseCurrency: string; symbolCurrency: string; rate: string }[] = [];
+    if (!basePrice) return rates;
+    for (const symbol of FIATS) {
+      const price = await this.deps.rates.usdPrice(symbol);
+      // fiatPerCrypto(a, b): how many of a's currency one unit of b's buys.
+      if (price)
+        rates.push({ baseCurrency: base, symbolCurrency: symbol, rate: fiatPerCrypto(price, basePrice) });
+    }
+    return rates;
+  }
+
   /** What an offer shows: its scales, the client's pay-in settings, the rate and the crypto limits. */
   async terms(offer: Offer) {
     const quotes = this.deps.transactions.quotes;
