@@ -179,9 +179,13 @@ describe("requests as Vault's documents write them", () => {
     });
     expect(withNull.statusCode, withNull.body).toBe(200);
     // A number JSON cannot carry exactly: refused, not rounded into another card.
-    const inexact = await customer.call("POST", "/v3/payin/card", {
-      ...VAULT_CARD,
-      cardNumber: 4000000000000000002,
+    // A 19-digit number as a client's JSON text carries it (JSON parsing rounds it to 4e18).
+    const text = JSON.stringify({ ...VAULT_CARD, cardNumber: 0 }).replace(
+      '"cardNumber":0',
+      '"cardNumber":4000000000000000002',
+    );
+    const inexact = await customer.call("POST", "/v3/payin/card", text, {
+      "content-type": "application/json",
     });
     expect(inexact.statusCode, inexact.body).toBe(400);
     conforms(vaultError, inexact.json());
