@@ -292,7 +292,7 @@ describe("answers against the schemas of Vault's documents", () => {
   });
 });
 
-// PayIn/get-available-rates-and-cards-payin.md, 200 (cardId is Ferry's own string id: see docs/compatibility.md).
+// PayIn/get-available-rates-and-cards-payin.md, 200.
 const vaultFees = z.object({
   rate: z.number(),
   scale: z.number().int(),
@@ -309,7 +309,7 @@ const vaultData = z.object({
   fees: vaultFees,
   cards: z.array(
     z.object({
-      cardId: z.union([z.number().int(), z.string()]),
+      cardId: z.number().int().positive(),
       cardType: z.string().nullable(),
       maskedPan: z.string(),
       maxAmountFrom: z.number(),
@@ -343,7 +343,7 @@ const vaultData = z.object({
 
 // PayIn/create-offer-without-charging-customer.md and update-existing-offer-without.md, 200.
 const vaultOffer = z.object({
-  offerId: z.union([z.number().int(), z.string()]),
+  offerId: z.number().int().positive(),
   expirationTime: z.iso.datetime({ offset: true }),
   validSeconds: z.number().int(),
   fromCurrency: z.string(),
@@ -384,7 +384,7 @@ const cardFacts = {
 };
 const vaultPayment = z.object({
   failUrl: z.string().nullable(),
-  offerId: z.union([z.number().int(), z.string()]),
+  offerId: z.number().int().positive(),
   authLink: z.string().nullable(),
   cancelUrl: z.string().nullable(),
   successUrl: z.string().nullable(),
@@ -395,7 +395,7 @@ const vaultPayment = z.object({
 const vaultCallback = z.object({
   amount: z.number(),
   status: z.enum(["PENDING", "SUCCESS", "FAILURE"]),
-  offerId: z.union([z.number().int(), z.string()]),
+  offerId: z.number().int().positive(),
   currency: z.string(),
   cryptoAmount: z.number(),
   cryptoCurrency: z.string(),
@@ -511,5 +511,59 @@ describe("PayIn/get-fiat-rates.md: GET /v3/payin/fiat-rates", () => {
     // The profile's primary currency (EUR) is the base; 1.08 USD per EUR in the sandbox.
     expect(answer.json()).toContainEqual({ rate: 1, baseCurrency: "EUR", symbolCurrency: "EUR" });
     expect(answer.json()).toContainEqual({ rate: 1.08, baseCurrency: "EUR", symbolCurrency: "USD" });
+  });
+});
+
+describe("integer ids, as Vault's: cards and offers named by numbers", () => {
+  it("the card's and offer's numbers work in bodies, paths and the query; another client's are unknown", async () => {
+    const customer = await kyc1Customer();
+    const card = await customer.call("POST", "/v3/payin/card", {
+      ...VAULT_CARD,
+      cardNumber: 4242424242424242,
+    });
+    expect(card.statusCode, card.body).toBe(200);
+    const cardId = card.json().cardId;
+    expect(Number.isSafeInteger(cardId)).toBe(true);
+    const listed = (await customer.call("GET", "/v3/payin/data")).json().cards;
+    expect(listed.map((c: { cardId: number }) => c.cardId)).toEqual([cardId]);
+    const address = { zip: "8700", city: "tielt", address: "kasteelstraat 79", countryCode: "BE" };
+    const moved = await customer.call("POST", `/v3/payin/card/${cardId}/billing-address`, address);
+    expect(moved.statusCode, moved.body).toBe(200);
+    expect(moved.json().cardId).toBe(cardId);
+
+    const made = await customer.call("POST", "/v3/payin/offer", {
+      amount: 31,
+      cardId,
+      operation: "PAYIN",
+      toCurrency: "USDC",
+      fromCurrency: "EUR",
+    });
+    expect(made.statusCode, made.body).toBe(200);
+    const offerId = made.json().offerId;
+    expect(Number.isSafeInteger(offerId)).toBe(true);
+    const again = await customer.call("PUT", `/v3/payin/offer/${offerId}`, {
+      amount: 40,
+      operation: "PAYIN",
+      toCurrency: "USDC",
+      fromCurrency: "EUR",
+    });
+    expect(again.json().offerId).toBe(offerId);
+    const paid = await customer.call("POST", `/v3/payin/pay/${offerId}`, { cardCVV: "123" });
+    expect(paid.json()).toMatchObject({ offerId, transactionStatusCode: 0 });
+    const status = await customer.call("GET", `/v3/payin/pay-callback?offerId=${offerId}`);
+    expect(status.json()).toMatchObject({ offerId, status: "SUCCESS" });
+
+    // The same numbers in another client name nothing there.
+    const other = await walletClient(t);
+    const stranger = await registerCustomer(t, other.clientId);
+    await stranger.call("PATCH", "/v2/customer/profile", VAULT_PROFILE);
+    await expect
+      .poll(async () => (await t.services.users.get(t.database.db, other.clientId, stranger.userId)).tier, {
+        timeout: 5000,
+      })
+      .toBeGreaterThanOrEqual(1);
+    const foreign = await stranger.call("POST", `/v3/payin/card/${cardId}/billing-address`, address);
+    expect(foreign.statusCode, foreign.body).toBe(404);
+    conforms(vaultError, foreign.json());
   });
 });

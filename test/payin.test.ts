@@ -1,3 +1,4 @@
+import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as ledger from "../src/modules/ledger/service.ts";
 import { startTestApp, type TestApp } from "./harness.ts";
@@ -11,6 +12,14 @@ beforeAll(async () => {
   t = await startTestApp({ workers: true, settings: { sandboxKycDelayMs: 20, sandboxChainConfirmMs: 300 } });
 });
 afterAll(() => t.close());
+
+/** The core's id of an offer the face named by its number. */
+async function offerRef(number: number): Promise<string> {
+  const { rows } = await sql<{ ref: string }>`
+    SELECT ref FROM payin_numbers WHERE kind = 'OFFER' AND number = ${number}`.execute(t.database.db);
+  if (!rows[0]) throw new Error(`no offer ${number}`);
+  return rows[0].ref;
+}
 
 let cards = 0;
 /** A Luhn-valid card number the sandbox approves, distinct per call (a card belongs to one user). */
@@ -194,7 +203,8 @@ describe("Pay-in", () => {
       (e) =>
         (typeof e.data === "string" ? JSON.parse(e.data) : e.data) as { requestId?: string; status?: string },
     );
-    expect(purchase.filter((e) => e.requestId === `po-${made.offerId}`).map((e) => e.status)).toContain(
+    const madeRef = await offerRef(made.offerId);
+    expect(purchase.filter((e) => e.requestId === `po-${madeRef}`).map((e) => e.status)).toContain(
       "CAPTURED",
     );
     await invariantsHold(t, clientId);
@@ -218,7 +228,7 @@ describe("Pay-in", () => {
     await t.database.db
       .updateTable("payin_offers")
       .set({ expires_at: new Date(Date.now() - 1000) })
-      .where("id", "=", swept.offerId)
+      .where("id", "=", await offerRef(swept.offerId))
       .execute();
     await expect
       .poll(
@@ -227,7 +237,7 @@ describe("Pay-in", () => {
             await t.database.db
               .selectFrom("payin_offers")
               .select("status")
-              .where("id", "=", swept.offerId)
+              .where("id", "=", await offerRef(swept.offerId))
               .executeTakeFirstOrThrow()
           ).status,
         { timeout: 10_000, interval: 250 },
@@ -238,7 +248,7 @@ describe("Pay-in", () => {
     await t.database.db
       .updateTable("payin_offers")
       .set({ expires_at: new Date(Date.now() - 1000) })
-      .where("id", "=", late.offerId)
+      .where("id", "=", await offerRef(late.offerId))
       .execute();
     const expired = await marie.call("POST", `/v3/payin/pay/${late.offerId}`, { cardCVV: "123" });
     expect(expired.statusCode, expired.body).toBe(409);

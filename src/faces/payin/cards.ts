@@ -6,9 +6,10 @@ import { decimal, fraction, numberOut, sendExact } from "./json.ts";
 import {
   billingAddress,
   cardAnswer,
-  cardId,
+  cardIdParam,
   cardNumber,
   inThisFace,
+  numberOf,
   type PayinApp,
   showCard,
   tags,
@@ -96,7 +97,7 @@ function addCard(app: PayinApp, services: Services) {
         .catch((error: unknown) => {
           throw inThisFace(error);
         });
-      return showCard(method);
+      return showCard(method, await numberOf(services, sessionOf(request), "CARD", method.id));
     },
   );
 }
@@ -110,15 +111,16 @@ function changeBillingAddress(app: PayinApp, services: Services) {
         tags,
         summary: "Change a card's billing address",
         security: walletSecurity,
-        params: z.object({ cardId }),
+        params: z.object({ cardId: cardIdParam }),
         body: billingAddress,
         response: { 200: cardAnswer, ...errorResponses(400, 401, 403, 404) },
       },
     },
-    async (request) =>
-      showCard(
-        await services.payin.changeBillingAddress(sessionOf(request), request.params.cardId, request.body),
-      ),
+    async (request) => {
+      const session = sessionOf(request);
+      const card = await services.payin.changeBillingAddress(session, request.params.cardId, request.body);
+      return showCard(card, await numberOf(services, session, "CARD", card.id));
+    },
   );
 }
 
@@ -185,13 +187,19 @@ function data(app: PayinApp, services: Services) {
       },
     },
     async (request, reply) => {
-      const { cards, pairs, settings, feeCurrency, feeScale } = await services.payin.data(sessionOf(request));
+      const session = sessionOf(request);
+      const { cards, pairs, settings, feeCurrency, feeScale } = await services.payin.data(session);
+      const numbers = await services.payin.numbers(
+        session,
+        "CARD",
+        cards.map((c) => c.id),
+      );
       const min = decimal(settings.minAmountFrom);
       const max = decimal(settings.maxAmountFrom);
       const zero = decimal("0");
       return sendExact(reply, {
         cards: cards.map((c) => ({
-          ...showCard(c),
+          ...showCard(c, numbers.get(c.id) ?? 0),
           minAmountFrom: min,
           maxAmountFrom: max,
           billingAddressRequired: false,

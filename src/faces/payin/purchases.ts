@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { guard, sessionOf, walletSecurity } from "../../http/wallet-session.ts";
 import { formatAmount } from "../../lib/money.ts";
+import type { Session } from "../../modules/logins/service.ts";
 import { OFFER_SECONDS, type Offer } from "../../modules/payin/offers.ts";
 import { statusText } from "../../modules/payin/purchases.ts";
 import type { Services } from "../../services.ts";
@@ -14,6 +15,8 @@ import {
   fiat,
   masked,
   money,
+  numberOf,
+  offerId,
   type PayinApp,
   returnUrl,
   tags,
@@ -42,7 +45,7 @@ const fees = z.object({
 
 const offerAnswer = z
   .object({
-    offerId: z.string(),
+    offerId: z.number().int().describe("The offer's number on this face (Vault's ids are integers)"),
     expirationTime: z.string(),
     validSeconds: z.number().int(),
     fromCurrency: z.string(),
@@ -80,13 +83,13 @@ const offerAnswer = z
     description: "Amounts, rates and fees are JSON numbers written from Ferry's exact decimals.",
   });
 
-async function showOffer(services: Services, offer: Offer) {
+async function showOffer(services: Services, session: Session, offer: Offer) {
   const { fromScale, toScale, settings, rate, minCrypto, maxCrypto, status } =
     await services.payin.terms(offer);
   const fee = decimal(formatAmount(offer.fee, fromScale));
   const zero = decimal("0");
   return {
-    offerId: offer.id,
+    offerId: await numberOf(services, session, "OFFER", offer.id),
     expirationTime: offer.expiresAt.toISOString(),
     validSeconds: OFFER_SECONDS,
     fromCurrency: offer.fromCurrency,
@@ -190,11 +193,11 @@ function createOffer(app: PayinApp, services: Services) {
         response: { 200: offerAnswer, ...errorResponses(400, 401, 403, 404, 422) },
       },
     },
-    async (request, reply) =>
-      sendExact(
-        reply,
-        await showOffer(services, await services.payin.createOffer(sessionOf(request), request.body)),
-      ),
+    async (request, reply) => {
+      const session = sessionOf(request);
+      const made = await services.payin.createOffer(session, request.body);
+      return sendExact(reply, await showOffer(services, session, made));
+    },
   );
 }
 
@@ -207,7 +210,7 @@ function changeOffer(app: PayinApp, services: Services) {
         tags,
         summary: "Change an open offer: re-quoted with a new 20 s expiry (an expired or paid offer → 409)",
         security: walletSecurity,
-        params: z.object({ offerId: z.uuid() }),
+        params: z.object({ offerId }),
         body: z
           .object({
             amount: amountInput,
@@ -224,24 +227,21 @@ function changeOffer(app: PayinApp, services: Services) {
         response: { 200: offerAnswer, ...errorResponses(400, 401, 403, 404, 409, 422) },
       },
     },
-    async (request, reply) =>
-      sendExact(
-        reply,
-        await showOffer(
-          services,
-          await services.payin.requoteOffer(sessionOf(request), request.params.offerId, {
-            amount: request.body.amount,
-            fromCurrency: request.body.fromCurrency,
-            toCurrency: request.body.toCurrency,
-          }),
-        ),
-      ),
+    async (request, reply) => {
+      const session = sessionOf(request);
+      const changed = await services.payin.requoteOffer(session, request.params.offerId, {
+        amount: request.body.amount,
+        fromCurrency: request.body.fromCurrency,
+        toCurrency: request.body.toCurrency,
+      });
+      return sendExact(reply, await showOffer(services, session, changed));
+    },
   );
 }
 
 const payAnswer = z
   .object({
-    offerId: z.string(),
+    offerId: z.number().int(),
     authLink: z.string().nullable(),
     transactionStatus: z.string(),
     transactionStatusCode: z.number().int().meta({ example: 0 }),
@@ -268,7 +268,7 @@ function pay(app: PayinApp, services: Services) {
         description:
           "A declined card is a 200 with the acquirer's text and code (nothing moved); 3-D Secure answers `Pending` with `authLink`; paying twice returns the first result (one charge); an expired offer → 409 without a charge.",
         security: walletSecurity,
-        params: z.object({ offerId: z.uuid() }),
+        params: z.object({ offerId }),
         body: z
           .object({
             cardCVV: z.string().regex(/^[0-9]{3,4}$/, "3 or 4 digits"),
@@ -294,7 +294,7 @@ function pay(app: PayinApp, services: Services) {
       const words = statusText(t);
       const returns = t.process as { successUrl?: string; failUrl?: string } | null;
       return {
-        offerId: offer.id,
+        offerId: await numberOf(services, session, "OFFER", offer.id),
         authLink: t.status === "AWAITING_PAYMENT" ? t.redirectUrl : null,
         transactionStatus: words.text,
         transactionStatusCode: statusCode(words.code, words.text),
@@ -322,10 +322,10 @@ function payCallback(app: PayinApp, services: Services) {
         summary:
           "Where a payment stands: PENDING, SUCCESS or FAILURE, with the chain's transaction hash once sent (KYC_1)",
         security: walletSecurity,
-        querystring: z.object({ offerId: z.uuid() }).strict(),
+        querystring: z.object({ offerId }).strict(),
         response: {
           200: z.object({
-            offerId: z.string(),
+            offerId: z.number().int(),
             status: z.enum(["PENDING", "SUCCESS", "FAILURE"]),
             amount: numberOut,
             currency: z.string(),
@@ -355,7 +355,7 @@ function payCallback(app: PayinApp, services: Services) {
       const { offer, transaction: t, chain } = found;
       const code = statusCode(found.words.code, found.words.text);
       return sendExact(reply, {
-        offerId: offer.id,
+        offerId: await numberOf(services, session, "OFFER", offer.id),
         status: found.status,
         amount: decimal(formatAmount(offer.amount, found.fromScale)),
         currency: offer.fromCurrency,
