@@ -104,14 +104,31 @@ async function customerAt(clientId: string, tier: 0 | 1 | 2, lastName: string): 
   return customer;
 }
 
+/**
+ * The core's id behind a number the face showed (cards and offers are shown by Vault-style integers;
+ * the face takes Ferry's own ids too, which this file uses throughout, and the database has them).
+ */
+async function coreId(kind: "CARD" | "OFFER", number: number): Promise<string> {
+  expect(Number.isSafeInteger(number), `${kind} shown by ${number}`).toBe(true);
+  const { rows } = await sql<{ ref: string }>`
+    SELECT ref FROM payin_numbers WHERE kind = ${kind} AND number = ${number}`.execute(t.database.db);
+  expect(rows).toHaveLength(1);
+  return (rows[0] as { ref: string }).ref;
+}
+
 async function addCard(customer: WalletCaller, cardNumber = approvedCard()): Promise<string> {
   const added = await customer.call("POST", "/v3/payin/card", cardBody(cardNumber));
   expect(added.statusCode, added.body).toBe(200);
-  return added.json().cardId;
+  const ref = await coreId("CARD", added.json().cardId);
+  shownAs.set(ref, added.json().cardId);
+  return ref;
 }
 
+/** The number each card was shown by: offers name their card by it, as Vault's clients do. */
+const shownAs = new Map<string, number>();
+
 const offerBody = (cardId: string) => ({
-  cardId,
+  cardId: shownAs.get(cardId) ?? cardId,
   fromCurrency: "EUR",
   toCurrency: "USDC",
   amount: "100.00",
@@ -121,7 +138,7 @@ const offerBody = (cardId: string) => ({
 async function makeOffer(customer: WalletCaller, cardId: string): Promise<string> {
   const made = await customer.call("POST", "/v3/payin/offer", offerBody(cardId));
   expect(made.statusCode, made.body).toBe(200);
-  return made.json().offerId;
+  return coreId("OFFER", made.json().offerId);
 }
 
 /** A fresh open offer of Vic's (offers hold 20 s). */
@@ -251,7 +268,15 @@ const BAD_AMOUNTS: unknown[] = [
   "9.99",
   "5000.01",
 ];
-const BAD_UUIDS = ["not-a-uuid", "1234", "9".repeat(300), "%20", "00000000-0000-0000-0000-00000000000g"];
+const BAD_UUIDS = [
+  "not-a-uuid",
+  "0",
+  "-1",
+  "1.5",
+  "9".repeat(300),
+  "%20",
+  "00000000-0000-0000-0000-00000000000g",
+];
 const BAD_CARD_IDS = [
   "not-a-card",
   "pm_1234",
@@ -577,6 +602,24 @@ const routes: Record<string, RouteCases> = {
           const ids = (body.cards as { cardId: string }[]).map((c) => c.cardId);
           expect(ids).toHaveLength(1);
           expect(ids).not.toContain(A.aliceCard);
+        },
+      })),
+  },
+  "GET /v3/payin/fiat-rates": {
+    token: true,
+    valid: () => req("GET", "/v3/payin/fiat-rates"),
+    invalid: () => [],
+    levels: () => [
+      { who: () => A.nina, req: () => req("GET", "/v3/payin/fiat-rates"), requiredTier: 1, currentTier: 0 },
+    ],
+    // Rates are no one's own: another customer sees the same kind of answer, nothing of A's.
+    foreign: () =>
+      [A.bob, C.carl].map((who) => ({
+        who: () => who,
+        req: () => req("GET", "/v3/payin/fiat-rates"),
+        status: 200,
+        check: (body) => {
+          expect(JSON.stringify(body)).not.toContain(A.aliceCard);
         },
       })),
   },
@@ -965,7 +1008,8 @@ describe("across users and clients: Bob (Alice's client) and Carl (client C) wit
     expect(await aliceState()).toEqual(alice);
     const status = await as(A.alice, req("GET", callbackUrl(A.aliceOffer)));
     expect(status.statusCode, status.body).toBe(200);
-    expect(status.json()).toMatchObject({ offerId: A.aliceOffer, transactionDate: null });
+    expect(status.json()).toMatchObject({ transactionDate: null });
+    expect(await coreId("OFFER", status.json().offerId)).toBe(A.aliceOffer);
     expect(status.json().status).not.toBe("SUCCESS");
   });
 });

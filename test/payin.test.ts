@@ -1,3 +1,4 @@
+import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as ledger from "../src/modules/ledger/service.ts";
 import { startTestApp, type TestApp } from "./harness.ts";
@@ -11,6 +12,14 @@ beforeAll(async () => {
   t = await startTestApp({ workers: true, settings: { sandboxKycDelayMs: 20, sandboxChainConfirmMs: 300 } });
 });
 afterAll(() => t.close());
+
+/** The core's id of an offer the face named by its number. */
+async function offerRef(number: number): Promise<string> {
+  const { rows } = await sql<{ ref: string }>`
+    SELECT ref FROM payin_numbers WHERE kind = 'OFFER' AND number = ${number}`.execute(t.database.db);
+  if (!rows[0]) throw new Error(`no offer ${number}`);
+  return rows[0].ref;
+}
 
 let cards = 0;
 /** A Luhn-valid card number the sandbox approves, distinct per call (a card belongs to one user). */
@@ -102,11 +111,12 @@ describe("Pay-in", () => {
 
     const data = await marie.call("GET", "/v3/payin/data");
     expect(data.statusCode, data.body).toBe(200);
-    expect(data.json().cards).toMatchObject([{ cardId, minAmountFrom: "10", maxAmountFrom: "5000" }]);
+    expect(data.json().cards).toMatchObject([{ cardId, minAmountFrom: 10, maxAmountFrom: 5000 }]);
     expect(data.json().pairs).toContainEqual({
+      lock: false,
       currencyFrom: "EUR",
       currencyTo: "USDC",
-      rate: "0.92592592",
+      rate: 0.92592592,
       amountScaleFrom: 2,
       amountScaleTo: 6,
     });
@@ -114,12 +124,12 @@ describe("Pay-in", () => {
     const made = await offer(marie, cardId);
     // 100.00 EUR − 1.5 % fee = 98.50 EUR × 1.08 USD/EUR ÷ 1.00 USD/USDC = 106.38 USDC.
     expect(made).toMatchObject({
-      amount: "100.00",
-      toAmount: "106.380000",
+      amount: 100,
+      toAmount: 106.38,
       validSeconds: 20,
       status: "OPEN",
     });
-    expect(made.feeInfo[0]).toMatchObject({ value: "1.50", currency: "EUR" });
+    expect(made.feeInfo[0]).toMatchObject({ value: 1.5, currency: "EUR" });
     for (const amount of ["9.99", "5000.01"])
       expect(
         (
@@ -140,7 +150,7 @@ describe("Pay-in", () => {
       expect(paid.statusCode, paid.body).toBe(200);
       expect(paid.json()).toMatchObject({
         transactionStatus: "Approved",
-        transactionStatusCode: "00",
+        transactionStatusCode: 0,
         authLink: null,
         transactionAmount: "100.00",
       });
@@ -150,11 +160,14 @@ describe("Pay-in", () => {
     const status = await marie.call("GET", `/v3/payin/pay-callback?offerId=${made.offerId}`);
     expect(status.json()).toMatchObject({
       status: "SUCCESS",
-      amount: "100.00",
+      amount: 100,
       currency: "EUR",
-      cryptoAmount: "106.380000",
+      cryptoAmount: 106.38,
       cryptoCurrency: "USDC",
     });
+    // Numbers written from the exact decimals, digit for digit (never through a float).
+    expect(status.body).toContain('"amount":100.00,');
+    expect(status.body).toContain('"cryptoAmount":106.380000,');
     const coins = (await marie.call("GET", "/api/v1/coins")).json().coins;
     expect(coins).toMatchObject([{ currency: { code: "USDC" }, amount: "106.380000" }]);
 
@@ -190,7 +203,8 @@ describe("Pay-in", () => {
       (e) =>
         (typeof e.data === "string" ? JSON.parse(e.data) : e.data) as { requestId?: string; status?: string },
     );
-    expect(purchase.filter((e) => e.requestId === `po-${made.offerId}`).map((e) => e.status)).toContain(
+    const madeRef = await offerRef(made.offerId);
+    expect(purchase.filter((e) => e.requestId === `po-${madeRef}`).map((e) => e.status)).toContain(
       "CAPTURED",
     );
     await invariantsHold(t, clientId);
@@ -214,7 +228,7 @@ describe("Pay-in", () => {
     await t.database.db
       .updateTable("payin_offers")
       .set({ expires_at: new Date(Date.now() - 1000) })
-      .where("id", "=", swept.offerId)
+      .where("id", "=", await offerRef(swept.offerId))
       .execute();
     await expect
       .poll(
@@ -223,7 +237,7 @@ describe("Pay-in", () => {
             await t.database.db
               .selectFrom("payin_offers")
               .select("status")
-              .where("id", "=", swept.offerId)
+              .where("id", "=", await offerRef(swept.offerId))
               .executeTakeFirstOrThrow()
           ).status,
         { timeout: 10_000, interval: 250 },
@@ -234,7 +248,7 @@ describe("Pay-in", () => {
     await t.database.db
       .updateTable("payin_offers")
       .set({ expires_at: new Date(Date.now() - 1000) })
-      .where("id", "=", late.offerId)
+      .where("id", "=", await offerRef(late.offerId))
       .execute();
     const expired = await marie.call("POST", `/v3/payin/pay/${late.offerId}`, { cardCVV: "123" });
     expect(expired.statusCode, expired.body).toBe(409);
@@ -284,8 +298,9 @@ describe("Pay-in", () => {
     expect(small.statusCode).toBe(400);
     expect(small.json().message).toMatch(/between 20\.00 and 1000\.00 EUR/);
     const made = await offer(marie, cardId);
-    expect(made.feeInfo[0].value).toBe("2.50");
-    expect(made.rate).toMatchObject({ commissionPercentage: "2", commissionFix: "0.50" });
+    expect(made.feeInfo[0].value).toBe(2.5);
+    expect(made.rate).toMatchObject({ commissionPercentage: 2, commissionFix: 0.5 });
+    expect(made.fees).toMatchObject({ rate: 0.02, transactionFee: 0.5 });
   });
 
   it("PUT re-quotes an open offer with a new expiry", async () => {
@@ -302,12 +317,12 @@ describe("Pay-in", () => {
     expect(changed.statusCode, changed.body).toBe(200);
     expect(changed.json()).toMatchObject({
       offerId: made.offerId,
-      amount: "200.00",
+      amount: 200,
       fromCurrency: "USD",
       toCurrency: "BTC",
     });
     // 197.00 USD ÷ 64,800 USD/BTC = 0.00304012 BTC (rounded down).
-    expect(changed.json().toAmount).toBe("0.00304012");
+    expect(changed.json().toAmount).toBe(0.00304012);
     expect(new Date(changed.json().expirationTime).getTime()).toBeGreaterThanOrEqual(
       new Date(made.expirationTime).getTime(),
     );
@@ -320,7 +335,7 @@ describe("Pay-in", () => {
     const made = await offer(marie, cardId);
     const paid = await marie.call("POST", `/v3/payin/pay/${made.offerId}`, { cardCVV: "123" });
     expect(paid.statusCode, paid.body).toBe(200);
-    expect(paid.json()).toMatchObject({ transactionStatus: "Do not honour", transactionStatusCode: "05" });
+    expect(paid.json()).toMatchObject({ transactionStatus: "Do not honour", transactionStatusCode: 5 });
     const status = await marie.call("GET", `/v3/payin/pay-callback?offerId=${made.offerId}`);
     expect(status.json()).toMatchObject({ status: "FAILURE", transactionStatus: "Do not honour" });
     expect(

@@ -165,7 +165,7 @@ $("read-rates").onclick = async () => {
   if (answer.ok) {
     const { pairs, fees, limits } = answer.body;
     summary = `${pairs.map((p) => `1 ${p.currencyTo} = ${p.rate} ${p.currencyFrom}`).join("\n")}
-fee: ${fees.rate} % + ${fees.transactionFee}; limits: ${limits.minAmountFrom} to ${limits.maxAmountFrom}\n\n`;
+fee: ${fees.rate} × the amount + ${fees.transactionFee}; limits: ${limits.minAmountFrom} to ${limits.maxAmountFrom}\n\n`;
   }
   show("rates", answer.ok ? "done" : "failed", `${summary}${answer.printed}`);
 };
@@ -234,7 +234,7 @@ $("pay-offer").onclick = async () => {
     location.assign(answer.body.authLink);
     return;
   }
-  const declined = answer.body.transactionStatusCode !== "00";
+  const declined = answer.body.transactionStatusCode !== 0;
   show("pay", declined ? "failed" : "done", answer.printed);
   await follow();
 };

@@ -4,6 +4,7 @@ import { createLocalJWKSet, jwtVerify } from "jose";
 import { z } from "zod";
 import { parseBasicAuth } from "../../http/basic-auth.ts";
 import { toApiError } from "../../http/errors.ts";
+import { otherTokenGrant } from "../../http/token-grants.ts";
 import { FERRY_SIGNING_ALG, publishedJwks } from "../../modules/keys/service.ts";
 import { oneClickOrigins, verifyOAuthClient } from "../../modules/oauth/clients.ts";
 import { browserDone, OAuthError, type OneClickRow } from "../../modules/oneclick/service.ts";
@@ -195,6 +196,9 @@ export const oneClickFace: FastifyPluginAsyncZod<{ services: Services }> = async
       },
     },
     async (request, reply) => {
+      // Another face's grant on this endpoint (the Pay-in face's mobile_phone): its handler answers.
+      const other = otherTokenGrant(services, request);
+      if (other) return other(request, reply);
       // RFC 6749 §4.1.3: form-encoded parameters (or, as some operators send them, the query string).
       const form = /^application\/x-www-form-urlencoded\b/i.test(
         String(request.headers["content-type"] ?? ""),

@@ -1,13 +1,15 @@
 import { z } from "zod";
-import { errorResponses } from "../../http/errors.ts";
 import { guard, sessionOf, walletSecurity } from "../../http/wallet-session.ts";
 import type { Services } from "../../services.ts";
+import { errorResponses } from "./errors.ts";
+import { decimal, fraction, numberOut, sendExact } from "./json.ts";
 import {
   billingAddress,
   cardAnswer,
-  cardId,
+  cardIdParam,
+  cardNumber,
   inThisFace,
-  money,
+  numberOf,
   type PayinApp,
   showCard,
   tags,
@@ -19,6 +21,34 @@ export function cardRoutes(app: PayinApp, services: Services) {
   addCard(app, services);
   changeBillingAddress(app, services);
   data(app, services);
+  fiatRates(app, services);
+}
+
+function fiatRates(app: PayinApp, services: Services) {
+  app.get(
+    "/fiat-rates",
+    {
+      preValidation: guard(services, "own"),
+      schema: {
+        tags,
+        summary: "Fiat rates: how many of each fiat one unit of the customer's base fiat buys (KYC_0)",
+        description:
+          "The base is the customer's primary currency when it is a fiat Ferry sells crypto for (EUR, USD), else EUR. `rate` is a JSON number written from an exact decimal (8 places).",
+        security: walletSecurity,
+        response: {
+          200: z.array(z.object({ baseCurrency: z.string(), symbolCurrency: z.string(), rate: numberOut })),
+          ...errorResponses(401, 403, 422),
+        },
+      },
+    },
+    async (request, reply) => {
+      const rates = await services.payin.fiatRates(sessionOf(request));
+      return sendExact(
+        reply,
+        rates.map((r) => ({ ...r, rate: decimal(r.rate) })),
+      );
+    },
+  );
 }
 
 function addCard(app: PayinApp, services: Services) {
@@ -34,7 +64,7 @@ function addCard(app: PayinApp, services: Services) {
         security: walletSecurity,
         body: z
           .object({
-            cardNumber: z.string().regex(/^[0-9 ]{12,23}$/, "12–19 digits"),
+            cardNumber,
             cardHolder: text(100, /^[\p{L} .'-]+$/u, "letters, spaces and . ' -"),
             cardExpirationMonth: z.number().int().min(1).max(12),
             cardExpirationYear: z.number().int().min(2000).max(2100),
@@ -58,7 +88,7 @@ function addCard(app: PayinApp, services: Services) {
       const method = await services.payin
         .addCard(sessionOf(request), {
           type: "CREDIT_CARD",
-          cardNumber: body.cardNumber.replaceAll(" ", ""),
+          cardNumber: body.cardNumber,
           expirationMonth: body.cardExpirationMonth,
           expirationYear: body.cardExpirationYear,
           cardHolder: body.cardHolder,
@@ -67,7 +97,7 @@ function addCard(app: PayinApp, services: Services) {
         .catch((error: unknown) => {
           throw inThisFace(error);
         });
-      return showCard(method);
+      return showCard(method, await numberOf(services, sessionOf(request), "CARD", method.id));
     },
   );
 }
@@ -81,17 +111,21 @@ function changeBillingAddress(app: PayinApp, services: Services) {
         tags,
         summary: "Change a card's billing address",
         security: walletSecurity,
-        params: z.object({ cardId }),
+        params: z.object({ cardId: cardIdParam }),
         body: billingAddress,
         response: { 200: cardAnswer, ...errorResponses(400, 401, 403, 404) },
       },
     },
-    async (request) =>
-      showCard(
-        await services.payin.changeBillingAddress(sessionOf(request), request.params.cardId, request.body),
-      ),
+    async (request) => {
+      const session = sessionOf(request);
+      const card = await services.payin.changeBillingAddress(session, request.params.cardId, request.body);
+      return showCard(card, await numberOf(services, session, "CARD", card.id));
+    },
   );
 }
+
+/** A limit or fee object: a number and its currency. */
+const valueIn = z.object({ value: numberOut, currency: z.string() });
 
 function data(app: PayinApp, services: Services) {
   app.get(
@@ -101,27 +135,50 @@ function data(app: PayinApp, services: Services) {
       schema: {
         tags,
         summary: "The customer's cards, the pairs with their rates and scales, fees and limits (KYC_0)",
+        description:
+          "Amounts, rates and limits are JSON numbers written from Ferry's exact decimals (never through a float). `pairs[].rate` is fiat per 1 crypto; `fees.rate` the percentage fee as a fraction (0.015 = 1.5 %), `fees.transactionFee` the fixed fee. Ferry has no fee table, first-purchase limit or free-transaction promotion: `feeTable` and `feeInfo` are null, `freeTransactionsPromo` is 0 of 0, `firstPurchase` false; pairs are never locked; no fiat-to-fiat pairs.",
         security: walletSecurity,
         response: {
           200: z.object({
             cards: z.array(
               cardAnswer.extend({
-                minAmountFrom: money,
-                maxAmountFrom: money,
+                minAmountFrom: numberOut,
+                maxAmountFrom: numberOut,
                 billingAddressRequired: z.boolean(),
               }),
             ),
             pairs: z.array(
               z.object({
+                lock: z.boolean(),
                 currencyFrom: z.string(),
                 currencyTo: z.string(),
-                rate: z.string(),
+                rate: numberOut,
                 amountScaleFrom: z.number().int(),
                 amountScaleTo: z.number().int(),
               }),
             ),
-            fees: z.object({ currency: z.string(), rate: z.string(), transactionFee: money }),
-            limits: z.object({ minAmountFrom: money, maxAmountFrom: money }),
+            fiatPairs: z.array(z.unknown()),
+            fees: z.object({
+              currency: z.string(),
+              scale: z.number().int(),
+              rate: numberOut,
+              partnerFee: numberOut,
+              crypteriumGas: numberOut,
+              additionalFee: numberOut,
+              transactionFee: numberOut,
+              insuranceFee: z.null(),
+              feeTableEnabled: z.boolean(),
+              feeTable: z.null(),
+            }),
+            feeInfo: z.null(),
+            feeTable: z.null(),
+            limits: z.object({ minAmountFrom: numberOut, maxAmountFrom: numberOut }),
+            defaultMinAmountFrom: numberOut,
+            defaultMaxAmountFrom: numberOut,
+            firstPurchase: z.boolean(),
+            firstPurchaseLimit: valueIn,
+            freeTransactionsPromo: z.object({ total: z.number().int(), available: z.number().int() }),
+            billingAddressRequired: z.boolean(),
             validTo: z.string(),
             validSeconds: z.number().int(),
           }),
@@ -129,17 +186,51 @@ function data(app: PayinApp, services: Services) {
         },
       },
     },
-    async (request) => {
-      const { cards, pairs, settings, feeCurrency } = await services.payin.data(sessionOf(request));
-      const limits = { minAmountFrom: settings.minAmountFrom, maxAmountFrom: settings.maxAmountFrom };
-      return {
-        cards: cards.map((c) => ({ ...showCard(c), ...limits, billingAddressRequired: false })),
-        pairs,
-        fees: { currency: feeCurrency, rate: settings.feePercent, transactionFee: settings.feeFixed },
-        limits,
+    async (request, reply) => {
+      const session = sessionOf(request);
+      const { cards, pairs, settings, feeCurrency, feeScale } = await services.payin.data(session);
+      const numbers = await services.payin.numbers(
+        session,
+        "CARD",
+        cards.map((c) => c.id),
+      );
+      const min = decimal(settings.minAmountFrom);
+      const max = decimal(settings.maxAmountFrom);
+      const zero = decimal("0");
+      return sendExact(reply, {
+        cards: cards.map((c) => ({
+          ...showCard(c, numbers.get(c.id) ?? 0),
+          minAmountFrom: min,
+          maxAmountFrom: max,
+          billingAddressRequired: false,
+        })),
+        pairs: pairs.map((p) => ({ lock: false, ...p, rate: decimal(p.rate) })),
+        fiatPairs: [],
+        fees: {
+          currency: feeCurrency,
+          scale: feeScale,
+          rate: fraction(settings.feePercent),
+          partnerFee: zero,
+          crypteriumGas: zero,
+          additionalFee: zero,
+          transactionFee: decimal(settings.feeFixed),
+          insuranceFee: null,
+          feeTableEnabled: false,
+          feeTable: null,
+        },
+        feeInfo: null,
+        feeTable: null,
+        limits: { minAmountFrom: min, maxAmountFrom: max },
+        defaultMinAmountFrom: min,
+        defaultMaxAmountFrom: max,
+        firstPurchase: false,
+        firstPurchaseLimit: { value: zero, currency: feeCurrency },
+        freeTransactionsPromo: { total: 0, available: 0 },
+        // A card is added with its billing address (required in POST /v3/payin/card).
+        billingAddressRequired: false,
         validTo: new Date(Date.now() + 30_000).toISOString(),
         validSeconds: 30,
-      };
+      });
     },
   );
 }

@@ -1,9 +1,9 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { errorResponses } from "../../http/errors.ts";
 import { guard, sessionOf, walletSecurity } from "../../http/wallet-session.ts";
 import { isCountryCode } from "../../lib/countries.ts";
 import type { Services } from "../../services.ts";
+import { errorResponses } from "./errors.ts";
 import type { PayinApp } from "./schemas.ts";
 
 /**
@@ -90,14 +90,21 @@ const profileFields = {
     .regex(/^[A-Za-z0-9 -]{1,20}$/, "1 to 20 letters, digits, spaces or hyphens")
     .regex(/[A-Za-z0-9]/, "must contain a letter or a digit")
     .meta({ example: "75001" }),
-  dateOfBirth: z.iso
-    .date("an ISO date, YYYY-MM-DD")
+  dateOfBirth: z
+    .preprocess(
+      // Vault sends a date-time (1990-05-20T00:00:00.000Z): the date as written is the birth date.
+      (value) => (typeof value === "string" && isDateTime(value) ? value.slice(0, 10) : value),
+      z.iso.date("an ISO date (YYYY-MM-DD) or date-time (YYYY-MM-DDThh:mm:ss.sssZ)"),
+    )
     .refine((date) => {
       const age = ageOn(date, new Date());
       return age >= MIN_AGE && age <= MAX_AGE;
     }, `must be a date in the past: the customer must be at least ${MIN_AGE} (and at most ${MAX_AGE}) years old`)
-    .meta({ example: "1990-01-01" }),
+    .meta({ example: "1990-05-20T00:00:00.000Z" }),
 };
+
+const dateTime = z.iso.datetime({ offset: true, local: true });
+const isDateTime = (value: string) => /^\d{4}-\d{2}-\d{2}T/.test(value) && dateTime.safeParse(value).success;
 
 const profilePatchSchema = z
   .object({
@@ -112,23 +119,35 @@ const profilePatchSchema = z
   })
   .strict();
 
+/** Vault's profile (Profile.json): a field not set is left out, never null. */
 const profileSchema = z.object({
-  firstName: z.string().nullable(),
-  lastName: z.string().nullable(),
-  primaryCurrency: z.string().nullable(),
-  residenceCountry: z.string().nullable().describe("ISO 3166-1 alpha-2, as stored"),
-  residenceCity: z.string().nullable(),
-  residenceStreet: z.string().nullable(),
-  residenceZipCode: z.string().nullable(),
-  dateOfBirth: z.string().nullable(),
+  email: z.string().optional(),
+  confirmedEmail: z.boolean().optional(),
+  phone: z.string().optional().describe("+ and digits"),
+  firstName: z.string().optional(),
+  lastName: z.string().optional(),
+  primaryCurrency: z.string().optional(),
+  residenceCountry: z.string().optional().describe("ISO 3166-1 alpha-2, as stored"),
+  residenceCity: z.string().optional(),
+  residenceStreet: z.string().optional(),
+  residenceZipCode: z.string().optional(),
+  pushEnabled: z.boolean().optional().describe("Always false: Ferry sends no push notifications"),
+  enabled2FA: z.boolean().optional(),
+  dateOfBirth: z.string().optional().meta({ example: "1990-05-20T00:00:00.000Z" }),
+  veroId: z.string().optional().describe("Never set: Ferry has no Vero id"),
 });
 
+const kycStatus = z.enum(["APPROVED", "UNDEFINED", "UNDER_REVIEW", "DENIED"]);
+const kycLevelData = z.object({
+  status: kycStatus,
+  reason: z.string().nullable(),
+  rejectFormattedMessage: z.string().nullable().describe("Words to show for DENIED (or a failed check)"),
+});
 const kycDataSchema = z.object({
   kycLevel: z.enum(["KYC_0", "KYC_1"]).nullable(),
-  kyc1ClientData: z.object({
-    status: z.enum(["APPROVED", "UNDEFINED", "UNDER_REVIEW", "DENIED"]),
-    reason: z.string().nullable(),
-  }),
+  kyc1ClientData: kycLevelData,
+  kyc2ClientData: kycLevelData.describe("Always UNDEFINED: no KYC_2 on this face"),
+  kyc3ClientData: kycLevelData.describe("Always UNDEFINED: no KYC_3 on this face"),
 });
 const tags = ["payin: customer"];
 
@@ -148,7 +167,7 @@ function profile(app: PayinApp, services: Services) {
         tags,
         summary: "The customer's profile",
         description:
-          "The fields `PATCH /v2/customer/profile` sets, as stored (the country as ISO 3166-1 alpha-2); null where not given yet.",
+          "The fields `PATCH /v2/customer/profile` sets, as stored (the country as ISO 3166-1 alpha-2, the birth date as a date-time at midnight UTC), and the login's `email` (with `confirmedEmail`) or `phone`, `enabled2FA`, `pushEnabled` (false). A field not set is left out (Vault's rule), never null.",
         security: walletSecurity,
         response: { 200: profileSchema, ...errorResponses(401, 403) },
       },
@@ -204,9 +223,14 @@ function kycData(app: PayinApp, services: Services) {
   );
 }
 
-function kycStart(app: PayinApp, services: Services) {
+/** Vault's KYC start (`POST /v4/kyc/start?platform=COMMON`): the same check, the verification's `id`. */
+export const kycV4Routes: FastifyPluginAsyncZod<{ services: Services }> = async (app, { services }) => {
+  kycStart(app, services, "/start");
+};
+
+function kycStart(app: PayinApp, services: Services, path = "/kyc/start") {
   app.post(
-    "/kyc/start",
+    path,
     {
       preValidation: guard(services, "own"),
       schema: {
@@ -216,8 +240,17 @@ function kycStart(app: PayinApp, services: Services) {
         description:
           "Needs `KYC_0`: without it a 422 — MIN_INFO_MISSING with the missing `fields` when the profile is incomplete, MIN_ASSESSMENT_MISSING (`assessment: {requiredTier: 1, currentTier}`) when it is complete but not yet accepted. Answers `UNDER_REVIEW` and `verificationUrl`, the sandbox provider's hosted page (Submit documents / Cancel); while that page is open, starting again answers the same page. Already `KYC_1`, or a check under way → 409. A live client has no hosted KYC provider configured → 409 PROVIDER_NOT_CONFIGURED.",
         security: walletSecurity,
+        querystring: z
+          .object({
+            platform: z
+              .enum(["COMMON", "WALLETTO"])
+              .optional()
+              .describe("Vault's platform: accepted, one check for both"),
+          })
+          .strict(),
         response: {
           200: z.object({
+            id: z.string().describe("The verification's id (Vault's answer)"),
             status: z.literal("UNDER_REVIEW"),
             verificationUrl: z.string().meta({
               example: "http://localhost:3000/sandbox/kyc/verification/1b4e28ba-2fa1-4d3b-9c1e-1a2b3c4d5e6f",
@@ -229,8 +262,8 @@ function kycStart(app: PayinApp, services: Services) {
     },
     async (request) => {
       const { clientId, userId } = sessionOf(request);
-      const { verificationUrl } = await services.payinCustomers.startKyc1(clientId, userId);
-      return { status: "UNDER_REVIEW" as const, verificationUrl };
+      const { id, verificationUrl } = await services.payinCustomers.startKyc1(clientId, userId);
+      return { id, status: "UNDER_REVIEW" as const, verificationUrl };
     },
   );
 }

@@ -1,10 +1,12 @@
 import { z } from "zod";
-import { errorResponses } from "../../http/errors.ts";
 import { guard, sessionOf, walletSecurity } from "../../http/wallet-session.ts";
 import { formatAmount } from "../../lib/money.ts";
+import type { Session } from "../../modules/logins/service.ts";
 import { OFFER_SECONDS, type Offer } from "../../modules/payin/offers.ts";
 import { statusText } from "../../modules/payin/purchases.ts";
 import type { Services } from "../../services.ts";
+import { errorResponses } from "./errors.ts";
+import { decimal, fraction, numberOut, sendExact } from "./json.ts";
 import {
   addressText,
   amountInput,
@@ -13,6 +15,8 @@ import {
   fiat,
   masked,
   money,
+  numberOf,
+  offerId,
   type PayinApp,
   returnUrl,
   tags,
@@ -26,62 +30,129 @@ export function purchaseRoutes(app: PayinApp, services: Services) {
   payCallback(app, services);
 }
 
+const fees = z.object({
+  currency: z.string(),
+  scale: z.number().int(),
+  rate: numberOut.describe("The percentage fee as a fraction (0.015 = 1.5 %)"),
+  partnerFee: numberOut,
+  crypteriumGas: numberOut,
+  additionalFee: numberOut,
+  transactionFee: numberOut.describe("The fixed fee"),
+  insuranceFee: z.null(),
+  feeTableEnabled: z.boolean(),
+  feeTable: z.null(),
+});
+
 const offerAnswer = z
   .object({
-    offerId: z.string(),
+    offerId: z.number().int().describe("The offer's number on this face (Vault's ids are integers)"),
     expirationTime: z.string(),
     validSeconds: z.number().int(),
     fromCurrency: z.string(),
     toCurrency: z.string(),
-    amount: money,
-    toAmount: money,
+    amount: numberOut,
+    toAmount: numberOut,
     rate: z.object({
-      rate: z.string(),
+      rate: numberOut.describe("Fiat per 1 crypto"),
       currency: z.string(),
-      commissionFix: money,
-      commissionPercentage: z.string(),
-      minCrypto: money,
-      maxCrypto: money,
+      commissionFix: numberOut,
+      commissionPercentage: numberOut,
+      minCrypto: numberOut,
+      maxCrypto: numberOut,
     }),
     feeInfo: z.array(
-      z.object({ name: z.string(), value: money, scale: z.number().int(), currency: z.string() }),
+      z.object({
+        name: z.string(),
+        value: numberOut,
+        valueOld: numberOut,
+        scale: z.number().int(),
+        currency: z.string(),
+      }),
     ),
-    limit: z.object({ minAmountFrom: money, maxAmountFrom: money }),
+    limit: z.object({
+      value: numberOut.describe("The most one payment may be (= maxAmountFrom)"),
+      currency: z.string(),
+      minAmountFrom: numberOut,
+      maxAmountFrom: numberOut,
+    }),
+    fees,
     status: z.enum(["OPEN", "PAID", "EXPIRED"]),
   })
-  .meta({ id: "PayinOffer" });
+  .meta({
+    id: "PayinOffer",
+    description: "Amounts, rates and fees are JSON numbers written from Ferry's exact decimals.",
+  });
 
-async function showOffer(services: Services, offer: Offer) {
+async function showOffer(services: Services, session: Session, offer: Offer) {
   const { fromScale, toScale, settings, rate, minCrypto, maxCrypto, status } =
     await services.payin.terms(offer);
+  const fee = decimal(formatAmount(offer.fee, fromScale));
+  const zero = decimal("0");
   return {
-    offerId: offer.id,
+    offerId: await numberOf(services, session, "OFFER", offer.id),
     expirationTime: offer.expiresAt.toISOString(),
     validSeconds: OFFER_SECONDS,
     fromCurrency: offer.fromCurrency,
     toCurrency: offer.toCurrency,
-    amount: formatAmount(offer.amount, fromScale),
-    toAmount: formatAmount(offer.toAmount, toScale),
+    amount: decimal(formatAmount(offer.amount, fromScale)),
+    toAmount: decimal(formatAmount(offer.toAmount, toScale)),
     rate: {
-      rate,
+      rate: decimal(rate),
       currency: offer.fromCurrency,
-      commissionFix: settings.feeFixed,
-      commissionPercentage: settings.feePercent,
-      minCrypto,
-      maxCrypto,
+      commissionFix: decimal(settings.feeFixed),
+      commissionPercentage: decimal(settings.feePercent),
+      minCrypto: decimal(minCrypto),
+      maxCrypto: decimal(maxCrypto),
     },
     feeInfo: [
-      {
-        name: "transactionFee",
-        value: formatAmount(offer.fee, fromScale),
-        scale: fromScale,
-        currency: offer.fromCurrency,
-      },
+      { name: "transactionFee", value: fee, valueOld: fee, scale: fromScale, currency: offer.fromCurrency },
     ],
-    limit: { minAmountFrom: settings.minAmountFrom, maxAmountFrom: settings.maxAmountFrom },
+    limit: {
+      value: decimal(settings.maxAmountFrom),
+      currency: offer.fromCurrency,
+      minAmountFrom: decimal(settings.minAmountFrom),
+      maxAmountFrom: decimal(settings.maxAmountFrom),
+    },
+    fees: {
+      currency: offer.fromCurrency,
+      scale: fromScale,
+      rate: fraction(settings.feePercent),
+      partnerFee: zero,
+      crypteriumGas: zero,
+      additionalFee: zero,
+      transactionFee: decimal(settings.feeFixed),
+      insuranceFee: null,
+      feeTableEnabled: false,
+      feeTable: null,
+    },
     status,
   };
 }
+
+/**
+ * The numeric status code Vault's answers carry: 0–99 the acquirer's ISO 8583 response code (0
+ * approved, 5 do not honour, 51 insufficient funds, …); Ferry's own states above it: 100 pending,
+ * 101 pending review, 110 expired, 120 refused, 130 error, 199 an acquirer code that is not a number.
+ */
+export function statusCode(code: string, text: string): number {
+  if (/^[0-9]{1,2}$/.test(code)) return Number(code);
+  if (code === "PENDING") return text === "Pending review" ? 101 : 100;
+  return { EXPIRED: 110, REFUSED: 120, ERROR: 130 }[code] ?? 199;
+}
+
+/** The card details Vault's payment answers carry; Ferry keeps no issuer data: null. */
+const cardFacts = {
+  paymentMode: null,
+  cardBankName: null,
+  cardCountryCode: null,
+  cardCountryName: null,
+};
+const cardFactsSchema = {
+  paymentMode: z.string().nullable().describe("Not known to Ferry: null"),
+  cardBankName: z.string().nullable().describe("Not known to Ferry: null"),
+  cardCountryCode: z.string().nullable().describe("Not known to Ferry: null"),
+  cardCountryName: z.string().nullable().describe("Not known to Ferry: null"),
+};
 
 function createOffer(app: PayinApp, services: Services) {
   app.post(
@@ -122,8 +193,11 @@ function createOffer(app: PayinApp, services: Services) {
         response: { 200: offerAnswer, ...errorResponses(400, 401, 403, 404, 422) },
       },
     },
-    async (request) =>
-      showOffer(services, await services.payin.createOffer(sessionOf(request), request.body)),
+    async (request, reply) => {
+      const session = sessionOf(request);
+      const made = await services.payin.createOffer(session, request.body);
+      return sendExact(reply, await showOffer(services, session, made));
+    },
   );
 }
 
@@ -136,10 +210,15 @@ function changeOffer(app: PayinApp, services: Services) {
         tags,
         summary: "Change an open offer: re-quoted with a new 20 s expiry (an expired or paid offer → 409)",
         security: walletSecurity,
-        params: z.object({ offerId: z.uuid() }),
+        params: z.object({ offerId }),
         body: z
           .object({
             amount: amountInput,
+            toAmount: amountInput
+              .optional()
+              .describe(
+                "Vault's expected crypto amount: accepted, not used (the offer is re-quoted from `amount`)",
+              ),
             fromCurrency: fiat,
             toCurrency: crypto,
             operation: z.literal("PAYIN"),
@@ -148,25 +227,33 @@ function changeOffer(app: PayinApp, services: Services) {
         response: { 200: offerAnswer, ...errorResponses(400, 401, 403, 404, 409, 422) },
       },
     },
-    async (request) =>
-      showOffer(
-        services,
-        await services.payin.requoteOffer(sessionOf(request), request.params.offerId, request.body),
-      ),
+    async (request, reply) => {
+      const session = sessionOf(request);
+      const changed = await services.payin.requoteOffer(session, request.params.offerId, {
+        amount: request.body.amount,
+        fromCurrency: request.body.fromCurrency,
+        toCurrency: request.body.toCurrency,
+      });
+      return sendExact(reply, await showOffer(services, session, changed));
+    },
   );
 }
 
 const payAnswer = z
   .object({
-    offerId: z.string(),
+    offerId: z.number().int(),
     authLink: z.string().nullable(),
     transactionStatus: z.string(),
-    transactionStatusCode: z.string(),
+    transactionStatusCode: z.number().int().meta({ example: 0 }),
+    originalTransactionStatus: z.string(),
+    originalTransactionStatusCode: z.number().int(),
     maskedPan: z.string(),
     transactionAmount: money,
     transactionDate: z.string(),
     successUrl: z.string().nullable(),
     failUrl: z.string().nullable(),
+    cancelUrl: z.null().describe("Ferry has no cancel return: null"),
+    ...cardFactsSchema,
   })
   .meta({ id: "PayinPayment" });
 
@@ -181,7 +268,7 @@ function pay(app: PayinApp, services: Services) {
         description:
           "A declined card is a 200 with the acquirer's text and code (nothing moved); 3-D Secure answers `Pending` with `authLink`; paying twice returns the first result (one charge); an expired offer → 409 without a charge.",
         security: walletSecurity,
-        params: z.object({ offerId: z.uuid() }),
+        params: z.object({ offerId }),
         body: z
           .object({
             cardCVV: z.string().regex(/^[0-9]{3,4}$/, "3 or 4 digits"),
@@ -207,15 +294,19 @@ function pay(app: PayinApp, services: Services) {
       const words = statusText(t);
       const returns = t.process as { successUrl?: string; failUrl?: string } | null;
       return {
-        offerId: offer.id,
+        offerId: await numberOf(services, session, "OFFER", offer.id),
         authLink: t.status === "AWAITING_PAYMENT" ? t.redirectUrl : null,
         transactionStatus: words.text,
-        transactionStatusCode: words.code,
+        transactionStatusCode: statusCode(words.code, words.text),
+        originalTransactionStatus: words.text,
+        originalTransactionStatusCode: statusCode(words.code, words.text),
         maskedPan: masked(await services.payin.maskedPanOf(session, offer)),
         transactionAmount: formatAmount(t.amount, t.scale),
         transactionDate: t.createdAt.toISOString(),
         successUrl: returns?.successUrl ?? null,
         failUrl: returns?.failUrl ?? null,
+        cancelUrl: null,
+        ...cardFacts,
       };
     },
   );
@@ -231,19 +322,26 @@ function payCallback(app: PayinApp, services: Services) {
         summary:
           "Where a payment stands: PENDING, SUCCESS or FAILURE, with the chain's transaction hash once sent (KYC_1)",
         security: walletSecurity,
-        querystring: z.object({ offerId: z.uuid() }).strict(),
+        querystring: z.object({ offerId }).strict(),
         response: {
           200: z.object({
-            offerId: z.string(),
+            offerId: z.number().int(),
             status: z.enum(["PENDING", "SUCCESS", "FAILURE"]),
-            amount: money,
+            amount: numberOut,
             currency: z.string(),
-            cryptoAmount: money,
+            cryptoAmount: numberOut,
             cryptoCurrency: z.string(),
             maskedPan: z.string(),
+            transactionAmount: money.nullable().describe("What the card was charged (a string, as Vault's)"),
             transactionStatus: z.string(),
-            transactionStatusCode: z.string(),
+            transactionStatusCode: z.number().int(),
+            originalTransactionStatus: z.string(),
+            originalTransactionStatusCode: z.number().int(),
             transactionDate: z.string().nullable(),
+            blockedAmount: z
+              .object({ value: numberOut, currency: z.string() })
+              .describe("Ferry holds no funds on this face: 0"),
+            ...cardFactsSchema,
             chainTxHash: z.string().optional(),
             chainStatus: z.enum(["PENDING", "CONFIRMED"]).optional(),
           }),
@@ -251,23 +349,29 @@ function payCallback(app: PayinApp, services: Services) {
         },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const session = sessionOf(request);
       const found = await services.payin.status(session, request.query.offerId);
       const { offer, transaction: t, chain } = found;
-      return {
-        offerId: offer.id,
+      const code = statusCode(found.words.code, found.words.text);
+      return sendExact(reply, {
+        offerId: await numberOf(services, session, "OFFER", offer.id),
         status: found.status,
-        amount: formatAmount(offer.amount, found.fromScale),
+        amount: decimal(formatAmount(offer.amount, found.fromScale)),
         currency: offer.fromCurrency,
-        cryptoAmount: formatAmount(offer.toAmount, found.toScale),
+        cryptoAmount: decimal(formatAmount(offer.toAmount, found.toScale)),
         cryptoCurrency: offer.toCurrency,
         maskedPan: masked(await services.payin.maskedPanOf(session, offer)),
+        transactionAmount: t ? formatAmount(t.amount, t.scale) : null,
         transactionStatus: found.words.text,
-        transactionStatusCode: found.words.code,
+        transactionStatusCode: code,
+        originalTransactionStatus: found.words.text,
+        originalTransactionStatusCode: code,
         transactionDate: t ? t.createdAt.toISOString() : null,
+        blockedAmount: { value: decimal("0"), currency: offer.fromCurrency },
+        ...cardFacts,
         ...(chain ? { chainTxHash: chain.hash, chainStatus: chain.state } : {}),
-      };
+      });
     },
   );
 }

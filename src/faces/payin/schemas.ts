@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { DomainError } from "../../lib/errors.ts";
+import type { Session } from "../../modules/logins/service.ts";
 import { CRYPTOS, FIATS } from "../../modules/payin/offers.ts";
 import type { Services } from "../../services.ts";
 
@@ -24,9 +25,14 @@ export const billingAddress = z
     city: text(100, /^[\p{L}0-9\- /.,']+$/u, "letters, digits and - / . , '"),
     countryCode: z.string().regex(/^[A-Z]{2}$/, "an ISO 3166 alpha-2 country code"),
     zip: text(20, /^[A-Za-z0-9 -]+$/, "letters, digits, spaces and -"),
-    state: text(100, /^[\p{L}0-9\- .']+$/u, "letters, digits and - . '").optional(),
+    state: text(100, /^[\p{L}0-9\- .']+$/u, "letters, digits and - . '")
+      .nullable()
+      .optional()
+      .describe("null or absent: none"),
   })
   .strict()
+  // Vault sends `state: null` where there is none: the same as leaving it out.
+  .transform(({ state, ...rest }) => (state == null ? rest : { ...rest, state }))
   .meta({ example: { address: "12 Rue de Rivoli", city: "Paris", countryCode: "FR", zip: "75001" } });
 
 /** Where the browser goes back after 3-D Secure: a web address only (never `javascript:` or the like). */
@@ -35,11 +41,55 @@ export const returnUrl = z
   .max(2000)
   .refine((u) => /^https?:\/\//i.test(u), "an http or https address");
 
-export const cardId = z.string().regex(/^pm_[0-9a-f-]{36}$/, "a card id");
+/**
+ * A card number: a string of digits (spaces allowed), or a JSON number as Vault's documentation
+ * sends it — only while it is exact (up to 2^53 − 1); a longer one must be sent as a string, since
+ * JSON parsing has already rounded it.
+ */
+export const cardNumber = z
+  .union([
+    z.string().regex(/^[0-9 ]{12,23}$/, "12–19 digits"),
+    z
+      .number()
+      .int()
+      .refine(
+        (n) => Number.isSafeInteger(n) && n >= 1e11,
+        "12–19 digits; a number above 9007199254740991 is not exact in JSON: send it as a string",
+      ),
+  ])
+  .transform((value) => String(value).replaceAll(" ", ""))
+  .meta({ example: "4242424242424242" });
+
+/**
+ * Vault names cards and offers by integers: each card and offer is shown by its number on this face
+ * (given the first time it is shown, src/modules/payin/numbers.ts), and either that number (a JSON
+ * number or digits) or Ferry's own id (`pm_…`, a UUID) is taken back.
+ */
+const ferryCardId = z.string().regex(/^pm_[0-9a-f-]{36}$/, "a card id");
+/** In a body: a JSON integer (or Ferry's own id). */
+const idNumber = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+/** In a path or query: digits (or Ferry's own id). */
+const idDigits = z.string().regex(/^[1-9][0-9]{0,14}$/, "an id");
+
+export const cardId = z.union([ferryCardId, idNumber]).meta({ example: 127 });
+export const cardIdParam = z.union([ferryCardId, idDigits]).meta({ example: "127" });
+export const offerId = z.union([z.uuid(), idDigits]).meta({ example: "7402" });
+
+/** The number a card or offer is shown by (given now if it has none yet). */
+export async function numberOf(
+  services: Services,
+  session: Session,
+  kind: "CARD" | "OFFER",
+  ref: string,
+): Promise<number> {
+  const number = (await services.payin.numbers(session, kind, [ref])).get(ref);
+  if (number === undefined) throw new Error(`no number for ${kind} ${ref}`);
+  return number;
+}
 
 export const cardAnswer = z
   .object({
-    cardId: z.string(),
+    cardId: z.number().int().describe("The card's number on this face (Vault's ids are integers)"),
     cardType: z.string().nullable(),
     maskedPan: z.string(),
     validationStatus: z.string(),
@@ -49,14 +99,16 @@ export const cardAnswer = z
 export const masked = (c: { bin: string | null; last4: string | null }) =>
   `${c.bin ?? "******"}******${c.last4 ?? "****"}`;
 
-/** A card as this face shows it. */
-export const showCard = (c: {
-  id: string;
-  brand: string | null;
-  bin: string | null;
-  last4: string | null;
-}) => ({
-  cardId: c.id,
+/** A card as this face shows it, by its number. */
+export const showCard = (
+  c: {
+    brand: string | null;
+    bin: string | null;
+    last4: string | null;
+  },
+  number: number,
+) => ({
+  cardId: number,
   cardType: c.brand,
   maskedPan: masked(c),
   validationStatus: "VALIDATED",

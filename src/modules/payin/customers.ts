@@ -50,23 +50,39 @@ const error = (kind: "CONFLICT" | "INVALID" | "NOT_FOUND", code: string, message
 export class PayinCustomers {
   constructor(private readonly deps: PayinCustomerDependencies) {}
 
-  /** The profile as stored (the country as ISO 3166-1 alpha-2); null where not given yet. */
+  /**
+   * The profile as Vault answers it: a field not set is left out (never null). The country as ISO
+   * 3166-1 alpha-2, the birth date as a date-time at midnight UTC (`1990-05-20T00:00:00.000Z`).
+   * From the login: `email` (an e-mail login; confirmed by the registration code, so
+   * `confirmedEmail: true`) or `phone` (a phone login, `+` and digits), `enabled2FA`. Ferry sends no
+   * push notifications: `pushEnabled` is false. No Vero id: `veroId` is never set.
+   */
   async profile(clientId: string, userId: string) {
-    const [info, primaryCurrency] = await Promise.all([
+    const [info, primaryCurrency, login] = await Promise.all([
       this.deps.users.info(this.deps.db, clientId, userId),
       this.deps.logins.primaryCurrency(clientId, userId),
+      this.deps.logins.get(clientId, userId),
     ]);
     const address = info.addresses?.[residenceIndex(info.addresses)];
-    return {
-      firstName: info.name?.firstName ?? null,
-      lastName: info.name?.lastName ?? null,
-      primaryCurrency,
-      residenceCountry: info.countryOfResidence ?? address?.country ?? null,
-      residenceCity: address?.city ?? null,
-      residenceStreet: address?.street ?? null,
-      residenceZipCode: address?.postalCode ?? null,
-      dateOfBirth: info.dateOfBirth ?? null,
+    const email = login.login.includes("@");
+    const fields = {
+      email: email ? login.login : undefined,
+      confirmedEmail: email ? true : undefined,
+      phone: email ? undefined : `+${login.login}`,
+      firstName: info.name?.firstName,
+      lastName: info.name?.lastName,
+      primaryCurrency: primaryCurrency ?? undefined,
+      residenceCountry: info.countryOfResidence ?? address?.country,
+      residenceCity: address?.city,
+      residenceStreet: address?.street,
+      residenceZipCode: address?.postalCode,
+      pushEnabled: false,
+      enabled2FA: login.twoFactor,
+      dateOfBirth: info.dateOfBirth ? `${info.dateOfBirth}T00:00:00.000Z` : undefined,
     };
+    return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined)) as Partial<
+      typeof fields
+    >;
   }
 
   /**
@@ -109,7 +125,15 @@ export class PayinCustomers {
     ]);
     const kycLevel: "KYC_0" | "KYC_1" | null =
       user.tier >= KYC_1 ? "KYC_1" : user.tier >= KYC_0 ? "KYC_0" : null;
-    return { kycLevel, kyc1ClientData: kyc1Status(user.tier, info, verification, latest) };
+    const kyc1 = kyc1Status(user.tier, info, verification, latest);
+    // Ferry has no KYC_2 or KYC_3 on this face: their checks are never started.
+    const notStarted = { status: "UNDEFINED" as const, reason: null, rejectFormattedMessage: null };
+    return {
+      kycLevel,
+      kyc1ClientData: { ...kyc1, rejectFormattedMessage: rejectMessage(kyc1) },
+      kyc2ClientData: notStarted,
+      kyc3ClientData: notStarted,
+    };
   }
 
   /**
@@ -117,7 +141,7 @@ export class PayinCustomers {
    * (422 saying what is missing); already KYC_1, a check under way, or a live client (no hosted
    * provider configured) → 409.
    */
-  async startKyc1(clientId: string, userId: string): Promise<{ verificationUrl: string }> {
+  async startKyc1(clientId: string, userId: string): Promise<{ id: string; verificationUrl: string }> {
     const { db, users, kyc, verifications } = this.deps;
     // Read before the transaction (PGlite has one connection: nothing outside the transaction
     // may run inside it); the user's tier and information are read under its lock.
@@ -171,7 +195,7 @@ export class PayinCustomers {
         );
       return verifications.open(tx, clientId, userId);
     });
-    return { verificationUrl: verifications.url(verification.id) };
+    return { id: verification.id, verificationUrl: verifications.url(verification.id) };
   }
 
   /** The verification behind a hosted page: unknown, or a live client's → 404 (nothing revealed). */
@@ -318,6 +342,21 @@ function infoPatch(info: UserInfo, body: PayinProfile): UserInfo {
  *   INSUFFICIENT_INFORMATION; ERROR → UNDEFINED, reason PROVIDER_ERROR (no decision: start again);
  *   none → UNDEFINED. Each of DENIED and UNDEFINED lets the customer start the check again.
  */
+/** The words a front end shows for a DENIED or failed check (`rejectFormattedMessage`), else null. */
+function rejectMessage({ status, reason }: Kyc1Status): string | null {
+  if (reason === null) return status === "DENIED" ? "The identity check was refused." : null;
+  switch (reason) {
+    case "MORE_INFORMATION_REQUESTED":
+      return "More information is needed: start the identity check again.";
+    case "INSUFFICIENT_INFORMATION":
+      return "The documents were not enough to verify the identity: start the identity check again.";
+    case "PROVIDER_ERROR":
+      return "The identity check could not be completed: start it again.";
+    default:
+      return `The identity check was refused (${reason}).`;
+  }
+}
+
 function kyc1Status(
   tier: number,
   info: UserInfo,

@@ -8,6 +8,7 @@ import type { NewPaymentMethod, PaymentMethods } from "../payment-methods/servic
 import { convert } from "../transactions/quote.ts";
 import { type Transaction, TransactionError, type Transactions } from "../transactions/service.ts";
 import type { Users } from "../users/service.ts";
+import { type NumberedKind, numbersOf, refOf } from "./numbers.ts";
 import {
   CRYPTOS,
   FIATS,
@@ -73,6 +74,24 @@ type OfferInput = { fromCurrency: string; toCurrency: string; amount: string | n
 export class Payin {
   constructor(private readonly deps: PayinDependencies) {}
 
+  /** The integer each card or offer is shown by on this face (Vault's ids; numbers.ts). */
+  async numbers(session: Session, kind: NumberedKind, refs: readonly string[]): Promise<Map<string, number>> {
+    return numbersOf(this.deps.db, session.clientId, kind, refs);
+  }
+
+  /**
+   * The core's id behind an id the face was given: Ferry's own (`pm_…`, a UUID) as it is; an integer
+   * (a JSON number or digits) looked up within the client — unknown → 404, as an unknown id is.
+   */
+  async resolve(session: Session, kind: NumberedKind, id: string | number): Promise<string> {
+    if (typeof id === "string" && !/^[0-9]+$/.test(id)) return id;
+    const ref = await refOf(this.deps.db, session.clientId, kind, Number(id));
+    if (ref !== undefined) return ref;
+    throw kind === "CARD"
+      ? new DomainError("NOT_FOUND", "CARD_NOT_FOUND", `no card ${id}`, "cardId")
+      : new DomainError("NOT_FOUND", "OFFER_NOT_FOUND", `no offer ${id}`, "offerId");
+  }
+
   /** The customer's KYC level must reach `tier` (KYC_0 = 1, KYC_1 = 2): a 422 naming it otherwise. */
   async requireLevel(session: Session, tier: number) {
     const user = await this.deps.users.get(this.deps.db, session.clientId, session.userId);
@@ -105,8 +124,13 @@ export class Payin {
   }
 
   /** Changes a card's billing address (KYC_0). */
-  async changeBillingAddress(session: Session, cardId: string, billingAddress: Record<string, unknown>) {
+  async changeBillingAddress(
+    session: Session,
+    cardRef: string | number,
+    billingAddress: Record<string, unknown>,
+  ) {
     await this.requireLevel(session, KYC_0);
+    const cardId = await this.resolve(session, "CARD", cardRef);
     await this.card(session, cardId);
     return this.deps.paymentMethods.updateDetails(session.clientId, session.userId, cardId, {
       billingAddress,
@@ -141,14 +165,15 @@ export class Payin {
           amountScaleTo: await scaleOf(to),
         });
       }
-    return { cards, pairs, settings, feeCurrency };
+    return { cards, pairs, settings, feeCurrency, feeScale: await scaleOf(feeCurrency) };
   }
 
   /** An offer: the card and address checked, priced and screened, its rate held for 20 s (KYC_0). */
   async createOffer(
     session: Session,
-    input: OfferInput & {
-      cardId: string;
+    given: OfferInput & {
+      /** Ferry's id or the number the Pay-in face showed. */
+      cardId: string | number;
       walletAddress?: string | undefined;
       successUrl?: string | undefined;
       failUrl?: string | undefined;
@@ -156,6 +181,7 @@ export class Payin {
   ): Promise<Offer> {
     // The level first (a 422 says what is missing), then the card and the address.
     await this.requireLevel(session, KYC_0);
+    const input = { ...given, cardId: await this.resolve(session, "CARD", given.cardId) };
     await this.card(session, input.cardId);
     const address = await this.addressFor(session, input.toCurrency, input.walletAddress);
     const { priced, monitoring } = await this.quote(session, input);
@@ -178,7 +204,8 @@ export class Payin {
   }
 
   /** Re-quotes an open offer with a new 20 s expiry (an expired or paid one → 409). */
-  async requoteOffer(session: Session, offerId: string, input: OfferInput): Promise<Offer> {
+  async requoteOffer(session: Session, offerRef: string | number, input: OfferInput): Promise<Offer> {
+    const offerId = await this.resolve(session, "OFFER", offerRef);
     const current = await this.deps.offers.get(session.clientId, session.userId, offerId);
     if (current.status !== "OPEN" || current.expiresAt.getTime() <= Date.now())
       throw new DomainError(
@@ -197,6 +224,27 @@ export class Payin {
       usdValue: priced.usdValue,
       monitoring,
     });
+  }
+
+  /**
+   * Fiat rates (KYC_0): for the customer's base fiat (their primary currency when it is one of
+   * FIATS, else EUR), how many of each fiat one unit buys, from the rates provider's USD prices
+   * (exact decimals at 8 places). A fiat without a price is left out.
+   */
+  async fiatRates(session: Session) {
+    await this.requireLevel(session, KYC_0);
+    const primary = await this.deps.logins.primaryCurrency(session.clientId, session.userId);
+    const base = (FIATS as readonly string[]).includes(primary ?? "") ? (primary as string) : "EUR";
+    const basePrice = await this.deps.rates.usdPrice(base);
+    const rates: { baseCurrency: string; symbolCurrency: string; rate: string }[] = [];
+    if (!basePrice) return rates;
+    for (const symbol of FIATS) {
+      const price = await this.deps.rates.usdPrice(symbol);
+      // fiatPerCrypto(a, b): how many of a's currency one unit of b's buys.
+      if (price)
+        rates.push({ baseCurrency: base, symbolCurrency: symbol, rate: fiatPerCrypto(price, basePrice) });
+    }
+    return rates;
   }
 
   /** What an offer shows: its scales, the client's pay-in settings, the rate and the crypto limits. */
@@ -232,10 +280,11 @@ export class Payin {
    */
   async pay(
     session: Session,
-    offerId: string,
+    offerRef: string | number,
     input: { cvv: string; successUrl?: string | undefined; failUrl?: string | undefined },
   ): Promise<{ offer: Offer; transaction: Transaction }> {
     await this.requireLevel(session, KYC_1);
+    const offerId = await this.resolve(session, "OFFER", offerRef);
     const { transactions } = this.deps;
     const { offer, first } = await this.deps.offers.claim(session.clientId, session.userId, offerId);
     const requestId = offer.requestId ?? "";
@@ -254,8 +303,9 @@ export class Payin {
   }
 
   /** Where a payment stands (KYC_1): the offer, its purchase if recorded, the status and the chain's. */
-  async status(session: Session, offerId: string) {
+  async status(session: Session, offerRef: string | number) {
     await this.requireLevel(session, KYC_1);
+    const offerId = await this.resolve(session, "OFFER", offerRef);
     const offer = await this.deps.offers.get(session.clientId, session.userId, offerId);
     const fromScale = await this.deps.transactions.quotes.scaleOf(session.clientId, offer.fromCurrency);
     const toScale = await this.deps.transactions.quotes.scaleOf(session.clientId, offer.toCurrency);
