@@ -181,3 +181,35 @@ export class Lease {
     }
   }
 }
+
+/** Work a claim loop has started: its promise, and how to abandon it. */
+export interface InFlightWork {
+  done: Promise<unknown>;
+  abandon: AbortController;
+}
+
+/**
+ * A claim loop's shutdown: waits up to `graceMs` for the work in flight; past it, tells `giveUp`
+ * how many are left, aborts each with `reason` (each records its attempt as failed) and waits for
+ * them to be recorded.
+ */
+export async function drainInFlight(
+  inFlight: ReadonlyMap<string, InFlightWork>,
+  graceMs: number,
+  reason: () => Error,
+  giveUp: (left: number) => void,
+): Promise<void> {
+  const all = () => Promise.all([...inFlight.values()].map((f) => f.done));
+  let timer: NodeJS.Timeout | undefined;
+  const finished = await Promise.race([
+    all().then(() => true),
+    new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), graceMs);
+    }),
+  ]);
+  clearTimeout(timer);
+  if (finished) return;
+  giveUp(inFlight.size);
+  for (const f of inFlight.values()) f.abandon.abort(reason());
+  await all();
+}

@@ -10,7 +10,7 @@ import type { Actor } from "../../lib/context.ts";
 import { DomainError } from "../../lib/errors.ts";
 import { newId } from "../../lib/ids.ts";
 import { writeAudit } from "../audit/service.ts";
-import { claimDue, claimFairly, Lease } from "./lease.ts";
+import { claimDue, claimFairly, drainInFlight, Lease } from "./lease.ts";
 
 /**
  * The durable step runner: every call Ferry makes outside its database (card charge, refund,
@@ -373,19 +373,12 @@ export class StepRunner {
    */
   async drain(graceMs: number): Promise<void> {
     this.#stopping = true;
-    const all = () => Promise.all([...this.#inFlight.values()].map((f) => f.done));
-    let timer: NodeJS.Timeout | undefined;
-    const finished = await Promise.race([
-      all().then(() => true),
-      new Promise<false>((resolve) => {
-        timer = setTimeout(() => resolve(false), graceMs);
-      }),
-    ]);
-    clearTimeout(timer);
-    if (finished) return;
-    this.options.logger?.warn({ steps: this.#inFlight.size }, "abandoning provider calls still in flight");
-    for (const f of this.#inFlight.values()) f.abandon.abort(new StepAbandonedError("Ferry is stopping"));
-    await all();
+    await drainInFlight(
+      this.#inFlight,
+      graceMs,
+      () => new StepAbandonedError("Ferry is stopping"),
+      (steps) => this.options.logger?.warn({ steps }, "abandoning provider calls still in flight"),
+    );
   }
 
   /**

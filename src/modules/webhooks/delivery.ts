@@ -8,7 +8,7 @@ import type { OutboxEventsTable } from "../../db/schema.ts";
 import { inTransaction } from "../../db/transaction.ts";
 import { type Client, findClient } from "../clients/service.ts";
 import type { SigningKeys } from "../keys/service.ts";
-import { Lease, leaseEnd } from "../steps/lease.ts";
+import { drainInFlight, Lease, leaseEnd } from "../steps/lease.ts";
 import {
   DestinationRefusedError,
   mustBePublic,
@@ -606,21 +606,11 @@ export class WebhookDispatcher {
    */
   async drain(graceMs: number): Promise<void> {
     this.#stopping = true;
-    const all = () => Promise.all([...this.#inFlight.values()].map((f) => f.done));
-    let timer: NodeJS.Timeout | undefined;
-    const finished = await Promise.race([
-      all().then(() => true),
-      new Promise<false>((resolve) => {
-        timer = setTimeout(() => resolve(false), graceMs);
-      }),
-    ]);
-    clearTimeout(timer);
-    if (finished) return;
-    this.settings.logger?.warn(
-      { chains: this.#inFlight.size },
-      "abandoning webhook deliveries still in flight",
+    await drainInFlight(
+      this.#inFlight,
+      graceMs,
+      () => new DeliveryAbandonedError("Ferry is stopping"),
+      (chains) => this.settings.logger?.warn({ chains }, "abandoning webhook deliveries still in flight"),
     );
-    for (const f of this.#inFlight.values()) f.abandon.abort(new DeliveryAbandonedError("Ferry is stopping"));
-    await all();
   }
 }
